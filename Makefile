@@ -1,0 +1,69 @@
+# Everything sets itself up: `make demo` and `make test` work on a fresh clone.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+SAM_VENV := .venv-sam
+BIN := $(VENV)/bin
+export SAM_CLI_TELEMETRY := 0
+export __SAM_CLI_APP_DIR := $(CURDIR)/.sam-cli
+export AWS_DEFAULT_REGION ?= us-east-1
+
+.PHONY: help dev demo serve test unit integration e2e lint typecheck template-lint bench build clean
+
+help:
+	@echo "make demo   - run the main job on the embedded local stack (no Docker, no AWS account)"
+	@echo "make test   - lint, type-check, validate the template, run every test"
+	@echo "make bench  - benchmarks that print figures"
+
+# The runtime + local stack + test tools, in one venv. Re-installed when pyproject.toml changes.
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+# SAM CLI pins boto3, click and pydantic: it lives in its own venv, away from the runtime.
+$(SAM_VENV)/bin/sam:
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/pip install --quiet 'aws-sam-cli>=1.120'
+
+dev: $(BIN)/.installed
+
+demo: dev
+	$(BIN)/wfm-publish demo
+
+serve: dev
+	$(BIN)/wfm-publish serve --port 3000
+
+lint: dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: dev
+	$(BIN)/mypy layers/common/python/wfm_publish src/wfm_publish_local functions
+
+template-lint: dev $(SAM_VENV)/bin/sam
+	$(BIN)/cfn-lint template.yaml
+	$(SAM_VENV)/bin/sam validate --lint --template-file template.yaml
+
+unit: dev
+	$(BIN)/pytest tests/unit
+
+integration: dev
+	$(BIN)/pytest tests/integration
+
+e2e: dev
+	$(BIN)/pytest tests/e2e
+
+test: lint typecheck template-lint
+	$(BIN)/pytest
+
+bench: dev
+	$(BIN)/python -m bench
+
+build: $(SAM_VENV)/bin/sam
+	PYENV_VERSION=3.11.7:3.12.1 $(SAM_VENV)/bin/sam build --template-file template.yaml
+
+clean:
+	rm -rf $(VENV) $(SAM_VENV) .sam-cli .aws-sam .pytest_cache .mypy_cache .ruff_cache

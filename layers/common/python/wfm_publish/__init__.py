@@ -1,0 +1,1 @@
+"""wfm-publish core: shared by every Lambda function through the common layer."""

@@ -1,0 +1,87 @@
+"""Domain exceptions. Adapters turn transport errors into these; nothing else leaks past them."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from wfm_publish.models import GenesysErrorBody, Job
+
+
+class WfmPublishError(Exception):
+    """Base of every error the core raises on purpose."""
+
+
+class ConfigurationError(WfmPublishError):
+    """The function's environment is missing or wrong; fix the deployment."""
+
+
+# --- store ---------------------------------------------------------------------------------------
+
+
+class StoreError(WfmPublishError):
+    """DynamoDB refused or failed a call for a reason other than a condition."""
+
+
+class JobAlreadyExists(WfmPublishError):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"job {job_id} already exists")
+        self.job_id = job_id
+
+
+class StaleJob(WfmPublishError):
+    """Another worker moved the job first: the caller's view of it is out of date."""
+
+    def __init__(self, job_id: str, current: Job | None) -> None:
+        super().__init__(f"job {job_id} was changed by another worker")
+        self.job_id = job_id
+        self.current = current
+
+
+# --- Genesys Cloud -------------------------------------------------------------------------------
+
+
+class GenesysError(WfmPublishError):
+    """A Genesys Cloud call failed; `body` is the parsed Genesys error body when there was one."""
+
+    def __init__(
+        self, message: str, *, status: int | None = None, body: GenesysErrorBody | None = None, path: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+        self.path = path
+
+    def describe(self) -> dict[str, Any]:
+        described: dict[str, Any] = {"status": self.status, "path": self.path, "message": str(self)}
+        if self.body is not None:
+            described["genesys"] = self.body.model_dump(by_alias=True, exclude_none=True)
+        return described
+
+
+class GenesysConflict(GenesysError):
+    """409: the schedule moved (stale metadata.version), telephony is settling, or a publish is running."""
+
+
+class GenesysRateLimited(GenesysError):
+    """429: wait `retry_after` seconds. Costs nothing from the retry budget."""
+
+    def __init__(self, message: str, *, retry_after: float, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class GenesysTransient(GenesysError):
+    """5xx, a timeout or a dropped connection: worth another try after a backoff."""
+
+
+class GenesysAuthError(GenesysError):
+    """401/403 that a fresh token did not cure: the OAuth client or its roles are wrong."""
+
+
+class GenesysNotFound(GenesysError):
+    """404: the business unit, week, schedule or telephony entity does not exist."""
+
+
+class GenesysRejected(GenesysError):
+    """Any other 4xx: the request itself is wrong and retrying will not help."""

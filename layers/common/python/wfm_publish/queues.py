@@ -1,0 +1,85 @@
+"""The one queue sender. SQS delays at most 900 s; longer waits travel as several hops."""
+
+from __future__ import annotations
+
+import math
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol
+
+from wfm_publish.errors import WfmPublishError
+from wfm_publish.models import JobMessage
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+    from wfm_publish.clock import Clock
+
+MAX_DELAY = 900  # SQS DelaySeconds limit
+EARLY_TOLERANCE = 1.0  # a message this close to its time is on time (SQS delays are whole seconds)
+
+
+class Queue(StrEnum):
+    VALIDATION = "validation"
+    CONFLICT = "conflict"
+
+
+class QueueError(WfmPublishError):
+    """SQS refused or failed a send; the step raising it will be retried by redelivery."""
+
+
+class QueueTransport(Protocol):
+    def send(self, queue: Queue, body: str, delay_seconds: int) -> None: ...
+
+
+class QueueSender:
+    def __init__(self, transport: QueueTransport, clock: Clock) -> None:
+        self._transport = transport
+        self._clock = clock
+
+    def send(self, queue: Queue, message: JobMessage, delay: float = 0.0) -> None:
+        """Deliver `message` after `delay` seconds; past 900 s it carries `notBefore` and hops."""
+        delay = max(0.0, delay)
+        if delay > MAX_DELAY:
+            message = message.model_copy(update={"not_before": self._clock.now() + delay})
+        else:
+            message = message.model_copy(update={"not_before": None})
+        self._transport.send(
+            queue, message.model_dump_json(by_alias=True, exclude_none=True), _sqs_delay(delay)
+        )
+
+    def hop_if_early(self, queue: Queue, message: JobMessage) -> bool:
+        """A message that arrived before its `notBefore` goes back for the rest of its wait."""
+        if message.not_before is None:
+            return False
+        remaining = message.not_before - self._clock.now()
+        if remaining <= EARLY_TOLERANCE:
+            return False
+        hop = message if remaining > MAX_DELAY else message.model_copy(update={"not_before": None})
+        self._transport.send(
+            queue, hop.model_dump_json(by_alias=True, exclude_none=True), _sqs_delay(remaining)
+        )
+        return True
+
+
+def _sqs_delay(delay: float) -> int:
+    # Round up: arriving a fraction early would cost a pointless extra read.
+    return min(MAX_DELAY, math.ceil(delay))
+
+
+class SqsTransport:
+    def __init__(self, client: SQSClient, urls: dict[Queue, str]) -> None:
+        self._sqs = client
+        self._urls = urls
+
+    def send(self, queue: Queue, body: str, delay_seconds: int) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        kwargs: dict[str, Any] = {
+            "QueueUrl": self._urls[queue],
+            "MessageBody": body,
+            "DelaySeconds": delay_seconds,
+        }
+        try:
+            self._sqs.send_message(**kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            raise QueueError(f"could not send to the {queue.value} queue: {exc}") from exc

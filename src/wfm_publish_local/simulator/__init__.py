@@ -1,0 +1,1 @@
+"""A Genesys Cloud simulator that serves the real API paths from a scenario file."""

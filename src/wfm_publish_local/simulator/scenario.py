@@ -1,0 +1,479 @@
+"""The scenario file: the org a simulator serves and the events it plays (see scenarios/README.md).
+
+Keys are camelCase like the Genesys wire format; unknown keys are rejected so a typo in a scenario
+fails loudly instead of silently changing nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import zoneinfo
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+DayOfWeek = Literal["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+ShortDay = Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+TelephonyKind = Literal["softwareUpdate", "edgeNotActive", "trunkDisconnected", "trunkBaseResaved"]
+DialingMode = Literal["agentless", "preview", "power", "predictive", "progressive", "external"]
+CampaignStatus = Literal["on", "stopping", "off", "complete", "invalid", "forced_off", "forced_stopping"]
+
+_HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+class ScenarioError(ValueError):
+    """A scenario file that cannot be served; the message names the file and the field."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class Credentials(_Model):
+    client_id: str = "local-client"
+    client_secret: str = "local-secret"
+    # Token lifetime in seconds (Genesys allows 5 min to 48 h per OAuth client, default 24 h).
+    expires_in: int = Field(86400, ge=1)
+
+
+class Division(_Model):
+    id: str = "division-home"
+    name: str = "Home"
+
+
+class BusinessUnit(_Model):
+    id: str
+    name: str = ""
+    time_zone: str = "UTC"
+    start_day_of_week: DayOfWeek = "Monday"
+    division: Division = Field(default_factory=Division)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA time zone {value!r}") from exc
+        return value
+
+
+class Agent(_Model):
+    id: str
+    name: str = ""
+
+
+class ManagementUnit(_Model):
+    id: str
+    name: str = ""
+    business_unit_id: str
+    agents: list[str] = Field(default_factory=list)
+
+
+class Activity(_Model):
+    offset_minutes: int = Field(0, ge=0)
+    length_minutes: int = Field(gt=0)
+    activity_code_id: str = "0"
+    description: str = ""
+    counts_as_paid_time: bool = True
+
+
+class ShiftGroup(_Model):
+    """A compact shift pattern for many agents: the same shift on the listed days of each week."""
+
+    # Who works it: explicit agents, a management unit's agents, or (neither) every schedule agent.
+    agents: list[str] | None = None
+    management_unit_id: str | None = None
+    # Day offsets from the schedule's week date (0 = first day) or weekday names (every week).
+    days: list[int | ShortDay] = Field(default_factory=lambda: [0, 1, 2, 3, 4])
+    start: str = "09:00"  # business-unit local time
+    length_minutes: int = Field(480, gt=0, le=1440)
+    # Agent i starts (i mod staggerSlots) * staggerMinutes later, so big groups do not all start at once.
+    stagger_minutes: int = Field(0, ge=0)
+    stagger_slots: int = Field(1, ge=1)
+    activities: list[Activity] | None = None
+    work_plan_id: str = "workplan-standard"
+
+    @field_validator("start")
+    @classmethod
+    def _hhmm(cls, value: str) -> str:
+        if not _HHMM.match(value):
+            raise ValueError(f"start must be HH:MM (24 h), got {value!r}")
+        return value
+
+
+class Schedule(_Model):
+    id: str
+    business_unit_id: str
+    week_id: dt.date  # yyyy-MM-dd, on the business unit's start day of week
+    week_count: int = Field(1, ge=1, le=6)
+    version: int = Field(1, ge=1)
+    published: bool = False
+    description: str = ""
+    # Management units in the schedule; default: every management unit of the business unit.
+    management_unit_ids: list[str] | None = None
+    shifts: list[ShiftGroup] = Field(default_factory=list)
+    created_by: str = "user-scheduler"
+    short_term_forecast_id: str | None = None
+
+
+class Queue(_Model):
+    id: str
+    name: str = ""
+    members: list[str] = Field(default_factory=list)
+    # Shorthand: every agent of these management units is a member too.
+    member_management_unit_ids: list[str] = Field(default_factory=list)
+
+
+class Site(_Model):
+    id: str
+    name: str = ""
+    state: Literal["active", "inactive", "deleted"] = "active"
+    media_model: Literal["Premises", "Cloud"] = "Premises"
+    managed: bool = False
+
+
+class Edge(_Model):
+    id: str
+    name: str = ""
+    site_id: str
+    edge_group_id: str | None = None
+    status_code: str = "ACTIVE"
+    online_status: Literal["ONLINE", "OFFLINE"] = "ONLINE"
+    software_status: str = "SUCCEEDED"
+    call_draining_state: str = "NONE"
+
+
+class TrunkBase(_Model):
+    id: str
+    name: str = ""
+    max_concurrent_calls: int = Field(100, ge=0)
+    enabled: bool = True
+
+
+class Trunk(_Model):
+    id: str
+    name: str = ""
+    edge_id: str
+    trunk_base_id: str
+    trunk_type: Literal["EXTERNAL", "PHONE", "EDGE"] = "EXTERNAL"
+    state: Literal["active", "inactive", "deleted"] = "active"
+    in_service: bool = True
+    enabled: bool = True
+    # What /trunks/metrics reports for it.
+    inbound_calls: int = Field(0, ge=0)
+    outbound_calls: int = Field(0, ge=0)
+
+
+class Campaign(_Model):
+    id: str
+    name: str = ""
+    dialing_mode: DialingMode = "predictive"
+    campaign_status: CampaignStatus = "on"
+    queue_id: str
+    site_id: str | None = None
+    edge_group_id: str | None = None
+    outbound_line_count: int | None = Field(None, ge=0)
+    max_calls_per_agent: int | None = Field(None, ge=1)
+    version: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _one_place(self) -> Campaign:
+        if (self.site_id is None) == (self.edge_group_id is None):
+            raise ValueError("a campaign needs exactly one of siteId or edgeGroupId")
+        return self
+
+
+class OutboundSettings(_Model):
+    max_line_utilization: float = Field(0.9, ge=0.0, le=1.0)
+    max_calls_per_agent: int = Field(4, ge=1)
+    abandon_seconds: float = Field(2.0, ge=0)
+    compliance_abandon_rate_denominator: Literal["ALL_CALLS", "CALLS_THAT_REACHED_QUEUE"] = "ALL_CALLS"
+
+
+class Telephony(_Model):
+    # The trunk-base property that holds "Max Concurrent Calls" (Genesys does not document the key).
+    max_concurrent_calls_key: str = "trunk_max_concurrent_calls"
+
+
+class TelephonyChange(_Model):
+    type: Literal["telephonyChange"]
+    kind: TelephonyKind
+    # An edge id (softwareUpdate, edgeNotActive), trunk id (trunkDisconnected) or trunk base id.
+    entity_id: str
+    start: float = Field(ge=0)
+    end: float = Field(ge=0)
+    # entity: blocks the schedules whose telephony scope holds the entity; org: blocks every publish.
+    scope: Literal["entity", "org"] = "entity"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TelephonyChange:
+        if self.end < self.start:
+            raise ValueError(f"end ({self.end}) is before start ({self.start})")
+        return self
+
+
+class WriterEdit(_Model):
+    type: Literal["writerEdit"]
+    schedule_id: str
+    at: float | None = Field(None, ge=0)
+    trigger: Literal["beforeFirstUpdate"] | None = None
+    by: str = "user-other-writer"
+
+    @model_validator(mode="after")
+    def _when(self) -> WriterEdit:
+        if (self.at is None) == (self.trigger is None):
+            raise ValueError("a writerEdit needs exactly one of at or trigger")
+        return self
+
+
+class PublishOperation(_Model):
+    type: Literal["publishOperation"]
+    schedule_id: str
+    duration_seconds: float | None = Field(None, ge=0)
+    # The first N update operations on this schedule end status Error with nothing applied.
+    fail_first: int = Field(0, ge=0)
+
+
+Event = Annotated[TelephonyChange | WriterEdit | PublishOperation, Field(discriminator="type")]
+
+
+class RateLimit(_Model):
+    enabled: bool = True
+    requests_per_minute: int = Field(300, ge=1)
+    window: Literal["sliding", "fixed"] = "sliding"
+
+
+class Fault(_Model):
+    """Injected trouble on the requests whose path matches a glob (`*` also matches `/`)."""
+
+    path: str
+    method: str | None = None
+    status: int | None = Field(None, ge=400, le=599)
+    probability: float = Field(1.0, ge=0.0, le=1.0)
+    # One entry per matching request, in order: a status code, "pass" (answer normally) or "drop".
+    sequence: list[int | Literal["pass", "drop"]] | None = None
+    latency_seconds: float = Field(0.0, ge=0)
+    drop: bool = False
+    retry_after: int = Field(1, ge=0)  # Retry-After on injected 429s
+    after: float | None = None  # active from this t (seconds since start)
+    before: float | None = None  # active until this t
+
+    @model_validator(mode="after")
+    def _does_something(self) -> Fault:
+        if self.status is None and self.sequence is None and not self.drop and self.latency_seconds == 0:
+            raise ValueError("a fault needs status, sequence, drop or latencySeconds")
+        return self
+
+
+class Generate(_Model):
+    """A big org made from a few numbers; the same seed always gives the same org."""
+
+    seed: int = 1
+    business_units: int = Field(0, ge=0)
+    management_units_per_business_unit: int = Field(1, ge=1)
+    agents_per_management_unit: int = Field(10, ge=1)
+    campaigns: int = Field(0, ge=0)
+    sites: int = Field(1, ge=1)
+    edges_per_site: int = Field(1, ge=1)
+    external_trunks_per_edge: int = Field(2, ge=1)
+    max_concurrent_calls: tuple[int, int] = (50, 300)  # inclusive range per trunk base
+    week_id: dt.date = dt.date(2023, 10, 23)  # a Monday: generated business units start on Monday
+    time_zones: list[str] = Field(
+        default_factory=lambda: ["UTC", "Europe/London", "America/New_York", "America/Chicago"]
+    )
+    published_share: float = Field(0.2, ge=0.0, le=1.0)
+
+    @field_validator("week_id")
+    @classmethod
+    def _monday(cls, value: dt.date) -> dt.date:
+        if value.weekday() != 0:
+            raise ValueError(f"{value} is a {WEEKDAYS[value.weekday()]}; generated weeks start on Monday")
+        return value
+
+
+class Scenario(_Model):
+    name: str = "scenario"
+    description: str = ""
+    seed: int = 0
+    # The org's "today" for weeks/recent (default: the clock's date), so old week ids stay recent.
+    today: dt.date | None = None
+    credentials: Credentials = Field(default_factory=Credentials)
+    settle_window_seconds: float = Field(30.0, ge=0)
+    publish_duration_seconds: float = Field(1.0, ge=0)
+    # Agent schedule queries over this many agents answer Processing and are downloaded later.
+    async_agent_query_over: int | None = Field(None, ge=0)
+    async_query_seconds: float = Field(1.0, ge=0)
+    business_units: list[BusinessUnit] = Field(default_factory=list)
+    management_units: list[ManagementUnit] = Field(default_factory=list)
+    agents: list[Agent] = Field(default_factory=list)
+    schedules: list[Schedule] = Field(default_factory=list)
+    queues: list[Queue] = Field(default_factory=list)
+    sites: list[Site] = Field(default_factory=list)
+    edges: list[Edge] = Field(default_factory=list)
+    trunk_bases: list[TrunkBase] = Field(default_factory=list)
+    trunks: list[Trunk] = Field(default_factory=list)
+    campaigns: list[Campaign] = Field(default_factory=list)
+    outbound_settings: OutboundSettings = Field(default_factory=OutboundSettings)
+    telephony: Telephony = Field(default_factory=Telephony)
+    events: list[Event] = Field(default_factory=list)
+    rate_limit: RateLimit = Field(default_factory=RateLimit)
+    faults: list[Fault] = Field(default_factory=list)
+    generate: Generate | None = None
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read, validate and expand a scenario file; any problem is a ScenarioError naming the field."""
+    source = Path(path)
+    try:
+        raw = yaml.safe_load(source.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ScenarioError(f"{source}: cannot read scenario: {exc}") from exc
+    return parse_scenario(raw if raw is not None else {}, source=str(source))
+
+
+def parse_scenario(raw: Any, source: str = "<scenario>") -> Scenario:
+    """Validate a scenario already loaded as Python data (tests build them inline)."""
+    if not isinstance(raw, dict):
+        raise ScenarioError(f"{source}: the scenario must be a mapping, got {type(raw).__name__}")
+    try:
+        scenario = Scenario.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{_loc(err['loc'])}: {err['msg']}" for err in exc.errors())
+        raise ScenarioError(f"{source}: {problems}") from exc
+    if scenario.generate is not None:
+        from wfm_publish_local.simulator.generate import expand  # noqa: PLC0415 - only big orgs need it
+
+        scenario = expand(scenario)
+    problems_found = check_references(scenario)
+    if problems_found:
+        raise ScenarioError(f"{source}: " + "; ".join(problems_found))
+    return scenario
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _duplicates(name: str, ids: list[str]) -> list[str]:
+    return [f"{name}: duplicate id {d!r}" for d, n in sorted(Counter(ids).items()) if n > 1]
+
+
+def _missing(field: str, value: str | None, known: set[str], what: str) -> list[str]:
+    if value is None or value in known:
+        return []
+    return [f"{field}: unknown {what} {value!r}"]
+
+
+def check_references(s: Scenario) -> list[str]:
+    """Every id a scenario refers to must exist; answers one message per broken reference."""
+    problems: list[str] = []
+    for name in ("business_units", "management_units", "agents", "schedules", "queues", "sites"):
+        problems += _duplicates(to_camel(name), [x.id for x in getattr(s, name)])
+    for name in ("edges", "trunk_bases", "trunks", "campaigns"):
+        problems += _duplicates(to_camel(name), [x.id for x in getattr(s, name)])
+    problems += _check_org(s)
+    problems += _check_schedules(s)
+    problems += _check_telephony(s)
+    problems += _check_events(s)
+    return problems
+
+
+def _check_org(s: Scenario) -> list[str]:
+    bus = {b.id for b in s.business_units}
+    agents = {a.id for a in s.agents}
+    mus = {m.id for m in s.management_units}
+    out: list[str] = []
+    for i, mu in enumerate(s.management_units):
+        out += _missing(f"managementUnits[{i}].businessUnitId", mu.business_unit_id, bus, "business unit")
+        for a in mu.agents:
+            out += _missing(f"managementUnits[{i}].agents", a, agents, "agent")
+    for i, q in enumerate(s.queues):
+        for a in q.members:
+            out += _missing(f"queues[{i}].members", a, agents, "agent")
+        for m in q.member_management_unit_ids:
+            out += _missing(f"queues[{i}].memberManagementUnitIds", m, mus, "management unit")
+    queues = {q.id for q in s.queues}
+    sites = {x.id for x in s.sites}
+    groups = {e.edge_group_id for e in s.edges if e.edge_group_id}
+    for i, c in enumerate(s.campaigns):
+        out += _missing(f"campaigns[{i}].queueId", c.queue_id, queues, "queue")
+        out += _missing(f"campaigns[{i}].siteId", c.site_id, sites, "site")
+        out += _missing(f"campaigns[{i}].edgeGroupId", c.edge_group_id, groups, "edge group (set on an edge)")
+    return out
+
+
+def _check_schedules(s: Scenario) -> list[str]:
+    bus = {b.id: b for b in s.business_units}
+    mus = {m.id: m for m in s.management_units}
+    agents = {a.id for a in s.agents}
+    out: list[str] = []
+    for i, sch in enumerate(s.schedules):
+        where = f"schedules[{i}]"
+        bu = bus.get(sch.business_unit_id)
+        if bu is None:
+            out.append(f"{where}.businessUnitId: unknown business unit {sch.business_unit_id!r}")
+            continue
+        if WEEKDAYS[sch.week_id.weekday()] != bu.start_day_of_week:
+            out.append(
+                f"{where}.weekId: {sch.week_id} is a {WEEKDAYS[sch.week_id.weekday()]} but business unit "
+                f"{bu.id!r} starts its weeks on {bu.start_day_of_week}"
+            )
+        for m in sch.management_unit_ids or []:
+            if m not in mus:
+                out.append(f"{where}.managementUnitIds: unknown management unit {m!r}")
+            elif mus[m].business_unit_id != bu.id:
+                out.append(f"{where}.managementUnitIds: {m!r} belongs to another business unit")
+        for j, group in enumerate(sch.shifts):
+            out += _missing(f"{where}.shifts[{j}].managementUnitId", group.management_unit_id, set(mus), "MU")
+            for a in group.agents or []:
+                out += _missing(f"{where}.shifts[{j}].agents", a, agents, "agent")
+            days = [d for d in group.days if isinstance(d, int) and not 0 <= d < 7 * sch.week_count]
+            if days:
+                out.append(f"{where}.shifts[{j}].days: offsets {days} fall outside the schedule's weeks")
+    return out
+
+
+def _check_telephony(s: Scenario) -> list[str]:
+    sites = {x.id for x in s.sites}
+    edges = {e.id for e in s.edges}
+    bases = {b.id for b in s.trunk_bases}
+    out: list[str] = []
+    for i, e in enumerate(s.edges):
+        out += _missing(f"edges[{i}].siteId", e.site_id, sites, "site")
+    for i, t in enumerate(s.trunks):
+        out += _missing(f"trunks[{i}].edgeId", t.edge_id, edges, "edge")
+        out += _missing(f"trunks[{i}].trunkBaseId", t.trunk_base_id, bases, "trunk base")
+    return out
+
+
+_CHANGE_TARGET = {
+    "softwareUpdate": "edges",
+    "edgeNotActive": "edges",
+    "trunkDisconnected": "trunks",
+    "trunkBaseResaved": "trunk_bases",
+}
+
+
+def _check_events(s: Scenario) -> list[str]:
+    schedules = {x.id for x in s.schedules}
+    out: list[str] = []
+    for i, ev in enumerate(s.events):
+        if isinstance(ev, TelephonyChange):
+            target = _CHANGE_TARGET[ev.kind]
+            known = {x.id for x in getattr(s, target)}
+            out += _missing(
+                f"events[{i}].entityId", ev.entity_id, known, f"{to_camel(target)[:-1]} for {ev.kind}"
+            )
+        else:
+            out += _missing(f"events[{i}].scheduleId", ev.schedule_id, schedules, "schedule")
+    return out
