@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 DAY = 86_400
+CLAIM_GRACE_SECONDS = 60.0  # longer than any intake takes between claiming and writing its job
 
 
 class IdempotencyStatus(StrEnum):
@@ -95,17 +96,23 @@ class DynamoJobStore:
 
     def claim_schedule(self, schedule_id: str, job_id: str, now: float) -> str | None:
         """Make `job_id` the schedule's active job. Returns the job already active, if there is one."""
-        item = {"pk": {"S": f"schedule#{schedule_id}"}, "jobId": {"S": job_id}, **self._expiry(now)}
+        item = {
+            "pk": {"S": f"schedule#{schedule_id}"},
+            "jobId": {"S": job_id},
+            "claimedAt": {"N": f"{now:.3f}"},
+            **self._expiry(now),
+        }
         try:
             self._put(item, "attribute_not_exists(pk)", {}, {})
             return None
         except _ConditionFailed as failed:
-            holder = str(failed.item["jobId"]["S"]) if failed.item else None
-        if holder is not None:
-            active = self.get_job(holder)
-            if active is not None and not active.status.terminal:
-                return holder
-        # The holder ended (its release was lost) or vanished: take over, conditioned on who held it.
+            held = failed.item or {}
+        holder = str(held["jobId"]["S"]) if "jobId" in held else None
+        if holder is not None and self._still_active(
+            holder, float(held.get("claimedAt", {}).get("N", "0")), now
+        ):
+            return holder
+        # The holder ended (its release was lost) or never got written: take over, conditioned on who held it.
         condition, names, values = "attribute_not_exists(pk)", {}, {}
         if holder is not None:
             condition, names, values = "#j = :holder", {"#j": "jobId"}, {":holder": {"S": holder}}
@@ -114,6 +121,13 @@ class DynamoJobStore:
             return None
         except _ConditionFailed as failed:
             return str(failed.item["jobId"]["S"]) if failed.item else job_id
+
+    def _still_active(self, holder: str, claimed_at: float, now: float) -> bool:
+        active = self.get_job(holder)
+        if active is None:
+            # Intake claims the schedule a moment before it writes the job: a fresh claim is in flight.
+            return now - claimed_at < CLAIM_GRACE_SECONDS
+        return not active.status.terminal
 
     def release_schedule(self, schedule_id: str, job_id: str) -> None:
         with contextlib.suppress(_ConditionFailed):  # someone else holds it now: nothing of ours

@@ -1,0 +1,95 @@
+"""`make demo`: the ServiceNow request, carried to a published schedule on the local stack.
+
+The scenario holds an Edge software update for a few seconds, and another writer edits the
+schedule just before our first publish, so the job waits, meets a 409 for a stale version, re-reads
+and publishes once. The demo shows the job's timeline as it moves.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from wfm_publish_local.embedded import DEFAULT_SCENARIO, EmbeddedStack
+
+# The ServiceNow REST message (shared/DESIGN.md), plus the business unit and week it may add.
+SERVICENOW_BODY = {
+    "scheduleId": "sched-demo",
+    "publishTime": "2023-10-27T14:00:00Z",
+    "validationMode": "strict",
+    "telephonySync": {"enabled": True, "retryCount": 3, "delayMs": 5000},
+    "businessUnitId": "bu-demo",
+    "weekId": "2023-10-23",
+}
+TERMINAL = {"PUBLISHED", "FAILED", "CANCELLED"}
+
+
+def run(scenario: Path = DEFAULT_SCENARIO, timeout: float = 120.0) -> int:
+    print(f"wfm-publish demo: local stack (moto server, Genesys Cloud simulator), scenario {scenario.name}")
+    with EmbeddedStack(scenario) as stack:
+        print(f"  Genesys Cloud simulator  {stack.simulator_server.url}")
+        print(f"  publish API              {stack.api_url}")
+        key = f"demo-{uuid.uuid4()}"
+        answer = requests.post(
+            f"{stack.api_url}/publishes",
+            json=SERVICENOW_BODY,
+            headers={"Idempotency-Key": key},
+            timeout=10,
+        )
+        print(f"POST /publishes (Idempotency-Key: {key}) -> {answer.status_code} {answer.text}")
+        if answer.status_code != 202:
+            return 1
+        job = follow(stack.api_url, answer.json()["publishId"], timeout)
+        return summarise(job, stack.genesys_stats())
+
+
+def follow(api_url: str, publish_id: str, timeout: float) -> dict[str, Any]:
+    """Print each new timeline entry as the job moves, until it ends."""
+    started, shown, job = time.monotonic(), 0, {}
+    while time.monotonic() - started < timeout:
+        job = requests.get(f"{api_url}/publishes/{publish_id}", timeout=10).json()
+        for entry in job.get("timeline", [])[shown:]:
+            elapsed = time.monotonic() - started
+            print(f"  +{elapsed:5.1f}s  {entry['event']:<34} {_brief(entry.get('detail', {}))}")
+        shown = len(job.get("timeline", []))
+        if job.get("status") in TERMINAL:
+            return dict(job)
+        time.sleep(0.25)
+    print(f"  the job did not end within {timeout:.0f} s")
+    return dict(job)
+
+
+def summarise(job: dict[str, Any], stats: dict[str, Any]) -> int:
+    timeline = job.get("timeline", [])
+    calls = sum(int(n) for n in stats.get("calls", {}).values())
+    conflicts = sum(int(n) for n in stats.get("conflictsSent", {}).values())
+    waited = _seconds_between(timeline, "accepted", "telephony settled")
+    total = _seconds_between(timeline, "accepted", str(job.get("status", "")).lower())
+    ended = job.get("status", "").lower()
+    print(
+        f"{job.get('status')}: {job.get('detail', '')}\n"
+        f"  {total:.1f} s from request to {ended}, {waited:.1f} s of it waiting for telephony;"
+        f" {job['attempts']['publish']} publish attempts, {conflicts} x 409 answered,"
+        f" {calls} Genesys calls, {sum(stats.get('publishesApplied', {}).values())} publish applied."
+    )
+    return 0 if job.get("status") == "PUBLISHED" else 1
+
+
+def _seconds_between(timeline: list[dict[str, Any]], first: str, last: str) -> float:
+    times = {e["event"]: e["at"] for e in timeline}
+    if first not in times or last not in times:
+        return 0.0
+    from datetime import datetime
+
+    return (datetime.fromisoformat(times[last]) - datetime.fromisoformat(times[first])).total_seconds()
+
+
+def _brief(detail: dict[str, Any]) -> str:
+    keep = {k: v for k, v in detail.items() if k not in {"checked", "ready", "genesys", "path"}}
+    text = json.dumps(keep, separators=(", ", ": "))[1:-1]
+    return text if len(text) <= 110 else text[:107] + "..."

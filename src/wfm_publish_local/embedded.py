@@ -1,0 +1,85 @@
+"""The embedded default: the Genesys Cloud simulator and the local stack, wired together.
+
+No Docker, no AWS account: moto server stands in for SQS, DynamoDB and Secrets Manager, the
+simulator for Genesys Cloud, and the local runner for Lambda, API Gateway and EventBridge.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from wfm_publish_local.simulator.model import GenesysSimulator
+from wfm_publish_local.simulator.scenario import Scenario, load_scenario
+from wfm_publish_local.simulator.server import SimulatorServer
+from wfm_publish_local.stack import LocalStack
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_SCENARIO = ROOT / "scenarios" / "demo.yaml"
+
+
+class EmbeddedStack:
+    def __init__(
+        self,
+        scenario: Path | str = DEFAULT_SCENARIO,
+        *,
+        api_port: int = 0,
+        simulator_port: int = 0,
+        visibility_timeout: int | None = None,
+        environment: dict[str, str] | None = None,
+    ) -> None:
+        self.scenario: Scenario = load_scenario(str(scenario))
+        self.simulator = GenesysSimulator(self.scenario)
+        self.simulator_server = SimulatorServer(self.simulator, port=simulator_port)
+        self._api_port = api_port
+        self._visibility_timeout = visibility_timeout
+        self._environment = environment or {}
+        self.stack: LocalStack | None = None
+
+    def start(self) -> EmbeddedStack:
+        from wfm_publish import services
+
+        self.simulator_server.start()
+        credentials = self.scenario.credentials
+        self.stack = LocalStack(
+            template_path=str(ROOT / "template.yaml"),
+            root=str(ROOT),
+            parameter_overrides={
+                "GenesysBaseUrl": self.simulator_server.url,
+                "SettleWindowSeconds": f"{self.scenario.settle_window_seconds:g}",
+            },
+            environment_overrides={"POWERTOOLS_LOG_LEVEL": "WARNING", **self._environment},
+            secret_values={
+                "GenesysCredentials": json.dumps(
+                    {"clientId": credentials.client_id, "clientSecret": credentials.client_secret}
+                )
+            },
+            visibility_timeout=self._visibility_timeout,
+            api_port=self._api_port,
+        )
+        services.reset()  # the functions' clients must see this stack's environment
+        self.stack.start()
+        return self
+
+    def stop(self) -> None:
+        if self.stack is not None:
+            self.stack.stop()
+        self.simulator_server.stop()
+
+    @property
+    def api_url(self) -> str:
+        assert self.stack is not None, "start() the stack first"
+        return self.stack.api_url
+
+    def genesys_stats(self) -> dict[str, Any]:
+        return self.simulator.stats()
+
+    def __enter__(self) -> EmbeddedStack:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.stop()
