@@ -24,6 +24,7 @@ TelephonyKind = Literal["softwareUpdate", "edgeNotActive", "trunkDisconnected", 
 DialingMode = Literal["agentless", "preview", "power", "predictive", "progressive", "external"]
 CampaignStatus = Literal["on", "stopping", "off", "complete", "invalid", "forced_off", "forced_stopping"]
 
+_WORKDAYS: tuple[int | ShortDay, ...] = (0, 1, 2, 3, 4)
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 
@@ -37,9 +38,9 @@ class _Model(BaseModel):
 
 class Credentials(_Model):
     client_id: str = "local-client"
-    client_secret: str = "local-secret"
+    client_secret: str = "local-secret"  # noqa: S105 - the documented local default
     # Token lifetime in seconds (Genesys allows 5 min to 48 h per OAuth client, default 24 h).
-    expires_in: int = Field(86400, ge=1)
+    expires_in: int = Field(default=86400, ge=1)
 
 
 class Division(_Model):
@@ -77,7 +78,7 @@ class ManagementUnit(_Model):
 
 
 class Activity(_Model):
-    offset_minutes: int = Field(0, ge=0)
+    offset_minutes: int = Field(default=0, ge=0)
     length_minutes: int = Field(gt=0)
     activity_code_id: str = "0"
     description: str = ""
@@ -91,12 +92,12 @@ class ShiftGroup(_Model):
     agents: list[str] | None = None
     management_unit_id: str | None = None
     # Day offsets from the schedule's week date (0 = first day) or weekday names (every week).
-    days: list[int | ShortDay] = Field(default_factory=lambda: [0, 1, 2, 3, 4])
+    days: list[int | ShortDay] = Field(default_factory=lambda: list(_WORKDAYS))
     start: str = "09:00"  # business-unit local time
-    length_minutes: int = Field(480, gt=0, le=1440)
+    length_minutes: int = Field(default=480, gt=0, le=1440)
     # Agent i starts (i mod staggerSlots) * staggerMinutes later, so big groups do not all start at once.
-    stagger_minutes: int = Field(0, ge=0)
-    stagger_slots: int = Field(1, ge=1)
+    stagger_minutes: int = Field(default=0, ge=0)
+    stagger_slots: int = Field(default=1, ge=1)
     activities: list[Activity] | None = None
     work_plan_id: str = "workplan-standard"
 
@@ -112,8 +113,8 @@ class Schedule(_Model):
     id: str
     business_unit_id: str
     week_id: dt.date  # yyyy-MM-dd, on the business unit's start day of week
-    week_count: int = Field(1, ge=1, le=6)
-    version: int = Field(1, ge=1)
+    week_count: int = Field(default=1, ge=1, le=6)
+    version: int = Field(default=1, ge=1)
     published: bool = False
     description: str = ""
     # Management units in the schedule; default: every management unit of the business unit.
@@ -153,7 +154,7 @@ class Edge(_Model):
 class TrunkBase(_Model):
     id: str
     name: str = ""
-    max_concurrent_calls: int = Field(100, ge=0)
+    max_concurrent_calls: int = Field(default=100, ge=0)
     enabled: bool = True
 
 
@@ -167,8 +168,8 @@ class Trunk(_Model):
     in_service: bool = True
     enabled: bool = True
     # What /trunks/metrics reports for it.
-    inbound_calls: int = Field(0, ge=0)
-    outbound_calls: int = Field(0, ge=0)
+    inbound_calls: int = Field(default=0, ge=0)
+    outbound_calls: int = Field(default=0, ge=0)
 
 
 class Campaign(_Model):
@@ -179,9 +180,17 @@ class Campaign(_Model):
     queue_id: str
     site_id: str | None = None
     edge_group_id: str | None = None
-    outbound_line_count: int | None = Field(None, ge=0)
-    max_calls_per_agent: int | None = Field(None, ge=1)
-    version: int = Field(1, ge=1)
+    outbound_line_count: int | None = Field(default=None, ge=0)
+    max_calls_per_agent: int | None = Field(default=None, ge=1)
+    version: int = Field(default=1, ge=1)
+
+    @field_validator("campaign_status", mode="before")
+    @classmethod
+    def _yaml_booleans(cls, value: Any) -> Any:
+        # YAML 1.1 reads a bare `on`/`off` as a boolean.
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        return value
 
     @model_validator(mode="after")
     def _one_place(self) -> Campaign:
@@ -191,9 +200,9 @@ class Campaign(_Model):
 
 
 class OutboundSettings(_Model):
-    max_line_utilization: float = Field(0.9, ge=0.0, le=1.0)
-    max_calls_per_agent: int = Field(4, ge=1)
-    abandon_seconds: float = Field(2.0, ge=0)
+    max_line_utilization: float = Field(default=0.9, ge=0.0, le=1.0)
+    max_calls_per_agent: int = Field(default=4, ge=1)
+    abandon_seconds: float = Field(default=2.0, ge=0)
     compliance_abandon_rate_denominator: Literal["ALL_CALLS", "CALLS_THAT_REACHED_QUEUE"] = "ALL_CALLS"
 
 
@@ -222,7 +231,7 @@ class TelephonyChange(_Model):
 class WriterEdit(_Model):
     type: Literal["writerEdit"]
     schedule_id: str
-    at: float | None = Field(None, ge=0)
+    at: float | None = Field(default=None, ge=0)
     trigger: Literal["beforeFirstUpdate"] | None = None
     by: str = "user-other-writer"
 
@@ -236,9 +245,9 @@ class WriterEdit(_Model):
 class PublishOperation(_Model):
     type: Literal["publishOperation"]
     schedule_id: str
-    duration_seconds: float | None = Field(None, ge=0)
+    duration_seconds: float | None = Field(default=None, ge=0)
     # The first N update operations on this schedule end status Error with nothing applied.
-    fail_first: int = Field(0, ge=0)
+    fail_first: int = Field(default=0, ge=0)
 
 
 Event = Annotated[TelephonyChange | WriterEdit | PublishOperation, Field(discriminator="type")]
@@ -246,7 +255,7 @@ Event = Annotated[TelephonyChange | WriterEdit | PublishOperation, Field(discrim
 
 class RateLimit(_Model):
     enabled: bool = True
-    requests_per_minute: int = Field(300, ge=1)
+    requests_per_minute: int = Field(default=300, ge=1)
     window: Literal["sliding", "fixed"] = "sliding"
 
 
@@ -255,13 +264,13 @@ class Fault(_Model):
 
     path: str
     method: str | None = None
-    status: int | None = Field(None, ge=400, le=599)
-    probability: float = Field(1.0, ge=0.0, le=1.0)
+    status: int | None = Field(default=None, ge=400, le=599)
+    probability: float = Field(default=1.0, ge=0.0, le=1.0)
     # One entry per matching request, in order: a status code, "pass" (answer normally) or "drop".
     sequence: list[int | Literal["pass", "drop"]] | None = None
-    latency_seconds: float = Field(0.0, ge=0)
+    latency_seconds: float = Field(default=0.0, ge=0)
     drop: bool = False
-    retry_after: int = Field(1, ge=0)  # Retry-After on injected 429s
+    retry_after: int = Field(default=1, ge=0)  # Retry-After on injected 429s
     after: float | None = None  # active from this t (seconds since start)
     before: float | None = None  # active until this t
 
@@ -276,19 +285,25 @@ class Generate(_Model):
     """A big org made from a few numbers; the same seed always gives the same org."""
 
     seed: int = 1
-    business_units: int = Field(0, ge=0)
-    management_units_per_business_unit: int = Field(1, ge=1)
-    agents_per_management_unit: int = Field(10, ge=1)
-    campaigns: int = Field(0, ge=0)
-    sites: int = Field(1, ge=1)
-    edges_per_site: int = Field(1, ge=1)
-    external_trunks_per_edge: int = Field(2, ge=1)
+    business_units: int = Field(default=0, ge=0)
+    management_units_per_business_unit: int = Field(default=1, ge=1)
+    agents_per_management_unit: int = Field(default=10, ge=1)
+    campaigns: int = Field(default=0, ge=0)
+    sites: int = Field(default=1, ge=1)
+    edges_per_site: int = Field(default=1, ge=1)
+    external_trunks_per_edge: int = Field(default=2, ge=1)
     max_concurrent_calls: tuple[int, int] = (50, 300)  # inclusive range per trunk base
     week_id: dt.date = dt.date(2023, 10, 23)  # a Monday: generated business units start on Monday
     time_zones: list[str] = Field(
         default_factory=lambda: ["UTC", "Europe/London", "America/New_York", "America/Chicago"]
     )
-    published_share: float = Field(0.2, ge=0.0, le=1.0)
+    published_share: float = Field(default=0.2, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _campaigns_need_queues(self) -> Generate:
+        if self.campaigns and not self.business_units:
+            raise ValueError("campaigns need businessUnits: generated campaigns dial the generated queues")
+        return self
 
     @field_validator("week_id")
     @classmethod
@@ -305,11 +320,11 @@ class Scenario(_Model):
     # The org's "today" for weeks/recent (default: the clock's date), so old week ids stay recent.
     today: dt.date | None = None
     credentials: Credentials = Field(default_factory=Credentials)
-    settle_window_seconds: float = Field(30.0, ge=0)
-    publish_duration_seconds: float = Field(1.0, ge=0)
+    settle_window_seconds: float = Field(default=30.0, ge=0)
+    publish_duration_seconds: float = Field(default=1.0, ge=0)
     # Agent schedule queries over this many agents answer Processing and are downloaded later.
-    async_agent_query_over: int | None = Field(None, ge=0)
-    async_query_seconds: float = Field(1.0, ge=0)
+    async_agent_query_over: int | None = Field(default=None, ge=0)
+    async_query_seconds: float = Field(default=1.0, ge=0)
     business_units: list[BusinessUnit] = Field(default_factory=list)
     management_units: list[ManagementUnit] = Field(default_factory=list)
     agents: list[Agent] = Field(default_factory=list)
@@ -348,9 +363,13 @@ def parse_scenario(raw: Any, source: str = "<scenario>") -> Scenario:
         problems = "; ".join(f"{_loc(err['loc'])}: {err['msg']}" for err in exc.errors())
         raise ScenarioError(f"{source}: {problems}") from exc
     if scenario.generate is not None:
-        from wfm_publish_local.simulator.generate import expand  # noqa: PLC0415 - only big orgs need it
+        from wfm_publish_local.simulator.generate import expand
 
-        scenario = expand(scenario)
+        try:
+            scenario = expand(scenario)
+        except ValidationError as exc:
+            problems = "; ".join(f"{_loc(err['loc'])}: {err['msg']}" for err in exc.errors())
+            raise ScenarioError(f"{source}: generate: {problems}") from exc
     problems_found = check_references(scenario)
     if problems_found:
         raise ScenarioError(f"{source}: " + "; ".join(problems_found))

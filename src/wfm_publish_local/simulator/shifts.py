@@ -7,7 +7,6 @@ import zoneinfo
 from typing import Any
 
 from wfm_publish.clock import iso
-
 from wfm_publish_local.simulator.scenario import WEEKDAYS, Activity, Schedule, ShiftGroup
 from wfm_publish_local.simulator.topology import Topology
 
@@ -54,7 +53,9 @@ def expand_shifts(schedule: Schedule, topology: Topology) -> dict[str, dict[str,
     return out
 
 
-def _shift(schedule_id: str, agent: str, offset: int, start: dt.datetime, group: ShiftGroup) -> dict[str, Any]:
+def _shift(
+    schedule_id: str, agent: str, offset: int, start: dt.datetime, group: ShiftGroup
+) -> dict[str, Any]:
     begin = start.timestamp()
     activities = group.activities or [Activity(length_minutes=group.length_minutes)]
     return {

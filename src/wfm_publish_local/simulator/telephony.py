@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from wfm_publish.clock import iso
-
 from wfm_publish_local.simulator.scenario import Edge, TelephonyChange, Trunk, TrunkBase
 from wfm_publish_local.simulator.topology import EDGE_KINDS, Topology
 
@@ -32,7 +31,11 @@ class TelephonyView:
         self.max_calls_key = max_calls_key
 
     def _changes_on(self, entity_id: str) -> list[TelephonyChange]:
-        return [c for c, targets in zip(self.topo.changes, self.topo.change_targets, strict=True) if entity_id in targets]
+        return [
+            c
+            for c, targets in zip(self.topo.changes, self.topo.change_targets, strict=True)
+            if entity_id in targets
+        ]
 
     @staticmethod
     def _active(changes: list[TelephonyChange], t: float) -> list[TelephonyChange]:
@@ -120,7 +123,10 @@ class TelephonyView:
                 {"optionsEnabled": True, "optionsFailure": not connected, "optionsDate": m.at(m.t)}
             ],
             "registersStatus": [],
-            "ipStatus": {"ipAddress": f"192.0.2.{1 + zlib.crc32(trunk.id.encode()) % 250}", "connected": connected},
+            "ipStatus": {
+                "ipAddress": f"192.0.2.{1 + zlib.crc32(trunk.id.encode()) % 250}",
+                "connected": connected,
+            },
             "version": 1 + sum(1 for c in settings if c.kind == "trunkBaseResaved" and c.start <= m.t),
             "dateModified": m.at(self._last_moved(settings, m.t)),
             "selfUri": f"/api/v2/telephony/providers/edges/trunks/{trunk.id}",

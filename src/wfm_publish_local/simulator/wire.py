@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 JSON_TYPE = "application/json; charset=UTF-8"
 
@@ -36,7 +37,10 @@ _PARAM_PATTERNS = {"edgeId": r"(?!(?:" + "|".join(_EDGE_WORDS) + r")(?:/|$))[^/]
 
 @dataclass
 class SimResponse:
-    """What the simulator answers. `delay_seconds` is latency the transport adds; `drop` = close the socket."""
+    """What the simulator answers.
+
+    `delay_seconds` is latency the transport adds before answering; `drop` means close the socket.
+    """
 
     status: int
     headers: dict[str, str] = field(default_factory=dict)
@@ -210,20 +214,24 @@ def page(req: SimRequest, entities: list[dict[str, Any]], max_size: int = 500) -
     number = _int_arg(req, "pageNumber", 1, 1, 1_000_000)
     total = len(entities)
     count = max(1, -(-total // size))
+    # Paging links keep the caller's filters, as Genesys' nextUri does.
+    filters = [(k, v) for k, vs in req.query.items() if k not in {"pageSize", "pageNumber"} for v in vs]
+    kept = urlencode(filters)
+    base = f"{req.path}?{kept + '&' if kept else ''}pageSize={size}&pageNumber="
     out: dict[str, Any] = {
         "entities": entities[(number - 1) * size : number * size],
         "pageSize": size,
         "pageNumber": number,
         "total": total,
         "pageCount": count,
-        "firstUri": f"{req.path}?pageSize={size}&pageNumber=1",
-        "selfUri": f"{req.path}?pageSize={size}&pageNumber={number}",
-        "lastUri": f"{req.path}?pageSize={size}&pageNumber={count}",
+        "firstUri": f"{base}1",
+        "selfUri": f"{base}{number}",
+        "lastUri": f"{base}{count}",
     }
     if number < count:
-        out["nextUri"] = f"{req.path}?pageSize={size}&pageNumber={number + 1}"
+        out["nextUri"] = f"{base}{number + 1}"
     if number > 1:
-        out["previousUri"] = f"{req.path}?pageSize={size}&pageNumber={number - 1}"
+        out["previousUri"] = f"{base}{number - 1}"
     return out
 
 

@@ -1,0 +1,710 @@
+"""The local runner: what Lambda, API Gateway, SQS event sources and EventBridge Scheduler do, in-process.
+
+`sam local` needs Docker; this does not. Each function of template.yaml is loaded from its CodeUri and
+called with real-format events and a Lambda context object:
+
+* `ApiFront`: an HTTP server that turns requests into API Gateway REST (v1) proxy events, answers with
+  the handler's statusCode/headers/body, 403 "Missing Authentication Token" for an unknown route and
+  502 "Internal server error" when the handler raises or answers something malformed.
+* `SqsPoller`: one thread per SQS event source; ReceiveMessage, SQS batch event, and the Lambda rules
+  for what gets deleted (ReportBatchItemFailures: all but the listed records; an exception: nothing).
+* `schedule_input`: the payload EventBridge Scheduler delivers for a ScheduleV2 event (its Input).
+
+`stack.LocalStack` wires these to the moto server and the resources built from the template.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import importlib.util
+import json
+import logging
+import re
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from wfm_publish_local.template import FunctionSpec, SqsEvent
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import MessageTypeDef
+
+__all__ = [
+    "ApiFront",
+    "FunctionTimeoutError",
+    "LambdaContext",
+    "LocalFunction",
+    "Route",
+    "SqsPoller",
+    "api_gateway_event",
+    "batch_item_failures",
+    "schedule_input",
+    "sqs_event",
+    "wait_until",
+]
+
+log = logging.getLogger(__name__)
+
+ACCOUNT_ID = "123456789012"
+
+Handler = Callable[[Any, Any], Any]
+T = TypeVar("T")
+
+
+# ---------------------------------------------------------------- functions
+
+
+@dataclass
+class LambdaContext:
+    """The context object Lambda passes to a Python handler (the attributes Powertools reads)."""
+
+    function_name: str
+    memory_limit_in_mb: int
+    invoked_function_arn: str
+    aws_request_id: str
+    timeout_seconds: int
+    function_version: str = "$LATEST"
+    log_group_name: str = ""
+    log_stream_name: str = ""
+    identity: Any = None
+    client_context: Any = None
+    _deadline: float = field(default=0.0, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self._deadline:
+            self._deadline = time.monotonic() + self.timeout_seconds
+        if not self.log_group_name:
+            self.log_group_name = f"/aws/lambda/{self.function_name}"
+        if not self.log_stream_name:
+            day = datetime.now(UTC).strftime("%Y/%m/%d")
+            self.log_stream_name = f"{day}/[{self.function_version}]{uuid.uuid4().hex}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+class FunctionTimeoutError(RuntimeError):
+    """The handler ran past the function's Timeout: Lambda would have stopped it and reported an error."""
+
+
+class LocalFunction:
+    """One function of the template, loaded lazily from `<CodeUri>/<module>.py`, invoked in-process."""
+
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        code_dir: Path,
+        physical_name: str,
+        *,
+        module_prefix: str,
+        region: str = "us-east-1",
+        enforce_timeout: bool = True,
+    ) -> None:
+        self.spec = spec
+        self.code_dir = code_dir
+        self.physical_name = physical_name
+        self.region = region
+        self.enforce_timeout = enforce_timeout
+        self.arn = f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{physical_name}"
+        module_slug = re.sub(r"\W", "_", spec.handler_module)
+        self.module_name = f"{module_prefix}_{spec.logical_id}_{module_slug}"
+        self.invocations = 0
+        self.errors = 0
+        self._handler: Handler | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def logical_id(self) -> str:
+        return self.spec.logical_id
+
+    @property
+    def handler(self) -> Handler:
+        with self._lock:
+            if self._handler is None:
+                self._handler = self._load()
+            return self._handler
+
+    def _load(self) -> Handler:
+        path = self.code_dir / (self.spec.handler_module.replace(".", "/") + ".py")
+        if not path.is_file():
+            raise FileNotFoundError(f"{self.logical_id}: handler module {path} does not exist")
+        spec = importlib.util.spec_from_file_location(self.module_name, path)
+        if spec is None or spec.loader is None:  # pragma: no cover - a .py file always has a loader
+            raise ImportError(f"cannot load {path}")
+        module: ModuleType = importlib.util.module_from_spec(spec)
+        sys.modules[self.module_name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            sys.modules.pop(self.module_name, None)
+            raise
+        handler = getattr(module, self.spec.handler_function, None)
+        if not callable(handler):
+            raise AttributeError(f"{self.logical_id}: {path} has no callable {self.spec.handler_function!r}")
+        return cast(Handler, handler)
+
+    def unload(self) -> None:
+        with self._lock:
+            self._handler = None
+            sys.modules.pop(self.module_name, None)
+
+    def context(self) -> LambdaContext:
+        return LambdaContext(
+            function_name=self.physical_name,
+            memory_limit_in_mb=self.spec.memory_size,
+            invoked_function_arn=self.arn,
+            aws_request_id=str(uuid.uuid4()),
+            timeout_seconds=self.spec.timeout,
+        )
+
+    def invoke(self, event: Any) -> Any:
+        """Call the handler as Lambda would. Raises what the handler raises, or FunctionTimeoutError
+        when it ran longer than the function's Timeout (its result is then thrown away, as Lambda
+        would never have seen it)."""
+        handler = self.handler
+        context = self.context()
+        with self._lock:
+            self.invocations += 1
+        started = time.monotonic()
+        try:
+            result = handler(event, context)
+        except Exception:
+            with self._lock:
+                self.errors += 1
+            raise
+        elapsed = time.monotonic() - started
+        if self.enforce_timeout and elapsed > self.spec.timeout:
+            with self._lock:
+                self.errors += 1
+            raise FunctionTimeoutError(
+                f"{self.logical_id}: Task timed out after {elapsed:.2f} seconds (Timeout {self.spec.timeout})"
+            )
+        return result
+
+
+# ---------------------------------------------------------------- API Gateway (REST, v1 proxy)
+
+
+@dataclass(frozen=True)
+class Route:
+    """One Api event: method + resource path (`/publishes/{publishId}`) -> function."""
+
+    method: str
+    resource: str
+    function: LocalFunction
+    stage: str
+    pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    names: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    literal_segments: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        parts: list[str] = []
+        names: list[str] = []
+        literals = 0
+        for segment in self.resource.strip("/").split("/"):
+            if not segment:
+                continue
+            greedy = re.fullmatch(r"\{(.+)\+\}", segment)
+            param = re.fullmatch(r"\{(.+)\}", segment)
+            if greedy:
+                names.append(greedy.group(1))
+                parts.append(f"(?P<p{len(names) - 1}>.+)")
+            elif param:
+                names.append(param.group(1))
+                parts.append(f"(?P<p{len(names) - 1}>[^/]+)")
+            else:
+                literals += 1
+                parts.append(re.escape(segment))
+        object.__setattr__(self, "pattern", re.compile("^/" + "/".join(parts) + "/?$"))
+        object.__setattr__(self, "names", tuple(names))
+        object.__setattr__(self, "literal_segments", literals)
+
+    def match(self, method: str, path: str) -> dict[str, str] | None:
+        if self.method not in {"ANY", method}:
+            return None
+        found = self.pattern.match(path)
+        if found is None:
+            return None
+        return {name: found.group(f"p{i}") for i, name in enumerate(self.names)}
+
+
+def api_gateway_event(
+    *,
+    method: str,
+    path: str,
+    resource: str,
+    path_parameters: Mapping[str, str] | None,
+    headers: Sequence[tuple[str, str]],
+    query: Sequence[tuple[str, str]],
+    body: bytes,
+    stage: str,
+    source_ip: str = "127.0.0.1",
+    api_id: str = "local",
+    request_id: str | None = None,
+) -> dict[str, Any]:
+    """An API Gateway REST API (payload format 1.0) Lambda proxy event, as API Gateway builds it."""
+    single_headers: dict[str, str] = {}
+    multi_headers: dict[str, list[str]] = {}
+    for name, value in headers:
+        single_headers[name] = value
+        multi_headers.setdefault(name, []).append(value)
+    single_query: dict[str, str] = {}
+    multi_query: dict[str, list[str]] = {}
+    for name, value in query:
+        single_query[name] = value
+        multi_query.setdefault(name, []).append(value)
+    text: str | None
+    if not body:
+        text, is_base64 = None, False
+    else:
+        try:
+            text, is_base64 = body.decode("utf-8"), False
+        except UnicodeDecodeError:
+            text, is_base64 = base64.b64encode(body).decode("ascii"), True
+    now = datetime.now(UTC)
+    user_agent = next((v for k, v in headers if k.lower() == "user-agent"), None)
+    host = next((v for k, v in headers if k.lower() == "host"), "localhost")
+    return {
+        "resource": resource,
+        "path": path,
+        "httpMethod": method,
+        "headers": single_headers or None,
+        "multiValueHeaders": multi_headers or None,
+        "queryStringParameters": single_query or None,
+        "multiValueQueryStringParameters": multi_query or None,
+        "pathParameters": dict(path_parameters) if path_parameters else None,
+        "stageVariables": None,
+        "requestContext": {
+            "accountId": ACCOUNT_ID,
+            "apiId": api_id,
+            "resourceId": hashlib.sha1(resource.encode(), usedforsecurity=False).hexdigest()[:6],
+            "resourcePath": resource,
+            "httpMethod": method,
+            "path": f"/{stage}{path}",
+            "stage": stage,
+            "protocol": "HTTP/1.1",
+            "domainName": host,
+            "requestId": request_id or str(uuid.uuid4()),
+            "extendedRequestId": uuid.uuid4().hex[:16],
+            "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "requestTimeEpoch": int(now.timestamp() * 1000),
+            "identity": {
+                "cognitoIdentityPoolId": None,
+                "accountId": None,
+                "cognitoIdentityId": None,
+                "caller": None,
+                "accessKey": None,
+                "sourceIp": source_ip,
+                "cognitoAuthenticationType": None,
+                "cognitoAuthenticationProvider": None,
+                "userArn": None,
+                "userAgent": user_agent,
+                "user": None,
+            },
+        },
+        "body": text,
+        "isBase64Encoded": is_base64,
+    }
+
+
+class MalformedProxyResponseError(ValueError):
+    """The handler's answer is not a Lambda proxy response (API Gateway answers 502)."""
+
+
+def proxy_response(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
+    """Status, headers and body API Gateway would send for a Lambda proxy response."""
+    if not isinstance(result, dict) or "statusCode" not in result:
+        raise MalformedProxyResponseError(f"not a proxy response: {result!r:.200}")
+    try:
+        status = int(result["statusCode"])
+    except (TypeError, ValueError) as exc:
+        raise MalformedProxyResponseError(f"bad statusCode {result['statusCode']!r}") from exc
+    raw_body = result.get("body")
+    if raw_body is None:
+        body = b""
+    elif not isinstance(raw_body, str):
+        raise MalformedProxyResponseError("body must be a string")
+    elif result.get("isBase64Encoded"):
+        body = base64.b64decode(raw_body)
+    else:
+        body = raw_body.encode("utf-8")
+    multi = result.get("multiValueHeaders") or {}
+    single = result.get("headers") or {}
+    if not isinstance(multi, dict) or not isinstance(single, dict):
+        raise MalformedProxyResponseError("headers and multiValueHeaders must be objects")
+    # API Gateway merges both; a name present in multiValueHeaders takes its values from there.
+    out: list[tuple[str, str]] = [(str(k), str(v)) for k, values in multi.items() for v in values]
+    multi_lower = {str(k).lower() for k in multi}
+    out += [(str(k), str(v)) for k, v in single.items() if str(k).lower() not in multi_lower]
+    if not any(k.lower() == "content-type" for k, _ in out):
+        out.append(("Content-Type", "application/json"))
+    return status, out, body
+
+
+class ApiFront:
+    """API Gateway in front of the functions' Api events, on a ThreadingHTTPServer.
+
+    Paths are served without the stage prefix (as `sam local start-api` does); the event's
+    requestContext.stage and requestContext.path carry the stage.
+    """
+
+    def __init__(self, routes: Iterable[Route], host: str = "127.0.0.1", port: int = 0) -> None:
+        # Most specific first: API Gateway prefers literal segments over {params} and {proxy+}.
+        self.routes = sorted(routes, key=lambda r: (-r.literal_segments, len(r.names)))
+        front = self
+
+        class _Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            server_version = "wfm-publish-local-apigateway"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                log.debug("api %s", format % args)
+
+            def _serve(self) -> None:
+                front.serve(self)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
+
+        self._server = ThreadingHTTPServer((host, port), _Handler)
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="api-front", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._server.server_close()
+
+    def find(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+        for route in self.routes:
+            params = route.match(method, path)
+            if params is not None:
+                return route, params
+        return None
+
+    def serve(self, request: BaseHTTPRequestHandler) -> None:
+        request_id = str(uuid.uuid4())
+        split = urlsplit(request.path)
+        path = unquote(split.path) or "/"
+        length = int(request.headers.get("Content-Length") or 0)
+        body = request.rfile.read(length) if length else b""
+        found = self.find(request.command, path)
+        if found is None:
+            self._send(
+                request,
+                403,
+                [("x-amzn-ErrorType", "MissingAuthenticationTokenException")],
+                b'{"message":"Missing Authentication Token"}',
+                request_id,
+            )
+            return
+        route, params = found
+        event = api_gateway_event(
+            method=request.command,
+            path=path,
+            resource=route.resource,
+            path_parameters=params,
+            headers=list(request.headers.items()),
+            query=parse_qsl(split.query, keep_blank_values=True),
+            body=body,
+            stage=route.stage,
+            source_ip=request.client_address[0],
+            request_id=request_id,
+        )
+        try:
+            status, headers, payload = proxy_response(route.function.invoke(event))
+        except Exception:
+            log.exception("%s failed on %s %s", route.function.logical_id, request.command, path)
+            self._send(
+                request,
+                502,
+                [("x-amzn-ErrorType", "InternalServerErrorException")],
+                b'{"message": "Internal server error"}',
+                request_id,
+            )
+            return
+        self._send(request, status, headers, payload, request_id)
+
+    @staticmethod
+    def _send(
+        request: BaseHTTPRequestHandler,
+        status: int,
+        headers: Sequence[tuple[str, str]],
+        body: bytes,
+        request_id: str,
+    ) -> None:
+        request.send_response(status)
+        names = {k.lower() for k, _ in headers}
+        for name, value in headers:
+            if name.lower() not in {"content-length", "connection", "date", "server"}:
+                request.send_header(name, value)
+        if "content-type" not in names:
+            request.send_header("Content-Type", "application/json")
+        request.send_header("x-amzn-RequestId", request_id)
+        request.send_header("Content-Length", str(len(body)))
+        request.end_headers()
+        if request.command != "HEAD":
+            request.wfile.write(body)
+
+
+# ---------------------------------------------------------------- SQS event source
+
+
+def _message_attributes(message: MessageTypeDef) -> dict[str, Any]:
+    """SQS ReceiveMessage attributes -> the lowerCamel shape Lambda's SQS records carry."""
+    out: dict[str, Any] = {}
+    for name, value in (message.get("MessageAttributes") or {}).items():
+        binary = value.get("BinaryValue")
+        out[name] = {
+            "stringValue": value.get("StringValue"),
+            "binaryValue": base64.b64encode(binary).decode("ascii") if binary is not None else None,
+            "stringListValues": list(value.get("StringListValues") or []),
+            "binaryListValues": [
+                base64.b64encode(b).decode("ascii") for b in value.get("BinaryListValues") or []
+            ],
+            "dataType": value.get("DataType"),
+        }
+        out[name] = {k: v for k, v in out[name].items() if v is not None}
+    return out
+
+
+def _md5(text: str) -> str:
+    return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
+
+
+def sqs_event(
+    messages: Sequence[MessageTypeDef], queue_arn: str, region: str = "us-east-1"
+) -> dict[str, Any]:
+    """The event Lambda's SQS event source mapping delivers for a batch of received messages."""
+    records: list[dict[str, Any]] = []
+    for message in messages:
+        body = message.get("Body", "")
+        record: dict[str, Any] = {
+            "messageId": message.get("MessageId", ""),
+            "receiptHandle": message.get("ReceiptHandle", ""),
+            "body": body,
+            "attributes": dict(message.get("Attributes") or {}),
+            "messageAttributes": _message_attributes(message),
+            "md5OfBody": message.get("MD5OfBody") or _md5(body),
+            "eventSource": "aws:sqs",
+            "eventSourceARN": queue_arn,
+            "awsRegion": region,
+        }
+        if "MD5OfMessageAttributes" in message:
+            record["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
+        records.append(record)
+    return {"Records": records}
+
+
+def batch_item_failures(result: Any, message_ids: Iterable[str]) -> set[str] | None:
+    """The message ids a ReportBatchItemFailures response asks to keep, or None when Lambda would
+    treat the whole batch as failed (an invalid response, an unknown or empty itemIdentifier)."""
+    ids = set(message_ids)
+    if result is None:
+        return set()
+    if not isinstance(result, dict):
+        return None
+    failures = result.get("batchItemFailures")
+    if failures is None:
+        return set()
+    if not isinstance(failures, list):
+        return None
+    failed: set[str] = set()
+    for item in failures:
+        identifier = item.get("itemIdentifier") if isinstance(item, dict) else None
+        if not isinstance(identifier, str) or identifier not in ids:
+            return None
+        failed.add(identifier)
+    return failed
+
+
+class SqsPoller:
+    """One SQS event source mapping: a thread that receives batches and invokes the function."""
+
+    def __init__(
+        self,
+        function: LocalFunction,
+        source: SqsEvent,
+        *,
+        client: SQSClient,
+        queue_url: str,
+        queue_arn: str,
+        region: str = "us-east-1",
+        wait_seconds: int = 1,
+    ) -> None:
+        self.function = function
+        self.source = source
+        self.client = client
+        self.queue_url = queue_url
+        self.queue_arn = queue_arn
+        self.region = region
+        self.wait_seconds = wait_seconds
+        self.batches = 0
+        self._stop = threading.Event()
+        self._busy = threading.Lock()
+        self._thread = threading.Thread(
+            target=self._run, name=f"sqs-{function.logical_id}-{source.name}", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def request_stop(self) -> None:
+        """Ask the thread to stop; it finishes the batch in hand, if any (see stop)."""
+        self._stop.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop polling and wait for the batch in hand to be finished. A long poll in progress is not
+        waited for: whatever it brings back is left on the queue."""
+        self._stop.set()
+        if self._busy.acquire(timeout=timeout):
+            self._busy.release()
+
+    @property
+    def running(self) -> bool:
+        """The thread is alive (after stop, until the long poll in progress returns)."""
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                messages = self._receive_batch()
+                if not messages:
+                    continue
+                with self._busy:
+                    if self._stop.is_set():
+                        break
+                    self.process(messages)
+            except Exception:
+                if self._stop.is_set():
+                    break
+                log.exception("poller %s failed", self._thread.name)
+                self._stop.wait(0.5)
+
+    def _receive(self, count: int, wait: int) -> list[MessageTypeDef]:
+        response = self.client.receive_message(
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=max(1, min(10, count)),
+            WaitTimeSeconds=wait,
+            MessageSystemAttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        )
+        return list(response.get("Messages", []))
+
+    def _receive_batch(self) -> list[MessageTypeDef]:
+        """Up to BatchSize messages. With a batching window Lambda keeps gathering until the batch is
+        full or the window closes; locally it stops early as soon as the queue has nothing more."""
+        messages = self._receive(self.source.batch_size, self.wait_seconds)
+        if not messages or self.source.maximum_batching_window <= 0:
+            return messages
+        window_ends = time.monotonic() + self.source.maximum_batching_window
+        while len(messages) < self.source.batch_size and time.monotonic() < window_ends:
+            more = self._receive(self.source.batch_size - len(messages), 0)
+            if not more:
+                break
+            messages += more
+        return messages
+
+    def process(self, messages: Sequence[MessageTypeDef]) -> None:
+        """Invoke the function with one batch and delete what Lambda would delete."""
+        self.batches += 1
+        event = sqs_event(messages, self.queue_arn, self.region)
+        ids = [m.get("MessageId", "") for m in messages]
+        try:
+            result = self.function.invoke(event)
+        except Exception:
+            log.exception(
+                "%s failed; the whole batch of %d stays on the queue", self.function.logical_id, len(ids)
+            )
+            return
+        keep: set[str] = set()
+        if self.source.report_batch_item_failures:
+            failed = batch_item_failures(result, ids)
+            if failed is None:
+                log.error(
+                    "%s returned an invalid batchItemFailures response; the whole batch stays: %r",
+                    self.function.logical_id,
+                    result,
+                )
+                return
+            keep = failed
+        done = [m for m in messages if m.get("MessageId", "") not in keep]
+        for start in range(0, len(done), 10):
+            chunk = done[start : start + 10]
+            self.client.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m.get("ReceiptHandle", "")} for i, m in enumerate(chunk)
+                ],
+            )
+
+
+# ---------------------------------------------------------------- EventBridge Scheduler
+
+_CONTEXT_ATTRIBUTE = re.compile(
+    r"<aws\.scheduler\.(schedule-arn|scheduled-time|execution-id|attempt-number)>"
+)
+
+
+def schedule_input(
+    raw_input: str | None,
+    *,
+    schedule_arn: str,
+    scheduled_time: datetime | None = None,
+    attempt: int = 1,
+) -> Any:
+    """The payload EventBridge Scheduler delivers to a Lambda target: its Input, parsed, with the
+    scheduler context attributes (<aws.scheduler.scheduled-time>, …) filled in; {} without Input."""
+    if raw_input is None:
+        return {}
+    moment = (scheduled_time or datetime.now(UTC)).astimezone(UTC)
+    values = {
+        "schedule-arn": schedule_arn,
+        "scheduled-time": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "execution-id": str(uuid.uuid4()),
+        "attempt-number": str(attempt),
+    }
+    return json.loads(_CONTEXT_ATTRIBUTE.sub(lambda m: values[m.group(1)], raw_input))
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def wait_until(
+    predicate: Callable[[], T],
+    timeout: float = 10.0,
+    interval: float = 0.05,
+    message: str = "condition",
+) -> T:
+    """Poll predicate until it returns something truthy and return that; TimeoutError otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"{message} not met within {timeout:g} s")
+        time.sleep(interval)

@@ -1,0 +1,108 @@
+"""Outbound campaigns, org settings and line distribution derived from the trunks' max concurrent calls."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from wfm_publish_local.simulator.scenario import Campaign, OutboundSettings
+from wfm_publish_local.simulator.telephony import TelephonyView
+from wfm_publish_local.simulator.topology import Topology
+
+
+class OutboundView:
+    def __init__(self, topology: Topology, telephony: TelephonyView, settings: OutboundSettings) -> None:
+        self.topo = topology
+        self.telephony = telephony
+        self.org = settings
+
+    def campaign(self, c: Campaign) -> dict[str, Any]:
+        queue = self.topo.queues[c.queue_id]
+        out: dict[str, Any] = {
+            "id": c.id,
+            "name": c.name or c.id,
+            "dialingMode": c.dialing_mode,
+            "campaignStatus": c.campaign_status,
+            "queue": {"id": queue.id, "name": queue.name or queue.id},
+            "contactList": {"id": f"contactlist-{c.id}"},
+            "abandonRate": 5.0,
+            "priority": 5,
+            "version": c.version,
+            "selfUri": f"/api/v2/outbound/campaigns/{c.id}",
+        }
+        if c.site_id is not None:
+            out["site"] = {"id": c.site_id}
+        else:
+            out["edgeGroup"] = {"id": c.edge_group_id}
+        if c.outbound_line_count is not None:
+            out["outboundLineCount"] = c.outbound_line_count
+        if c.max_calls_per_agent is not None:
+            out["maxCallsPerAgent"] = c.max_calls_per_agent
+        return out
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "id": "outbound-settings",
+            "name": "Outbound settings",
+            "maxCallsPerAgent": self.org.max_calls_per_agent,
+            "maxLineUtilization": self.org.max_line_utilization,
+            "abandonSeconds": self.org.abandon_seconds,
+            "complianceAbandonRateDenominator": self.org.compliance_abandon_rate_denominator,
+            "version": 1,
+            "selfUri": "/api/v2/outbound/settings",
+        }
+
+    def _pool(self, c: Campaign) -> list[Campaign]:
+        """Campaigns dialing through the same site or edge group share its lines."""
+        return [
+            other
+            for other in self.topo.campaigns.values()
+            if (other.site_id, other.edge_group_id) == (c.site_id, c.edge_group_id)
+            and other.campaign_status == "on"
+        ]
+
+    def max_lines(self, c: Campaign, t: float) -> int:
+        """Sum of max concurrent calls over the connected external trunks of the campaign's edges."""
+        total = 0
+        for edge in self.topo.campaign_edges(c):
+            for trunk in self.topo.trunks_by_edge.get(edge.id, []):
+                base = self.topo.trunk_bases[trunk.trunk_base_id]
+                if (
+                    trunk.trunk_type == "EXTERNAL"
+                    and base.enabled
+                    and self.telephony.trunk_connected(trunk, t)
+                ):
+                    total += base.max_concurrent_calls
+        return total
+
+    def line_distribution(self, c: Campaign, t: float) -> dict[str, Any]:
+        max_lines = self.max_lines(c, t)
+        usable = math.floor(max_lines * self.org.max_line_utilization)
+        pool = self._pool(c)
+        # Agentless campaigns hold their outboundLineCount; the rest share what is left.
+        reserved = sum(x.outbound_line_count or 0 for x in pool if x.dialing_mode == "agentless")
+        available = max(0, usable - reserved)
+        sharing = [x for x in pool if x.dialing_mode != "agentless"] or [c]
+        share, extra = divmod(available, len(sharing))
+        campaigns = []
+        for index, x in enumerate(sharing):
+            campaigns.append(
+                {
+                    "campaign": {"id": x.id, "name": x.name or x.id},
+                    "dialingMode": x.dialing_mode,
+                    "maxCallsPerAgent": x.max_calls_per_agent or self.org.max_calls_per_agent,
+                    "allocatedLines": share + (1 if index < extra else 0),
+                }
+            )
+        out: dict[str, Any] = {
+            "maxOutboundLineCount": max_lines,
+            "maxLineUtilization": self.org.max_line_utilization,
+            "availableOutboundLines": available,
+            "reservedLines": reserved,
+            "campaigns": campaigns,
+        }
+        if c.site_id is not None:
+            out["site"] = {"id": c.site_id}
+        else:
+            out["edgeGroup"] = {"id": c.edge_group_id}
+        return out

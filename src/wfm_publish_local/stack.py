@@ -1,0 +1,650 @@
+"""The local stack: a moto server, the resources of template.yaml, and the runner in front of them.
+
+    with LocalStack(parameter_overrides={"GenesysBaseUrl": simulator.url}) as stack:
+        requests.post(f"{stack.api_url}/publishes", json=body, headers={"Idempotency-Key": "k1"})
+        stack.wait_until(lambda: stack.invocations["TrunkValidationFunction"] > 0)
+
+Everything is built from the template: queues with their DLQs and RedrivePolicy, the table with its
+key schema and TTL, the secrets; the functions' environment is the template's, resolved against
+those local resources, and set in os.environ (one process hosts every function, so they share it).
+boto3 reaches moto through AWS_ENDPOINT_URL: the core needs no endpoint switch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import uuid
+from collections.abc import Callable, Collection, Mapping
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import boto3
+
+from wfm_publish_local.runner import (
+    ACCOUNT_ID,
+    ApiFront,
+    LocalFunction,
+    Route,
+    SqsPoller,
+    schedule_input,
+    wait_until,
+)
+from wfm_publish_local.template import Resolver, Template, TemplateError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_sqs import SQSClient
+
+__all__ = ["DEFAULT_SECRET_VALUES", "LOCAL_ENVIRONMENT", "REPO_ROOT", "LocalStack"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# What the local stack puts in the template's secrets unless told otherwise: the Genesys Cloud
+# simulator accepts these client credentials.
+DEFAULT_SECRET_VALUES: Mapping[str, str] = {
+    "GenesysCredentials": json.dumps({"clientId": "local-client", "clientSecret": "local-secret"}),
+}
+
+# Set for every function on top of the template's environment (environment_overrides win).
+LOCAL_ENVIRONMENT: Mapping[str, str] = {
+    "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon here
+}
+
+# Module-level caches in the core that hold clients or settings from a previous stack: called (when
+# the module is loaded and has the function) at start and stop, so stacks in one process are isolated.
+RESET_HOOKS: tuple[tuple[str, str], ...] = (("wfm_publish.services", "reset"),)
+
+_FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+# Variables that would send boto3 elsewhere than the moto server, or to a real account.
+_SCRUBBED = (
+    "AWS_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+)
+
+_QUEUE_ATTRIBUTES = (
+    "VisibilityTimeout",
+    "MessageRetentionPeriod",
+    "DelaySeconds",
+    "MaximumMessageSize",
+    "ReceiveMessageWaitTimeSeconds",
+    "FifoQueue",
+    "ContentBasedDeduplication",
+    "DeduplicationScope",
+    "FifoThroughputLimit",
+    "SqsManagedSseEnabled",
+)
+
+
+def _attribute_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+class LocalStack:
+    """moto server + the template's resources + API front, SQS pollers and schedule firing.
+
+    template_path: relative to root (the repository root by default). CodeUri/ContentUri are read
+        relative to the template's folder, as SAM does.
+    parameter_overrides: template parameters (like `sam deploy --parameter-overrides`).
+    environment_overrides: extra or replaced environment variables for every function.
+    secret_values: logical id -> SecretString; DEFAULT_SECRET_VALUES fill in the rest, then the
+        template's own SecretString / GenerateSecretString.
+    visibility_timeout: a time scale for tests: replaces every queue's VisibilityTimeout (seconds),
+        so a failed record comes back (and reaches the DLQ at maxReceiveCount) quickly. None keeps
+        the template's values.
+    api_port: port of the API front (0: any free port; see api_url).
+    poll: logical ids of the functions whose SQS event sources run; None: all, empty: none (the
+        messages then stay on the queues for a test to read).
+    enforce_timeouts: an invocation longer than the function's Timeout counts as failed.
+    """
+
+    def __init__(
+        self,
+        template_path: str | Path = "template.yaml",
+        root: str | Path | None = None,
+        parameter_overrides: Mapping[str, str] | None = None,
+        environment_overrides: Mapping[str, str] | None = None,
+        visibility_timeout: int | None = None,
+        api_port: int = 0,
+        *,
+        secret_values: Mapping[str, str] | None = None,
+        poll: Collection[str] | None = None,
+        stack_name: str = "wfm-publish-local",
+        region: str = "us-east-1",
+        enforce_timeouts: bool = True,
+    ) -> None:
+        self.root = Path(root) if root is not None else REPO_ROOT
+        path = Path(template_path)
+        self.template_path = path if path.is_absolute() else self.root / path
+        self.template = Template.load(self.template_path)
+        self.parameters = self.template.parameter_values(parameter_overrides)
+        self.environment_overrides = dict(environment_overrides or {})
+        self.visibility_timeout = visibility_timeout
+        self.api_port = api_port
+        self.secret_values = {**DEFAULT_SECRET_VALUES, **(secret_values or {})}
+        self.poll = None if poll is None else set(poll)
+        self.stack_name = stack_name
+        self.region = region
+        self.enforce_timeouts = enforce_timeouts
+
+        self.refs: dict[str, str] = {}
+        self.attributes: dict[tuple[str, str], str] = {}
+        self.environment: dict[str, str] = {}
+        self.functions: dict[str, LocalFunction] = {}
+        self.pollers: list[SqsPoller] = []
+        self._suffix = uuid.uuid4().hex[:12].upper()
+        self._moto: Any = None
+        self._endpoint: str | None = None
+        self._api: ApiFront | None = None
+        self._saved_env: dict[str, str | None] = {}
+        self._added_paths: list[str] = []
+        self._sqs: SQSClient | None = None
+        self._started = False
+
+    # ------------------------------------------------------------ lifecycle
+
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> LocalStack:
+        if self._started:
+            return self
+        self._started = True
+        try:
+            self._start_moto()
+            self._run_reset_hooks()
+            self._create_resources()
+            self._resolve_environment()
+            self._load_functions()
+            self._start_api()
+            self._start_pollers()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if not self._started:
+            return
+        self.stop_polling()
+        if self._api is not None:
+            self._api.stop()
+            self._api = None
+        for function in self.functions.values():
+            function.unload()
+        self._run_reset_hooks()
+        for path in self._added_paths:
+            if path in sys.path:
+                sys.path.remove(path)
+        self._added_paths = []
+        self._restore_environment()
+        if self._moto is not None:
+            self._moto.stop()
+            self._moto = None
+        self._started = False
+
+    # ------------------------------------------------------------ accessors
+
+    @property
+    def endpoint_url(self) -> str:
+        if self._endpoint is None:
+            raise RuntimeError("the local stack is not started")
+        return self._endpoint
+
+    @property
+    def api_url(self) -> str:
+        """Base URL of the API front (no stage prefix, like `sam local start-api`)."""
+        if self._api is None:
+            raise RuntimeError("no API: the stack is not started or the template has no Api events")
+        return self._api.url
+
+    def queue_url(self, logical_id: str) -> str:
+        return self._physical(logical_id, "AWS::SQS::Queue")
+
+    def queue_arn(self, logical_id: str) -> str:
+        self._physical(logical_id, "AWS::SQS::Queue")
+        return self.attributes[(logical_id, "Arn")]
+
+    @property
+    def table_name(self) -> str:
+        return self._physical(self.template.table.logical_id, "AWS::DynamoDB::Table")
+
+    def secret_arn(self, logical_id: str) -> str:
+        return self._physical(logical_id, "AWS::SecretsManager::Secret")
+
+    @property
+    def invocations(self) -> dict[str, int]:
+        """Invocations so far, per function logical id."""
+        return {lid: f.invocations for lid, f in self.functions.items()}
+
+    @property
+    def errors(self) -> dict[str, int]:
+        """Invocations that raised (or timed out), per function logical id."""
+        return {lid: f.errors for lid, f in self.functions.items()}
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for the moto server (sqs, dynamodb, secretsmanager, …)."""
+        return boto3.session.Session().client(
+            service,  # type: ignore[call-overload]
+            endpoint_url=self.endpoint_url,
+            region_name=self.region,
+            aws_access_key_id=_FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=_FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        )
+
+    def peek_messages(self, logical_id: str) -> list[dict[str, Any]]:
+        """The visible messages of a queue, left on it. Each peek counts as a receive (SQS has no
+        other way to read), so on a queue with a RedrivePolicy it moves messages towards the DLQ."""
+        sqs = self._sqs_client()
+        url = self.queue_url(logical_id)
+        seen: list[dict[str, Any]] = []
+        handles: list[str] = []
+        while True:
+            response = sqs.receive_message(
+                QueueUrl=url,
+                MaxNumberOfMessages=10,
+                VisibilityTimeout=30,
+                WaitTimeSeconds=0,
+                MessageSystemAttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            )
+            batch = response.get("Messages", [])
+            if not batch:
+                break
+            for message in batch:
+                handles.append(message.get("ReceiptHandle", ""))
+                seen.append(
+                    {
+                        "messageId": message.get("MessageId"),
+                        "body": message.get("Body", ""),
+                        "attributes": dict(message.get("Attributes") or {}),
+                        "messageAttributes": dict(message.get("MessageAttributes") or {}),
+                    }
+                )
+        for start in range(0, len(handles), 10):
+            sqs.change_message_visibility_batch(
+                QueueUrl=url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0}
+                    for i, h in enumerate(handles[start : start + 10])
+                ],
+            )
+        return seen
+
+    def dlq_messages(self, logical_id: str) -> list[dict[str, Any]]:
+        """Peek at a dead-letter queue: logical_id is the DLQ itself or the queue that redrives to it."""
+        queue = self.template.queues.get(logical_id)
+        if queue is None:
+            raise KeyError(f"{logical_id} is not a queue of the template")
+        target = queue.redrive.target if queue.redrive is not None else logical_id
+        return self.peek_messages(target)
+
+    def queue_depth(self, logical_id: str) -> dict[str, int]:
+        """visible / in_flight / delayed message counts (SQS's approximate numbers)."""
+        attrs = self._sqs_client().get_queue_attributes(
+            QueueUrl=self.queue_url(logical_id),
+            AttributeNames=[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed",
+            ],
+        )["Attributes"]
+        return {
+            "visible": int(attrs.get("ApproximateNumberOfMessages", 0)),
+            "in_flight": int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),
+            "delayed": int(attrs.get("ApproximateNumberOfMessagesDelayed", 0)),
+        }
+
+    # ------------------------------------------------------------ invoking
+
+    def invoke(self, function_logical_id: str, event: Any) -> Any:
+        """Invoke a function directly (`sam local invoke -e`): the handler's result, or its exception."""
+        return self._function(function_logical_id).invoke(event)
+
+    def fire_schedule(
+        self,
+        function_logical_id: str,
+        event_name: str | None = None,
+        scheduled_time: datetime | None = None,
+    ) -> Any:
+        """Invoke the function with its ScheduleV2 Input, as EventBridge Scheduler delivers it."""
+        function = self._function(function_logical_id)
+        events = [e for e in function.spec.schedule_events if event_name in (None, e.name)]
+        if not events:
+            raise KeyError(f"{function_logical_id} has no schedule event {event_name or ''}".rstrip())
+        if len(events) > 1:
+            raise KeyError(
+                f"{function_logical_id} has several schedule events: name one of {[e.name for e in events]}"
+            )
+        event = events[0]
+        arn = f"arn:aws:scheduler:{self.region}:{ACCOUNT_ID}:schedule/default/{self.stack_name}-{event.name}"
+        payload = schedule_input(event.input, schedule_arn=arn, scheduled_time=scheduled_time)
+        return function.invoke(payload)
+
+    @staticmethod
+    def wait_until(
+        predicate: Callable[[], T],
+        timeout: float = 10.0,
+        interval: float = 0.05,
+        message: str = "condition",
+    ) -> T:
+        """Poll predicate until truthy and return its value; TimeoutError after timeout seconds."""
+        return wait_until(predicate, timeout, interval, message)
+
+    # ------------------------------------------------------------ internals
+
+    def _function(self, logical_id: str) -> LocalFunction:
+        try:
+            return self.functions[logical_id]
+        except KeyError:
+            raise KeyError(
+                f"{logical_id} is not a function of the template (or the stack is not started)"
+            ) from None
+
+    def _physical(self, logical_id: str, resource_type: str) -> str:
+        if (
+            logical_id not in self.template.resources
+            or self.template.resource_type(logical_id) != resource_type
+        ):
+            raise KeyError(f"{logical_id} is not a {resource_type} of the template")
+        if logical_id not in self.refs:
+            raise RuntimeError("the local stack is not started")
+        return self.refs[logical_id]
+
+    def _sqs_client(self) -> SQSClient:
+        if self._sqs is None:
+            self._sqs = self.client("sqs")
+        return self._sqs
+
+    def _name(self, logical_id: str, limit: int = 80) -> str:
+        """A CloudFormation-style physical name: <stack>-<LogicalId>-<RANDOM>."""
+        name = f"{self.stack_name}-{logical_id}"
+        return f"{name[: limit - 13]}-{self._suffix}"
+
+    def _start_moto(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._moto.start()
+        host, port = self._moto.get_host_and_port()
+        self._endpoint = f"http://{host}:{port}"
+        self._set_environment(
+            {
+                "AWS_ENDPOINT_URL": self._endpoint,
+                **_FAKE_CREDENTIALS,
+                "AWS_DEFAULT_REGION": self.region,
+                "AWS_REGION": self.region,
+            }
+        )
+        for name in [*_SCRUBBED, *(k for k in os.environ if k.startswith("AWS_ENDPOINT_URL_"))]:
+            self._unset_environment(name)
+
+    def _set_environment(self, values: Mapping[str, str]) -> None:
+        for name, value in values.items():
+            self._saved_env.setdefault(name, os.environ.get(name))
+            os.environ[name] = value
+
+    def _unset_environment(self, name: str) -> None:
+        if name in os.environ:
+            self._saved_env.setdefault(name, os.environ[name])
+            del os.environ[name]
+
+    def _restore_environment(self) -> None:
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_env = {}
+
+    @staticmethod
+    def _run_reset_hooks() -> None:
+        for module_name, function_name in RESET_HOOKS:
+            module = sys.modules.get(module_name)
+            hook = getattr(module, function_name, None) if module is not None else None
+            if callable(hook):
+                hook()
+
+    def _resolver(self) -> Resolver:
+        return Resolver(
+            self.template,
+            refs=self.refs,
+            attributes=self.attributes,
+            parameters=self.parameters,
+            pseudo={
+                "AWS::Region": self.region,
+                "AWS::StackName": self.stack_name,
+                "AWS::AccountId": ACCOUNT_ID,
+            },
+        )
+
+    def _create_resources(self) -> None:
+        self._create_secrets()
+        self._create_queues()
+        self._create_tables()
+        self._name_other_resources()
+
+    def _create_secrets(self) -> None:
+        secrets: SecretsManagerClient = self.client("secretsmanager")
+        for lid, spec in self.template.secrets.items():
+            value = self.secret_values.get(lid) or spec.secret_string
+            if value is None:
+                generated = json.loads(spec.generate_template or "{}")
+                if spec.generate_key:
+                    generated[spec.generate_key] = uuid.uuid4().hex
+                value = json.dumps(generated)
+            arn = secrets.create_secret(Name=self._name(lid, 512), SecretString=value)["ARN"]
+            self.refs[lid] = arn
+            self.attributes[(lid, "Id")] = arn
+
+    def _create_queues(self) -> None:
+        sqs = self._sqs_client()
+        pending = dict(self.template.queues)
+        while pending:
+            ready = [q for q in pending.values() if q.redrive is None or q.redrive.target in self.refs]
+            if not ready:
+                raise TemplateError(
+                    f"queues redrive to queues the template does not define: {sorted(pending)}"
+                )
+            for spec in ready:
+                del pending[spec.logical_id]
+                props = self._resolver().resolve(dict(spec.properties))
+                attributes = {k: _attribute_text(props[k]) for k in _QUEUE_ATTRIBUTES if k in props}
+                if self.visibility_timeout is not None:
+                    attributes["VisibilityTimeout"] = str(self.visibility_timeout)
+                if spec.redrive is not None:
+                    attributes["RedrivePolicy"] = json.dumps(
+                        {
+                            "deadLetterTargetArn": self.attributes[(spec.redrive.target, "Arn")],
+                            "maxReceiveCount": spec.redrive.max_receive_count,
+                        }
+                    )
+                name = str(props.get("QueueName") or self._name(spec.logical_id, 75 if spec.fifo else 80))
+                if spec.fifo and not name.endswith(".fifo"):
+                    name += ".fifo"
+                url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]  # type: ignore[arg-type]
+                attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
+                arn = attrs["QueueArn"]
+                self.refs[spec.logical_id] = url
+                self.attributes[(spec.logical_id, "Arn")] = arn
+                self.attributes[(spec.logical_id, "QueueName")] = name
+                self.attributes[(spec.logical_id, "QueueUrl")] = url
+
+    def _create_tables(self) -> None:
+        dynamodb: DynamoDBClient = self.client("dynamodb")
+        for lid, spec in self.template.tables.items():
+            props = self._resolver().resolve(dict(spec.properties))
+            name = str(props.get("TableName") or self._name(lid, 255))
+            request: dict[str, Any] = {
+                "TableName": name,
+                "KeySchema": props["KeySchema"],
+                "AttributeDefinitions": props["AttributeDefinitions"],
+                "BillingMode": spec.billing_mode,
+            }
+            if spec.billing_mode == "PROVISIONED":
+                request["ProvisionedThroughput"] = props.get(
+                    "ProvisionedThroughput", {"ReadCapacityUnits": 5, "WriteCapacityUnits": 5}
+                )
+            for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes", "StreamSpecification"):
+                if key in props:
+                    request[key] = props[key]
+            description = dynamodb.create_table(**request)["TableDescription"]
+            if spec.ttl_attribute:
+                dynamodb.update_time_to_live(
+                    TableName=name,
+                    TimeToLiveSpecification={"AttributeName": spec.ttl_attribute, "Enabled": True},
+                )
+            self.refs[lid] = name
+            self.attributes[(lid, "Arn")] = description.get("TableArn", "")
+            if "LatestStreamArn" in description:
+                self.attributes[(lid, "StreamArn")] = description["LatestStreamArn"]
+
+    def _name_other_resources(self) -> None:
+        """Refs/attributes for resources the local stack does not create, so an environment that
+        names them still resolves (a function's name, a topic's ARN, …)."""
+        region, account = self.region, ACCOUNT_ID
+        for lid in self.template.resources:
+            if lid in self.refs:
+                continue
+            kind = self.template.resource_type(lid)
+            name = self._name(lid, 64)
+            if kind in {"AWS::Serverless::Function", "AWS::Lambda::Function"}:
+                self.refs[lid] = name
+                self.attributes[(lid, "Arn")] = f"arn:aws:lambda:{region}:{account}:function:{name}"
+            elif kind in {"AWS::Serverless::LayerVersion", "AWS::Lambda::LayerVersion"}:
+                self.refs[lid] = f"arn:aws:lambda:{region}:{account}:layer:{name}:1"
+            elif kind == "AWS::SNS::Topic":
+                self.refs[lid] = f"arn:aws:sns:{region}:{account}:{name}"
+                self.attributes[(lid, "TopicArn")] = self.refs[lid]
+                self.attributes[(lid, "TopicName")] = name
+            elif kind in {"AWS::Serverless::Api", "AWS::ApiGateway::RestApi"}:
+                self.refs[lid] = self._suffix.lower()[:10]
+                self.attributes[(lid, "RootResourceId")] = "root"
+            else:
+                self.refs[lid] = name
+                self.attributes[(lid, "Arn")] = f"arn:aws:local:{region}:{account}:{lid}/{name}"
+
+    def _resolve_environment(self) -> None:
+        resolver = self._resolver()
+        merged: dict[str, str] = {}
+        owners: dict[str, str] = {}
+        conflicts: list[str] = []
+        for lid, spec in self.template.functions.items():
+            for name, raw in spec.environment.items():
+                value = resolver.resolve_str(raw)
+                if name in merged and merged[name] != value:
+                    conflicts.append(f"{name}: {owners[name]}={merged[name]!r} vs {lid}={value!r}")
+                merged.setdefault(name, value)
+                owners.setdefault(name, lid)
+        if conflicts:
+            raise TemplateError(
+                "functions set the same environment variable to different values; one local process "
+                "cannot host both: " + "; ".join(conflicts)
+            )
+        self.environment = {**merged, **LOCAL_ENVIRONMENT, **self.environment_overrides}
+        self._set_environment(self.environment)
+
+    def _load_functions(self) -> None:
+        base = self.template.directory
+        layers = self.template.layers
+        prefix = f"_wfm_local_{self._suffix}"
+        for lid, spec in self.template.functions.items():
+            for layer_ref in spec.layers:
+                layer_id = layer_ref.get("Ref") if isinstance(layer_ref, dict) else None
+                layer = layers.get(str(layer_id))
+                if layer is None:
+                    continue
+                # With a python BuildMethod, sam build puts ContentUri's contents in python/, so
+                # ContentUri is the import root; without one the folder ships as is: its python/.
+                folder = base / layer.content_uri
+                if not (layer.build_method or "").startswith("python"):
+                    folder = folder / "python"
+                path = str(folder.resolve())
+                if folder.is_dir() and path not in sys.path:
+                    sys.path.append(path)
+                    self._added_paths.append(path)
+            self.functions[lid] = LocalFunction(
+                spec,
+                (base / spec.code_uri).resolve(),
+                self.refs.get(lid, self._name(lid, 64)),
+                module_prefix=prefix,
+                region=self.region,
+                enforce_timeout=self.enforce_timeouts,
+            )
+
+    def _start_api(self) -> None:
+        routes: list[Route] = []
+        resolver = self._resolver()
+        for function in self.functions.values():
+            for event in function.spec.api_events:
+                stage = "Prod"  # SAM's implicit API stage
+                if event.rest_api_id is not None:
+                    api_props = self.template.properties(event.rest_api_id)
+                    stage = resolver.resolve_str(api_props.get("StageName", stage))
+                routes.append(Route(event.method, event.path, function, stage))
+        if routes:
+            self._api = ApiFront(routes, port=self.api_port)
+            self._api.start()
+
+    def _start_pollers(self) -> None:
+        selected = (
+            self.functions if self.poll is None else [lid for lid in self.functions if lid in self.poll]
+        )
+        self.start_polling(*selected)
+
+    def start_polling(self, *function_logical_ids: str) -> None:
+        """Start the SQS event sources of these functions (all when none is named) that are not
+        running yet. With poll=[] a test can put messages on a queue first, then start polling, and
+        the first batch holds them all."""
+        running = {p.function.logical_id for p in self.pollers}
+        for lid in function_logical_ids or tuple(self.functions):
+            function = self._function(lid)
+            if lid in running:
+                continue
+            for source in function.spec.sqs_events:
+                poller = SqsPoller(
+                    function,
+                    source,
+                    client=self.client("sqs"),
+                    queue_url=self.queue_url(source.queue),
+                    queue_arn=self.queue_arn(source.queue),
+                    region=self.region,
+                )
+                poller.start()
+                self.pollers.append(poller)
+
+    def stop_polling(self) -> None:
+        """Stop every SQS event source (the batch in hand is finished first)."""
+        for poller in self.pollers:
+            poller.request_stop()
+        for poller in self.pollers:
+            poller.stop()
+        self.pollers = []
+
+    def __repr__(self) -> str:
+        state = f"moto at {self._endpoint}" if self._started else "stopped"
+        return f"LocalStack({self.template_path}, {state})"
