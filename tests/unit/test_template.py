@@ -314,8 +314,8 @@ def test_layer_layout(template: Template) -> None:
 
 def _names(requirements: list[str]) -> dict[str, str]:
     out = {}
-    for line in requirements:
-        line = line.split("#", 1)[0].strip()
+    for raw in requirements:
+        line = raw.split("#", 1)[0].strip()
         if line:
             name = re.split(r"[<>=!~\[; ]", line, maxsplit=1)[0].lower()
             out[name] = line[len(name) :].strip()

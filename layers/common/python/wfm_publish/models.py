@@ -127,7 +127,7 @@ class Job(Wire):
     idempotency_key: str | None = None
     timeline: list[TimelineEntry] = Field(default_factory=list)
 
-    def record(self, at: float, event: str, **detail: Any) -> None:
+    def record(self, at: float, event: str, /, **detail: Any) -> None:
         self.timeline.append(TimelineEntry(at=at, event=event, detail=detail))
         if len(self.timeline) > TIMELINE_LIMIT:
             # Keep how it started and what happened lately.

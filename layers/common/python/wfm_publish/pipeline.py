@@ -318,6 +318,7 @@ class Pipeline:
         step: Step,
         delay: float,
         event: str,
+        /,
         *,
         queue: Queue = Queue.VALIDATION,
         conflict: GenesysErrorBody | None = None,
@@ -342,6 +343,7 @@ class Pipeline:
         reason: ReasonCode,
         detail: str,
         extra: dict[str, Any] | None = None,
+        /,
         **more: Any,
     ) -> Job:
         now = self.clock.now()

@@ -1,0 +1,133 @@
+"""The pipeline's decisions, step by step in virtual time: the real core, the simulator in-process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from wfm_publish.clock import VirtualClock
+from wfm_publish.models import Job, JobMessage, JobStatus, PublishRequest, ReasonCode, Step
+from wfm_publish.pipeline import Timing
+from wfm_publish.queues import Queue
+from wfm_publish_local.simulator import GenesysSimulator, parse_scenario
+from wfm_publish_local.virtual import VirtualRun
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+REQUEST = {
+    "scheduleId": "sched-demo",
+    "publishTime": "2023-10-27T14:00:00Z",
+    "validationMode": "strict",
+    "telephonySync": {"enabled": True, "retryCount": 3, "delayMs": 5000},
+    "businessUnitId": "bu-demo",
+    "weekId": "2023-10-23",
+}
+
+
+def demo(**changes: Any) -> dict[str, Any]:
+    raw: dict[str, Any] = yaml.safe_load((SCENARIOS / "demo.yaml").read_text())
+    raw.update(changes)
+    return raw
+
+
+def start(raw: dict[str, Any], request: dict[str, Any] | None = None, **run: Any) -> tuple[VirtualRun, str]:
+    scenario = parse_scenario(raw)
+    clock = VirtualClock()
+    simulator = GenesysSimulator(scenario, clock)
+    pipeline = VirtualRun(simulator, clock, Timing(settle_window=scenario.settle_window_seconds), **run)
+    accepted = pipeline.intake.accept(PublishRequest.model_validate(request or REQUEST), "key-1")
+    return pipeline, accepted.body["publishId"]
+
+
+def events(job: Job) -> list[str]:
+    return [entry.event for entry in job.timeline]
+
+
+def test_waits_for_telephony_then_recovers_from_a_stale_version_409() -> None:
+    run, job_id = start(demo())
+    job = run.run(job_id)
+    assert job.status is JobStatus.PUBLISHED
+    assert events(job).index("telephony not settled") < events(job).index("publishing")
+    assert "409 conflict" in events(job)
+    assert job.publish_attempts == 2
+    assert run.simulator.stats()["publishesApplied"] == {"sched-demo": 1}
+    # The wait ended when the settle window closed: the first publish met no telephony 409.
+    assert run.simulator.stats()["conflictsSent"]["telephony"] == 0
+
+
+def test_a_duplicate_delivery_publishes_nothing_twice() -> None:
+    run, job_id = start(demo(events=[]))
+    queued = run.store.jobs[job_id]
+    duplicate = JobMessage(job_id=job_id, ticket=queued.ticket, step=Step.VALIDATE)
+    for _ in range(3):  # SQS delivers at least once: here, four times
+        run.queues.send(Queue.VALIDATION, duplicate.model_dump_json(by_alias=True), 5)
+    job = run.run(job_id)
+    assert job.status is JobStatus.PUBLISHED
+    assert run.simulator.stats()["publishesApplied"] == {"sched-demo": 1}
+    assert job.publish_attempts == 1
+
+
+def test_a_429_becomes_a_queue_delay_and_costs_no_attempt() -> None:
+    fault = {
+        "path": "/api/v2/workforcemanagement/businessunits/*/update",
+        "method": "POST",
+        "sequence": [429],
+        "retryAfter": 7,
+    }
+    run, job_id = start(demo(events=[], faults=[fault]))
+    job = run.run(job_id)
+    assert job.status is JobStatus.PUBLISHED
+    limited = next(e for e in job.timeline if e.event == "rate limited by Genesys")
+    assert limited.detail["retryAfter"] == 7
+    after = next(e for e in job.timeline if e.at > limited.at)
+    assert after.at - limited.at >= 7  # waited on the queue, not in the function
+    assert job.publish_attempts == 1
+
+
+def test_a_5xx_backs_off_and_then_publishes() -> None:
+    fault = {"path": "/api/v2/telephony/providers/edges/trunks", "sequence": [503, 503]}
+    run, job_id = start(demo(events=[], faults=[fault]))
+    job = run.run(job_id)
+    assert job.status is JobStatus.PUBLISHED
+    assert job.transient_failures == 2
+    assert events(job).count("Genesys unavailable; backing off") == 2
+
+
+def test_a_lost_update_operation_is_noticed_and_published_again() -> None:
+    operation = {"type": "publishOperation", "scheduleId": "sched-demo", "failFirst": 1}
+    run, job_id = start(demo(events=[operation]))
+    job = run.run(job_id)
+    assert job.status is JobStatus.PUBLISHED
+    assert "update was not applied; validating again" in events(job)
+    assert run.simulator.stats()["publishesApplied"] == {"sched-demo": 1}
+
+
+def test_a_change_longer_than_the_deadline_fails_with_a_reason() -> None:
+    change = {
+        "type": "telephonyChange",
+        "kind": "softwareUpdate",
+        "entityId": "edge-demo-1",
+        "start": 0,
+        "end": 7200,
+    }
+    run, job_id = start(demo(events=[change]), deadline_seconds=600)
+    job = run.run(job_id)
+    assert job.status is JobStatus.FAILED
+    assert job.reason_code is ReasonCode.DEADLINE_EXCEEDED
+    assert run.simulator.stats()["publishesApplied"] == {}
+
+
+def test_an_unknown_schedule_fails_schedule_not_found() -> None:
+    run, job_id = start(demo(), {**REQUEST, "scheduleId": "sched-nope"})
+    job = run.run(job_id)
+    assert job.status is JobStatus.FAILED
+    assert job.reason_code is ReasonCode.SCHEDULE_NOT_FOUND
+
+
+def test_validation_off_publishes_without_reading_telephony() -> None:
+    run, job_id = start(demo(events=[]), {**REQUEST, "validationMode": "off"})
+    job = run.run(job_id)
+    assert job.status is JobStatus.PUBLISHED
+    calls = run.simulator.stats()["calls"]
+    assert not any("telephony" in route for route in calls)
