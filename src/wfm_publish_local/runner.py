@@ -352,6 +352,38 @@ def proxy_response(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
     return status, out, body
 
 
+def _read_body(request: BaseHTTPRequestHandler) -> bytes:
+    if request.headers.get("Transfer-Encoding", "").lower() == "chunked":
+        chunks: list[bytes] = []
+        while True:
+            size = int(request.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+            if size == 0:
+                while request.rfile.readline() not in {b"\r\n", b"\n", b""}:
+                    pass  # trailers
+                return b"".join(chunks)
+            chunks.append(request.rfile.read(size))
+            request.rfile.readline()
+    length = int(request.headers.get("Content-Length") or 0)
+    return request.rfile.read(length) if length else b""
+
+
+def _forwarded_headers(request: BaseHTTPRequestHandler, port: int) -> list[tuple[str, str]]:
+    """The client's headers plus the ones API Gateway adds (X-Forwarded-*, X-Amzn-Trace-Id)."""
+    headers = [(k, v) for k, v in request.headers.items() if k.lower() != "transfer-encoding"]
+    present = {k.lower() for k, _ in headers}
+    forwarded = [v for k, v in headers if k.lower() == "x-forwarded-for"]
+    client_ip = request.client_address[0]
+    headers = [(k, v) for k, v in headers if k.lower() != "x-forwarded-for"]
+    headers.append(("X-Forwarded-For", ", ".join([*forwarded, client_ip])))
+    if "x-forwarded-port" not in present:
+        headers.append(("X-Forwarded-Port", str(port)))
+    if "x-forwarded-proto" not in present:
+        headers.append(("X-Forwarded-Proto", "http"))
+    if "x-amzn-trace-id" not in present:
+        headers.append(("X-Amzn-Trace-Id", f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]}"))
+    return headers
+
+
 class ApiFront:
     """API Gateway in front of the functions' Api events, on a ThreadingHTTPServer.
 
@@ -409,8 +441,7 @@ class ApiFront:
         request_id = str(uuid.uuid4())
         split = urlsplit(request.path)
         path = unquote(split.path) or "/"
-        length = int(request.headers.get("Content-Length") or 0)
-        body = request.rfile.read(length) if length else b""
+        body = _read_body(request)
         found = self.find(request.command, path)
         if found is None:
             self._send(
@@ -427,7 +458,7 @@ class ApiFront:
             path=path,
             resource=route.resource,
             path_parameters=params,
-            headers=list(request.headers.items()),
+            headers=_forwarded_headers(request, self._server.server_address[1]),
             query=parse_qsl(split.query, keep_blank_values=True),
             body=body,
             stage=route.stage,

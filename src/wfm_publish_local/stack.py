@@ -173,6 +173,8 @@ class LocalStack:
         if self._started:
             return self
         self._started = True
+        self.refs, self.attributes, self.environment, self.functions = {}, {}, {}, {}
+        self._suffix = uuid.uuid4().hex[:12].upper()
         try:
             self._start_moto()
             self._run_reset_hooks()
@@ -204,6 +206,8 @@ class LocalStack:
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
+        self._endpoint = None
+        self._sqs = None
         self._started = False
 
     # ------------------------------------------------------------ accessors
@@ -330,7 +334,8 @@ class LocalStack:
         event_name: str | None = None,
         scheduled_time: datetime | None = None,
     ) -> Any:
-        """Invoke the function with its ScheduleV2 Input, as EventBridge Scheduler delivers it."""
+        """Invoke the function with its ScheduleV2 Input, as EventBridge Scheduler delivers it, and
+        return the handler's result (an exception propagates: the scheduler's retries are not run)."""
         function = self._function(function_logical_id)
         events = [e for e in function.spec.schedule_events if event_name in (None, e.name)]
         if not events:
@@ -341,7 +346,8 @@ class LocalStack:
             )
         event = events[0]
         arn = f"arn:aws:scheduler:{self.region}:{ACCOUNT_ID}:schedule/default/{self.stack_name}-{event.name}"
-        payload = schedule_input(event.input, schedule_arn=arn, scheduled_time=scheduled_time)
+        raw = event.input if event.input is None else self._resolver().resolve_str(event.input)
+        payload = schedule_input(raw, schedule_arn=arn, scheduled_time=scheduled_time)
         return function.invoke(payload)
 
     @staticmethod
@@ -611,17 +617,17 @@ class LocalStack:
             self._api.start()
 
     def _start_pollers(self) -> None:
-        selected = (
-            self.functions if self.poll is None else [lid for lid in self.functions if lid in self.poll]
-        )
-        self.start_polling(*selected)
+        self._poll([lid for lid in self.functions if self.poll is None or lid in self.poll])
 
     def start_polling(self, *function_logical_ids: str) -> None:
         """Start the SQS event sources of these functions (all when none is named) that are not
         running yet. With poll=[] a test can put messages on a queue first, then start polling, and
         the first batch holds them all."""
+        self._poll(function_logical_ids or tuple(self.functions))
+
+    def _poll(self, function_logical_ids: Collection[str]) -> None:
         running = {p.function.logical_id for p in self.pollers}
-        for lid in function_logical_ids or tuple(self.functions):
+        for lid in function_logical_ids:
             function = self._function(lid)
             if lid in running:
                 continue

@@ -197,8 +197,8 @@ class ScheduleEvent:
     """ScheduleV2 (EventBridge Scheduler) or Schedule (EventBridge rule)."""
     schedule_expression: Any
     timezone: Any
-    input: str | None
-    """The Input JSON text, exactly as the template has it."""
+    input: Any
+    """The Input JSON text, exactly as the template has it (a string, or an intrinsic such as !Sub)."""
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,9 @@ def test_post_becomes_a_rest_proxy_event_and_the_answer_goes_back(stack: LocalSt
     assert event["stageVariables"] is None
     assert event["headers"]["Idempotency-Key"] == "key-1"
     assert event["multiValueHeaders"]["Idempotency-Key"] == ["key-1"]
+    assert event["headers"]["X-Forwarded-For"] == "127.0.0.1"
+    assert event["headers"]["X-Forwarded-Proto"] == "http"
+    assert event["headers"]["X-Amzn-Trace-Id"].startswith("Root=1-")
     assert event["queryStringParameters"] == {"x": "2", "y": ""}
     assert event["multiValueQueryStringParameters"] == {"x": ["1", "2"], "y": [""]}
     assert json.loads(event["body"]) == {"scheduleId": "s-1"}
@@ -91,6 +94,12 @@ def test_post_becomes_a_rest_proxy_event_and_the_answer_goes_back(stack: LocalSt
     assert lambda_context["aws_request_id"]
     assert 0 < lambda_context["remaining_ms"] <= 10_000
     assert echo["layer"] == "fixture-layer"  # the layer's ContentUri is on sys.path
+
+
+def test_chunked_request_body(stack: LocalStack) -> None:
+    response = requests.post(f"{stack.api_url}/items", data=iter([b'{"a":', b" 1}"]), timeout=10)
+    assert response.status_code == 201
+    assert json.loads(response.json()["event"]["body"]) == {"a": 1}
 
 
 def test_path_parameters_and_resource(stack: LocalStack) -> None:
@@ -273,3 +282,14 @@ def test_stop_stops_the_pollers(sqs_stack: LocalStack) -> None:
     assert time.monotonic() - started < 2
     assert stack.pollers == []
     stack.wait_until(lambda: not any(p.running for p in pollers), timeout=3, message="poller threads ended")
+
+
+def test_a_stack_restarts_with_fresh_resources() -> None:
+    stack = LocalStack(TEMPLATE, poll=[])
+    with stack:
+        first = stack.queue_url("WorkQueue")
+        endpoint = stack.endpoint_url
+    assert os.environ.get("AWS_ENDPOINT_URL") != endpoint
+    with stack:
+        assert stack.queue_url("WorkQueue") != first
+        assert requests.get(f"{stack.api_url}/items/x", timeout=10).status_code == 200
