@@ -34,6 +34,7 @@ def run(scenario: Path = DEFAULT_SCENARIO, timeout: float = 120.0) -> int:
     with EmbeddedStack(scenario) as stack:
         print(f"  Genesys Cloud simulator  {stack.simulator_server.url}")
         print(f"  publish API              {stack.api_url}")
+        stack.simulator.reset()  # scenario time starts with the request, not with the stack
         key = f"demo-{uuid.uuid4()}"
         answer = requests.post(
             f"{stack.api_url}/publishes",

@@ -52,6 +52,17 @@ class GenesysError(WfmPublishError):
         self.body = body
         self.path = path
 
+    def brief(self) -> dict[str, Any]:
+        """What a person reading the job's timeline needs: status, Genesys codes, message, correlation id."""
+        brief: dict[str, Any] = {"status": self.status}
+        if self.body is not None:
+            brief["codes"] = self.body.error_codes or [self.body.code]
+            brief["message"] = self.body.message
+            brief["correlationId"] = self.body.context_id
+        else:
+            brief["message"] = str(self)
+        return {k: v for k, v in brief.items() if v is not None}
+
     def describe(self) -> dict[str, Any]:
         described: dict[str, Any] = {"status": self.status, "path": self.path, "message": str(self)}
         if self.body is not None:

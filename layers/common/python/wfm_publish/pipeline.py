@@ -198,7 +198,7 @@ class Pipeline:
                 "409 conflict",
                 queue=Queue.CONFLICT,
                 conflict=conflict.body,
-                **conflict.describe(),
+                **conflict.brief(),
             )
             return
         except GenesysError as error:
@@ -308,7 +308,7 @@ class Pipeline:
             delay,
             "Genesys unavailable; backing off",
             changes={"transient_failures": job.transient_failures + 1},
-            **failure.describe(),
+            **failure.brief(),
         )
 
     def _move(

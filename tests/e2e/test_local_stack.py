@@ -1,0 +1,136 @@
+"""The whole product on the local stack, over HTTP: API front, moto server, pollers, the simulator."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from wfm_publish.store import DynamoJobStore
+from wfm_publish_local.demo import SERVICENOW_BODY
+from wfm_publish_local.embedded import EmbeddedStack
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[EmbeddedStack]:
+    # A short visibility timeout so a failing message comes back (and reaches its DLQ) in seconds.
+    with EmbeddedStack(visibility_timeout=2) as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def fresh_org(stack: EmbeddedStack) -> None:
+    stack.simulator.reset()  # scenario time and state start with each test
+
+
+def post(stack: EmbeddedStack, body: Any, key: str | None = None, **headers: str) -> requests.Response:
+    sent = {"Idempotency-Key": key or str(uuid.uuid4()), **headers}
+    return requests.post(f"{stack.api_url}/publishes", json=body, headers=sent, timeout=10)
+
+
+def wait_for_end(stack: EmbeddedStack, publish_id: str, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job: dict[str, Any] = requests.get(f"{stack.api_url}/publishes/{publish_id}", timeout=10).json()
+        if job["status"] in {"PUBLISHED", "FAILED", "CANCELLED"}:
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {publish_id} did not end within {timeout} s")
+
+
+def test_the_servicenow_payload_is_published_after_a_409_on_the_first_attempt(stack: EmbeddedStack) -> None:
+    answer = post(stack, SERVICENOW_BODY)
+    assert answer.status_code == 202, answer.text
+    assert answer.headers["Location"] == f"/publishes/{answer.json()['publishId']}"
+    job = wait_for_end(stack, answer.json()["publishId"])
+    assert job["status"] == "PUBLISHED", job
+    events = [entry["event"] for entry in job["timeline"]]
+    assert "telephony not settled" in events
+    assert events.index("409 conflict") < events.index("published")
+    stats = stack.genesys_stats()
+    assert stats["publishesApplied"] == {"sched-demo": 1}
+    assert stats["conflictsSent"]["stale"] == 1
+    assert stats["conflictsSent"]["telephony"] == 0  # it waited; it did not publish into the change
+
+
+def test_a_duplicate_sqs_delivery_publishes_nothing_twice(stack: EmbeddedStack) -> None:
+    body = {**SERVICENOW_BODY, "telephonySync": {"enabled": True, "retryCount": 3, "delayMs": 3000}}
+    publish_id = post(stack, body).json()["publishId"]
+    assert stack.stack is not None
+    store = DynamoJobStore(stack.stack.client("dynamodb"), stack.stack.table_name)
+    queued = store.get_job(publish_id)
+    assert queued is not None
+    # SQS delivers at least once: the same validation message arrives three more times.
+    duplicate = json.dumps({"jobId": publish_id, "ticket": queued.ticket, "step": "validate"})
+    sqs = stack.stack.client("sqs")
+    for _ in range(3):
+        sqs.send_message(
+            QueueUrl=stack.stack.queue_url("ValidationQueue"), MessageBody=duplicate, DelaySeconds=3
+        )
+    job = wait_for_end(stack, publish_id)
+    assert job["status"] == "PUBLISHED"
+    stack.stack.wait_until(
+        lambda: (
+            stack.stack.queue_depth("ValidationQueue")["visible"] == 0  # type: ignore[union-attr]
+            and stack.stack.queue_depth("ValidationQueue")["delayed"] == 0
+        ),
+        timeout=15,
+    )  # type: ignore[union-attr]
+    time.sleep(1)
+    assert stack.genesys_stats()["publishesApplied"] == {"sched-demo": 1}
+    assert stack.stack.dlq_messages("ValidationQueue") == []
+
+
+def test_a_poison_message_ends_in_the_dlq(stack: EmbeddedStack) -> None:
+    assert stack.stack is not None
+    sqs = stack.stack.client("sqs")
+    sqs.send_message(QueueUrl=stack.stack.queue_url("ConflictQueue"), MessageBody="this is not a job message")
+    dead = stack.stack.wait_until(
+        lambda: [
+            m for m in stack.stack.dlq_messages("ConflictQueue") if m["body"] == "this is not a job message"
+        ],  # type: ignore[union-attr]
+        timeout=40,
+        interval=1,
+        message="the poison message to reach ConflictDLQ",
+    )
+    assert len(dead) == 1
+
+
+def test_the_same_key_replays_and_another_body_is_refused(stack: EmbeddedStack) -> None:
+    key = f"replay-{uuid.uuid4()}"
+    body = {**SERVICENOW_BODY, "validationMode": "off"}
+    first = post(stack, body, key)
+    again = post(stack, body, key)
+    assert first.status_code == again.status_code == 202
+    assert again.json() == first.json()
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    other = post(stack, {**body, "validationMode": "strict"}, key)
+    assert other.status_code == 422
+    wait_for_end(stack, first.json()["publishId"])
+
+
+def test_a_second_request_for_a_schedule_in_flight_joins_it(stack: EmbeddedStack) -> None:
+    first = post(stack, SERVICENOW_BODY).json()
+    second = post(stack, SERVICENOW_BODY).json()
+    assert second["publishId"] == first["publishId"]
+    assert second["joined"] is True
+    wait_for_end(stack, first["publishId"])
+
+
+def test_bad_input_is_refused_naming_each_field_and_writes_nothing(stack: EmbeddedStack) -> None:
+    answer = post(stack, {"scheduleId": "", "validationMode": "loose", "extra": 1})
+    assert answer.status_code == 400
+    fields = {e["field"] for e in answer.json()["errors"]}
+    assert {"scheduleId", "validationMode", "extra"} <= fields
+    no_key = requests.post(f"{stack.api_url}/publishes", json=SERVICENOW_BODY, timeout=10)
+    assert no_key.status_code == 400
+    assert "Idempotency-Key" in no_key.json()["message"]
+    missing = requests.get(f"{stack.api_url}/publishes/{uuid.uuid4().hex}", timeout=10)
+    assert missing.status_code == 404
