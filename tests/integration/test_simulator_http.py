@@ -203,7 +203,7 @@ def test_telephony_shapes_and_path_trap(org: Org) -> None:
         "edgeGroup",
         "dateModified",
     } <= set(edge)
-    assert edge["softwareStatus"]["status"] == "IN_PROGRESS"  # the demo's update runs from t=0 to t=4
+    assert edge["softwareStatus"]["status"] == "IN_PROGRESS"  # the demo's update runs from t=0 to t=8
 
     trunks = org.get(EDGES + "/trunks", **{"edge.id": "edge-demo-1", "trunkType": "EXTERNAL"})
     assert [t["id"] for t in trunks["entities"]] == ["trunk-demo-1", "trunk-demo-2"]
@@ -239,7 +239,7 @@ def test_telephony_shapes_and_path_trap(org: Org) -> None:
     assert site["edges"] == [{"id": "edge-demo-1", "name": "LON-EDGE-01"}]
     assert {"state", "mediaModel", "managed"} <= set(site)
 
-    org.clock.advance(5)
+    org.clock.advance(9)  # the demo's update runs from t=0 to t=8
     settled = org.get(EDGES + "/edge-demo-1")
     assert (settled["statusCode"], settled["softwareStatus"]["status"]) == ("ACTIVE", "SUCCEEDED")
     assert settled["dateModified"] > edge["dateModified"]
@@ -265,7 +265,7 @@ def test_demo_publish_conflicts_then_applies(org: Org) -> None:
     assert telephony["details"][0]["errorCode"] == "wfm.schedule.telephony.provisioning.in.progress"
     assert telephony["entityId"] == "edge-demo-1"
 
-    org.clock.advance(5)  # the update ended at 4, settle window 2: still blocked at 5
+    org.clock.advance(9)  # the update ended at 8, settle window 2: still blocked at 9
     assert assert_genesys_error(org.publish(4), 409, "conflict")["entityId"] == "edge-demo-1"
 
     org.clock.advance(1)

@@ -313,7 +313,7 @@ def test_outbound_shapes_and_line_distribution() -> None:
 
     during = s.get("/api/v2/outbound/campaigns/campaign-demo/linedistribution")
     assert during["maxOutboundLineCount"] == 0  # both trunks are down while the edge updates
-    s.clock.advance(5)
+    s.clock.advance(9)  # the demo's edge update ends at t=8
     lines = s.get("/api/v2/outbound/campaigns/campaign-demo/linedistribution")
     assert lines["maxOutboundLineCount"] == 60  # 2 trunks x 30
     assert lines["maxLineUtilization"] == 0.9
