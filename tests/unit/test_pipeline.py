@@ -131,3 +131,16 @@ def test_validation_off_publishes_without_reading_telephony() -> None:
     assert job.status is JobStatus.PUBLISHED
     calls = run.simulator.stats()["calls"]
     assert not any("telephony" in route for route in calls)
+
+
+def test_a_job_whose_message_reached_a_dlq_ends_failed_with_the_reason() -> None:
+    run, job_id = start(demo(events=[]))
+    current = run.store.jobs[job_id]
+    stranded = JobMessage(job_id=job_id, ticket=current.ticket, step=Step.VALIDATE)
+    assert run.pipeline.abandon(stranded, "the validate step failed 5 times")
+    job = run.store.jobs[job_id]
+    assert job.status is JobStatus.FAILED
+    assert job.reason_code is ReasonCode.PROCESSING_FAILED
+    assert job.detail == "the validate step failed 5 times"
+    # Once ended, nothing ends it again.
+    assert not run.pipeline.abandon(stranded, "again")

@@ -24,3 +24,19 @@ def consume(queue: Queue, event: dict[str, Any], context: Any) -> dict[str, Any]
     return dict(
         process_partial_response(event=event, record_handler=handle, processor=processor, context=context)
     )
+
+
+def settle_dead_letters(source: str, event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Messages that failed maxReceiveCount times: their jobs end FAILED with the reason, so no job
+    is silently dropped. A body that is not a job message stays in the DLQ (and its alarm fires)."""
+
+    def handle(record: SQSRecord) -> None:
+        message = JobMessage.model_validate_json(record.body)
+        receives = record.attributes.approximate_receive_count
+        why = f"the {message.step.value} step failed {receives} times; its message reached the {source} DLQ"
+        services().pipeline.abandon(message, why)
+
+    processor = BatchProcessor(event_type=EventType.SQS)
+    return dict(
+        process_partial_response(event=event, record_handler=handle, processor=processor, context=context)
+    )

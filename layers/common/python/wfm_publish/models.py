@@ -91,6 +91,7 @@ class ReasonCode(StrEnum):
     GENESYS_REJECTED = "GENESYS_REJECTED"
     GENESYS_AUTH_FAILED = "GENESYS_AUTH_FAILED"
     CANCELLED = "CANCELLED"
+    PROCESSING_FAILED = "PROCESSING_FAILED"  # a step kept failing and its message went to a DLQ
 
 
 class TimelineEntry(Wire):
