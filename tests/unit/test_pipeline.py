@@ -11,18 +11,12 @@ from wfm_publish.clock import VirtualClock
 from wfm_publish.models import Job, JobMessage, JobStatus, PublishRequest, ReasonCode, Step
 from wfm_publish.pipeline import Timing
 from wfm_publish.queues import Queue
+from wfm_publish_local.demo import SERVICENOW_BODY
 from wfm_publish_local.simulator import GenesysSimulator, parse_scenario
 from wfm_publish_local.virtual import VirtualRun
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
-REQUEST = {
-    "scheduleId": "sched-demo",
-    "publishTime": "2023-10-27T14:00:00Z",
-    "validationMode": "strict",
-    "telephonySync": {"enabled": True, "retryCount": 3, "delayMs": 5000},
-    "businessUnitId": "bu-demo",
-    "weekId": "2023-10-23",
-}
+REQUEST = SERVICENOW_BODY  # the ServiceNow REST message, as the demo sends it
 
 
 def demo(**changes: Any) -> dict[str, Any]:
