@@ -8,12 +8,14 @@ export SAM_CLI_TELEMETRY := 0
 export __SAM_CLI_APP_DIR := $(CURDIR)/.sam-cli
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help dev demo serve test unit integration e2e lint typecheck template-lint bench build clean
+.PHONY: help dev demo serve weekly openapi test unit integration e2e lint typecheck template-lint bench build clean
 
 help:
 	@echo "make demo   - run the main job on the embedded local stack (no Docker, no AWS account)"
 	@echo "make test   - lint, type-check, validate the template, run every test"
 	@echo "make bench  - benchmarks that print figures"
+	@echo "make weekly - fire the weekly publish now on the local stack (scenarios/weekly.yaml)"
+	@echo "make openapi - regenerate docs/openapi.json from the code (a test fails when it drifts)"
 
 # The runtime + local stack + test tools, in one venv. Re-installed when pyproject.toml changes.
 $(BIN)/.installed: pyproject.toml
@@ -35,6 +37,14 @@ demo: dev
 
 serve: dev
 	$(BIN)/wfm-publish serve --port 3000
+
+weekly: dev
+	$(BIN)/wfm-publish weekly --now
+
+# The publish API's OpenAPI document, generated from the handler's routes and models. tests/unit/test_openapi.py
+# fails when the committed file drifts; tests/e2e/test_api_schemathesis.py fuzzes the local stack with it.
+openapi: dev
+	$(BIN)/wfm-publish openapi --output docs/openapi.json
 
 lint: dev
 	$(BIN)/ruff check .

@@ -2,81 +2,76 @@
 
 from __future__ import annotations
 
-import json
-from http import HTTPStatus
-from typing import Any
+from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
-from pydantic import ValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path
 
-from wfm_publish.intake import IdempotencyKeyReused, RequestInProgress, job_view
-from wfm_publish.models import PublishRequest, field_errors
+from wfm_publish import api
+from wfm_publish.api import CancelAnswer, PublishAccepted, PublishView
+from wfm_publish.cancel import cancel
+from wfm_publish.models import PublishRequest
 from wfm_publish.services import services
 
 logger = Logger()
-app = APIGatewayRestResolver()
-MAX_BODY_BYTES = 64 * 1024
+app = APIGatewayRestResolver(enable_validation=True, response_validation_error_http_code=500)
+api.install(app)
+
+PublishId = Annotated[str, Path(min_length=1, max_length=128, description="publishId from the 202")]
+Key = Annotated[str, Header(alias="Idempotency-Key", min_length=1, max_length=255, description=api.KEY_DOC)]
 
 
-class Problem(Exception):
-    def __init__(self, status: HTTPStatus, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.status, self.extra = status, extra
+@app.post(
+    "/publishes",
+    operation_id="createPublish",
+    summary="Publish a schedule (idempotent: same key and body replay the first answer)",
+    responses=api.responses(
+        (202, "Accepted, or joined the job in flight", PublishAccepted),
+        *(400, 409, 413, 415, 422),
+        headers={
+            "Location": "/publishes/{publishId}",
+            "Idempotent-Replayed": "true: a replay of the first answer",
+        },
+        links=("getPublish", "cancelPublish"),
+    ),
+)
+def create_publish(
+    request: Annotated[PublishRequest, Body()], idempotency_key: Key
+) -> Response[PublishAccepted]:
+    accepted = services().intake.accept(request, api.idempotency_key(idempotency_key))
+    answer, headers = api.accepted_answer(accepted)
+    return Response(202, api.JSON, answer, headers=headers)
 
 
-@app.exception_handler(Problem)  # type: ignore[untyped-decorator]
-def _answer_problem(problem: Problem) -> Response[str]:
-    body = {"message": str(problem), **problem.extra}
-    return Response(problem.status.value, "application/json", json.dumps(body))
+@app.get(
+    "/publishes/<publishId>",
+    operation_id="getPublish",
+    summary="A publish: status, reason, attempts, timeline, capacity report, callback",
+    responses=api.responses((200, "The publish", PublishView), 400, 404),
+)
+def get_publish(publishId: PublishId) -> PublishView:
+    return PublishView.model_validate(api.publish_view(services().store.get_job(publishId), publishId))
 
 
-def _parse(raw: str, content_type: str) -> PublishRequest:
-    if len(raw.encode()) > MAX_BODY_BYTES:
-        raise Problem(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body is over {MAX_BODY_BYTES} bytes")
-    if "json" not in content_type.lower():
-        raise Problem(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send Content-Type: application/json")
-    try:
-        return PublishRequest.model_validate_json(raw)
-    except ValidationError as exc:
-        raise Problem(
-            HTTPStatus.BAD_REQUEST, "the request body is not valid", errors=field_errors(exc)
-        ) from exc
-
-
-@app.post("/publishes")
-def create_publish() -> Response[str]:
-    headers = {k.lower(): v for k, v in (app.current_event.headers or {}).items()}
-    key = headers.get("idempotency-key") or headers.get("x-request-id")
-    if not key:
-        raise Problem(HTTPStatus.BAD_REQUEST, "the Idempotency-Key header is required")
-    request = _parse(app.current_event.body or "", headers.get("content-type", ""))
-    try:
-        accepted = services().intake.accept(request, key)
-    except IdempotencyKeyReused as exc:
-        raise Problem(HTTPStatus.UNPROCESSABLE_ENTITY, str(exc)) from exc
-    except RequestInProgress as exc:
-        raise Problem(HTTPStatus.CONFLICT, str(exc)) from exc
-    answer_headers = {"Location": f"/publishes/{accepted.body['publishId']}"}
-    if accepted.replayed:
-        answer_headers["Idempotent-Replayed"] = "true"
-    return Response(
-        HTTPStatus.ACCEPTED.value, "application/json", json.dumps(accepted.body), headers=answer_headers
-    )
-
-
-@app.get("/publishes/<publish_id>")
-def get_publish(publish_id: str) -> Response[str]:
-    job = services().store.get_job(publish_id)
-    if job is None:
-        raise Problem(HTTPStatus.NOT_FOUND, f"no publish {publish_id}")
-    return Response(HTTPStatus.OK.value, "application/json", json.dumps(job_view(job)))
+@app.post(
+    "/publishes/<publishId>/cancel",
+    operation_id="cancelPublish",
+    summary="Cancel a publish that has not published (idempotent)",
+    responses=api.responses((200, "Cancelled (or already was)", CancelAnswer), 400, 404, 409),
+)
+def cancel_publish(publishId: PublishId) -> CancelAnswer:
+    return api.cancel_answer(cancel(services().store, services().clock, publishId))
 
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    if "httpMethod" in event:
-        return app.resolve(event, context)
-    from wfm_publish.weekly import start_weekly
+    if "httpMethod" not in event:
+        from wfm_publish.weekly import start_weekly
 
-    return start_weekly(services(), event)
+        return start_weekly(services(), event)
+    try:
+        api.guard(event, services().signing_secrets, services().clock.now())  # 401, 413, 415
+    except api.ApiProblem as refused:
+        return refused.proxy()
+    return app.resolve(event, context)

@@ -10,7 +10,13 @@ import sys
 import threading
 from pathlib import Path
 
-from wfm_publish_local.embedded import DEFAULT_SCENARIO
+from wfm_publish_local.client import HMAC_SECRET_VARIABLE
+from wfm_publish_local.embedded import DEFAULT_SCENARIO, ROOT
+
+WEEKLY_SCENARIO = ROOT / "scenarios" / "weekly.yaml"
+HMAC_HELP = (
+    f"the secret requests are signed with (default: ${HMAC_SECRET_VARIABLE}, else a fixed local value)"
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,33 +26,96 @@ def main(argv: list[str] | None = None) -> int:
         "demo", help="publish a schedule through the whole pipeline, on the local stack"
     )
     demo.add_argument("--scenario", type=Path, default=DEFAULT_SCENARIO)
+    demo.add_argument("--hmac-secret", help=HMAC_HELP)
     serve = commands.add_parser("serve", help="run the local stack until interrupted")
     serve.add_argument("--port", type=int, default=3000, help="the publish API's port")
     serve.add_argument("--scenario", type=Path, default=DEFAULT_SCENARIO)
+    serve.add_argument("--hmac-secret", help=HMAC_HELP)
     simulate = commands.add_parser("simulate", help="run only the Genesys Cloud simulator")
     simulate.add_argument("--scenario", type=Path, default=DEFAULT_SCENARIO)
     simulate.add_argument("--port", type=int, default=8400)
+    weekly = commands.add_parser(
+        "weekly", help="fire the weekly publish (the ScheduleV2 event) on the local stack and follow its jobs"
+    )
+    when = weekly.add_mutually_exclusive_group(required=True)
+    when.add_argument(
+        "--now", action="store_true", help="as if due now (on the scenario's `today`, when it sets one)"
+    )
+    when.add_argument(
+        "--at", help="as if due at this ISO-8601 time with a zone, e.g. 2023-10-26T06:00:00+01:00"
+    )
+    weekly.add_argument("--scenario", type=Path, default=WEEKLY_SCENARIO)
+    weekly.add_argument("--business-units", help="comma-separated ids (default: the template's Input, all)")
+    weekly.add_argument("--weeks-ahead", type=int, help="default: the template's Input")
+    weekly.add_argument(
+        "--times", type=int, default=1, help="deliver the event this many times (idempotency)"
+    )
+    weekly.add_argument("--hmac-secret", help=HMAC_HELP)
+    openapi = commands.add_parser(
+        "openapi", help="write (or check) the OpenAPI document generated from the code"
+    )
+    openapi.add_argument("--output", type=Path, help="write it here (default: print it)")
+    openapi.add_argument("--check", type=Path, help="fail when this file is not what the code generates")
     args = parser.parse_args(argv)
 
     if args.command == "demo":
         from wfm_publish_local import demo as demo_module
 
-        return demo_module.run(args.scenario)
+        return demo_module.run(args.scenario, hmac_secret=args.hmac_secret)
     if args.command == "simulate":
         from wfm_publish_local.simulator.server import serve_forever
 
         serve_forever(str(args.scenario), args.port)
         return 0
-    return _serve(args.scenario, args.port)
+    if args.command == "weekly":
+        from wfm_publish_local import weekly as weekly_module
+
+        return weekly_module.run(
+            args.scenario,
+            at=args.at,
+            business_units=args.business_units.split(",") if args.business_units else None,
+            weeks_ahead=args.weeks_ahead,
+            times=args.times,
+            hmac_secret=args.hmac_secret,
+        )
+    if args.command == "openapi":
+        return _openapi(args.output, args.check)
+    return _serve(args.scenario, args.port, args.hmac_secret)
 
 
-def _serve(scenario: Path, port: int) -> int:
+def _openapi(output: Path | None, check: Path | None) -> int:
+    from wfm_publish_local import openapi
+
+    if check is not None:
+        problem = openapi.check(check)
+        print(problem or f"{check} matches the code")
+        return 1 if problem else 0
+    document = openapi.generate()
+    if output is None:
+        print(document, end="")
+    else:
+        output.write_text(document, encoding="utf-8")
+        print(f"wrote {output}")
+    return 0
+
+
+def _serve(scenario: Path, port: int, hmac_secret: str | None) -> int:
     from wfm_publish_local.embedded import EmbeddedStack
 
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    with EmbeddedStack(scenario, api_port=port) as stack:
-        print(json.dumps({"api": stack.api_url, "genesys": stack.simulator_server.url}), flush=True)
+    with EmbeddedStack(scenario, api_port=port, hmac_secret=hmac_secret) as stack:
+        print(
+            json.dumps(
+                {
+                    "api": stack.api_url,
+                    "genesys": stack.simulator_server.url,
+                    "servicenow": stack.servicenow.url,
+                    "signing": "X-Signature-Timestamp + X-Signature (docs/servicenow.md); no API key locally",
+                }
+            ),
+            flush=True,
+        )
         with contextlib.suppress(KeyboardInterrupt):
             stopped.wait()
     return 0

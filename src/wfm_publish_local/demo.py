@@ -2,7 +2,9 @@
 
 The scenario holds an Edge software update for a few seconds, and another writer edits the
 schedule just before our first publish, so the job waits, meets a 409 for a stale version, re-reads
-and publishes once. The demo shows the job's timeline as it moves.
+and publishes once. The demo shows the job's timeline as it moves. The request is signed as
+ServiceNow signs it (docs/servicenow.md), and names a callback record: the ServiceNow stand-in
+shows what the notifier wrote to it when the job ended.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 import requests
 
+from wfm_publish_local.client import SignedAuth
 from wfm_publish_local.embedded import DEFAULT_SCENARIO, EmbeddedStack
 
 # The ServiceNow REST message (shared/DESIGN.md), plus the business unit and week it may add.
@@ -27,33 +30,50 @@ SERVICENOW_BODY = {
     "weekId": "2023-10-23",
 }
 TERMINAL = {"PUBLISHED", "FAILED", "CANCELLED"}
+# The change request ServiceNow wants updated when the job ends.
+DEMO_CALLBACK = {"table": "change_request", "sysId": "46d44a5edb1232007aa4f5261f9619a8"}
 
 
-def run(scenario: Path = DEFAULT_SCENARIO, timeout: float = 120.0) -> int:
+def run(scenario: Path = DEFAULT_SCENARIO, timeout: float = 120.0, hmac_secret: str | None = None) -> int:
     print(f"wfm-publish demo: local stack (moto server, Genesys Cloud simulator), scenario {scenario.name}")
-    with EmbeddedStack(scenario) as stack:
+    with EmbeddedStack(scenario, hmac_secret=hmac_secret) as stack:
         print(f"  Genesys Cloud simulator  {stack.simulator_server.url}")
-        print(f"  publish API              {stack.api_url}")
+        print(f"  ServiceNow stand-in      {stack.servicenow.url}")
+        print(f"  publish API              {stack.api_url}  (requests signed: X-Signature)")
         stack.simulator.reset()  # scenario time starts with the request, not with the stack
         key = f"demo-{uuid.uuid4()}"
         answer = requests.post(
             f"{stack.api_url}/publishes",
-            json=SERVICENOW_BODY,
+            json={**SERVICENOW_BODY, "callback": DEMO_CALLBACK},
             headers={"Idempotency-Key": key},
+            auth=stack.auth,
             timeout=10,
         )
         print(f"POST /publishes (Idempotency-Key: {key}) -> {answer.status_code} {answer.text}")
         if answer.status_code != 202:
             return 1
-        job = follow(stack.api_url, answer.json()["publishId"], timeout)
-        return summarise(job, stack.genesys_stats())
+        job = follow(stack.api_url, answer.json()["publishId"], timeout, stack.auth)
+        code = summarise(job, stack.genesys_stats())
+        return code or callback_shown(stack)
 
 
-def follow(api_url: str, publish_id: str, timeout: float) -> dict[str, Any]:
+def callback_shown(stack: EmbeddedStack) -> int:
+    """What ServiceNow's record got from the notifier (fed by the table's stream)."""
+    try:
+        (update,) = stack.servicenow.wait_for_updates(1, table=DEMO_CALLBACK["table"], timeout=20)[:1]
+    except TimeoutError:
+        print("  ServiceNow was not told how the job ended")
+        return 1
+    fields = {k: v for k, v in (update.body or {}).items() if k != "work_notes"}
+    print(f"ServiceNow {update.method} {update.path}\n  {json.dumps(fields)}")
+    return 0
+
+
+def follow(api_url: str, publish_id: str, timeout: float, auth: SignedAuth | None = None) -> dict[str, Any]:
     """Print each new timeline entry as the job moves, until it ends."""
     started, shown, job = time.monotonic(), 0, {}
     while time.monotonic() - started < timeout:
-        job = requests.get(f"{api_url}/publishes/{publish_id}", timeout=10).json()
+        job = requests.get(f"{api_url}/publishes/{publish_id}", auth=auth, timeout=10).json()
         for entry in job.get("timeline", [])[shown:]:
             elapsed = time.monotonic() - started
             print(f"  +{elapsed:5.1f}s  {entry['event']:<34} {_brief(entry.get('detail', {}))}")

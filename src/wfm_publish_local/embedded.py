@@ -1,7 +1,11 @@
-"""The embedded default: the Genesys Cloud simulator and the local stack, wired together.
+"""The embedded default: the Genesys Cloud simulator, a ServiceNow stand-in and the local stack.
 
-No Docker, no AWS account: moto server stands in for SQS, DynamoDB and Secrets Manager, the
-simulator for Genesys Cloud, and the local runner for Lambda, API Gateway and EventBridge.
+No Docker, no AWS account: moto server stands in for SQS, DynamoDB (with its stream) and Secrets
+Manager, the simulator for Genesys Cloud, the stand-in for ServiceNow's Table API, and the local
+runner for Lambda, API Gateway, EventBridge and the event source mappings.
+
+The API checks request signatures as on AWS: the signing secret is `hmac_secret` (the CLI's
+--hmac-secret, else $WFM_PUBLISH_HMAC_SECRET, else a fixed local value); `SignedAuth` signs.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from wfm_publish_local.client import SignedAuth, local_hmac_secret
+from wfm_publish_local.servicenow import ServiceNowStandIn
 from wfm_publish_local.simulator.model import GenesysSimulator
 from wfm_publish_local.simulator.scenario import Scenario, load_scenario
 from wfm_publish_local.simulator.server import SimulatorServer
@@ -29,6 +35,8 @@ class EmbeddedStack:
         simulator_port: int = 0,
         visibility_timeout: int | None = None,
         environment: dict[str, str] | None = None,
+        hmac_secret: str | None = None,
+        stream_retry_delay: float = 0.1,
     ) -> None:
         self.scenario: Scenario = load_scenario(str(scenario))
         self.simulator = GenesysSimulator(self.scenario)
@@ -36,12 +44,17 @@ class EmbeddedStack:
         self._api_port = api_port
         self._visibility_timeout = visibility_timeout
         self._environment = environment or {}
+        self._stream_retry_delay = stream_retry_delay
+        self.hmac_secret = local_hmac_secret(hmac_secret)
+        self.auth = SignedAuth(self.hmac_secret)
+        self.servicenow = ServiceNowStandIn()
         self.stack: LocalStack | None = None
 
     def start(self) -> EmbeddedStack:
         from wfm_publish import services
 
         self.simulator_server.start()
+        self.servicenow.start()
         credentials = self.scenario.credentials
         self.stack = LocalStack(
             template_path=str(ROOT / "template.yaml"),
@@ -49,15 +62,21 @@ class EmbeddedStack:
             parameter_overrides={
                 "GenesysBaseUrl": self.simulator_server.url,
                 "SettleWindowSeconds": f"{self.scenario.settle_window_seconds:g}",
+                "ServiceNowInstanceUrl": self.servicenow.url,
             },
             environment_overrides={"POWERTOOLS_LOG_LEVEL": "WARNING", **self._environment},
             secret_values={
                 "GenesysCredentials": json.dumps(
                     {"clientId": credentials.client_id, "clientSecret": credentials.client_secret}
-                )
+                ),
+                "ApiSigningSecret": json.dumps({"hmacSecret": self.hmac_secret}),
+                "ServiceNowCredentials": json.dumps(
+                    {"username": self.servicenow.username, "password": self.servicenow.password}
+                ),
             },
             visibility_timeout=self._visibility_timeout,
             api_port=self._api_port,
+            stream_retry_delay=self._stream_retry_delay,
         )
         services.reset()  # the functions' clients must see this stack's environment
         self.stack.start()
@@ -66,6 +85,7 @@ class EmbeddedStack:
     def stop(self) -> None:
         if self.stack is not None:
             self.stack.stop()
+        self.servicenow.stop()
         self.simulator_server.stop()
 
     @property

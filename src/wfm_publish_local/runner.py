@@ -34,9 +34,10 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from wfm_publish_local.template import FunctionSpec, SqsEvent
+from wfm_publish_local.template import FunctionSpec, SqsEvent, StreamEvent
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sqs.type_defs import MessageTypeDef
 
@@ -47,10 +48,14 @@ __all__ = [
     "LocalFunction",
     "Route",
     "SqsPoller",
+    "StreamPoller",
     "api_gateway_event",
     "batch_item_failures",
+    "filter_matches",
     "schedule_input",
     "sqs_event",
+    "stream_failure_record",
+    "stream_record",
     "wait_until",
 ]
 
@@ -406,7 +411,14 @@ class ApiFront:
             def _serve(self) -> None:
                 front.serve(self)
 
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_TRACE = _serve
+
+            def __getattr__(self, name: str) -> Any:
+                # Any other method (QUERY, PROPFIND, ...) is routed too, so it gets API Gateway's
+                # answer (403 for a method the resource does not have), not http.server's 501.
+                if name.startswith("do_") and name[3:].isalpha():
+                    return self._serve
+                raise AttributeError(name)
 
         self._server = ThreadingHTTPServer((host, port), _Handler)
         self._server.daemon_threads = True
@@ -691,6 +703,308 @@ class SqsPoller:
                     {"Id": str(i), "ReceiptHandle": m.get("ReceiptHandle", "")} for i, m in enumerate(chunk)
                 ],
             )
+
+
+# ---------------------------------------------------------------- DynamoDB Streams event source
+
+
+class FilterPatternError(ValueError):
+    """A FilterCriteria pattern uses syntax the local runner does not know."""
+
+
+def filter_matches(pattern: Mapping[str, Any], event: Mapping[str, Any]) -> bool:
+    """Lambda event filtering (the EventBridge pattern syntax) for one record: every key of the
+    pattern must match; a list holds alternatives; {"prefix"}, {"suffix"}, {"anything-but"},
+    {"exists"}, {"equals-ignore-case"} and {"numeric"} are the operators."""
+    for key, expected in pattern.items():
+        present = key in event
+        value = event.get(key)
+        if isinstance(expected, Mapping):
+            if not isinstance(value, Mapping) or not filter_matches(expected, value):
+                return False
+        elif isinstance(expected, list):
+            if not any(_rule_matches(rule, present, value) for rule in expected):
+                return False
+        else:
+            raise FilterPatternError(f"pattern values must be lists or objects, got {expected!r} at {key!r}")
+    return True
+
+
+def _rule_matches(rule: Any, present: bool, value: Any) -> bool:  # noqa: PLR0911 - one branch per operator
+    if not isinstance(rule, Mapping):
+        if not present:
+            return False
+        return rule in value if isinstance(value, list) else bool(value == rule)
+    if len(rule) != 1:
+        raise FilterPatternError(f"one operator per rule, got {rule!r}")
+    ((op, arg),) = rule.items()
+    if op == "exists":
+        return present is bool(arg)
+    if not present:
+        return False
+    values = value if isinstance(value, list) else [value]
+    if op == "prefix":
+        return any(isinstance(v, str) and v.startswith(str(arg)) for v in values)
+    if op == "suffix":
+        return any(isinstance(v, str) and v.endswith(str(arg)) for v in values)
+    if op == "equals-ignore-case":
+        return any(isinstance(v, str) and v.lower() == str(arg).lower() for v in values)
+    if op == "anything-but":
+        if isinstance(arg, Mapping) and "prefix" in arg:
+            return all(not (isinstance(v, str) and v.startswith(str(arg["prefix"]))) for v in values)
+        excluded = arg if isinstance(arg, list) else [arg]
+        return all(v not in excluded for v in values)
+    if op == "numeric":
+        return any(_numeric(v, arg) for v in values)
+    raise FilterPatternError(f"unsupported filter operator {op!r}")
+
+
+def _numeric(value: Any, conditions: list[Any]) -> bool:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return False
+    compare = {
+        "=": number.__eq__,
+        "<": number.__lt__,
+        "<=": number.__le__,
+        ">": number.__gt__,
+        ">=": number.__ge__,
+    }
+    pairs = zip(conditions[::2], conditions[1::2], strict=False)
+    return all(compare[str(op)](float(bound)) for op, bound in pairs)
+
+
+def stream_record(raw: Mapping[str, Any], stream_arn: str, region: str) -> dict[str, Any]:
+    """A DynamoDB Streams GetRecords record -> the record Lambda's event carries."""
+    record = json.loads(json.dumps(raw, default=str))
+    created = raw.get("dynamodb", {}).get("ApproximateCreationDateTime")
+    if isinstance(created, datetime):
+        record["dynamodb"]["ApproximateCreationDateTime"] = int(created.timestamp())
+    record.setdefault("eventVersion", "1.1")
+    record.setdefault("eventSource", "aws:dynamodb")
+    record["awsRegion"] = raw.get("awsRegion", region)
+    record["eventSourceARN"] = stream_arn
+    return dict(record)
+
+
+def stream_failure_record(
+    records: Sequence[Mapping[str, Any]],
+    *,
+    function_arn: str,
+    stream_arn: str,
+    shard_id: str,
+    condition: str,
+    invocations: int,
+) -> dict[str, Any]:
+    """What Lambda sends an OnFailure destination for a discarded stream batch: where the records are
+    (shard and sequence numbers), not the records themselves."""
+    first, last = records[0]["dynamodb"], records[-1]["dynamodb"]
+
+    def arrival(image: Mapping[str, Any]) -> str:
+        at = image.get("ApproximateCreationDateTime") or time.time()
+        return (
+            datetime.fromtimestamp(float(at), UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        )
+
+    return {
+        "requestContext": {
+            "requestId": str(uuid.uuid4()),
+            "functionArn": function_arn,
+            "condition": condition,
+            "approximateInvokeCount": invocations,
+        },
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "version": "1.0",
+        "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "DDBStreamBatchInfo": {
+            "shardId": shard_id,
+            "startSequenceNumber": first["SequenceNumber"],
+            "endSequenceNumber": last["SequenceNumber"],
+            "approximateArrivalOfFirstRecord": arrival(first),
+            "approximateArrivalOfLastRecord": arrival(last),
+            "batchSize": len(records),
+            "streamArn": stream_arn,
+        },
+    }
+
+
+class StreamPoller:
+    """One DynamoDB event source mapping: a thread that reads the table's stream, filters the records
+    with the mapping's FilterCriteria and invokes the function with batches, as Lambda does:
+
+    * a batch that fails (the function raises, or answers an invalid batchItemFailures) is split in two
+      with BisectBatchOnFunctionError, which costs no retry; a batch of one is retried;
+    * with ReportBatchItemFailures the records before the first failed one are done, and the rest is
+      retried;
+    * after MaximumRetryAttempts retries, or once a record is older than MaximumRecordAgeInSeconds, the
+      batch's coordinates go to the OnFailure destination and the shard moves on.
+
+    Lambda retries a stream batch at once; locally a short growing pause (retry_delay, doubled per
+    retry, at most retry_delay_cap) separates the retries, so a test can watch them.
+    """
+
+    def __init__(
+        self,
+        function: LocalFunction,
+        source: StreamEvent,
+        *,
+        client: DynamoDBStreamsClient,
+        stream_arn: str,
+        on_failure: Callable[[dict[str, Any]], None] | None = None,
+        region: str = "us-east-1",
+        poll_interval: float = 0.25,
+        retry_delay: float = 0.1,
+        retry_delay_cap: float = 2.0,
+    ) -> None:
+        self.function = function
+        self.source = source
+        self.client = client
+        self.stream_arn = stream_arn
+        self.on_failure = on_failure
+        self.region = region
+        self.poll_interval = poll_interval
+        self.retry_delay = retry_delay
+        self.retry_delay_cap = retry_delay_cap
+        self.batches = 0
+        self.filtered_out = 0
+        self.discarded: list[dict[str, Any]] = []
+        self._iterators: dict[str, str | None] = {}
+        self._stop = threading.Event()
+        self._busy = threading.Lock()
+        self._thread = threading.Thread(
+            target=self._run, name=f"ddbstream-{function.logical_id}-{source.name}", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._busy.acquire(timeout=timeout):
+            self._busy.release()
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._refresh_shards()
+                with self._busy:
+                    delivered = self.poll_once()
+                if not delivered:
+                    self._stop.wait(self.poll_interval)
+            except Exception:
+                if self._stop.is_set():
+                    break
+                log.exception("stream poller %s failed", self._thread.name)
+                self._stop.wait(0.5)
+
+    def _refresh_shards(self) -> None:
+        description = self.client.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]
+        position = "TRIM_HORIZON" if self.source.starting_position == "TRIM_HORIZON" else "LATEST"
+        for shard in description.get("Shards", []):
+            shard_id = shard["ShardId"]
+            if shard_id not in self._iterators:
+                self._iterators[shard_id] = self.client.get_shard_iterator(
+                    StreamArn=self.stream_arn,
+                    ShardId=shard_id,
+                    ShardIteratorType=position,  # type: ignore[arg-type]
+                )["ShardIterator"]
+
+    def poll_once(self) -> int:
+        """Read every shard once and deliver what came; returns how many records were read."""
+        read = 0
+        for shard_id, iterator in list(self._iterators.items()):
+            if iterator is None or self._stop.is_set():
+                continue  # a closed shard, or stopping
+            answer = self.client.get_records(ShardIterator=iterator, Limit=1000)
+            self._iterators[shard_id] = answer.get("NextShardIterator")
+            raw = answer.get("Records", [])
+            read += len(raw)
+            records = [stream_record(r, self.stream_arn, self.region) for r in raw]
+            kept = [r for r in records if self._selected(r)]
+            self.filtered_out += len(records) - len(kept)
+            for start in range(0, len(kept), self.source.batch_size):
+                self._deliver(shard_id, kept[start : start + self.source.batch_size], retries=0)
+        return read
+
+    def _selected(self, record: Mapping[str, Any]) -> bool:
+        return not self.source.filters or any(filter_matches(p, record) for p in self.source.filters)
+
+    def _deliver(self, shard_id: str, records: list[dict[str, Any]], retries: int) -> None:
+        invocations = 0
+        while records and not self._stop.is_set():
+            invocations += 1
+            outcome, failed_from = self._invoke(records)
+            if outcome == "ok":
+                return
+            if outcome == "error" and self.source.bisect_on_error and len(records) > 1:
+                middle = len(records) // 2  # splitting costs no retry
+                self._deliver(shard_id, records[:middle], retries)
+                self._deliver(shard_id, records[middle:], retries)
+                return
+            records = records[failed_from:]
+            retries += 1
+            condition = self._give_up(records, retries)
+            if condition is not None:
+                self._discard(shard_id, records, condition, invocations)
+                return
+            self._stop.wait(min(self.retry_delay_cap, self.retry_delay * 2 ** (retries - 1)))
+
+    def _give_up(self, records: Sequence[Mapping[str, Any]], retries: int) -> str | None:
+        limit = self.source.maximum_retry_attempts
+        if limit >= 0 and retries > limit:
+            return "RetryAttemptsExhausted"
+        age_limit = self.source.maximum_record_age
+        oldest = records[0]["dynamodb"].get("ApproximateCreationDateTime")
+        if age_limit >= 0 and oldest is not None and time.time() - float(oldest) > age_limit:
+            return "RecordAgeExceeded"
+        return None
+
+    def _invoke(self, records: list[dict[str, Any]]) -> tuple[str, int]:
+        """("ok", 0), ("partial", index of the first failed record) or ("error", 0)."""
+        self.batches += 1
+        try:
+            result = self.function.invoke({"Records": records})
+        except Exception:
+            log.info(
+                "%s failed on a stream batch of %d", self.function.logical_id, len(records), exc_info=True
+            )
+            return "error", 0
+        if not self.source.report_batch_item_failures:
+            return "ok", 0
+        numbers = [r["dynamodb"]["SequenceNumber"] for r in records]
+        failed = batch_item_failures(result, numbers)
+        if failed is None:
+            log.error(
+                "%s returned an invalid batchItemFailures response: %r", self.function.logical_id, result
+            )
+            return "error", 0
+        if not failed:
+            return "ok", 0
+        return "partial", min(numbers.index(n) for n in failed)
+
+    def _discard(
+        self, shard_id: str, records: Sequence[Mapping[str, Any]], condition: str, calls: int
+    ) -> None:
+        failure = stream_failure_record(
+            records,
+            function_arn=self.function.arn,
+            stream_arn=self.stream_arn,
+            shard_id=shard_id,
+            condition=condition,
+            invocations=calls,
+        )
+        self.discarded.append(failure)
+        log.error("%s: %d stream record(s) discarded (%s)", self.function.logical_id, len(records), condition)
+        if self.on_failure is not None:
+            self.on_failure(failure)
 
 
 # ---------------------------------------------------------------- EventBridge Scheduler

@@ -31,10 +31,11 @@ from wfm_publish_local.runner import (
     LocalFunction,
     Route,
     SqsPoller,
+    StreamPoller,
     schedule_input,
     wait_until,
 )
-from wfm_publish_local.template import Resolver, Template, TemplateError
+from wfm_publish_local.template import Resolver, StreamEvent, Template, TemplateError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -107,8 +108,10 @@ class LocalStack:
         so a failed record comes back (and reaches the DLQ at maxReceiveCount) quickly. None keeps
         the template's values.
     api_port: port of the API front (0: any free port; see api_url).
-    poll: logical ids of the functions whose SQS event sources run; None: all, empty: none (the
-        messages then stay on the queues for a test to read).
+    poll: logical ids of the functions whose SQS and DynamoDB stream event sources run; None: all,
+        empty: none (the messages then stay on the queues for a test to read).
+    stream_retry_delay: the pause before a failed stream batch is retried (doubled per retry, at most
+        2 s); Lambda retries at once, this lets a test watch the retries.
     enforce_timeouts: an invocation longer than the function's Timeout counts as failed.
     """
 
@@ -126,6 +129,8 @@ class LocalStack:
         stack_name: str = "wfm-publish-local",
         region: str = "us-east-1",
         enforce_timeouts: bool = True,
+        stream_retry_delay: float = 0.1,
+        stream_poll_interval: float = 0.25,
     ) -> None:
         self.root = Path(root) if root is not None else REPO_ROOT
         path = Path(template_path)
@@ -140,12 +145,15 @@ class LocalStack:
         self.stack_name = stack_name
         self.region = region
         self.enforce_timeouts = enforce_timeouts
+        self.stream_retry_delay = stream_retry_delay
+        self.stream_poll_interval = stream_poll_interval
 
         self.refs: dict[str, str] = {}
         self.attributes: dict[tuple[str, str], str] = {}
         self.environment: dict[str, str] = {}
         self.functions: dict[str, LocalFunction] = {}
         self.pollers: list[SqsPoller] = []
+        self.stream_pollers: list[StreamPoller] = []
         self._suffix = uuid.uuid4().hex[:12].upper()
         self._moto: Any = None
         self._endpoint: str | None = None
@@ -333,9 +341,11 @@ class LocalStack:
         function_logical_id: str,
         event_name: str | None = None,
         scheduled_time: datetime | None = None,
+        input_overrides: Mapping[str, Any] | None = None,
     ) -> Any:
         """Invoke the function with its ScheduleV2 Input, as EventBridge Scheduler delivers it, and
-        return the handler's result (an exception propagates: the scheduler's retries are not run)."""
+        return the handler's result (an exception propagates: the scheduler's retries are not run).
+        input_overrides replace keys of the (JSON object) Input, as editing the schedule would."""
         function = self._function(function_logical_id)
         events = [e for e in function.spec.schedule_events if event_name in (None, e.name)]
         if not events:
@@ -348,6 +358,8 @@ class LocalStack:
         arn = f"arn:aws:scheduler:{self.region}:{ACCOUNT_ID}:schedule/default/{self.stack_name}-{event.name}"
         raw = event.input if event.input is None else self._resolver().resolve_str(event.input)
         payload = schedule_input(raw, schedule_arn=arn, scheduled_time=scheduled_time)
+        if input_overrides:
+            payload = {**payload, **input_overrides}
         return function.invoke(payload)
 
     @staticmethod
@@ -515,9 +527,11 @@ class LocalStack:
                 request["ProvisionedThroughput"] = props.get(
                     "ProvisionedThroughput", {"ReadCapacityUnits": 5, "WriteCapacityUnits": 5}
                 )
-            for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes", "StreamSpecification"):
+            for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
                 if key in props:
                     request[key] = props[key]
+            if "StreamSpecification" in props:  # CloudFormation's has no StreamEnabled: its presence is it
+                request["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
             description = dynamodb.create_table(**request)["TableDescription"]
             if spec.ttl_attribute:
                 dynamodb.update_time_to_live(
@@ -626,11 +640,15 @@ class LocalStack:
         self._poll(function_logical_ids or tuple(self.functions))
 
     def _poll(self, function_logical_ids: Collection[str]) -> None:
-        running = {p.function.logical_id for p in self.pollers}
+        running = {p.function.logical_id for p in self.pollers} | {
+            p.function.logical_id for p in self.stream_pollers
+        }
         for lid in function_logical_ids:
             function = self._function(lid)
             if lid in running:
                 continue
+            for stream in function.spec.stream_events:
+                self._start_stream_poller(function, stream)
             for source in function.spec.sqs_events:
                 poller = SqsPoller(
                     function,
@@ -643,13 +661,42 @@ class LocalStack:
                 poller.start()
                 self.pollers.append(poller)
 
+    def _start_stream_poller(self, function: LocalFunction, source: StreamEvent) -> None:
+        stream_arn = self.attributes.get((source.table, "StreamArn"))
+        if not stream_arn:
+            raise TemplateError(
+                f"{function.logical_id}.{source.name}: {source.table} has no StreamSpecification"
+            )
+        on_failure = None
+        if source.on_failure is not None:
+            dlq_url = self.queue_url(source.on_failure)
+            sqs = self.client("sqs")
+
+            def on_failure(record: dict[str, Any]) -> None:
+                sqs.send_message(QueueUrl=dlq_url, MessageBody=json.dumps(record))
+
+        poller = StreamPoller(
+            function,
+            source,
+            client=self.client("dynamodbstreams"),
+            stream_arn=stream_arn,
+            on_failure=on_failure,
+            region=self.region,
+            poll_interval=self.stream_poll_interval,
+            retry_delay=self.stream_retry_delay,
+        )
+        poller.start()
+        self.stream_pollers.append(poller)
+
     def stop_polling(self) -> None:
-        """Stop every SQS event source (the batch in hand is finished first)."""
-        for poller in self.pollers:
+        """Stop every SQS and stream event source (the batch in hand is finished first)."""
+        pollers: list[SqsPoller | StreamPoller] = [*self.pollers, *self.stream_pollers]
+        for poller in pollers:
             poller.request_stop()
-        for poller in self.pollers:
+        for poller in pollers:
             poller.stop()
         self.pollers = []
+        self.stream_pollers = []
 
     def __repr__(self) -> str:
         state = f"moto at {self._endpoint}" if self._started else "stopped"

@@ -36,6 +36,7 @@ __all__ = [
     "ScheduleEvent",
     "SecretSpec",
     "SqsEvent",
+    "StreamEvent",
     "TableSpec",
     "Template",
     "TemplateError",
@@ -191,6 +192,32 @@ class SqsEvent:
 
 
 @dataclass(frozen=True)
+class StreamEvent:
+    """A DynamoDB event source: the table's stream -> the function, with Lambda's error handling."""
+
+    name: str
+    table: str
+    """Logical id of the table (from !GetAtt Table.StreamArn)."""
+    starting_position: str
+    batch_size: int
+    maximum_batching_window: int
+    maximum_retry_attempts: int
+    """-1: retry until the record expires."""
+    maximum_record_age: int
+    """Seconds; -1: no limit."""
+    bisect_on_error: bool
+    function_response_types: tuple[str, ...]
+    on_failure: str | None
+    """Logical id of the OnFailure SQS queue."""
+    filters: tuple[Mapping[str, Any], ...]
+    """FilterCriteria patterns, parsed."""
+
+    @property
+    def report_batch_item_failures(self) -> bool:
+        return "ReportBatchItemFailures" in self.function_response_types
+
+
+@dataclass(frozen=True)
 class ScheduleEvent:
     name: str
     type: str
@@ -215,6 +242,7 @@ class FunctionSpec:
     policies: tuple[Any, ...]
     api_events: tuple[ApiEvent, ...] = ()
     sqs_events: tuple[SqsEvent, ...] = ()
+    stream_events: tuple[StreamEvent, ...] = ()
     schedule_events: tuple[ScheduleEvent, ...] = ()
     properties: Mapping[str, Any] = field(default_factory=dict)
     """Globals merged with the function's Properties, unresolved."""
@@ -440,6 +468,7 @@ class Template:
                 raise TemplateError(f"{lid}: needs a local CodeUri folder and a Handler module.function")
             api: list[ApiEvent] = []
             sqs: list[SqsEvent] = []
+            streams: list[StreamEvent] = []
             schedules: list[ScheduleEvent] = []
             for name, event in (props.get("Events") or {}).items():
                 kind = event.get("Type")
@@ -464,6 +493,8 @@ class Template:
                             maximum_batching_window=_int(ev.get("MaximumBatchingWindowInSeconds", 0), name),
                         )
                     )
+                elif kind == "DynamoDB":
+                    streams.append(_stream_event(lid, name, ev))
                 elif kind in {"ScheduleV2", "Schedule"}:
                     schedules.append(
                         ScheduleEvent(
@@ -487,6 +518,7 @@ class Template:
                 policies=tuple(props.get("Policies") or ()),
                 api_events=tuple(api),
                 sqs_events=tuple(sqs),
+                stream_events=tuple(streams),
                 schedule_events=tuple(schedules),
                 properties=props,
             )
@@ -509,6 +541,35 @@ class Template:
                 raise TemplateError(f"parameter {name}={value!r} is not one of {list(spec.allowed_values)}")
             values[name] = value
         return values
+
+
+def _stream_event(lid: str, name: str, ev: Mapping[str, Any]) -> StreamEvent:
+    where = f"{lid}.{name}"
+    destination = ((ev.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
+    filters: list[Mapping[str, Any]] = []
+    for entry in (ev.get("FilterCriteria") or {}).get("Filters") or []:
+        try:
+            pattern = json.loads(str(entry["Pattern"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise TemplateError(f"{where}.FilterCriteria: each filter needs a JSON Pattern") from exc
+        if not isinstance(pattern, dict):
+            raise TemplateError(f"{where}.FilterCriteria: a Pattern must be a JSON object")
+        filters.append(pattern)
+    return StreamEvent(
+        name=name,
+        table=_logical_id_of(ev.get("Stream"), f"{where}.Stream"),
+        starting_position=str(ev.get("StartingPosition", "LATEST")),
+        batch_size=_int(ev.get("BatchSize", 100), f"{where}.BatchSize"),
+        maximum_batching_window=_int(ev.get("MaximumBatchingWindowInSeconds", 0), where),
+        maximum_retry_attempts=_int(ev.get("MaximumRetryAttempts", -1), f"{where}.MaximumRetryAttempts"),
+        maximum_record_age=_int(
+            ev.get("MaximumRecordAgeInSeconds", -1), f"{where}.MaximumRecordAgeInSeconds"
+        ),
+        bisect_on_error=ev.get("BisectBatchOnFunctionError") is True,
+        function_response_types=tuple(ev.get("FunctionResponseTypes") or ()),
+        on_failure=None if destination is None else _logical_id_of(destination, f"{where}.OnFailure"),
+        filters=tuple(filters),
+    )
 
 
 def _scalar_text(value: Any) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import heapq
 import itertools
+import json
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,25 +40,28 @@ class MemoryJobStore:
         self.active: dict[str, str] = {}
         self.idempotency: dict[str, IdempotencyRecord] = {}
         self.writes = 0
+        self.observations: dict[str, tuple[float, str]] = {}  # key -> (observedAt, JSON), as in the table
+        self.observation_reads = 0
+        self.observation_writes = 0
 
     def create_job(self, job: Job) -> None:
         if job.job_id in self.jobs:
             raise JobAlreadyExists(job.job_id)
         self.writes += 1
-        self.jobs[job.job_id] = copy.deepcopy(job)
+        self.jobs[job.job_id] = _stored(job)
 
     def get_job(self, job_id: str) -> Job | None:
         job = self.jobs.get(job_id)
-        return copy.deepcopy(job) if job else None
+        return _stored(job) if job else None
 
     def save_job(self, job: Job) -> Job:
         current = self.jobs.get(job.job_id)
         if current is None or current.version != job.version:
-            raise StaleJob(job.job_id, copy.deepcopy(current))
+            raise StaleJob(job.job_id, _stored(current) if current else None)
         self.writes += 1
-        moved = job.model_copy(deep=True, update={"version": job.version + 1})
+        moved = _stored(job.model_copy(update={"version": job.version + 1}))
         self.jobs[job.job_id] = moved
-        return copy.deepcopy(moved)
+        return _stored(moved)
 
     def claim_schedule(self, schedule_id: str, job_id: str, now: float) -> str | None:
         holder = self.active.get(schedule_id)
@@ -85,6 +89,25 @@ class MemoryJobStore:
 
     def release_idempotency(self, key: str) -> None:
         self.idempotency.pop(key, None)
+
+    def get_observation(self, key: str) -> tuple[float, Any] | None:
+        self.observation_reads += 1
+        held = self.observations.get(key)
+        return (held[0], json.loads(held[1])) if held else None
+
+    def put_observation(self, key: str, observed_at: float, data: Any, ttl_seconds: float) -> bool:
+        held = self.observations.get(key)
+        if held is not None and held[0] >= observed_at:
+            return False  # a newer observation is already there
+        self.observations[key] = (observed_at, json.dumps(data))
+        self.observation_writes += 1
+        return True
+
+
+def _stored(job: Job) -> Job:
+    """A copy through the document DynamoDB stores (store.DynamoJobStore): as faithful as the table,
+    and several times cheaper than a deep copy of a long timeline (the benchmark runs thousands)."""
+    return Job.model_validate_json(job.model_dump_json(by_alias=True, exclude_none=True))
 
 
 @dataclass(order=True)
@@ -132,6 +155,20 @@ class VirtualQueues:
         return sum(self.sent.values())
 
 
+def virtual_client(simulator: GenesysSimulator, clock: VirtualClock) -> GenesysClient:
+    """The real GenesysClient, reaching the simulator in-process on the virtual clock."""
+    session = requests.Session()
+    session.trust_env = False  # no proxies or .netrc to look up for an in-process transport
+    session.mount(VIRTUAL_BASE_URL, InProcessAdapter(simulator))
+    credentials = simulator.scenario.credentials
+    return GenesysClient(
+        VIRTUAL_BASE_URL,
+        lambda: Credentials(credentials.client_id, credentials.client_secret),
+        session=session,
+        monotonic=clock.now,
+    )
+
+
 class VirtualRun:
     """Intake, pipeline, store, queues and the simulator on one virtual clock."""
 
@@ -148,15 +185,7 @@ class VirtualRun:
         self.store = MemoryJobStore()
         self.queues = VirtualQueues(clock)
         sender = QueueSender(self.queues, clock)
-        session = requests.Session()
-        session.mount(VIRTUAL_BASE_URL, InProcessAdapter(simulator))
-        credentials = simulator.scenario.credentials
-        self.genesys = GenesysClient(
-            VIRTUAL_BASE_URL,
-            lambda: Credentials(credentials.client_id, credentials.client_secret),
-            session=session,
-            monotonic=clock.now,
-        )
+        self.genesys = virtual_client(simulator, clock)
         self.intake = Intake(self.store, sender, clock, deadline_seconds=deadline_seconds)
         self.pipeline = Pipeline(self.store, sender, self.genesys, clock, timing, random.Random(seed))
 

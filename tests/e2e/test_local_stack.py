@@ -1,4 +1,5 @@
-"""The whole product on the local stack, over HTTP: API front, moto server, pollers, the simulator."""
+"""The whole product on the local stack, over HTTP: API front, moto server, pollers, the simulator.
+Every request is signed as ServiceNow signs it (stack.auth); tests/e2e/test_api*.py cover the API itself."""
 
 from __future__ import annotations
 
@@ -32,13 +33,15 @@ def fresh_org(stack: EmbeddedStack) -> None:
 
 def post(stack: EmbeddedStack, body: Any, key: str | None = None, **headers: str) -> requests.Response:
     sent = {"Idempotency-Key": key or str(uuid.uuid4()), **headers}
-    return requests.post(f"{stack.api_url}/publishes", json=body, headers=sent, timeout=10)
+    return requests.post(f"{stack.api_url}/publishes", json=body, headers=sent, auth=stack.auth, timeout=10)
 
 
 def wait_for_end(stack: EmbeddedStack, publish_id: str, timeout: float = 60) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        job: dict[str, Any] = requests.get(f"{stack.api_url}/publishes/{publish_id}", timeout=10).json()
+        job: dict[str, Any] = requests.get(
+            f"{stack.api_url}/publishes/{publish_id}", auth=stack.auth, timeout=10
+        ).json()
         if job["status"] in {"PUBLISHED", "FAILED", "CANCELLED"}:
             return job
         time.sleep(0.2)
@@ -129,8 +132,8 @@ def test_bad_input_is_refused_naming_each_field_and_writes_nothing(stack: Embedd
     assert answer.status_code == 400
     fields = {e["field"] for e in answer.json()["errors"]}
     assert {"scheduleId", "validationMode", "extra"} <= fields
-    no_key = requests.post(f"{stack.api_url}/publishes", json=SERVICENOW_BODY, timeout=10)
+    no_key = requests.post(f"{stack.api_url}/publishes", json=SERVICENOW_BODY, auth=stack.auth, timeout=10)
     assert no_key.status_code == 400
     assert "Idempotency-Key" in no_key.json()["message"]
-    missing = requests.get(f"{stack.api_url}/publishes/{uuid.uuid4().hex}", timeout=10)
+    missing = requests.get(f"{stack.api_url}/publishes/{uuid.uuid4().hex}", auth=stack.auth, timeout=10)
     assert missing.status_code == 404

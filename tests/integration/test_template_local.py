@@ -79,8 +79,9 @@ def test_functions_and_routes(stack: LocalStack) -> None:
         "PublishTriggerFunction",
         "TrunkValidationFunction",
         "ConflictRetryFunction",
+        "NotifierFunction",
     }
-    assert stack.pollers == []  # poll=[]
+    assert stack.pollers == [] and stack.stream_pollers == []  # poll=[]
     response = requests.get(f"{stack.api_url}/publish", timeout=10)
     assert response.status_code == 403
     assert response.json() == {"message": "Missing Authentication Token"}

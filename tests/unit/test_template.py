@@ -7,11 +7,13 @@ import os
 import re
 import subprocess
 import tomllib
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from wfm_publish_local.runner import schedule_input
 from wfm_publish_local.template import (
     ResolutionError,
     Resolver,
@@ -128,7 +130,12 @@ def test_global_environment_is_the_contract(template: Template) -> None:
 
 def test_functions_runtime_and_handlers(template: Template) -> None:
     functions = template.functions
-    assert set(functions) == {"PublishTriggerFunction", "TrunkValidationFunction", "ConflictRetryFunction"}
+    assert set(functions) == {
+        "PublishTriggerFunction",
+        "TrunkValidationFunction",
+        "ConflictRetryFunction",
+        "NotifierFunction",
+    }
     for function in functions.values():
         assert function.runtime in {"python3.12", "python3.13"}
         assert function.properties["Architectures"] == ["arm64"]
@@ -145,12 +152,57 @@ def test_publish_trigger_events(template: Template) -> None:
     assert {(e.method, e.path, e.rest_api_id) for e in trigger.api_events} == {
         ("POST", "/publishes", "PublishApi"),
         ("GET", "/publishes/{publishId}", "PublishApi"),
+        ("POST", "/publishes/{publishId}/cancel", "PublishApi"),
     }
     (weekly,) = trigger.schedule_events
     assert weekly.type == "ScheduleV2"
     assert weekly.schedule_expression == {"Ref": "WeeklyScheduleExpression"}
     assert weekly.timezone == {"Ref": "WeeklyScheduleTimezone"}
-    assert json.loads(weekly.input or "") == {"source": "weekly", "businessUnitIds": "all", "weeksAhead": 1}
+    # The run's due time travels with it, so a retried delivery works out the same weeks.
+    assert json.loads(weekly.input or "") == {
+        "source": "weekly",
+        "businessUnitIds": "all",
+        "weeksAhead": 1,
+        "scheduledTime": "<aws.scheduler.scheduled-time>",
+    }
+    assert trigger.environment["API_SIGNING_SECRET"] == {"Ref": "ApiSigningSecret"}
+
+
+def test_api_needs_a_key_with_a_usage_plan(template: Template) -> None:
+    auth = template.properties("PublishApi")["Auth"]
+    assert auth["ApiKeyRequired"] is True
+    plan = auth["UsagePlan"]
+    assert plan["CreateUsagePlan"] == "PER_API"
+    assert set(plan["Throttle"]) == {"RateLimit", "BurstLimit"}
+    assert template.outputs["ApiKeyId"]["Value"] == {"Ref": "PublishApiApiKey"}  # SAM's generated key
+
+
+def test_notifier_reads_the_table_stream_with_retries_bisect_and_a_dlq(template: Template) -> None:
+    assert template.table.properties["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+    notifier = template.functions["NotifierFunction"]
+    (source,) = notifier.stream_events
+    assert source.table == "JobsTable"
+    assert source.starting_position == "TRIM_HORIZON"
+    assert source.bisect_on_error
+    assert 0 < source.maximum_retry_attempts <= 10
+    assert 0 < source.maximum_record_age <= 24 * 3600  # within the stream's retention
+    assert source.report_batch_item_failures
+    assert source.on_failure == "NotifierDLQ"
+    (pattern,) = source.filters
+    terminal = ["PUBLISHED", "FAILED", "CANCELLED"]
+    assert pattern["eventName"] == ["MODIFY"]
+    assert pattern["dynamodb"]["NewImage"]["status"]["S"] == terminal
+    assert pattern["dynamodb"]["OldImage"]["status"]["S"] == [{"anything-but": terminal}]
+    assert notifier.environment["SERVICENOW_CREDENTIALS_SECRET"] == {"Ref": "ServiceNowCredentials"}
+    assert notifier.environment["SERVICENOW_INSTANCE_URL"] == {"Ref": "ServiceNowInstanceUrl"}
+
+
+def test_servicenow_secrets_are_generated_placeholders(template: Template) -> None:
+    signing = template.secrets["ApiSigningSecret"]
+    assert (signing.generate_template, signing.generate_key) == ("{}", "hmacSecret")
+    credentials = template.secrets["ServiceNowCredentials"]
+    assert json.loads(credentials.generate_template or "") == {"username": "set-me"}
+    assert credentials.generate_key == "password"
     assert template.properties("PublishApi")["StageName"] == {"Ref": "Stage"}
 
 
@@ -180,7 +232,7 @@ def test_every_consumed_queue_has_a_dlq(template: Template) -> None:
 
 
 def test_dlqs_keep_messages_14_days(template: Template) -> None:
-    for lid in template.dead_letter_queues | {"ScheduleDLQ"}:
+    for lid in template.dead_letter_queues | {"ScheduleDLQ", "NotifierDLQ"}:
         assert template.queues[lid].message_retention_period == 14 * 24 * 3600, lid
 
 
@@ -208,7 +260,7 @@ def test_dlq_alarms(template: Template) -> None:
             dimension = props["Dimensions"][0]["Value"]
             alarmed.add(dimension["Fn::GetAtt"][0])
     assert template.dead_letter_queues <= alarmed
-    assert "ScheduleDLQ" in alarmed
+    assert {"ScheduleDLQ", "NotifierDLQ"} <= alarmed
 
 
 # ---------------------------------------------------------------- table and secret
@@ -277,6 +329,13 @@ def test_policies_match_what_each_function_does(template: Template) -> None:
     assert _policy_targets(template, "PublishTriggerFunction") == {
         "DynamoDBCrudPolicy": {"JobsTable"},
         "SQSSendMessagePolicy": {"ValidationQueue"},
+        # the signing secret (API), the Genesys client (the weekly run lists business units)
+        "AWSSecretsManagerGetSecretValuePolicy": {"ApiSigningSecret", "GenesysCredentials"},
+    }
+    assert _policy_targets(template, "NotifierFunction") == {
+        "DynamoDBCrudPolicy": {"JobsTable"},  # records the delivery on the job
+        "AWSSecretsManagerGetSecretValuePolicy": {"ServiceNowCredentials"},
+        "SQSSendMessagePolicy": {"NotifierDLQ"},  # the OnFailure destination
     }
     for lid in ("TrunkValidationFunction", "ConflictRetryFunction"):
         assert _policy_targets(template, lid) == {
@@ -436,7 +495,12 @@ def test_sample_events_are_real_format() -> None:
 
     weekly = json.loads((events / "weekly_schedule.json").read_text())
     trigger = Template.load(TEMPLATE).functions["PublishTriggerFunction"]
-    assert weekly == json.loads(trigger.schedule_events[0].input or "")
+    delivered = schedule_input(
+        trigger.schedule_events[0].input,
+        schedule_arn="arn:aws:scheduler:us-east-1:123456789012:schedule/default/weekly",
+        scheduled_time=datetime.fromisoformat(weekly["scheduledTime"]),
+    )
+    assert weekly == delivered  # the template's Input as EventBridge Scheduler delivers it
 
 
 # ---------------------------------------------------------------- linters

@@ -55,6 +55,14 @@ class Settings(BaseModel):
     settle_window_seconds: float = Field(default=30.0, ge=0)
     job_deadline_seconds: float = Field(default=8 * 3600.0, gt=0)
     job_ttl_days: int = Field(default=30, ge=1)
+    # Telephony readiness and capacity (issue 4); the defaults suit Genesys Cloud's own.
+    trunk_max_calls_property: str = Field(default="trunk_max_concurrent_calls", min_length=1)
+    on_queue_activity_codes: str = Field(default="0", min_length=1)  # comma-separated activity code ids
+    observation_max_age_seconds: float = Field(default=5.0, ge=0)  # 0: jobs never share telephony reads
+    # The publish API (PublishTriggerFunction) and the notifier (NotifierFunction) only.
+    api_signing_secret: str | None = None  # Secrets Manager id of {"hmacSecret": ...}
+    servicenow_instance_url: str | None = None  # https://<instance>.service-now.com
+    servicenow_credentials_secret: str | None = None  # {"username", "password"[, "clientId", "clientSecret"]}
 
     @model_validator(mode="after")
     def _genesys_reachable(self) -> Settings:

@@ -86,8 +86,37 @@ class GenesysTransient(GenesysError):
     """5xx, a timeout or a dropped connection: worth another try after a backoff."""
 
 
+class GenesysServerError(GenesysTransient):
+    """5xx (or 408): Genesys failed the call; the same call may well succeed later."""
+
+
+class GenesysTimeout(GenesysTransient):
+    """No answer within the connect or read timeout. A write may or may not have been applied."""
+
+
+class GenesysConnectionError(GenesysTransient):
+    """The connection was refused, reset or dropped before an answer arrived."""
+
+
+class GenesysPending(GenesysTransient):
+    """An asynchronous answer (an agent-schedule query) is not ready yet: ask again later, don't sleep."""
+
+    def __init__(self, message: str, *, operation_id: str, retry_after: float = 2.0, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.operation_id = operation_id
+        self.retry_after = retry_after
+
+
 class GenesysAuthError(GenesysError):
     """401/403 that a fresh token did not cure: the OAuth client or its roles are wrong."""
+
+
+class GenesysUnauthorized(GenesysAuthError):
+    """401 after one renewal, or the token endpoint refused the client credentials."""
+
+
+class GenesysForbidden(GenesysAuthError):
+    """403: the token is good but the OAuth client lacks the permission (or division) for the call."""
 
 
 class GenesysNotFound(GenesysError):

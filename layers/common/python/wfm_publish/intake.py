@@ -105,11 +105,18 @@ class Intake:
             ticket=uuid.uuid4().hex,
             created_at=now,
             updated_at=now,
-            deadline_at=start + self._deadline_seconds,
+            deadline_at=start + job_deadline(request, self._deadline_seconds),
             idempotency_key=key,
         )
         job.record(now, "accepted", firstCheckInSeconds=round(first_delay(request, now), 1))
         return job
+
+
+def job_deadline(request: PublishRequest, configured: float) -> float:
+    """Seconds the job may take from its start: the configured deadline, or the request's if shorter."""
+    if request.deadline_seconds is None:
+        return configured
+    return min(configured, float(request.deadline_seconds))
 
 
 def first_delay(request: PublishRequest, now: float) -> float:
@@ -140,9 +147,33 @@ def job_view(job: Job) -> dict[str, Any]:
         "createdAt": iso(job.created_at),
         "updatedAt": iso(job.updated_at),
         "deadlineAt": iso(job.deadline_at),
+        **telephony_view(job),
         "timeline": [
             {"at": iso(e.at), "event": e.event, **({"detail": e.detail} if e.detail else {})}
             for e in job.timeline
         ],
     }
     return {k: v for k, v in view.items() if v is not None}
+
+
+def telephony_view(job: Job) -> dict[str, Any]:
+    """The telephony scope the job watches, and the capacity report (issue 4): bounded, for a person."""
+    view: dict[str, Any] = {}
+    if job.scope is not None:
+        view["telephonyScope"] = {
+            "agents": job.scope.agents,
+            "campaigns": [
+                {"id": c.id, "name": c.name, "dialingMode": c.dialing_mode, "agents": c.agents, "via": c.pool}
+                for c in job.scope.campaigns
+            ],
+            "sites": [
+                {"pool": p.key, "name": p.name, "edges": p.edges, "trunks": p.trunks} for p in job.scope.pools
+            ],
+        }
+    if job.blocked_by and not job.status.terminal:
+        view["waitingOn"] = job.blocked_by
+    if job.capacity is not None:
+        view["capacity"] = job.capacity.wire()
+    if job.warnings:
+        view["warnings"] = job.warnings
+    return view

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+import time
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -38,28 +39,78 @@ class ValidationMode(StrEnum):
 
 
 class TelephonySync(Wire):
-    enabled: bool = True
+    enabled: bool = Field(default=True, strict=True)  # JSON true/false, not "true" or 1
     retry_count: int = Field(default=3, ge=0, le=20, description="conflict retries the job may spend")
     delay_ms: int = Field(
         default=5000, ge=0, le=86_400_000, description="delay before the first readiness check"
     )
 
+    @field_validator("retry_count", "delay_ms", mode="before")
+    @classmethod
+    def _json_integer(cls, value: Any) -> Any:
+        # As JSON Schema has it: 3 and 3.0 are integers, "3" and true are not (pydantic's lax mode takes them).
+        if isinstance(value, bool | str):
+            raise ValueError("must be a JSON integer")
+        return value
+
+
+class Callback(Wire):
+    """The ServiceNow record to update when the job ends (PATCH /api/now/table/{table}/{sys_id})."""
+
+    table: str = Field(pattern=r"^[a-z][a-z0-9_]{0,79}$", description="ServiceNow table, e.g. change_request")
+    sys_id: str = Field(pattern=r"^[0-9a-f]{32}$", description="the record's sys_id (32 hex digits)")
+
+
+PUBLISH_TIME_HORIZON_DAYS = 366
+
 
 class PublishRequest(Wire):
     """The ServiceNow REST message body, accepted verbatim (shared/DESIGN.md)."""
 
-    schedule_id: str = Field(description="Genesys Cloud WFM schedule id")
-    publish_time: AwareDatetime | None = Field(default=None, description="earliest time to publish")
+    schedule_id: str = Field(
+        description="Genesys Cloud WFM schedule id", json_schema_extra={"pattern": _ID.pattern}
+    )
+    publish_time: AwareDatetime | None = Field(
+        default=None, description="earliest time to publish, with a zone; at most 366 days ahead"
+    )
     validation_mode: ValidationMode = ValidationMode.STRICT
     telephony_sync: TelephonySync = Field(default_factory=TelephonySync)
-    business_unit_id: str | None = Field(default=None, description="resolved from Genesys when absent")
+    business_unit_id: str | None = Field(
+        default=None,
+        description="resolved from Genesys when absent",
+        json_schema_extra={"pattern": _ID.pattern},
+    )
     week_id: date | None = Field(default=None, description="yyyy-MM-dd week start; resolved when absent")
+    callback: Callback | None = Field(default=None, description="ServiceNow record updated when the job ends")
+    deadline_seconds: int | None = Field(
+        default=None,
+        ge=60,
+        le=7 * 86_400,
+        description="give up after this many seconds from publishTime (or now); may only shorten the "
+        "configured deadline (JOB_DEADLINE_SECONDS, default 8 h)",
+    )
 
     @field_validator("schedule_id", "business_unit_id")
     @classmethod
     def _genesys_id(cls, value: str | None) -> str | None:
         if value is not None and not _ID.match(value):
             raise ValueError("must be 1-128 letters, digits, '.', '_', ':' or '-'")
+        return value
+
+    @field_validator("publish_time", "week_id", mode="before")
+    @classmethod
+    def _text_on_the_wire(cls, value: Any) -> Any:
+        # Lax mode reads a number as a unix time; the contract is an ISO-8601 string.
+        if value is None or isinstance(value, str | date):
+            return value
+        raise ValueError("must be an ISO-8601 string")
+
+    @field_validator("publish_time")
+    @classmethod
+    def _within_horizon(cls, value: datetime | None) -> datetime | None:
+        # A time years ahead is a typo ("2033" for "2023"): it would hold the schedule for years.
+        if value is not None and value.timestamp() > time.time() + PUBLISH_TIME_HORIZON_DAYS * 86_400:
+            raise ValueError(f"must be at most {PUBLISH_TIME_HORIZON_DAYS} days ahead")
         return value
 
 
@@ -103,6 +154,118 @@ class TimelineEntry(Wire):
 TIMELINE_LIMIT = 200  # keeps a job item far below DynamoDB's 400 KB
 
 
+# --- the telephony a schedule depends on, and whether its trunks can carry it (issue 4) ----------
+
+
+class ScopePool(Wire):
+    """A site or edge group that campaigns dial through: its Edges, their EXTERNAL trunks, trunk bases."""
+
+    key: str  # "site:<id>" or "edgeGroup:<id>": also the shared observation's key
+    kind: str  # "site" | "edgeGroup"
+    id: str
+    name: str | None = None
+    edges: list[str] = Field(default_factory=list)
+    trunks: list[str] = Field(default_factory=list)
+    trunk_bases: list[str] = Field(default_factory=list)
+
+
+class ScopeCampaign(Wire):
+    id: str
+    name: str | None = None
+    dialing_mode: str
+    queue_id: str | None = None
+    pool: str  # ScopePool.key
+    max_calls_per_agent: int | None = None
+    outbound_line_count: int | None = None
+    agents: int = 0  # the schedule's agents among its queue's members when the scope was computed
+
+
+class TelephonyScope(Wire):
+    """Computed once per job: schedule agents -> queues -> campaigns `on` -> sites / edge groups ->
+    Edges -> EXTERNAL trunks -> trunk bases. Only this telephony can hold the job's publish."""
+
+    computed_at: float
+    agents: int
+    management_units: list[str] = Field(default_factory=list)
+    week_count: int = 1
+    campaigns: list[ScopeCampaign] = Field(default_factory=list)
+    pools: list[ScopePool] = Field(default_factory=list)
+
+    def brief(self) -> dict[str, Any]:
+        return {
+            "agents": self.agents,
+            "campaigns": [c.id for c in self.campaigns],
+            "pools": [p.key for p in self.pools],
+            "edges": sum(len(p.edges) for p in self.pools),
+            "trunks": sum(len(p.trunks) for p in self.pools),
+        }
+
+
+class CampaignLoad(Wire):
+    """One campaign's part of the lines needed in an interval."""
+
+    campaign_id: str
+    name: str | None = None
+    dialing_mode: str
+    agents: int
+    lines_per_agent: int
+    lines: int
+
+
+class CapacityOverflow(Wire):
+    """Consecutive 15-minute intervals over capacity in one site / edge group."""
+
+    pool: str
+    label: str  # e.g. "Mon 23 Oct 12:00-13:00 Europe/London (11:00-12:00 UTC)"
+    start: str  # ISO in the business unit's zone
+    end: str
+    start_utc: str
+    end_utc: str
+    intervals: int
+    lines_needed: int  # the peak within the range
+    lines_available: int
+    peak_at: str  # ISO (business unit's zone) of the first interval at the peak
+    campaigns: list[CampaignLoad] = Field(default_factory=list)  # behind the peak
+
+
+class PoolCapacity(Wire):
+    """How the lines available to one site / edge group were worked out, and its peak need."""
+
+    pool: str
+    name: str | None = None
+    lines_available: int
+    max_outbound_line_count: int | None = None  # the line distribution's
+    trunk_max_concurrent_calls: int | None = None  # sum over the connected EXTERNAL trunks in scope
+    max_line_utilization: float
+    reserved_lines: int = 0  # agentless campaigns outside this schedule
+    peak_needed: int = 0
+    peak_at: str | None = None
+    intervals_over: int = 0
+
+
+class CapacityReport(Wire):
+    ok: bool
+    summary: str
+    time_zone: str
+    week_start: str
+    interval_minutes: int = 15
+    intervals_checked: int
+    intervals_over: int = 0
+    pools: list[PoolCapacity] = Field(default_factory=list)
+    over: list[CapacityOverflow] = Field(default_factory=list)  # bounded: see `more_over`
+    more_over: int = 0  # ranges over capacity not listed in `over`
+    notes: list[str] = Field(default_factory=list)
+    checked_at: float | None = None
+
+    def brief(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "intervalsChecked": self.intervals_checked,
+            "intervalsOver": self.intervals_over,
+            "peaks": {p.pool: f"{p.peak_needed}/{p.lines_available}" for p in self.pools},
+        }
+
+
 class Job(Wire):
     job_id: str
     schedule_id: str
@@ -125,7 +288,16 @@ class Job(Wire):
     base_version: int | None = None  # the schedule metadata.version our last publish was based on
     publishing_since: float | None = None
     operation_id: str | None = None
+    # The base version of an update of ours that Genesys accepted, or whose answer was lost: it may
+    # still land. None while every update of ours so far was refused outright (conflicts.landed).
+    pending_base_version: int | None = None
     idempotency_key: str | None = None
+    notified_status: JobStatus | None = None  # the terminal status ServiceNow was told about
+    notified_at: float | None = None
+    scope: TelephonyScope | None = None  # computed on the first validation, reused after
+    blocked_by: list[str] = Field(default_factory=list)  # "edge:<id>", "trunk:<id>": re-read these first
+    capacity: CapacityReport | None = None  # strict: checked before publishing; deferred: after
+    warnings: list[str] = Field(default_factory=list)  # e.g. deferred capacity over: still PUBLISHED
     timeline: list[TimelineEntry] = Field(default_factory=list)
 
     def record(self, at: float, event: str, /, **detail: Any) -> None:

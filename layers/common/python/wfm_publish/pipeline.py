@@ -15,7 +15,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from wfm_publish import conflicts, readiness, waiting
+from wfm_publish import capacity, conflicts, readiness, scope, waiting
 from wfm_publish.clock import Clock
 from wfm_publish.conflicts import ConflictKind
 from wfm_publish.errors import (
@@ -28,8 +28,19 @@ from wfm_publish.errors import (
     StaleJob,
 )
 from wfm_publish.genesys import GenesysClient, Schedule
-from wfm_publish.models import GenesysErrorBody, Job, JobMessage, JobStatus, ReasonCode, Step, ValidationMode
+from wfm_publish.models import (
+    CapacityReport,
+    GenesysErrorBody,
+    Job,
+    JobMessage,
+    JobStatus,
+    ReasonCode,
+    Step,
+    TelephonyScope,
+    ValidationMode,
+)
 from wfm_publish.queues import Queue, QueueSender
+from wfm_publish.scope import TelephonyOptions
 from wfm_publish.store import JobStore
 
 logger = Logger(child=True)
@@ -37,10 +48,14 @@ logger = Logger(child=True)
 
 @dataclass(frozen=True)
 class Timing:
-    settle_window: float = 30.0
+    settle_window: float = 30.0  # telephony unchanged this long before Genesys accepts a publish
     confirm_first: float = 2.0  # first look at the schedule after posting the update
     confirm_timeout: float = 180.0  # an update not applied by then is treated as lost
-    in_progress_wait: float = 5.0  # another writer's update is running
+    in_progress_wait: float = 5.0  # another update is running: first look at the schedule after this
+    in_progress_limit: float = 180.0  # ... and publish anyway once it has run this long (it may be lost)
+
+
+DEFERRED_CAPACITY_TRIES = 5  # deferred mode: a capacity check Genesys keeps refusing ends as a warning
 
 
 def new_ticket() -> str:
@@ -56,6 +71,7 @@ class Pipeline:
         clock: Clock,
         timing: Timing | None = None,
         rng: random.Random | None = None,
+        options: TelephonyOptions | None = None,
     ) -> None:
         self.store = store
         self.queues = queues
@@ -63,6 +79,7 @@ class Pipeline:
         self.clock = clock
         self.timing = timing or Timing()
         self.rng = rng or random.Random()
+        self.options = options or TelephonyOptions()
 
     # --- entry point -------------------------------------------------------------------------------
 
@@ -130,35 +147,137 @@ class Pipeline:
             )
             return
         job = self._locate(job)
-        request = job.request
-        if request.validation_mode is not ValidationMode.OFF and request.telephony_sync.enabled:
-            seen = readiness.assess(self.genesys, now, self.timing.settle_window)
-            first_check_at = job.first_check_at or now
-            if not seen.ready:
-                delay = waiting.next_check_delay(
-                    seen, waited=now - first_check_at, now=now, deadline_at=job.deadline_at
+        mode = job.request.validation_mode
+        if mode is ValidationMode.OFF:
+            self._publish(job)  # no wait, no telephony read, no capacity check
+            return
+        # Every read below goes through the observations other jobs made a moment ago.
+        observer = readiness.Observer(self.store, now)
+        telephony = job.scope
+        if telephony is None:  # once per job: the scope is stable, later checks reuse it
+            calls = self.genesys.calls_made
+            telephony = self._scope(job, observer)
+            job = job.model_copy(deep=True, update={"scope": telephony})
+            job.record(
+                now, "telephony scope", **scope.describe(telephony), reads=self.genesys.calls_made - calls
+            )
+        try:
+            if job.request.telephony_sync.enabled:
+                settled = self._settled(job, telephony, observer, now)
+                if settled is None:
+                    return  # sent back to wait
+                job = settled
+            if mode is ValidationMode.STRICT and job.capacity is None:
+                report = self._capacity(job, telephony, observer)
+                job = job.model_copy(deep=True, update={"capacity": report})
+                if not report.ok:
+                    self._finish(job, JobStatus.FAILED, ReasonCode.CAPACITY_EXCEEDED, report.summary)
+                    return
+                job.record(self.clock.now(), "capacity checked", summary=report.summary, **report.brief())
+        except GenesysError as error:
+            self._on_genesys_error(job, error)  # keeps the scope: the next look reuses it
+            return
+        self._publish(job)
+
+    def _scope(self, job: Job, observer: readiness.Observer) -> TelephonyScope:
+        bu, week = _where(job)
+        return scope.compute(self.genesys, observer, bu, week, job.schedule_id, self.options)
+
+    def _settled(
+        self, job: Job, telephony: TelephonyScope, observer: readiness.Observer, now: float
+    ) -> Job | None:
+        """The job with this readiness check recorded, or None when it was sent back to wait."""
+        seen = readiness.check(
+            self.genesys,
+            observer,
+            telephony,
+            job.blocked_by,
+            now=now,
+            settle_window=self.timing.settle_window,
+            max_age=self.options.observation_max_age,
+            max_calls_key=self.options.max_calls_key,
+            newer_than=job.updated_at if job.readiness_checks else None,
+        )
+        first_check_at = job.first_check_at or now
+        changes = {
+            "first_check_at": first_check_at,
+            "readiness_checks": job.readiness_checks + 1,
+            "blocked_by": list(seen.blocked_by),
+        }
+        if not seen.ready:
+            delay = waiting.next_check_delay(
+                seen, waited=now - first_check_at, now=now, deadline_at=job.deadline_at
+            )
+            self._move(
+                job,
+                JobStatus.WAITING,
+                Step.VALIDATE,
+                delay,
+                "telephony not settled",
+                changes=changes,
+                **seen.summary(),
+                nextCheckInSeconds=round(delay, 1),
+            )
+            return None
+        settled = job.model_copy(deep=True, update=changes)
+        settled.record(now, "telephony settled", **seen.summary())
+        return settled
+
+    def _capacity(self, job: Job, telephony: TelephonyScope, observer: readiness.Observer) -> CapacityReport:
+        bu, week = _where(job)
+        return capacity.assess(
+            self.genesys,
+            observer,
+            telephony,
+            business_unit_id=bu,
+            week_id=week,
+            schedule_id=job.schedule_id,
+            options=self.options,
+        )
+
+    def _deferred_capacity(self, job: Job) -> Job | None:
+        """validationMode deferred: the schedule is published; check capacity now and attach what it
+        finds. An interval over capacity is a warning here, never a failure: the job ends PUBLISHED.
+        None: Genesys asked for a moment (429, 5xx, a query still processing): look again later."""
+        if job.request.validation_mode is not ValidationMode.DEFERRED or job.capacity is not None:
+            return job
+        now = self.clock.now()
+        observer = readiness.Observer(self.store, now)
+        try:
+            telephony = job.scope or self._scope(job, observer)
+            report = self._capacity(job, telephony, observer)
+        except (GenesysTransient, GenesysRateLimited) as error:
+            if job.transient_failures < DEFERRED_CAPACITY_TRIES and now < job.deadline_at:
+                wait = getattr(error, "retry_after", None) or waiting.backoff(
+                    job.transient_failures, self.rng
                 )
                 self._move(
                     job,
-                    JobStatus.WAITING,
-                    Step.VALIDATE,
-                    delay,
-                    "telephony not settled",
-                    changes={"first_check_at": first_check_at, "readiness_checks": job.readiness_checks + 1},
-                    **seen.summary(),
-                    nextCheckInSeconds=round(delay, 1),
+                    JobStatus.PUBLISHING,
+                    Step.CONFIRM,
+                    waiting.within_deadline(float(wait), now, job.deadline_at),
+                    "published; capacity check deferred",
+                    changes={"transient_failures": job.transient_failures + 1},
+                    **error.brief(),
                 )
-                return
-            job = job.model_copy(
-                deep=True,
-                update={"first_check_at": first_check_at, "readiness_checks": job.readiness_checks + 1},
-            )
-            job.record(now, "telephony settled", **seen.summary())
-        self._publish(job)
+                return None
+            return _capacity_unchecked(job, error, now)
+        except GenesysError as error:
+            return _capacity_unchecked(job, error, now)
+        warnings = list(job.warnings)
+        if not report.ok:
+            warnings.append(f"{ReasonCode.CAPACITY_EXCEEDED.value}: {report.summary}")
+        checked = job.model_copy(
+            deep=True, update={"scope": telephony, "capacity": report, "warnings": warnings}
+        )
+        checked.record(now, "capacity checked after publishing", summary=report.summary, **report.brief())
+        return checked
 
-    def _publish(self, job: Job) -> None:
+    def _publish(self, job: Job, schedule: Schedule | None = None) -> None:
+        """Publish from `schedule` (read just now by the caller) or from a fresh read."""
         bu, week = _where(job)
-        schedule = self.genesys.schedule(bu, week, job.schedule_id)
+        if schedule is None:
+            schedule = self.genesys.schedule(bu, week, job.schedule_id)
         if self._landed(job, schedule):
             return
         if job.publish_attempts > job.request.telephony_sync.retry_count:
@@ -171,7 +290,9 @@ class Pipeline:
             )
             return
         now = self.clock.now()
+        refused = {"pending_base_version": job.pending_base_version}  # restored if Genesys says no
         # The confirm message is queued before the update is posted: a crash mid-upload is noticed.
+        # From here until Genesys answers, this update may land: its base is pending.
         job = self._move(
             job,
             JobStatus.PUBLISHING,
@@ -183,6 +304,7 @@ class Pipeline:
                 "publish_attempts": job.publish_attempts + 1,
                 "publishing_since": now,
                 "operation_id": None,
+                "pending_base_version": schedule.metadata.version,
             },
             scheduleVersion=schedule.metadata.version,
             attempt=job.publish_attempts + 1,
@@ -198,10 +320,13 @@ class Pipeline:
                 "409 conflict",
                 queue=Queue.CONFLICT,
                 conflict=conflict.body,
+                changes=refused,
                 **conflict.brief(),
             )
             return
         except GenesysError as error:
+            if isinstance(error, GenesysRateLimited) or _before_update(error):
+                job = job.model_copy(update=refused)  # nothing was posted, or it was refused
             self._on_genesys_error(job, error)  # with the job as it is now: PUBLISHING
             return
         job = job.model_copy(deep=True, update={"operation_id": operation.operation_id})
@@ -239,28 +364,30 @@ class Pipeline:
         )
 
     def _resolve_conflict(self, job: Job, body: GenesysErrorBody | None) -> None:
+        """A publish got 409 (status RETRYING), or we are watching another update run (WAITING)."""
         bu, week = _where(job)
         schedule = self.genesys.schedule(bu, week, job.schedule_id)
-        kind = conflicts.classify(body, schedule, job.base_version)
+        kind = conflicts.classify(body, schedule, job.base_version, pending_base=job.pending_base_version)
         now = self.clock.now()
-        job = job.model_copy(deep=True, update={"conflict_retries": job.conflict_retries + 1})
-        job.record(now, "conflict classified", kind=kind.value, scheduleVersion=schedule.metadata.version)
+        answered = job.status is JobStatus.RETRYING  # a fresh 409, not a second look at a running update
+        retries = job.conflict_retries + (1 if answered else 0)
+        job = job.model_copy(deep=True, update={"conflict_retries": retries})
+        if answered or kind is not ConflictKind.PUBLISH_IN_PROGRESS:
+            job.record(now, "conflict classified", kind=kind.value, scheduleVersion=schedule.metadata.version)
         if kind is ConflictKind.ALREADY_PUBLISHED:
             self._landed(job, schedule)
         elif kind is ConflictKind.STALE_VERSION:
-            self._publish(job)  # re-reads the version; the attempt budget bounds this
-        elif kind in (ConflictKind.TELEPHONY_SETTLING, ConflictKind.PUBLISH_IN_PROGRESS):
-            delay = self.timing.in_progress_wait
-            if kind is ConflictKind.TELEPHONY_SETTLING:
-                delay = max(delay, self.timing.settle_window)
-            self._move(
-                job,
-                JobStatus.WAITING,
-                Step.VALIDATE,
-                min(delay, max(0.0, job.deadline_at - now)),
-                "waiting after conflict",
-                kind=kind.value,
+            self._publish(job, schedule)  # from the version just read; the attempt budget bounds this
+        elif kind is ConflictKind.TELEPHONY_SETTLING:
+            # Readiness saw it settled, Genesys did not: back to delayed validation, after a wait.
+            delay = waiting.after_telephony_conflict(
+                retries, self.timing.settle_window, now=now, deadline_at=job.deadline_at
             )
+            self._move(
+                job, JobStatus.WAITING, Step.VALIDATE, delay, "waiting after conflict", kind=kind.value
+            )
+        elif kind is ConflictKind.PUBLISH_IN_PROGRESS:
+            self._watch_other_update(job, body, now)
         else:
             detail = body.wire() if body else {}
             self._finish(
@@ -270,6 +397,49 @@ class Pipeline:
                 f"Genesys answered 409: {(body.message if body else None) or 'no detail'}",
                 genesys=detail,
             )
+
+    def _watch_other_update(self, job: Job, body: GenesysErrorBody | None, now: float) -> None:
+        """Another update of the schedule is running. Publishing again now would only earn another
+        409: watch the schedule (a cheap read) until its version moves (the other update applied:
+        then it is a stale read, re-read and publish), or it has run too long to wait for."""
+        running = now - (job.publishing_since or now)
+        if running >= self.timing.in_progress_limit:
+            self._move(
+                job,
+                JobStatus.WAITING,
+                Step.VALIDATE,
+                0.0,
+                "other update still running; publishing again",
+                runningSeconds=round(running, 1),
+            )
+            return
+        delay = waiting.in_progress_delay(
+            running, self.timing.in_progress_wait, now=now, deadline_at=job.deadline_at
+        )
+        self._move(
+            job,
+            JobStatus.WAITING,
+            Step.CONFLICT,
+            delay,
+            "another update is running",
+            queue=Queue.CONFLICT,
+            conflict=body,
+            runningSeconds=round(running, 1),
+            nextLookInSeconds=round(delay, 1),
+        )
+
+    def abandon(self, message: JobMessage, why: str) -> bool:
+        """A message that kept failing reached its DLQ: end the job FAILED rather than leave it
+        waiting forever. Only the job's current message can do this, like any other step."""
+        job = self.store.get_job(message.job_id)
+        if job is None or job.status.terminal or job.ticket != message.ticket:
+            return False
+        try:
+            step = {"step": message.step.value}
+            self._finish(job, JobStatus.FAILED, ReasonCode.PROCESSING_FAILED, why, step)
+        except StaleJob:
+            return False  # it moved on after all: not ours to end
+        return True
 
     # --- helpers ---------------------------------------------------------------------------------------
 
@@ -282,18 +452,20 @@ class Pipeline:
         return located
 
     def _landed(self, job: Job, schedule: Schedule) -> bool:
-        """Our update is applied: the schedule is published past the version we published from."""
-        if (
-            job.base_version is None
-            or not schedule.published
-            or schedule.metadata.version <= job.base_version
-        ):
+        """Our update is applied: the schedule is published past the base of an update of ours that
+        may have landed (conflicts.landed). Someone else's edit of a published schedule is not."""
+        if not conflicts.landed(schedule, job.pending_base_version):
             return False
+        checked = self._deferred_capacity(job)
+        if checked is None:
+            return True  # published; the capacity check looks again shortly
+        job = checked
+        warning = f"; warning: {job.warnings[-1]}" if job.warnings else ""
         self._finish(
             job,
             JobStatus.PUBLISHED,
             ReasonCode.PUBLISHED,
-            f"published at schedule version {schedule.metadata.version}",
+            f"published at schedule version {schedule.metadata.version}{warning}",
             scheduleVersion=schedule.metadata.version,
         )
         return True
@@ -362,6 +534,17 @@ class Pipeline:
         self.store.release_schedule(job.schedule_id, job.job_id)
         logger.info("job ended", extra={"job_id": job.job_id, "status": status.value, "reason": reason.value})
         return saved
+
+
+def _before_update(error: GenesysError) -> bool:
+    """The failure came before the update itself was posted (asking for the upload URL, uploading)."""
+    return error.path.endswith("/uploadurl") or error.path == "upload"
+
+
+def _capacity_unchecked(job: Job, error: GenesysError, now: float) -> Job:
+    warned = job.model_copy(deep=True, update={"warnings": [*job.warnings, f"capacity not checked: {error}"]})
+    warned.record(now, "capacity not checked", **error.brief())
+    return warned
 
 
 def _where(job: Job) -> tuple[str, str]:

@@ -17,8 +17,10 @@ from wfm_publish.errors import ConfigurationError
 if TYPE_CHECKING:
     from wfm_publish.genesys import Credentials, GenesysClient
     from wfm_publish.intake import Intake
+    from wfm_publish.notifier import Notifier
     from wfm_publish.pipeline import Pipeline
     from wfm_publish.queues import QueueSender
+    from wfm_publish.servicenow import ServiceNowClient, ServiceNowCredentials
     from wfm_publish.store import DynamoJobStore
 
 SECRET_MAX_AGE = 300  # seconds Powertools keeps the credentials before reading the secret again
@@ -66,24 +68,106 @@ class Services:
     @cached_property
     def pipeline(self) -> Pipeline:
         from wfm_publish.pipeline import Pipeline, Timing
+        from wfm_publish.scope import TelephonyOptions
 
         timing = Timing(settle_window=self.settings.settle_window_seconds)
-        return Pipeline(self.store, self.queues, self.genesys, self.clock, timing)
+        codes = frozenset(c.strip() for c in self.settings.on_queue_activity_codes.split(",") if c.strip())
+        options = TelephonyOptions(
+            max_calls_key=self.settings.trunk_max_calls_property,
+            on_queue_codes=codes or frozenset({"0"}),
+            observation_max_age=self.settings.observation_max_age_seconds,
+        )
+        return Pipeline(self.store, self.queues, self.genesys, self.clock, timing, options=options)
 
     def _credentials(self) -> Credentials:
+        """The OAuth client from Secrets Manager, cached by Powertools for SECRET_MAX_AGE seconds.
+
+        The client asks for it only when it fetches a token (about once a day per container), so a
+        rotated secret is picked up at the next renewal. No message, log line or exception chain
+        carries the secret's content: errors name the secret and the expected shape only.
+        """
         from aws_lambda_powertools.utilities import parameters
 
         from wfm_publish.genesys import Credentials
 
-        raw = parameters.get_secret(self.settings.genesys_credentials_secret, max_age=SECRET_MAX_AGE)
+        name = self.settings.genesys_credentials_secret
+        try:
+            raw = parameters.get_secret(name, max_age=SECRET_MAX_AGE)
+        except parameters.exceptions.GetParameterError as exc:
+            # A failed read never holds the secret's value: the AWS error says what went wrong.
+            raise ConfigurationError(f"cannot read the Genesys credentials secret {name!r}: {exc}") from None
+        problem = 'the Genesys credentials secret must be JSON {"clientId": "...", "clientSecret": "..."}'
         try:
             secret = json.loads(raw if isinstance(raw, str) else bytes(raw).decode())
-            return Credentials(str(secret["clientId"]), str(secret["clientSecret"]))
-        except (ValueError, KeyError, TypeError) as exc:
-            # Name the shape, never the content.
-            raise ConfigurationError(
-                'the Genesys credentials secret must be JSON {"clientId": "...", "clientSecret": "..."}'
-            ) from exc
+            client_id, client_secret = secret["clientId"], secret["clientSecret"]
+        except (ValueError, KeyError, TypeError):
+            # `from None`: a JSONDecodeError keeps the whole document, which is the secret.
+            raise ConfigurationError(problem) from None
+        if not (
+            isinstance(client_id, str) and client_id and isinstance(client_secret, str) and client_secret
+        ):
+            raise ConfigurationError(problem)
+        return Credentials(client_id, client_secret)
+
+    # --- the ServiceNow side: request signatures (API) and callbacks (notifier) --------------------------
+
+    def signing_secrets(self) -> list[str]:
+        """The API's HMAC secrets (current, and previous during a rotation), cached like the others."""
+        from wfm_publish.signature import secrets_from
+
+        name = self.settings.api_signing_secret
+        if not name:
+            raise ConfigurationError("API_SIGNING_SECRET is not set: the API refuses every request")
+        return secrets_from(self._secret_text(name, "request-signing"))
+
+    @cached_property
+    def servicenow(self) -> ServiceNowClient:
+        from wfm_publish.servicenow import ServiceNowClient
+
+        if not self.settings.servicenow_instance_url:
+            raise ConfigurationError("SERVICENOW_INSTANCE_URL is not set (ServiceNowInstanceUrl parameter)")
+        return ServiceNowClient(self.settings.servicenow_instance_url, self._servicenow_credentials)
+
+    @cached_property
+    def notifier(self) -> Notifier:
+        from wfm_publish.notifier import Notifier
+
+        return Notifier(self.store, lambda: self.servicenow, self.clock)
+
+    def _servicenow_credentials(self) -> ServiceNowCredentials:
+        from wfm_publish.servicenow import ServiceNowCredentials
+
+        name = self.settings.servicenow_credentials_secret
+        if not name:
+            raise ConfigurationError("SERVICENOW_CREDENTIALS_SECRET is not set")
+        problem = (
+            'the ServiceNow credentials secret must be JSON {"username": "...", "password": "..."}'
+            ' (with "clientId" and "clientSecret" for OAuth)'
+        )
+        try:
+            secret = json.loads(self._secret_text(name, "ServiceNow credentials"))
+            values = [secret.get(k) for k in ("username", "password", "clientId", "clientSecret")]
+        except (ValueError, AttributeError):
+            raise ConfigurationError(problem) from None  # never chain: the document is the secret
+        username, password, client_id, client_secret = values
+        if not (isinstance(username, str) and username and isinstance(password, str) and password):
+            raise ConfigurationError(problem)
+        return ServiceNowCredentials(
+            username,
+            password,
+            client_id if isinstance(client_id, str) and client_id else None,
+            client_secret if isinstance(client_secret, str) and client_secret else None,
+        )
+
+    @staticmethod
+    def _secret_text(name: str, what: str) -> str:
+        from aws_lambda_powertools.utilities import parameters
+
+        try:
+            raw = parameters.get_secret(name, max_age=SECRET_MAX_AGE)
+        except parameters.exceptions.GetParameterError as exc:
+            raise ConfigurationError(f"cannot read the {what} secret {name!r}: {exc}") from None
+        return raw if isinstance(raw, str) else bytes(raw).decode()
 
 
 _services: Services | None = None

@@ -1,9 +1,10 @@
 """The job store: every DynamoDB read and conditional write, and nowhere else.
 
 One table, hash key `pk`: `job#<id>` (the job), `schedule#<id>` (its active job), `idem#<key>`
-(an idempotency record). Every write is conditional, so two workers can never both move a job, and
-a failed condition comes back with the item as it is (ReturnValuesOnConditionCheckFailure), so the
-caller learns who won without a second read.
+(an idempotency record), `observation#<key>` (a shared telephony observation, seconds old). Every
+write is conditional, so two workers can never both move a job, and a failed condition comes back
+with the item as it is (ReturnValuesOnConditionCheckFailure), so the caller learns who won without a
+second read.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 
 DAY = 86_400
 CLAIM_GRACE_SECONDS = 60.0  # longer than any intake takes between claiming and writing its job
+OBSERVATION_MAX_BYTES = 300_000  # DynamoDB items stop at 400 KB
 
 
 class IdempotencyStatus(StrEnum):
@@ -57,6 +59,8 @@ class JobStore(Protocol):
         self, key: str, body_hash: str, response: dict[str, Any], now: float
     ) -> None: ...
     def release_idempotency(self, key: str) -> None: ...
+    def get_observation(self, key: str) -> tuple[float, Any] | None: ...
+    def put_observation(self, key: str, observed_at: float, data: Any, ttl_seconds: float) -> bool: ...
 
 
 class DynamoJobStore:
@@ -174,6 +178,37 @@ class DynamoJobStore:
 
     def release_idempotency(self, key: str) -> None:
         self._call(self._db.delete_item, TableName=self._table, Key={"pk": {"S": f"idem#{key}"}})
+
+    # --- shared observations (issue 4) ---------------------------------------------------------------
+    # `observation#<key>`: what one job read of telephony (a site, an Edge) or of slow-moving reference
+    # data (campaigns, queue members), reused by jobs that look a few seconds later. Freshness is judged
+    # by the reader on `observedAt`; `expiresAt` only lets DynamoDB clean the item up.
+
+    def get_observation(self, key: str) -> tuple[float, Any] | None:
+        item = self._get(f"observation#{key}")
+        if not item or "observedAt" not in item or "doc" not in item:
+            return None
+        return float(item["observedAt"]["N"]), json.loads(item["doc"]["S"])
+
+    def put_observation(self, key: str, observed_at: float, data: Any, ttl_seconds: float) -> bool:
+        """Store an observation unless a newer one is already there. False: not stored."""
+        doc = json.dumps(data, separators=(",", ":"))
+        if len(doc) > OBSERVATION_MAX_BYTES:
+            return False  # a huge queue's members: read it directly rather than overflow the item
+        stamp = f"{observed_at:.3f}"
+        item = {
+            "pk": {"S": f"observation#{key}"},
+            "observedAt": {"N": stamp},
+            "doc": {"S": doc},
+            "expiresAt": {"N": str(int(observed_at + ttl_seconds))},
+        }
+        try:
+            self._put(
+                item, "attribute_not_exists(pk) OR #o < :at", {"#o": "observedAt"}, {":at": {"N": stamp}}
+            )
+        except _ConditionFailed:
+            return False
+        return True
 
     # --- plumbing --------------------------------------------------------------------------------------
 

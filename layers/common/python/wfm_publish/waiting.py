@@ -1,35 +1,88 @@
 """The wait strategy: how long a job waits before it looks at telephony again, or retries a call.
 
-Short checks at first, then checks spaced in proportion to the time already waited, so a 15 s change
-costs a few cheap reads and a 6 h change does not cost thousands. When everything is healthy but
-changed recently, the settle window says exactly when it will be ready: wait until then.
+Genesys accepts a publish once the telephony in the schedule's scope has been unchanged for the
+settle window, and readiness says exactly when that will be (`settles_at`) as soon as a look lands
+inside the window. So a look anywhere in the window costs no overshoot, and looking more often than
+once per window buys nothing: the shortest useful interval is the window itself (minus a second,
+because SQS delays are whole seconds, rounded up). On top of that, a tenth of the time already
+waited: a look can then overshoot the settle point by at most a tenth of the wait, so of the change,
+while the number of looks grows with the logarithm of the wait rather than with the wait. Past
+`MAX_OVERSHOOT / WAITED_RATIO` of waiting the interval stops growing, so no look ever lands more than
+`MAX_OVERSHOOT` after the settle point, and a wait never passes the job's deadline.
+
+Every wait here is a queue delay: nothing sleeps in a Lambda, and a wait over 900 s hops
+(queues.QueueSender).
 """
 
 from __future__ import annotations
 
+import math
 import random
 
 from wfm_publish.readiness import Readiness
 
-MIN_INTERVAL = 2.0  # seconds between the first checks
-WAITED_RATIO = 0.1  # later checks every 10% of the time waited so far...
-MAX_INTERVAL = 120.0  # ...but never more than 2 minutes apart
+MIN_INTERVAL = 2.0  # the shortest interval between looks, whatever the settle window
+SQS_ROUNDING = 1.0  # SQS delays are whole seconds, rounded up: a delay can land this much later
+WAITED_RATIO = 0.1  # each interval adds a tenth of the time waited so far ...
+MAX_OVERSHOOT = 115.0  # ... but at most this: no look lands more than ~2 minutes after settling
 SETTLE_MARGIN = 0.5  # arrive just after the settle window closes, not just before
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 900.0
+IN_PROGRESS_RATIO = 0.25  # another writer's update: look at the schedule every quarter of the wait
+IN_PROGRESS_CAP = 30.0
+
+
+def check_interval(waited: float, settle_window: float) -> float:
+    """Seconds between two looks at telephony that is still changing, after `waited` seconds."""
+    floor = max(MIN_INTERVAL, settle_window - SQS_ROUNDING)
+    return floor + min(MAX_OVERSHOOT, WAITED_RATIO * max(0.0, waited))
 
 
 def next_check_delay(readiness: Readiness, *, waited: float, now: float, deadline_at: float) -> float:
     """Seconds until the next readiness check; never past the deadline."""
     if readiness.settles_at is not None:
-        delay = readiness.settles_at - now + SETTLE_MARGIN
+        # Everything is healthy but changed recently: readiness knows the moment. Wait exactly that.
+        delay = max(SETTLE_MARGIN, readiness.settles_at - now + SETTLE_MARGIN)
     else:
-        delay = min(MAX_INTERVAL, max(MIN_INTERVAL, WAITED_RATIO * max(0.0, waited)))
-    return max(0.0, min(delay, deadline_at - now))
+        delay = check_interval(waited, readiness.settle_window)
+    return within_deadline(delay, now, deadline_at)
+
+
+def within_deadline(delay: float, now: float, deadline_at: float) -> float:
+    """`delay`, unless it would reach the deadline: then one last look just before it (a look that
+    arrived after the deadline would give up unseen), or, that close already, the deadline itself."""
+    remaining = deadline_at - now
+    if remaining <= 0:
+        return 0.0
+    delay = max(0.0, delay)
+    if delay <= remaining - SQS_ROUNDING:
+        return delay
+    return remaining - SQS_ROUNDING if remaining > 2 * SQS_ROUNDING else remaining
+
+
+def after_telephony_conflict(
+    conflicts: int, settle_window: float, *, now: float, deadline_at: float
+) -> float:
+    """Genesys refused a publish for telephony our readiness check saw as settled: it either changed
+    within the last settle window, or is outside what readiness can see. One window (and the margin)
+    covers the first; each further such conflict waits twice as long, up to the longest check interval."""
+    window = max(MIN_INTERVAL, settle_window) + SETTLE_MARGIN
+    longest = max(window, check_interval(float("inf"), settle_window))
+    delay = window * 2 ** min(max(0, conflicts - 1), 16)
+    return within_deadline(min(delay, longest), now, deadline_at)
+
+
+def in_progress_delay(waited: float, floor: float, *, now: float, deadline_at: float) -> float:
+    """Another update of the schedule is running: look at the schedule again (a cheap read) after a
+    quarter of the time it has been running so far, at least `floor`, at most IN_PROGRESS_CAP."""
+    delay = min(IN_PROGRESS_CAP, max(floor, IN_PROGRESS_RATIO * max(0.0, waited)))
+    return within_deadline(delay, now, deadline_at)
 
 
 def backoff(
     failures: int, rng: random.Random, *, base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP
 ) -> float:
-    """Exponential backoff with full jitter, for 5xx and timeouts."""
-    return rng.uniform(0.0, min(cap, base * 2 ** max(0, failures)))
+    """Exponential backoff with full jitter, for 5xx and timeouts: uniform in [0, min(cap, base * 2^n)]."""
+    exponent = min(max(0, failures), 62)  # 2**62 s is past any cap; larger would overflow a float
+    ceiling = min(cap, base * math.ldexp(1.0, exponent))
+    return rng.uniform(0.0, max(0.0, ceiling))

@@ -1,0 +1,512 @@
+"""The publish API's contract: its answers, its problems, and the checks made before any route runs.
+
+The handler (functions/publish_trigger/app.py) declares the routes with these models, so the OpenAPI
+document (docs/openapi.json) is generated from the code. Every refusal has the same shape:
+
+    {"message": "what is wrong and what to do", "code": "SIGNATURE_REJECTED", "errors": [...]}
+
+Order of the checks, each before anything else is read: the signature (401), the body's size (413),
+its content type and JSON syntax (415); then the route's own validation (400 listing each field).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Sequence
+from enum import StrEnum
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger
+from pydantic import ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from wfm_publish.cancel import CancelContended, Cancelled, CancelRefused, PublishNotFound
+from wfm_publish.errors import ConfigurationError, StoreError
+from wfm_publish.intake import Accepted, IdempotencyKeyReused, RequestInProgress, job_view
+from wfm_publish.models import CapacityReport, Job, JobStatus, ReasonCode, Wire
+from wfm_publish.queues import QueueError
+from wfm_publish.signature import SignatureRejected, verify
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+    from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+
+logger = Logger(child=True)
+
+MAX_BODY_BYTES = 64 * 1024
+KEY_DOC = (
+    "One key per request (e.g. the change number and an attempt id). The same key with the same body "
+    "replays the first answer; with another body it is a 422. X-Request-Id is accepted in its place."
+)
+JSON = "application/json"
+WEEKLY_KEY_PREFIX = "weekly:"  # wfm_publish.weekly.KEY_PREFIX; API callers may not take those keys
+
+
+class ProblemCode(StrEnum):
+    INVALID_REQUEST = "INVALID_REQUEST"  # 400: the body or a header breaks the schema
+    IDEMPOTENCY_KEY_MISSING = "IDEMPOTENCY_KEY_MISSING"  # 400
+    SIGNATURE_REJECTED = "SIGNATURE_REJECTED"  # 401
+    NOT_FOUND = "NOT_FOUND"  # 404
+    REQUEST_IN_PROGRESS = "REQUEST_IN_PROGRESS"  # 409: the first request with this key is running
+    ALREADY_ENDED = "ALREADY_ENDED"  # 409: cancel of a job that ended
+    PUBLISH_IN_PROGRESS = "PUBLISH_IN_PROGRESS"  # 409: cancel lost to a publish
+    BODY_TOO_LARGE = "BODY_TOO_LARGE"  # 413
+    UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"  # 415: not application/json, or not JSON
+    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"  # 422
+    MISCONFIGURED = "MISCONFIGURED"  # 500: the deployment is wrong (never the caller)
+    INTERNAL = "INTERNAL"  # 500: an answer broke its own schema (a bug)
+    UNAVAILABLE = "UNAVAILABLE"  # 503: storage or queue failed; retry with the same key
+
+
+# --- answers ---------------------------------------------------------------------------------------
+
+
+class FieldProblem(Wire):
+    field: str = Field(description="the field as the caller wrote it, e.g. telephonySync.delayMs")
+    problem: str
+
+
+class ProblemBody(Wire):
+    message: str
+    code: ProblemCode
+    errors: list[FieldProblem] | None = Field(default=None, description="400: each field and why")
+    publish_id: str | None = None
+    status: JobStatus | None = Field(default=None, description="409 on cancel: the job's status")
+
+
+class PublishAccepted(Wire):
+    publish_id: str
+    status: JobStatus
+    schedule_id: str
+    joined: bool = Field(description="true: a job for this schedule was in flight; this is that job")
+
+
+class Attempts(Wire):
+    publish: int
+    readiness_checks: int
+    conflict_retries: int
+
+
+class TimelineItem(Wire):
+    at: str = Field(description="ISO-8601 UTC")
+    event: str
+    detail: dict[str, Any] | None = None
+
+
+class CallbackView(Wire):
+    table: str
+    sys_id: str
+    notified: bool = Field(description="ServiceNow's record was updated with the job's end")
+    notified_at: str | None = None
+
+
+class PublishView(Wire):
+    """GET /publishes/{publishId}. New fields may appear; clients ignore what they do not know."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+
+    publish_id: str
+    schedule_id: str
+    business_unit_id: str | None = None
+    week_id: str | None = None
+    status: JobStatus
+    reason_code: ReasonCode | None = Field(default=None, description="set when the job ended")
+    detail: str | None = Field(default=None, description="what happened, for a person")
+    attempts: Attempts
+    created_at: str
+    updated_at: str
+    deadline_at: str
+    capacity: CapacityReport | None = Field(default=None, description="strict/deferred capacity check")
+    callback: CallbackView | None = None
+    timeline: list[TimelineItem]
+
+
+class CancelAnswer(Wire):
+    publish_id: str
+    status: JobStatus
+    reason_code: ReasonCode | None = None
+    already_cancelled: bool = Field(description="true: it was cancelled before; nothing changed")
+
+
+def accepted_answer(accepted: Accepted) -> tuple[PublishAccepted, dict[str, str]]:
+    answer = PublishAccepted.model_validate(accepted.body)
+    headers = {"Location": f"/publishes/{answer.publish_id}"}
+    if accepted.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return answer, headers
+
+
+def publish_view(job: Job | None, publish_id: str) -> dict[str, Any]:
+    if job is None:
+        raise ApiProblem(HTTPStatus.NOT_FOUND, ProblemCode.NOT_FOUND, f"no publish {publish_id}")
+    view = job_view(job)
+    callback = job.request.callback
+    if callback is not None and "callback" not in view:
+        view["callback"] = CallbackView(
+            table=callback.table,
+            sys_id=callback.sys_id,
+            notified=job.notified_status is not None,
+            notified_at=_iso(job.notified_at),
+        ).wire()
+    return view
+
+
+def cancel_answer(cancelled: Cancelled) -> CancelAnswer:
+    job = cancelled.job
+    return CancelAnswer(
+        publish_id=job.job_id,
+        status=job.status,
+        reason_code=job.reason_code,
+        already_cancelled=cancelled.already,
+    )
+
+
+KEY_MISSING = (
+    "the Idempotency-Key header is required (X-Request-Id is accepted in its place):"
+    " send the same key when you retry the same request"
+)
+
+
+def idempotency_key(key: str) -> str:
+    key = key.strip()
+    if not key:
+        raise ApiProblem(HTTPStatus.BAD_REQUEST, ProblemCode.IDEMPOTENCY_KEY_MISSING, KEY_MISSING)
+    if key.startswith(WEEKLY_KEY_PREFIX):
+        raise ApiProblem(
+            HTTPStatus.BAD_REQUEST,
+            ProblemCode.INVALID_REQUEST,
+            f"Idempotency-Key values starting with {WEEKLY_KEY_PREFIX!r} are the weekly publish's own",
+            errors=[FieldProblem(field=KEY_FIELD, problem="reserved prefix")],
+        )
+    return key
+
+
+# --- problems ----------------------------------------------------------------------------------------
+
+
+class ApiProblem(Exception):
+    def __init__(
+        self,
+        http_status: HTTPStatus,
+        code: ProblemCode,
+        message: str,
+        errors: list[FieldProblem] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        self.body = ProblemBody(message=message, code=code, errors=errors, **extra)
+        self.headers: dict[str, str] = {}
+
+    def proxy(self) -> dict[str, Any]:
+        """The Lambda proxy answer, for refusals made before the resolver runs."""
+        return {
+            "statusCode": self.http_status.value,
+            "headers": {"Content-Type": JSON, **self.headers},
+            "body": json.dumps(self.body.wire()),
+            "isBase64Encoded": False,
+        }
+
+
+def guard(event: dict[str, Any], secrets: Callable[[], Sequence[str]], now: float) -> None:
+    """The checks before routing: signature (401), size (413), content type and JSON (415)."""
+    raw = _raw_body(event)
+    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+    try:
+        verify(secrets(), headers, raw, now)
+    except SignatureRejected as rejected:
+        raise ApiProblem(HTTPStatus.UNAUTHORIZED, ProblemCode.SIGNATURE_REJECTED, str(rejected)) from None
+    except ConfigurationError as exc:  # no secret, or it cannot be read: refuse everything
+        raise _misconfigured(exc) from None
+    if len(raw) > MAX_BODY_BYTES:
+        raise ApiProblem(
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+            ProblemCode.BODY_TOO_LARGE,
+            f"the body is {len(raw)} bytes; the limit is {MAX_BODY_BYTES}",
+        )
+    _key_from_request_id(event, headers)
+    if not raw:
+        return  # GET, cancel: no body to type
+    media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media != JSON and not (media.startswith("application/") and media.endswith("+json")):
+        raise ApiProblem(
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+            ProblemCode.UNSUPPORTED_MEDIA_TYPE,
+            f"send the body as JSON with Content-Type: {JSON} (got {media or 'no content type'})",
+        )
+    try:
+        json.loads(raw)
+    except ValueError as exc:
+        raise ApiProblem(
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+            ProblemCode.UNSUPPORTED_MEDIA_TYPE,
+            f"the body is not JSON: {exc}",
+        ) from None
+
+
+def _key_from_request_id(event: dict[str, Any], headers: dict[str, str]) -> None:
+    """X-Request-Id stands in for a missing Idempotency-Key (ServiceNow REST messages often send one)."""
+    if "idempotency-key" in headers or not headers.get("x-request-id"):
+        return
+    event["headers"] = {**(event.get("headers") or {}), "Idempotency-Key": headers["x-request-id"]}
+    if event.get("multiValueHeaders") is not None:
+        event["multiValueHeaders"] = {
+            **event["multiValueHeaders"],
+            "Idempotency-Key": [headers["x-request-id"]],
+        }
+
+
+def _raw_body(event: dict[str, Any]) -> bytes:
+    body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        try:
+            return base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            return str(body).encode()
+    return str(body).encode("utf-8", errors="surrogateescape")
+
+
+def field_problems(errors: Sequence[Any]) -> list[FieldProblem]:
+    """Powertools' validation errors as {field, problem}: the field as the caller wrote it."""
+    problems = []
+    for error in errors:
+        loc = [str(part) for part in error.get("loc", ())]
+        if loc[:1] == ["body"]:
+            loc = loc[1:]
+        elif loc[:1] in (["header"], ["path"], ["query"]):
+            loc = [f"{loc[0]}:{HEADER_NAMES.get('.'.join(loc[1:]).lower(), '.'.join(loc[1:]))}"]
+        field = ".".join(loc) or "body"
+        problem = str(error.get("msg", "invalid"))
+        if field == KEY_FIELD and error.get("type") == "missing":
+            problem = "required (X-Request-Id is accepted in its place)"
+        problems.append(FieldProblem(field=field, problem=problem))
+    return problems
+
+
+HEADER_NAMES = {"idempotency-key": "Idempotency-Key"}
+KEY_FIELD = "header:Idempotency-Key"
+
+
+def install(app: APIGatewayRestResolver) -> None:
+    """One exception handler per kind of refusal, so the routes only call the core."""
+    from aws_lambda_powertools.event_handler import Response
+    from aws_lambda_powertools.event_handler.openapi.exceptions import (
+        RequestValidationError,
+        ResponseValidationError,
+    )
+
+    def answer(problem: ApiProblem) -> Response[str]:
+        return Response(
+            problem.http_status.value, JSON, json.dumps(problem.body.wire()), headers=problem.headers
+        )
+
+    def on(kind: type[Exception], make: Callable[[Any], ApiProblem]) -> None:
+        app.exception_handler(kind)(lambda exc: answer(make(exc)))
+
+    on(ApiProblem, lambda p: p)
+    app.not_found(  # a path API Gateway routed here but no route takes (odd characters in the id)
+        lambda _: answer(ApiProblem(HTTPStatus.NOT_FOUND, ProblemCode.NOT_FOUND, "no such resource"))
+    )
+    on(RequestValidationError, lambda exc: _invalid(field_problems(exc.errors())))
+    on(
+        IdempotencyKeyReused,
+        lambda exc: ApiProblem(
+            HTTPStatus.UNPROCESSABLE_ENTITY,
+            ProblemCode.IDEMPOTENCY_KEY_REUSED,
+            f"{exc}: use a new key for a new request",
+        ),
+    )
+    on(
+        RequestInProgress,
+        lambda exc: _retry_after(
+            ApiProblem(HTTPStatus.CONFLICT, ProblemCode.REQUEST_IN_PROGRESS, f"{exc}; retry in a few seconds")
+        ),
+    )
+    on(PublishNotFound, lambda exc: ApiProblem(HTTPStatus.NOT_FOUND, ProblemCode.NOT_FOUND, str(exc)))
+    on(
+        CancelRefused,
+        lambda exc: ApiProblem(
+            HTTPStatus.CONFLICT,
+            ProblemCode(exc.refusal.value),
+            str(exc),
+            publish_id=exc.job.job_id,
+            status=exc.job.status,
+        ),
+    )
+    on(
+        CancelContended,
+        lambda exc: _retry_after(
+            ApiProblem(HTTPStatus.SERVICE_UNAVAILABLE, ProblemCode.UNAVAILABLE, str(exc))
+        ),
+    )
+    on(ResponseValidationError, _broken_answer)
+    on(StoreError, _unavailable)
+    on(QueueError, _unavailable)
+    on(ConfigurationError, _misconfigured)
+
+
+def _invalid(problems: list[FieldProblem]) -> ApiProblem:
+    if problems and all(p.field == KEY_FIELD for p in problems):
+        return ApiProblem(HTTPStatus.BAD_REQUEST, ProblemCode.IDEMPOTENCY_KEY_MISSING, KEY_MISSING, problems)
+    return ApiProblem(
+        HTTPStatus.BAD_REQUEST,
+        ProblemCode.INVALID_REQUEST,
+        "the request is not valid: see errors for each field and why",
+        errors=problems,
+    )
+
+
+def _retry_after(problem: ApiProblem, seconds: int = 2) -> ApiProblem:
+    problem.headers["Retry-After"] = str(seconds)
+    return problem
+
+
+def _unavailable(exc: Exception) -> ApiProblem:
+    logger.exception("storage or queue failed")
+    return _retry_after(
+        ApiProblem(
+            HTTPStatus.SERVICE_UNAVAILABLE,
+            ProblemCode.UNAVAILABLE,
+            "the request could not be stored; retry with the same Idempotency-Key",
+        )
+    )
+
+
+def _broken_answer(exc: Exception) -> ApiProblem:
+    logger.error("an answer did not match its schema", extra={"problem": str(exc)})
+    return ApiProblem(HTTPStatus.INTERNAL_SERVER_ERROR, ProblemCode.INTERNAL, "the answer could not be built")
+
+
+def _misconfigured(exc: Exception) -> ApiProblem:
+    logger.error("the deployment is misconfigured", extra={"problem": str(exc)})
+    return ApiProblem(
+        HTTPStatus.INTERNAL_SERVER_ERROR, ProblemCode.MISCONFIGURED, "the service is misconfigured"
+    )
+
+
+def _iso(moment: float | None) -> str | None:
+    from wfm_publish.clock import iso
+
+    return iso(moment) if moment is not None else None
+
+
+# --- the OpenAPI document's parts that the routes do not say ---------------------------------------------
+
+
+PROBLEM_DESCRIPTIONS: dict[int, str] = {
+    400: "The body breaks the schema (each field and why in `errors`), or no Idempotency-Key.",
+    401: "Missing or wrong signature, or X-Signature-Timestamp more than 5 minutes off.",
+    404: "No publish with this id (or it expired after JobTtlDays).",
+    409: "POST: the first request with this Idempotency-Key is still being answered (retry shortly). "
+    "Cancel: the job already ended (ALREADY_ENDED) or is publishing (PUBLISH_IN_PROGRESS).",
+    413: "The body is over 64 KiB.",
+    415: "Content-Type is not application/json, or the body is not JSON.",
+    422: "The Idempotency-Key was first used with another body.",
+    500: "The deployment is misconfigured (MISCONFIGURED), or a bug (INTERNAL).",
+    503: "Storage or the queue failed for a moment: retry with the same Idempotency-Key.",
+}
+
+
+def responses(
+    ok: tuple[int, str, type[Wire]],
+    *problems: int,
+    headers: dict[str, str] | None = None,
+    links: tuple[str, ...] = (),
+) -> dict[int, OpenAPIResponse]:
+    """The `responses` a route declares: its answer (with `headers` described, and `links` to the
+    operations that take its publishId) and its problems."""
+    status, description, model = ok
+    answer: OpenAPIResponse = {"description": description, "content": {JSON: {"model": model}}}
+    if headers:
+        answer["headers"] = {
+            name: {"description": text, "schema": {"type": "string"}} for name, text in headers.items()
+        }
+    if links:
+        answer["links"] = {
+            operation[0].upper() + operation[1:]: {
+                "operationId": operation,
+                "parameters": {"publishId": "$response.body#/publishId"},
+            }
+            for operation in links
+        }
+    out: dict[int, OpenAPIResponse] = {status: answer}
+    for code in sorted({401, 500, 503, *problems}):
+        out[code] = {"description": PROBLEM_DESCRIPTIONS[code], "content": {JSON: {"model": ProblemBody}}}
+    return out
+
+
+SECURITY_SCHEMES: dict[str, dict[str, str]] = {
+    "apiKey": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "x-api-key",
+        "description": "API Gateway API key (usage plan: rate and burst limits). "
+        "The local stack does not check it.",
+    },
+    "signature": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-Signature",
+        "description": 'v1=<hex HMAC-SHA256(secret, "<X-Signature-Timestamp>.<raw body>")>; '
+        "GET signs the empty body. See docs/servicenow.md.",
+    },
+    "signatureTimestamp": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-Signature-Timestamp",
+        "description": "Unix seconds when the request was signed; at most 5 minutes off.",
+    },
+}
+
+
+def openapi_document(app: APIGatewayRestResolver) -> str:
+    """The OpenAPI document of `app`, as committed in docs/openapi.json (`make openapi`)."""
+    from aws_lambda_powertools.event_handler.openapi.models import Server
+
+    document = app.get_openapi_schema(
+        title="wfm-publish",
+        version="1.0.0",
+        description=(
+            "Publish Genesys Cloud WFM schedules without 409 Conflicts. Every request is signed "
+            "(X-Signature-Timestamp, X-Signature) and, on AWS, carries an API key (x-api-key). "
+            "Set-up for ServiceNow and what to do about each answer: docs/servicenow.md."
+        ),
+        servers=[Server(url="/", description="the API Gateway stage URL (ApiUrl output)")],
+        security_schemes=SECURITY_SCHEMES,  # type: ignore[arg-type]
+        security=[{"apiKey": [], "signature": [], "signatureTimestamp": []}],
+    )
+    return _own_problems(json.loads(document.model_dump_json(by_alias=True, exclude_none=True)))
+
+
+def _own_problems(document: dict[str, Any]) -> str:
+    """Powertools adds its own 422 (validation) and 500 (response validation) answers to every route;
+    this API answers those cases with 400 and 500 ProblemBody instead (see `install`)."""
+    problem = {"$ref": "#/components/schemas/ProblemBody"}
+    for path in document.get("paths", {}).values():
+        for operation in path.values():
+            answers = operation.get("responses", {})
+            if _schema_ref(answers.get("422")) == "HTTPValidationError":
+                del answers["422"]
+            if _schema_ref(answers.get("500")) == "ResponseValidationError":
+                answers["500"] = {
+                    "description": PROBLEM_DESCRIPTIONS[500],
+                    "content": {JSON: {"schema": problem}},
+                }
+    schemas = document.get("components", {}).get("schemas", {})
+    for _ in range(3):  # HTTPValidationError holds the only reference to ValidationError
+        for name in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
+            others = (
+                {k: v for k, v in document.items() if k != "components"},
+                {k: v for k, v in schemas.items() if k != name},
+            )
+            if name in schemas and f'"#/components/schemas/{name}"' not in json.dumps(others):
+                del schemas[name]
+    return json.dumps(document)
+
+
+def _schema_ref(answer: dict[str, Any] | None) -> str | None:
+    ref = str(((answer or {}).get("content", {}).get(JSON, {}).get("schema", {})).get("$ref", ""))
+    return ref.rsplit("/", 1)[-1] or None

@@ -1,0 +1,111 @@
+"""Cancel a job that has not published: one conditional write, so no step can publish after it.
+
+Every pipeline step commits its next state with a write conditioned on the job's version, and a step
+that is about to post an update to Genesys first commits PUBLISHING. So exactly one of these wins:
+
+* the cancel commits CANCELLED first: the step's write fails (another worker moved the job), it posts
+  nothing, and every message still in flight finds a terminal job and does nothing;
+* the step commits PUBLISHING first: the cancel re-reads the job and answers 409 "publishing in
+  progress"; the job then ends PUBLISHED (or FAILED) on its own and ServiceNow hears which.
+
+A cancel is also refused when Genesys accepted an update of this job that was never seen applied
+(the confirmation timed out): Genesys could still apply it, and the answer must not say CANCELLED
+for a schedule that ends up published.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+
+from aws_lambda_powertools import Logger
+
+from wfm_publish.clock import Clock
+from wfm_publish.errors import StaleJob, WfmPublishError
+from wfm_publish.models import Job, JobStatus, ReasonCode
+from wfm_publish.store import JobStore
+
+logger = Logger(child=True)
+ATTEMPTS = 5  # conditional-write races lost in a row before giving up (each one re-reads the job)
+UPDATE_ACCEPTED = "update accepted"  # the pipeline's timeline event for an update Genesys took
+
+
+class Refusal(StrEnum):
+    ALREADY_ENDED = "ALREADY_ENDED"
+    PUBLISH_IN_PROGRESS = "PUBLISH_IN_PROGRESS"
+
+
+class PublishNotFound(WfmPublishError):
+    """404: no job has this id (or it expired)."""
+
+
+class CancelRefused(WfmPublishError):
+    """409: the job already ended, or an update of it may be applied by Genesys."""
+
+    def __init__(self, message: str, refusal: Refusal, job: Job) -> None:
+        super().__init__(message)
+        self.refusal = refusal
+        self.job = job
+
+
+class CancelContended(WfmPublishError):
+    """The job kept moving under the cancel; the caller may retry (503)."""
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    job: Job
+    already: bool  # it was cancelled before this request: nothing was written
+
+
+def cancel(store: JobStore, clock: Clock, publish_id: str, why: str = "cancelled by the caller") -> Cancelled:
+    job = store.get_job(publish_id)
+    for _ in range(ATTEMPTS):
+        if job is None:
+            raise PublishNotFound(f"no publish {publish_id}")
+        if job.status is JobStatus.CANCELLED:
+            return Cancelled(job, already=True)
+        _refuse_if_not_cancellable(job)
+        now = clock.now()
+        ended = job.model_copy(
+            deep=True,
+            update={
+                "status": JobStatus.CANCELLED,
+                "reason_code": ReasonCode.CANCELLED,
+                "detail": why,
+                "ticket": uuid.uuid4().hex,  # any message in flight is now stale
+                "updated_at": now,
+            },
+        )
+        ended.record(now, "cancelled", reason=ReasonCode.CANCELLED.value, detail=why, was=job.status.value)
+        try:
+            saved = store.save_job(ended)
+        except StaleJob as moved:
+            job = moved.current or store.get_job(publish_id)
+            continue
+        store.release_schedule(job.schedule_id, job.job_id)
+        logger.info("job cancelled", extra={"job_id": job.job_id, "was": job.status.value})
+        return Cancelled(saved, already=False)
+    raise CancelContended(f"publish {publish_id} kept changing; try the cancel again")
+
+
+def _refuse_if_not_cancellable(job: Job) -> None:
+    if job.status.terminal:
+        raise CancelRefused(
+            f"publish {job.job_id} already ended {job.status.value}", Refusal.ALREADY_ENDED, job
+        )
+    if job.status is JobStatus.PUBLISHING:
+        raise CancelRefused(
+            f"publish {job.job_id} is publishing now: it cannot be cancelled;"
+            " it ends PUBLISHED or FAILED on its own and the callback says which",
+            Refusal.PUBLISH_IN_PROGRESS,
+            job,
+        )
+    if job.operation_id is not None or any(e.event == UPDATE_ACCEPTED for e in job.timeline):
+        raise CancelRefused(
+            f"Genesys accepted an update of publish {job.job_id} that was never seen applied;"
+            " it may still apply it, so the job cannot be cancelled: it ends on its own",
+            Refusal.PUBLISH_IN_PROGRESS,
+            job,
+        )

@@ -1,0 +1,112 @@
+"""Tell ServiceNow how a job ended: the callback record gets its status, reason and a work note.
+
+The notifier reads the jobs table's DynamoDB stream, filtered to a job's status changing to PUBLISHED,
+FAILED or CANCELLED (template.yaml), so a crash never loses a notification: the stream keeps the record
+and Lambda retries it (then bisects, then sends it to NotifierDLQ). A delivery is recorded on the job
+(`notifiedStatus`), so a redelivered record does not PATCH twice unless the crash came between the
+PATCH and that write: the same fields are set again and one more work note is added.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from aws_lambda_powertools import Logger
+
+from wfm_publish.clock import Clock
+from wfm_publish.errors import StaleJob, StoreError
+from wfm_publish.models import Job
+from wfm_publish.store import JobStore
+
+if TYPE_CHECKING:
+    from wfm_publish.servicenow import ServiceNowClient
+
+logger = Logger(child=True)
+
+STATUS_FIELD = "u_wfm_publish_status"
+REASON_FIELD = "u_wfm_publish_reason"
+ID_FIELD = "u_wfm_publish_id"
+NOTE_FIELD = "work_notes"
+NOTE_LIMIT = 4000
+RECORD_ATTEMPTS = 3
+
+
+class Outcome(StrEnum):
+    DELIVERED = "delivered"
+    NO_CALLBACK = "no callback"
+    ALREADY_NOTIFIED = "already notified"
+    NOT_TERMINAL = "not terminal"
+
+
+def callback_fields(job: Job) -> dict[str, str]:
+    """What the callback record gets: custom fields and a work note a person can read."""
+    attempts = (
+        f"{job.publish_attempts} publish attempt(s), {job.readiness_checks} telephony check(s), "
+        f"{job.conflict_retries} conflict retr{'y' if job.conflict_retries == 1 else 'ies'}"
+    )
+    reason = job.reason_code.value if job.reason_code else job.status.value
+    note = (
+        f"wfm-publish: schedule {job.schedule_id} {job.status.value} ({reason}). "
+        f"{job.detail or ''}\n{attempts}. "
+        f"Publish id {job.job_id}: GET /publishes/{job.job_id} has the timeline."
+    )
+    return {
+        STATUS_FIELD: job.status.value,
+        REASON_FIELD: reason,
+        ID_FIELD: job.job_id,
+        NOTE_FIELD: note[:NOTE_LIMIT],
+    }
+
+
+class Notifier:
+    def __init__(self, store: JobStore, servicenow: Callable[[], ServiceNowClient], clock: Clock) -> None:
+        self._store = store
+        self._servicenow = servicenow
+        self._clock = clock
+
+    def notify(self, image: Job) -> Outcome:
+        """Deliver the end of `image` (the job as the stream saw it). Raises when it must be retried."""
+        if not image.status.terminal:
+            return Outcome.NOT_TERMINAL
+        callback = image.request.callback
+        if callback is None:
+            logger.info("job ended without a callback", extra={"job_id": image.job_id})
+            return Outcome.NO_CALLBACK
+        current = self._store.get_job(image.job_id) or image
+        if current.notified_status is image.status:
+            logger.info("callback already delivered", extra={"job_id": image.job_id})
+            return Outcome.ALREADY_NOTIFIED
+        self._servicenow().update_record(callback.table, callback.sys_id, callback_fields(image))
+        logger.info(
+            "ServiceNow notified",
+            extra={"job_id": image.job_id, "status": image.status.value, "table": callback.table},
+        )
+        self._record(image)
+        return Outcome.DELIVERED
+
+    def _record(self, image: Job) -> None:
+        """Note the delivery on the job; losing this write only risks one repeated PATCH."""
+        for _ in range(RECORD_ATTEMPTS):
+            job = self._store.get_job(image.job_id)
+            if job is None or job.status is not image.status:
+                return
+            now = self._clock.now()
+            noted = job.model_copy(deep=True, update={"notified_status": image.status, "notified_at": now})
+            callback = image.request.callback
+            noted.record(
+                now,
+                "servicenow notified",
+                table=callback.table if callback else None,
+                sysId=callback.sys_id if callback else None,
+            )
+            try:
+                self._store.save_job(noted)
+                return
+            except StaleJob:
+                continue
+            except StoreError:
+                logger.exception("could not record the delivery", extra={"job_id": image.job_id})
+                return
+        logger.warning("the job kept changing; delivery not recorded", extra={"job_id": image.job_id})

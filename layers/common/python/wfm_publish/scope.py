@@ -1,0 +1,156 @@
+"""The telephony a schedule depends on: computed once per job, stored on it, reused by every check.
+
+    schedule's agents (its management units) -> the queues they are members of
+      -> outbound campaigns `on` dialing for those queues
+      -> each campaign's site or edge group -> its Edges -> their EXTERNAL trunks -> trunk bases
+
+This mirrors how a telephony change reaches a publish: only a change on one of these entities can
+make Genesys answer 409 "telephony provisioning in progress" for this schedule, so only these are
+read while the job waits. The campaign list, queue members and pool reads go through the shared
+observations (`readiness.Observer`), so a burst of schedules on the same campaigns reads them once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from wfm_publish import readiness
+from wfm_publish.errors import GenesysNotFound
+from wfm_publish.genesys import MAX_CONCURRENT_CALLS_KEY, Campaign, Schedule
+from wfm_publish.models import ScopeCampaign, ScopePool, TelephonyScope
+
+# Genesys's default "On Queue Work" activity code is "0"; breaks, meals, meetings, training and
+# off-queue work have other codes. Only on-queue time needs outbound lines (capacity.py).
+ON_QUEUE_ACTIVITY_CODES = frozenset({"0"})
+
+
+@dataclass(frozen=True)
+class TelephonyOptions:
+    """How telephony is read and judged (the settle window lives in `pipeline.Timing`)."""
+
+    max_calls_key: str = MAX_CONCURRENT_CALLS_KEY  # the trunk-base property holding Max Concurrent Calls
+    on_queue_codes: frozenset[str] = ON_QUEUE_ACTIVITY_CODES  # activity codes that put an agent on queue
+    observation_max_age: float = readiness.OBSERVATION_MAX_AGE  # share telephony reads this long
+    reference_max_age: float = readiness.REFERENCE_MAX_AGE  # share campaigns / members / settings
+
+
+class ScopeReader(readiness.TelephonyReader, Protocol):
+    def schedule(
+        self, bu_id: str, week_id: str, schedule_id: str, *, with_agents: bool = False
+    ) -> Schedule: ...
+    def campaigns(self) -> list[Campaign]: ...
+    def queue_members(self, queue_id: str) -> list[str]: ...
+
+
+def pool_of(campaign: Campaign) -> tuple[str, str] | None:
+    """("site", id) or ("edgeGroup", id): where the campaign's calls go out."""
+    if campaign.site is not None:
+        return "site", campaign.site.id
+    if campaign.edge_group is not None:
+        return "edgeGroup", campaign.edge_group.id
+    return None
+
+
+def campaigns(reader: ScopeReader, observer: readiness.Observer, max_age: float) -> list[Campaign]:
+    docs = observer.get(
+        "campaigns", max_age, lambda: [c.model_dump(mode="json", by_alias=True) for c in reader.campaigns()]
+    )
+    return [Campaign.model_validate(d) for d in docs]
+
+
+def queue_members(
+    reader: ScopeReader, observer: readiness.Observer, queue_id: str, max_age: float
+) -> list[str]:
+    def read() -> list[str]:
+        try:
+            return reader.queue_members(queue_id)
+        except GenesysNotFound:  # deleted since the campaign list was read: nobody dials through it
+            return []
+
+    members: list[str] = observer.get(f"queue:{queue_id}", max_age, read)
+    return members
+
+
+def compute(
+    reader: ScopeReader,
+    observer: readiness.Observer,
+    business_unit_id: str,
+    week_id: str,
+    schedule_id: str,
+    options: TelephonyOptions | None = None,
+) -> TelephonyScope:
+    """The schedule's telephony scope. Costs 1 schedule read + (shared) campaigns, members and pools."""
+    options = options or TelephonyOptions()
+    schedule = reader.schedule(business_unit_id, week_id, schedule_id, with_agents=True)
+    agents = set(schedule.agent_ids)
+    dialing = [
+        c
+        for c in campaigns(reader, observer, options.reference_max_age)
+        if (c.campaign_status or "").lower() == "on" and c.queue is not None and pool_of(c) is not None
+    ]
+    on_queue: dict[str, int] = {}
+    for queue_id in dict.fromkeys(c.queue.id for c in dialing if c.queue):
+        members = queue_members(reader, observer, queue_id, options.reference_max_age)
+        on_queue[queue_id] = len(agents.intersection(members))
+    in_scope: list[ScopeCampaign] = []
+    pools: dict[str, ScopePool] = {}
+    for c in dialing:
+        where = pool_of(c)
+        if c.queue is None or where is None or not on_queue.get(c.queue.id):
+            continue
+        kind, pool_id = where
+        key = f"{kind}:{pool_id}"
+        pools.setdefault(key, ScopePool(key=key, kind=kind, id=pool_id))
+        in_scope.append(
+            ScopeCampaign(
+                id=c.id,
+                name=c.name,
+                dialing_mode=(c.dialing_mode or "predictive").lower(),
+                queue_id=c.queue.id,
+                pool=key,
+                max_calls_per_agent=c.max_calls_per_agent,
+                outbound_line_count=c.outbound_line_count,
+                agents=on_queue[c.queue.id],
+            )
+        )
+    filled = [
+        readiness.scope_pool_from(
+            pool,
+            readiness.pool_snapshot(
+                reader,
+                observer,
+                pool.kind,
+                pool.id,
+                max_age=options.observation_max_age,
+                max_calls_key=options.max_calls_key,
+            ),
+        )
+        for pool in pools.values()
+    ]
+    return TelephonyScope(
+        computed_at=observer.now,
+        agents=len(agents),
+        management_units=[mu.management_unit.id for mu in schedule.management_units],
+        week_count=schedule.week_count or 1,
+        campaigns=in_scope,
+        pools=filled,
+    )
+
+
+def describe(scope: TelephonyScope) -> dict[str, Any]:
+    """What the timeline says about a freshly computed scope."""
+    brief = scope.brief()
+    if not scope.campaigns:
+        brief["note"] = "no outbound campaign `on` serves this schedule's agents: no telephony to wait for"
+    return brief
+
+
+def entity_refs(scope: TelephonyScope) -> dict[str, str]:
+    """id -> ref ("edge:<id>") for every entity in the scope (a 409 names an entity by id only)."""
+    refs: dict[str, str] = {}
+    for pool in scope.pools:
+        refs.update({e: f"edge:{e}" for e in pool.edges})
+        refs.update({t: f"trunk:{t}" for t in pool.trunks})
+        refs.update({b: f"trunkBase:{b}" for b in pool.trunk_bases})
+    return refs

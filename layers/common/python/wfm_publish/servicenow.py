@@ -1,0 +1,154 @@
+"""ServiceNow Table API client: the one place that talks to the caller's instance.
+
+    PATCH {instance}/api/now/table/{table}/{sys_id}   {"u_wfm_publish_status": "PUBLISHED", ...}
+
+Credentials come from Secrets Manager as {"username", "password"} (basic auth) or, with an OAuth
+application registry entry, {"clientId", "clientSecret", "username", "password"} (password grant on
+/oauth_token.do; the token is kept until shortly before it expires and renewed once on a 401).
+Transport errors become ServiceNowError; `transient` says whether another try may succeed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from wfm_publish.errors import WfmPublishError
+
+DEFAULT_TIMEOUT = (3.05, 10.0)
+TOKEN_MARGIN_SECONDS = 60.0
+
+
+class ServiceNowError(WfmPublishError):
+    def __init__(self, message: str, *, status: int | None = None, transient: bool = True) -> None:
+        super().__init__(message)
+        self.status = status
+        self.transient = transient
+
+
+@dataclass(frozen=True)
+class ServiceNowCredentials:
+    username: str
+    password: str
+    client_id: str | None = None
+    client_secret: str | None = None
+
+    def __repr__(self) -> str:  # never print a secret, even by accident
+        return f"ServiceNowCredentials(username={self.username!r}, oauth={self.client_id is not None})"
+
+    @property
+    def oauth(self) -> bool:
+        return bool(self.client_id and self.client_secret)
+
+
+class ServiceNowClient:
+    def __init__(
+        self,
+        instance_url: str,
+        credentials: Callable[[], ServiceNowCredentials],
+        *,
+        session: requests.Session | None = None,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.instance_url = instance_url.rstrip("/")
+        self._credentials = credentials
+        self._session = session or requests.Session()
+        self._timeout = timeout
+        self._monotonic = monotonic
+        self._token: tuple[str, float] | None = None
+        self._lock = threading.Lock()
+
+    def update_record(self, table: str, sys_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """PATCH one record; returns its fields as ServiceNow answers them."""
+        path = f"/api/now/table/{quote(table, safe='')}/{quote(sys_id, safe='')}"
+        params = {"sysparm_fields": "sys_id", "sysparm_exclude_reference_link": "true"}
+        response = self._send("PATCH", path, params, fields)
+        if response.status_code == 401 and self._credentials().oauth:
+            response = self._send("PATCH", path, params, fields, renew=True)
+        return _answer(response, f"PATCH {table}/{sys_id}")
+
+    def _send(
+        self, method: str, path: str, params: dict[str, str], body: dict[str, Any], renew: bool = False
+    ) -> requests.Response:
+        credentials = self._credentials()
+        headers = {"Accept": "application/json", "Content-Type": "application/json"}
+        auth: tuple[str, str] | None = None
+        if credentials.oauth:
+            headers["Authorization"] = f"Bearer {self._bearer(credentials, renew)}"
+        else:
+            auth = (credentials.username, credentials.password)
+        try:
+            return self._session.request(
+                method,
+                self.instance_url + path,
+                params=params,
+                json=body,
+                headers=headers,
+                auth=auth,
+                timeout=self._timeout,
+            )
+        except requests.Timeout as exc:
+            raise ServiceNowError(f"ServiceNow did not answer {method} {path} in time") from exc
+        except requests.RequestException as exc:
+            raise ServiceNowError(
+                f"ServiceNow unreachable for {method} {path}: {type(exc).__name__}"
+            ) from exc
+
+    def _bearer(self, credentials: ServiceNowCredentials, renew: bool) -> str:
+        with self._lock:
+            now = self._monotonic()
+            if self._token is None or renew or now >= self._token[1]:
+                self._token = self._fetch_token(credentials, now)
+            return self._token[0]
+
+    def _fetch_token(self, credentials: ServiceNowCredentials, now: float) -> tuple[str, float]:
+        form = {
+            "grant_type": "password",
+            "client_id": credentials.client_id or "",
+            "client_secret": credentials.client_secret or "",
+            "username": credentials.username,
+            "password": credentials.password,
+        }
+        try:
+            response = self._session.post(
+                f"{self.instance_url}/oauth_token.do", data=form, timeout=self._timeout
+            )
+        except requests.RequestException as exc:
+            raise ServiceNowError(f"ServiceNow token endpoint unreachable: {type(exc).__name__}") from exc
+        body = _answer(response, "POST /oauth_token.do")
+        token = body.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise ServiceNowError(
+                "ServiceNow's token answer has no access_token", status=response.status_code
+            )
+        lifetime = float(body.get("expires_in") or 1800)
+        return token, now + max(0.0, lifetime - TOKEN_MARGIN_SECONDS)
+
+
+def _answer(response: requests.Response, what: str) -> dict[str, Any]:
+    status = response.status_code
+    if 200 <= status < 300:
+        try:
+            body = response.json() if response.content else {}
+        except ValueError:
+            body = {}
+        result = body.get("result", body) if isinstance(body, dict) else {}
+        return result if isinstance(result, dict) else {}
+    detail = ""
+    try:
+        error = response.json().get("error") or {}
+        detail = f": {error.get('message', '')} {error.get('detail', '') or ''}".rstrip()
+    except (ValueError, AttributeError):
+        detail = ""
+    # 408, 429 and 5xx may pass; other refusals (401, 403, 404, 400) need a person.
+    transient = status in {408, 409, 429} or status >= 500
+    raise ServiceNowError(
+        f"ServiceNow answered {status} to {what}{detail}", status=status, transient=transient
+    )
