@@ -51,7 +51,7 @@ lint: dev
 	$(BIN)/ruff format --check .
 
 typecheck: dev
-	$(BIN)/mypy layers/common/python/wfm_publish src/wfm_publish_local functions
+	$(BIN)/mypy layers/common/python/wfm_publish src/wfm_publish_local functions bench
 
 template-lint: dev $(SAM_VENV)/bin/sam
 	$(BIN)/cfn-lint template.yaml

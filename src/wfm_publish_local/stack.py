@@ -63,7 +63,12 @@ LOCAL_ENVIRONMENT: Mapping[str, str] = {
 
 # Module-level caches in the core that hold clients or settings from a previous stack: called (when
 # the module is loaded and has the function) at start and stop, so stacks in one process are isolated.
-RESET_HOOKS: tuple[tuple[str, str], ...] = (("wfm_publish.services", "reset"),)
+# Powertools' parameters utility keeps one provider (a boto3 client bound to the moto endpoint of the
+# time, and cached secret values) per process: a later stack must not read secrets through the last one.
+RESET_HOOKS: tuple[tuple[str, str], ...] = (
+    ("wfm_publish.services", "reset"),
+    ("aws_lambda_powertools.utilities.parameters.constants", "DEFAULT_PROVIDERS.clear"),
+)
 
 _FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 # Variables that would send boto3 elsewhere than the moto server, or to a real account.
@@ -442,8 +447,9 @@ class LocalStack:
     @staticmethod
     def _run_reset_hooks() -> None:
         for module_name, function_name in RESET_HOOKS:
-            module = sys.modules.get(module_name)
-            hook = getattr(module, function_name, None) if module is not None else None
+            hook: Any = sys.modules.get(module_name)
+            for part in function_name.split("."):
+                hook = getattr(hook, part, None) if hook is not None else None
             if callable(hook):
                 hook()
 

@@ -58,8 +58,6 @@ def stack() -> Iterator[EmbeddedStack]:
         yield running
 
 
-
-
 def _without_api_key(document: dict[str, Any]) -> dict[str, Any]:
     """The committed document, less its x-api-key requirement: API Gateway checks the key on AWS and
     the local front does not, so schemathesis must not expect a 401 without one here."""

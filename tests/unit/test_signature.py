@@ -5,6 +5,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -156,3 +160,63 @@ def test_a_secret_that_cannot_be_read_refuses_with_500_not_401() -> None:
         api.guard(event("{}"), broken, NOW)
     assert caught.value.http_status == 500
     assert caught.value.body.code is ProblemCode.MISCONFIGURED
+
+
+# --- the ServiceNow script in docs/servicenow.md ---------------------------------------------------
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "servicenow.md"
+GLIDE_STAND_IN = """
+const crypto = require('crypto');
+global.gs = {base64Encode: (text) => Buffer.from(text, 'utf8').toString('base64')};
+global.GlideCertificateEncryption = function () {};
+// As ServiceNow documents generateMac: a Base64 key, an algorithm name, the data; a Base64 MAC back.
+GlideCertificateEncryption.prototype.generateMac = function (key, algorithm, data) {
+    if (algorithm !== 'HmacSHA256') throw new Error('unexpected algorithm ' + algorithm);
+    return crypto.createHmac('sha256', Buffer.from(key, 'base64')).update(data, 'utf8').digest('base64');
+};
+"""
+
+
+def test_the_documented_servicenow_script_signs_as_the_api_checks() -> None:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("Node.js is not installed: the documented ServiceNow script is not run")
+    text = DOCS.read_text()
+    script = re.search(
+        r"<!-- servicenow-script:begin -->\s*```javascript\n(.*?)```\s*<!-- servicenow-script:end -->",
+        text,
+        re.S,
+    )
+    assert script is not None, "the signing script's markers are missing from docs/servicenow.md"
+    cases = [
+        ("wfm-publish-local-hmac-secret", '{"scheduleId":"sched-demo"}', 1_698_415_200_123),
+        ("wfm-publish-local-hmac-secret", "", 1_698_415_200_000),
+        (
+            "a longer secret with spaces & symbols!",
+            json.dumps({"scheduleId": "s", "x": [1, 2]}),
+            1_700_000_000_999,
+        ),
+    ]
+    program = (
+        GLIDE_STAND_IN
+        + script.group(1)
+        + "".join(
+            "console.log(JSON.stringify(WfmPublishSigner.sign("
+            f"{json.dumps(secret)}, {json.dumps(body)}, {millis})));\n"
+            for secret, body, millis in cases
+        )
+    )
+    result = subprocess.run([node, "-e", program], capture_output=True, text=True, timeout=60, check=True)
+    for line, (secret, body, millis) in zip(result.stdout.splitlines(), cases, strict=True):
+        signed = json.loads(line)
+        assert signed["timestamp"] == str(millis // 1000)
+        assert signed["signature"] == sign(secret, millis // 1000, body)
+        verify(
+            [secret],
+            {"X-Signature-Timestamp": signed["timestamp"], "X-Signature": signed["signature"]},
+            body.encode(),
+            millis / 1000,
+        )
+    # The test vector printed in the docs is the real one.
+    assert sign("wfm-publish-local-hmac-secret", 1698415200, '{"scheduleId":"sched-demo"}') in text
+    assert sign("wfm-publish-local-hmac-secret", 1698415200, "") in text

@@ -212,7 +212,8 @@ class ApiProblem(Exception):
 
 
 def guard(event: dict[str, Any], secrets: Callable[[], Sequence[str]], now: float) -> None:
-    """The checks before routing: signature (401), size (413), content type and JSON (415)."""
+    """The checks before routing: signature (401), size (413), content type and JSON (415), a JSON
+    object (400); and X-Request-Id standing in for a missing Idempotency-Key."""
     raw = _raw_body(event)
     headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
     try:
@@ -238,13 +239,21 @@ def guard(event: dict[str, Any], secrets: Callable[[], Sequence[str]], now: floa
             f"send the body as JSON with Content-Type: {JSON} (got {media or 'no content type'})",
         )
     try:
-        json.loads(raw)
+        parsed = json.loads(raw)
     except ValueError as exc:
         raise ApiProblem(
             HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
             ProblemCode.UNSUPPORTED_MEDIA_TYPE,
             f"the body is not JSON: {exc}",
         ) from None
+    if not isinstance(parsed, dict):
+        # Checked here: Powertools' validation would read a one-element array as its element.
+        raise ApiProblem(
+            HTTPStatus.BAD_REQUEST,
+            ProblemCode.INVALID_REQUEST,
+            "the request is not valid: see errors for each field and why",
+            errors=[FieldProblem(field="body", problem="must be a JSON object")],
+        )
 
 
 def _key_from_request_id(event: dict[str, Any], headers: dict[str, str]) -> None:

@@ -48,7 +48,7 @@ class TelephonySync(Wire):
     @field_validator("retry_count", "delay_ms", mode="before")
     @classmethod
     def _json_integer(cls, value: Any) -> Any:
-        # As JSON Schema has it: 3 and 3.0 are integers, "3" and true are not (pydantic's lax mode takes them).
+        # As in JSON Schema: 3 and 3.0 are integers; "3" and true are not (pydantic's lax mode takes them).
         if isinstance(value, bool | str):
             raise ValueError("must be a JSON integer")
         return value

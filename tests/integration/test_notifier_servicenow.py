@@ -1,0 +1,164 @@
+"""The notifier against the ServiceNow stand-in over HTTP: the Table API PATCH, basic auth and OAuth,
+refusals and dropped connections, and the delivery noted on the job."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from wfm_publish.clock import VirtualClock
+from wfm_publish.models import Callback, Job, JobStatus, PublishRequest, ReasonCode
+from wfm_publish.notifier import Notifier, Outcome, callback_fields
+from wfm_publish.servicenow import ServiceNowClient, ServiceNowCredentials, ServiceNowError
+from wfm_publish_local.servicenow import DEFAULT_PASSWORD, DEFAULT_USERNAME, ServiceNowStandIn
+from wfm_publish_local.virtual import MemoryJobStore
+
+pytestmark = pytest.mark.integration
+
+SYS_ID = "46d44a5edb1232007aa4f5261f9619a8"
+BASIC = ServiceNowCredentials(DEFAULT_USERNAME, DEFAULT_PASSWORD)
+
+
+@pytest.fixture
+def snow() -> Iterator[ServiceNowStandIn]:
+    with ServiceNowStandIn(client_id="oauth-client", client_secret="oauth-secret") as stand_in:
+        yield stand_in
+
+
+def client(snow: ServiceNowStandIn, credentials: ServiceNowCredentials = BASIC) -> ServiceNowClient:
+    return ServiceNowClient(snow.url, lambda: credentials, timeout=(1.0, 2.0))
+
+
+def ended(status: JobStatus, reason: ReasonCode, *, callback: bool = True) -> Job:
+    request = PublishRequest(
+        schedule_id="sched-1",
+        callback=Callback(table="change_request", sys_id=SYS_ID) if callback else None,
+    )
+    return Job(
+        job_id="job-1",
+        schedule_id="sched-1",
+        request=request,
+        status=status,
+        reason_code=reason,
+        detail="published at schedule version 5" if status is JobStatus.PUBLISHED else "it did not",
+        ticket="t",
+        created_at=time.time(),
+        updated_at=time.time(),
+        deadline_at=time.time() + 3600,
+        publish_attempts=2,
+    )
+
+
+def test_a_record_is_patched_with_basic_auth(snow: ServiceNowStandIn) -> None:
+    answer = client(snow).update_record("change_request", SYS_ID, {"u_wfm_publish_status": "PUBLISHED"})
+    assert answer == {"sys_id": SYS_ID}  # sysparm_fields=sys_id keeps the answer small
+    (update,) = snow.updates()
+    assert (update.method, update.table, update.sys_id) == ("PATCH", "change_request", SYS_ID)
+    assert snow.records[("change_request", SYS_ID)]["u_wfm_publish_status"] == "PUBLISHED"
+
+
+def test_oauth_gets_a_token_and_renews_it_once_on_a_401(snow: ServiceNowStandIn) -> None:
+    oauth = ServiceNowCredentials(DEFAULT_USERNAME, DEFAULT_PASSWORD, "oauth-client", "oauth-secret")
+    sn = client(snow, oauth)
+    sn.update_record("incident", SYS_ID, {"work_notes": "one"})
+    snow._tokens.clear()  # the instance forgot the token (expired, revoked)
+    sn.update_record("incident", SYS_ID, {"work_notes": "two"})
+    assert snow.records[("incident", SYS_ID)]["work_notes"] == ["one", "two"]
+    assert [r.status for r in snow.received] == [200, 401, 200]
+
+
+def test_wrong_credentials_are_a_refusal_a_person_must_fix(snow: ServiceNowStandIn) -> None:
+    with pytest.raises(ServiceNowError) as caught:
+        client(snow, ServiceNowCredentials("someone", "wrong")).update_record("incident", SYS_ID, {"a": "b"})
+    assert (caught.value.status, caught.value.transient) == (401, False)
+    assert "User Not Authenticated" in str(caught.value)
+
+
+def test_an_unknown_record_is_a_404() -> None:
+    with ServiceNowStandIn(known_records=[("incident", SYS_ID)]) as snow:
+        with pytest.raises(ServiceNowError) as caught:
+            client(snow).update_record("incident", "0" * 32, {"a": "b"})
+        assert (caught.value.status, caught.value.transient) == (404, False)
+
+
+def test_a_5xx_and_a_dropped_connection_are_worth_another_try(snow: ServiceNowStandIn) -> None:
+    snow.fail_next(1, status=503)
+    snow.fail_next(1, drop=True)
+    sn = client(snow)
+    for _ in range(2):
+        with pytest.raises(ServiceNowError) as caught:
+            sn.update_record("incident", SYS_ID, {"a": "b"})
+        assert caught.value.transient
+    sn.update_record("incident", SYS_ID, {"a": "b"})
+    assert len(snow.updates()) == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [
+        (JobStatus.PUBLISHED, ReasonCode.PUBLISHED),
+        (JobStatus.FAILED, ReasonCode.SCHEDULE_NOT_FOUND),
+        (JobStatus.CANCELLED, ReasonCode.CANCELLED),
+    ],
+)
+def test_each_end_is_delivered_once_and_noted_on_the_job(
+    snow: ServiceNowStandIn, status: JobStatus, reason: ReasonCode
+) -> None:
+    store = MemoryJobStore()
+    job = ended(status, reason)
+    store.create_job(job)
+    notifier = Notifier(store, lambda: client(snow), VirtualClock())
+    assert notifier.notify(job) is Outcome.DELIVERED
+    (update,) = snow.updates()
+    assert update.body is not None
+    assert update.body["u_wfm_publish_status"] == status.value
+    assert update.body["u_wfm_publish_reason"] == reason.value
+    assert update.body["u_wfm_publish_id"] == "job-1"
+    assert f"sched-1 {status.value}" in update.body["work_notes"]
+    noted = store.get_job("job-1")
+    assert noted is not None and noted.notified_status is status
+    assert noted.timeline[-1].event == "servicenow notified"
+    # The stream delivers the record again (a retry after a crash): no second PATCH.
+    assert notifier.notify(job) is Outcome.ALREADY_NOTIFIED
+    assert len(snow.updates()) == 1
+
+
+def test_a_failed_patch_raises_so_the_stream_retries_and_nothing_is_noted(snow: ServiceNowStandIn) -> None:
+    store = MemoryJobStore()
+    job = ended(JobStatus.FAILED, ReasonCode.CAPACITY_EXCEEDED)
+    store.create_job(job)
+    snow.fail_next(1)
+    notifier = Notifier(store, lambda: client(snow), VirtualClock())
+    with pytest.raises(ServiceNowError):
+        notifier.notify(job)
+    noted = store.get_job("job-1")
+    assert noted is not None and noted.notified_status is None
+    assert notifier.notify(job) is Outcome.DELIVERED
+
+
+def test_no_callback_or_no_end_means_nothing_to_send(snow: ServiceNowStandIn) -> None:
+    notifier = Notifier(MemoryJobStore(), lambda: client(snow), VirtualClock())
+    assert (
+        notifier.notify(ended(JobStatus.PUBLISHED, ReasonCode.PUBLISHED, callback=False))
+        is Outcome.NO_CALLBACK
+    )
+    waiting = ended(JobStatus.PUBLISHED, ReasonCode.PUBLISHED).model_copy(
+        update={"status": JobStatus.WAITING}
+    )
+    assert notifier.notify(waiting) is Outcome.NOT_TERMINAL
+    assert snow.received == []
+
+
+def test_the_work_note_reads_well_and_fits() -> None:
+    job = ended(JobStatus.FAILED, ReasonCode.CAPACITY_EXCEEDED).model_copy(update={"detail": "x" * 10_000})
+    fields = callback_fields(job)
+    assert fields["u_wfm_publish_status"] == "FAILED"
+    assert fields["work_notes"].startswith("wfm-publish: schedule sched-1 FAILED (CAPACITY_EXCEEDED).")
+    assert len(fields["work_notes"]) <= 4000
+
+
+def test_credentials_never_print() -> None:
+    text = repr(ServiceNowCredentials("user", "hunter2", "cid", "csecret"))
+    assert "hunter2" not in text and "csecret" not in text

@@ -1,0 +1,133 @@
+"""Cancel: one conditional write, so no step publishes after it, and an honest 409 when it is too late."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from wfm_publish.cancel import CancelRefused, PublishNotFound, Refusal, cancel
+from wfm_publish.clock import VirtualClock
+from wfm_publish.models import Job, JobMessage, JobStatus, PublishRequest, ReasonCode
+from wfm_publish.pipeline import Timing
+from wfm_publish_local.demo import SERVICENOW_BODY
+from wfm_publish_local.simulator import GenesysSimulator, parse_scenario
+from wfm_publish_local.virtual import MemoryJobStore, VirtualRun
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+
+
+def start(**changes: Any) -> tuple[VirtualRun, str]:
+    raw: dict[str, Any] = yaml.safe_load((SCENARIOS / "demo.yaml").read_text())
+    raw.update(changes)
+    scenario = parse_scenario(raw)
+    clock = VirtualClock()
+    simulator = GenesysSimulator(scenario, clock)
+    run = VirtualRun(simulator, clock, Timing(settle_window=scenario.settle_window_seconds))
+    accepted = run.intake.accept(PublishRequest.model_validate(SERVICENOW_BODY), "key-1")
+    return run, accepted.body["publishId"]
+
+
+def step(run: VirtualRun) -> bool:
+    """Deliver the next message, as the queue would; False when none is left."""
+    delivery = run.queues.next()
+    if delivery is None:
+        return False
+    run.clock.advance_to(delivery.due)
+    run.pipeline.process(delivery.queue, JobMessage.model_validate_json(delivery.body))
+    return True
+
+
+def test_a_queued_job_is_cancelled_and_its_messages_do_nothing() -> None:
+    run, job_id = start()
+    done = cancel(run.store, run.clock, job_id)
+    assert (done.job.status, done.job.reason_code, done.already) == (
+        JobStatus.CANCELLED,
+        ReasonCode.CANCELLED,
+        False,
+    )
+    assert "sched-demo" not in run.store.active  # the schedule is free for a new request
+    while step(run):
+        pass
+    job = run.store.jobs[job_id]
+    assert job.status is JobStatus.CANCELLED
+    assert run.simulator.stats()["publishesApplied"] == {}
+    assert sum(run.simulator.stats()["calls"].values()) == 0  # the message found a terminal job
+
+
+def test_cancelling_twice_is_idempotent_and_writes_nothing() -> None:
+    run, job_id = start()
+    cancel(run.store, run.clock, job_id)
+    writes = run.store.writes
+    again = cancel(run.store, run.clock, job_id)
+    assert again.already and again.job.status is JobStatus.CANCELLED
+    assert run.store.writes == writes
+
+
+def test_an_unknown_job_is_not_found() -> None:
+    with pytest.raises(PublishNotFound):
+        cancel(MemoryJobStore(), VirtualClock(), "nope")
+
+
+def test_a_published_job_cannot_be_cancelled() -> None:
+    run, job_id = start()
+    assert run.run(job_id).status is JobStatus.PUBLISHED
+    with pytest.raises(CancelRefused) as caught:
+        cancel(run.store, run.clock, job_id)
+    assert caught.value.refusal is Refusal.ALREADY_ENDED
+
+
+def test_a_cancel_that_meets_a_publish_in_progress_says_so_and_the_job_publishes() -> None:
+    run, job_id = start(events=[])  # no telephony change, no other writer: straight to publishing
+    while run.store.jobs[job_id].status is not JobStatus.PUBLISHING:
+        assert step(run)
+    with pytest.raises(CancelRefused) as caught:
+        cancel(run.store, run.clock, job_id)
+    assert caught.value.refusal is Refusal.PUBLISH_IN_PROGRESS
+    assert run.run(job_id).status is JobStatus.PUBLISHED  # what the 409 told the caller to expect
+    assert run.simulator.stats()["publishesApplied"] == {"sched-demo": 1}
+
+
+class CancelBetweenReadAndWrite(MemoryJobStore):
+    """A cancel that lands after a pipeline step read the job and before it wrote its next state."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock: VirtualClock | None = None
+        self.armed_for: str | None = None
+        self.cancelled: Job | None = None
+
+    def get_job(self, job_id: str) -> Job | None:
+        job = super().get_job(job_id)
+        if job_id == self.armed_for and self.clock is not None:
+            self.armed_for = None
+            self.cancelled = cancel(self, self.clock, job_id).job
+        return job
+
+
+def test_a_cancel_that_wins_the_race_stops_the_publish() -> None:
+    run, job_id = start(events=[])
+    store = CancelBetweenReadAndWrite()
+    store.jobs, store.active, store.idempotency = run.store.jobs, run.store.active, run.store.idempotency
+    store.clock = run.clock
+    run.pipeline.store = store
+    store.armed_for = job_id  # the validation step reads the job, then the cancel commits
+    while step(run):
+        pass
+    assert store.cancelled is not None
+    assert run.store.jobs[job_id].status is JobStatus.CANCELLED
+    # The step's conditional write lost: it never posted the update.
+    assert run.simulator.stats()["publishesApplied"] == {}
+    assert not any(key.endswith("/update") for key in run.simulator.stats()["calls"])
+
+
+def test_an_update_genesys_accepted_but_never_confirmed_blocks_the_cancel() -> None:
+    run, job_id = start(events=[])
+    job = run.store.jobs[job_id]
+    job.record(run.clock.now(), "update accepted", status="Processing", operationId="op-1")
+    job.status = JobStatus.WAITING  # e.g. back to validation after the confirmation timed out
+    with pytest.raises(CancelRefused) as caught:
+        cancel(run.store, run.clock, job_id)
+    assert caught.value.refusal is Refusal.PUBLISH_IN_PROGRESS
