@@ -51,6 +51,13 @@ def main(argv: list[str] | None = None) -> int:
         "--times", type=int, default=1, help="deliver the event this many times (idempotency)"
     )
     weekly.add_argument("--hmac-secret", help=HMAC_HELP)
+    sign = commands.add_parser(
+        "sign", help="print the signature headers for a request body (for curl, Postman, sam local invoke)"
+    )
+    sign.add_argument("--data", default="", help="the exact body to send (default: empty, as for GET)")
+    sign.add_argument("--body", type=Path, help="read the exact body from this file instead")
+    sign.add_argument("--timestamp", type=int, help="unix seconds (default: now)")
+    sign.add_argument("--hmac-secret", help=HMAC_HELP)
     openapi = commands.add_parser(
         "openapi", help="write (or check) the OpenAPI document generated from the code"
     )
@@ -80,7 +87,22 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.command == "openapi":
         return _openapi(args.output, args.check)
+    if args.command == "sign":
+        body = args.body.read_bytes() if args.body else args.data.encode()
+        return _sign(body, args.timestamp, args.hmac_secret)
     return _serve(args.scenario, args.port, args.hmac_secret)
+
+
+def _sign(body: bytes, timestamp: int | None, hmac_secret: str | None) -> int:
+    import time
+
+    from wfm_publish.signature import signed_headers
+    from wfm_publish_local.client import local_hmac_secret
+
+    moment = time.time() if timestamp is None else timestamp
+    for name, value in signed_headers(local_hmac_secret(hmac_secret), body, moment).items():
+        print(f"{name}: {value}")
+    return 0
 
 
 def _openapi(output: Path | None, check: Path | None) -> int:

@@ -94,7 +94,7 @@ def _publish_time_within_the_horizon(context: Any, body: Any) -> Any:
 
 
 @schema.parametrize()
-@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))
 def test_the_api_matches_its_document_and_never_fails(case: schemathesis.Case, stack: EmbeddedStack) -> None:
     case.call_and_validate(base_url=stack.api_url, auth=FillSignature(stack.hmac_secret), timeout=15)
 
@@ -109,6 +109,6 @@ def test_linked_calls_create_read_and_cancel_publishes(stack: EmbeddedStack) -> 
 
     Workflow.run(
         settings=settings(
-            max_examples=25, stateful_step_count=6, deadline=None, suppress_health_check=list(HealthCheck)
+            max_examples=150, stateful_step_count=8, deadline=None, suppress_health_check=list(HealthCheck)
         )
     )

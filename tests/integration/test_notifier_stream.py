@@ -248,3 +248,15 @@ def test_an_invalid_partial_answer_fails_the_whole_batch(moto_url: str, table: t
     poller(moto_url, arn, function, failures, maximum_retry_attempts=1).poll_once()
     assert function.batches == [["job#1"], ["job#1"]]
     assert len(failures) == 1
+
+
+def test_the_sample_event_is_what_the_filter_passes_and_carries_the_job() -> None:
+    from wfm_publish.models import Job
+
+    event = json.loads((ROOT / "events" / "ddb_stream_job_ended.json").read_text())
+    (sample,) = event["Records"]
+    (pattern,) = TERMINAL_FILTER
+    assert filter_matches(pattern, sample)
+    job = Job.model_validate_json(sample["dynamodb"]["NewImage"]["doc"]["S"])
+    assert job.status.value == sample["dynamodb"]["NewImage"]["status"]["S"] == "PUBLISHED"
+    assert job.request.callback is not None

@@ -42,7 +42,7 @@ KEY_DOC = (
     "replays the first answer; with another body it is a 422. X-Request-Id is accepted in its place."
 )
 JSON = "application/json"
-WEEKLY_KEY_PREFIX = "weekly:"  # wfm_publish.weekly.KEY_PREFIX; API callers may not take those keys
+API_KEY_PREFIX = "api:"  # beside wfm_publish.weekly.KEY_PREFIX ("weekly:"): one key space, no overlap
 
 
 class ProblemCode(StrEnum):
@@ -171,17 +171,9 @@ KEY_MISSING = (
 
 
 def idempotency_key(key: str) -> str:
-    key = key.strip()
-    if not key:
-        raise ApiProblem(HTTPStatus.BAD_REQUEST, ProblemCode.IDEMPOTENCY_KEY_MISSING, KEY_MISSING)
-    if key.startswith(WEEKLY_KEY_PREFIX):
-        raise ApiProblem(
-            HTTPStatus.BAD_REQUEST,
-            ProblemCode.INVALID_REQUEST,
-            f"Idempotency-Key values starting with {WEEKLY_KEY_PREFIX!r} are the weekly publish's own",
-            errors=[FieldProblem(field=KEY_FIELD, problem="reserved prefix")],
-        )
-    return key
+    """The key as intake stores it: API keys live apart from the weekly run's `weekly:<bu>:<week>`, so
+    no request can take (or replay) a weekly run's key, whatever it sends."""
+    return f"{API_KEY_PREFIX}{key}"
 
 
 # --- problems ----------------------------------------------------------------------------------------
