@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -94,7 +95,7 @@ def _publish_time_within_the_horizon(context: Any, body: Any) -> Any:
 
 
 @schema.parametrize()
-@settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 def test_the_api_matches_its_document_and_never_fails(case: schemathesis.Case, stack: EmbeddedStack) -> None:
     case.call_and_validate(base_url=stack.api_url, auth=FillSignature(stack.hmac_secret), timeout=15)
 
@@ -104,11 +105,19 @@ def test_linked_calls_create_read_and_cancel_publishes(stack: EmbeddedStack) -> 
     cancelled (200, or 409 once they ended), in sequences hypothesis chooses."""
 
     class Workflow(schema.as_state_machine()):  # type: ignore[misc]
+        def before_call(self, case: schemathesis.Case) -> None:
+            # Hypothesis replays choices expecting the same answers: a key an earlier example used
+            # would answer 422 instead of 202 and change what the links can draw. A valid key is made
+            # unique (an invalid one is left to be refused).
+            for name, value in list((case.headers or {}).items()):
+                if name.lower() == "idempotency-key" and isinstance(value, str) and 0 < len(value) <= 200:
+                    case.headers[name] = f"{value}-{uuid.uuid4().hex}"  # type: ignore[index]
+
         def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:
             return {"base_url": stack.api_url, "auth": FillSignature(stack.hmac_secret), "timeout": 15}
 
     Workflow.run(
         settings=settings(
-            max_examples=150, stateful_step_count=8, deadline=None, suppress_health_check=list(HealthCheck)
+            max_examples=40, stateful_step_count=6, deadline=None, suppress_health_check=list(HealthCheck)
         )
     )

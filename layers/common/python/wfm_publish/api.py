@@ -311,7 +311,7 @@ def install(app: APIGatewayRestResolver) -> None:
     app.not_found(  # a path API Gateway routed here but no route takes (odd characters in the id)
         lambda _: answer(ApiProblem(HTTPStatus.NOT_FOUND, ProblemCode.NOT_FOUND, "no such resource"))
     )
-    on(RequestValidationError, lambda exc: _invalid(field_problems(exc.errors())))
+    on(RequestValidationError, lambda exc: _invalid(exc.errors()))
     on(
         IdempotencyKeyReused,
         lambda exc: ApiProblem(
@@ -349,8 +349,9 @@ def install(app: APIGatewayRestResolver) -> None:
     on(ConfigurationError, _misconfigured)
 
 
-def _invalid(problems: list[FieldProblem]) -> ApiProblem:
-    if problems and all(p.field == KEY_FIELD for p in problems):
+def _invalid(errors: Sequence[Any]) -> ApiProblem:
+    problems = field_problems(errors)
+    if all(p.field == KEY_FIELD for p in problems) and all(e.get("type") == "missing" for e in errors):
         return ApiProblem(HTTPStatus.BAD_REQUEST, ProblemCode.IDEMPOTENCY_KEY_MISSING, KEY_MISSING, problems)
     return ApiProblem(
         HTTPStatus.BAD_REQUEST,
