@@ -1,15 +1,14 @@
-"""Validation and conflict DLQs -> end each stranded job FAILED with the reason (never silently dropped)."""
+"""Every few minutes: the validation and conflict DLQs -> each stranded job ends FAILED with the reason."""
 
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from wfm_publish.consumer import settle_dead_letters
+from wfm_publish.consumer import sweep_dead_letters
 
 logger = Logger()
 
 
 @logger.inject_lambda_context
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    source = (event.get("Records") or [{}])[0].get("eventSourceARN", "").rsplit(":", 1)[-1] or "unknown"
-    return settle_dead_letters(source, event, context)
+def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
+    return sweep_dead_letters()

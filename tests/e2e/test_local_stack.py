@@ -7,6 +7,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -137,3 +138,29 @@ def test_bad_input_is_refused_naming_each_field_and_writes_nothing(stack: Embedd
     assert "Idempotency-Key" in no_key.json()["message"]
     missing = requests.get(f"{stack.api_url}/publishes/{uuid.uuid4().hex}", auth=stack.auth, timeout=10)
     assert missing.status_code == 404
+
+
+def test_a_job_whose_message_died_in_the_dlq_ends_failed_and_garbage_stays(stack: EmbeddedStack) -> None:
+    assert stack.stack is not None
+    local = stack.stack
+    # A job that will not look at telephony for a day: its message is on the queue, far away.
+    later = (datetime.now(UTC) + timedelta(days=1)).isoformat().replace("+00:00", "Z")
+    publish_id = post(stack, {**SERVICENOW_BODY, "publishTime": later}).json()["publishId"]
+    queued = DynamoJobStore(local.client("dynamodb"), local.table_name).get_job(publish_id)
+    assert queued is not None
+    # Its current message failed five times and went to the DLQ; next to it, a body nobody can read.
+    sqs, dlq = local.client("sqs"), local.queue_url("ValidationDLQ")
+    letter = json.dumps({"jobId": publish_id, "ticket": queued.ticket, "step": "validate"})
+    sqs.send_message(QueueUrl=dlq, MessageBody=letter)
+    sqs.send_message(QueueUrl=dlq, MessageBody="not a job message")
+
+    swept = local.fire_schedule("DeadLettersFunction")
+
+    # Settled: our job's letter. Kept: the unreadable one (and any an earlier test left in ConflictDLQ).
+    assert swept["settled"] == 1 and swept["kept"] >= 1
+    job = requests.get(f"{stack.api_url}/publishes/{publish_id}", auth=stack.auth, timeout=10).json()
+    assert job["status"] == "FAILED"
+    assert job["reasonCode"] == "PROCESSING_FAILED"
+    assert "validate step failed" in job["detail"]
+    depth = local.queue_depth("ValidationDLQ")
+    assert depth["visible"] + depth["in_flight"] == 1  # the unreadable one stays for a person

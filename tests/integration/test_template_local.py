@@ -80,6 +80,7 @@ def test_functions_and_routes(stack: LocalStack) -> None:
         "TrunkValidationFunction",
         "ConflictRetryFunction",
         "NotifierFunction",
+        "DeadLettersFunction",
     }
     assert stack.pollers == [] and stack.stream_pollers == []  # poll=[]
     response = requests.get(f"{stack.api_url}/publish", timeout=10)

@@ -135,6 +135,7 @@ def test_functions_runtime_and_handlers(template: Template) -> None:
         "TrunkValidationFunction",
         "ConflictRetryFunction",
         "NotifierFunction",
+        "DeadLettersFunction",
     }
     for function in functions.values():
         assert function.runtime in {"python3.12", "python3.13"}
@@ -336,6 +337,10 @@ def test_policies_match_what_each_function_does(template: Template) -> None:
         "DynamoDBCrudPolicy": {"JobsTable"},  # records the delivery on the job
         "AWSSecretsManagerGetSecretValuePolicy": {"ServiceNowCredentials"},
         "SQSSendMessagePolicy": {"NotifierDLQ"},  # the OnFailure destination
+    }
+    assert _policy_targets(template, "DeadLettersFunction") == {
+        "DynamoDBCrudPolicy": {"JobsTable"},  # ends the stranded jobs
+        "SQSPollerPolicy": {"ValidationDLQ", "ConflictDLQ"},  # reads and deletes the letters it settles
     }
     for lid in ("TrunkValidationFunction", "ConflictRetryFunction"):
         assert _policy_targets(template, lid) == {

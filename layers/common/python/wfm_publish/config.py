@@ -62,6 +62,8 @@ class Settings(BaseModel):
     # The publish API (PublishTriggerFunction) and the notifier (NotifierFunction) only.
     api_signing_secret: str | None = None  # Secrets Manager id of {"hmacSecret": ...}
     servicenow_instance_url: str | None = None  # https://<instance>.service-now.com
+    validation_dlq_url: str | None = None  # the dead-letter sweep reads these two
+    conflict_dlq_url: str | None = None
     servicenow_credentials_secret: str | None = None  # {"username", "password"[, "clientId", "clientSecret"]}
 
     @model_validator(mode="after")

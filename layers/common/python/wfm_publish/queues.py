@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -86,3 +87,41 @@ class SqsTransport:
             self._sqs.send_message(**kwargs)
         except (ClientError, BotoCoreError) as exc:
             raise QueueError(f"could not send to the {queue.value} queue: {exc}") from exc
+
+
+class DeadLetters:
+    """Reads the pipeline's dead-letter queues (SQS's receive and delete, nothing else)."""
+
+    def __init__(self, client: SQSClient, urls: dict[Queue, str], *, hold_seconds: int = 300) -> None:
+        self._sqs = client
+        self._urls = urls
+        self._hold = hold_seconds  # a message left in place stays out of this sweep's way this long
+
+    def sweep(self, settle: Callable[[Queue, str, int], bool], *, most: int = 100) -> dict[str, int]:
+        """Offer each dead letter to `settle(queue, body, receives)`; delete those it settles.
+        The rest stay in their DLQ (visible again after `hold_seconds`) for a person and the alarm."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        counts = {"settled": 0, "kept": 0}
+        try:
+            for queue, url in self._urls.items():
+                while counts["settled"] + counts["kept"] < most:
+                    batch = self._sqs.receive_message(
+                        QueueUrl=url,
+                        MaxNumberOfMessages=10,
+                        VisibilityTimeout=self._hold,
+                        WaitTimeSeconds=0,
+                        MessageSystemAttributeNames=["ApproximateReceiveCount"],
+                    ).get("Messages", [])
+                    if not batch:
+                        break
+                    for letter in batch:
+                        receives = int(letter.get("Attributes", {}).get("ApproximateReceiveCount", "0"))
+                        if settle(queue, letter.get("Body", ""), receives):
+                            self._sqs.delete_message(QueueUrl=url, ReceiptHandle=letter["ReceiptHandle"])
+                            counts["settled"] += 1
+                        else:
+                            counts["kept"] += 1
+        except (ClientError, BotoCoreError) as exc:
+            raise QueueError(f"could not read the dead-letter queues: {exc}") from exc
+        return counts

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from wfm_publish.intake import Intake
     from wfm_publish.notifier import Notifier
     from wfm_publish.pipeline import Pipeline
-    from wfm_publish.queues import QueueSender
+    from wfm_publish.queues import DeadLetters, QueueSender
     from wfm_publish.servicenow import ServiceNowClient, ServiceNowCredentials
     from wfm_publish.store import DynamoJobStore
 
@@ -50,6 +50,23 @@ class Services:
             Queue.CONFLICT: self.settings.conflict_queue_url,
         }
         return QueueSender(SqsTransport(boto3.client("sqs"), urls), self.clock)
+
+    @cached_property
+    def dead_letters(self) -> DeadLetters:
+        import boto3
+
+        from wfm_publish.queues import DeadLetters, Queue
+
+        urls = {
+            Queue.VALIDATION: self.settings.validation_dlq_url,
+            Queue.CONFLICT: self.settings.conflict_dlq_url,
+        }
+        missing = [q.value for q, url in urls.items() if not url]
+        if missing:
+            raise ConfigurationError(
+                f"set VALIDATION_DLQ_URL and CONFLICT_DLQ_URL (missing: {', '.join(missing)})"
+            )
+        return DeadLetters(boto3.client("sqs"), {q: str(url) for q, url in urls.items()})
 
     @cached_property
     def genesys(self) -> GenesysClient:
