@@ -15,15 +15,17 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-FUNCTIONS = ["publish_trigger", "trunk_validation", "conflict_retry"]
+FUNCTIONS = ["publish_trigger", "trunk_validation", "conflict_retry", "notifier", "dead_letters"]
 RUNS = 5
 
 PROBE = """
-import json, resource, sys, time
+import json, sys, time
 started = time.perf_counter()
 import app
 elapsed = time.perf_counter() - started
-rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+# VmHWM is this process's own peak: ru_maxrss would carry the parent's peak across fork and exec.
+status = open("/proc/self/status").read().splitlines()
+rss_kib = int(next(line.split()[1] for line in status if line.startswith("VmHWM:")))
 print(json.dumps({"import_ms": elapsed * 1000, "max_rss_mib": rss_kib / 1024,
                   "modules": len(sys.modules)}))
 """
