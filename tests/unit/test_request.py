@@ -43,6 +43,8 @@ def test_business_unit_and_week_may_be_added() -> None:
         ({"scheduleId": "s", "surprise": 1}, "surprise"),
         ({"scheduleId": "s/../x"}, "scheduleId"),
         ({"scheduleId": "s", "weekId": "next week"}, "weekId"),
+        ({"scheduleId": "s", "deadlineSeconds": "3600"}, "deadlineSeconds"),
+        ({"scheduleId": "s", "deadlineSeconds": 30}, "deadlineSeconds"),
     ],
 )
 def test_bad_input_names_the_field(body: dict[str, object], field: str) -> None:

@@ -38,6 +38,13 @@ class ValidationMode(StrEnum):
     OFF = "off"  # publish at once
 
 
+def json_integer(value: Any) -> Any:
+    """As in JSON Schema: 3 and 3.0 are integers; "3" and true are not (pydantic's lax mode takes them)."""
+    if isinstance(value, bool | str):
+        raise ValueError("must be a JSON integer")
+    return value
+
+
 class TelephonySync(Wire):
     enabled: bool = Field(default=True, strict=True)  # JSON true/false, not "true" or 1
     retry_count: int = Field(default=3, ge=0, le=20, description="conflict retries the job may spend")
@@ -48,10 +55,7 @@ class TelephonySync(Wire):
     @field_validator("retry_count", "delay_ms", mode="before")
     @classmethod
     def _json_integer(cls, value: Any) -> Any:
-        # As in JSON Schema: 3 and 3.0 are integers; "3" and true are not (pydantic's lax mode takes them).
-        if isinstance(value, bool | str):
-            raise ValueError("must be a JSON integer")
-        return value
+        return json_integer(value)
 
 
 class Callback(Wire):
@@ -96,6 +100,11 @@ class PublishRequest(Wire):
         if value is not None and not _ID.match(value):
             raise ValueError("must be 1-128 letters, digits, '.', '_', ':' or '-'")
         return value
+
+    @field_validator("deadline_seconds", mode="before")
+    @classmethod
+    def _deadline_integer(cls, value: Any) -> Any:
+        return json_integer(value)
 
     @field_validator("publish_time", "week_id", mode="before")
     @classmethod
