@@ -584,7 +584,49 @@ def batch_item_failures(result: Any, message_ids: Iterable[str]) -> set[str] | N
     return failed
 
 
-class SqsPoller:
+class _PollingThread:
+    """An event source mapping's thread: polls until stopped; `stop` waits for the batch in hand."""
+
+    def __init__(self, name: str) -> None:
+        self._stop = threading.Event()
+        self._busy = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def request_stop(self) -> None:
+        """Ask the thread to stop; it finishes the batch in hand, if any (see stop)."""
+        self._stop.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop polling and wait for the batch in hand to be finished. A long poll in progress is not
+        waited for: whatever it brings back is left where it was."""
+        self._stop.set()
+        if self._busy.acquire(timeout=timeout):
+            self._busy.release()
+
+    @property
+    def running(self) -> bool:
+        """The thread is alive (after stop, until the poll in progress returns)."""
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._poll()
+            except Exception:
+                if self._stop.is_set():
+                    break
+                log.exception("poller %s failed", self._thread.name)
+                self._stop.wait(0.5)
+
+    def _poll(self) -> None:
+        """One round: fetch, and deliver under `self._busy`."""
+        raise NotImplementedError
+
+
+class SqsPoller(_PollingThread):
     """One SQS event source mapping: a thread that receives batches and invokes the function."""
 
     def __init__(
@@ -606,46 +648,15 @@ class SqsPoller:
         self.region = region
         self.wait_seconds = wait_seconds
         self.batches = 0
-        self._stop = threading.Event()
-        self._busy = threading.Lock()
-        self._thread = threading.Thread(
-            target=self._run, name=f"sqs-{function.logical_id}-{source.name}", daemon=True
-        )
+        super().__init__(f"sqs-{function.logical_id}-{source.name}")
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def request_stop(self) -> None:
-        """Ask the thread to stop; it finishes the batch in hand, if any (see stop)."""
-        self._stop.set()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop polling and wait for the batch in hand to be finished. A long poll in progress is not
-        waited for: whatever it brings back is left on the queue."""
-        self._stop.set()
-        if self._busy.acquire(timeout=timeout):
-            self._busy.release()
-
-    @property
-    def running(self) -> bool:
-        """The thread is alive (after stop, until the long poll in progress returns)."""
-        return self._thread.is_alive()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                messages = self._receive_batch()
-                if not messages:
-                    continue
-                with self._busy:
-                    if self._stop.is_set():
-                        break
-                    self.process(messages)
-            except Exception:
-                if self._stop.is_set():
-                    break
-                log.exception("poller %s failed", self._thread.name)
-                self._stop.wait(0.5)
+    def _poll(self) -> None:
+        messages = self._receive_batch()
+        if not messages:
+            return
+        with self._busy:
+            if not self._stop.is_set():
+                self.process(messages)
 
     def _receive(self, count: int, wait: int) -> list[MessageTypeDef]:
         response = self.client.receive_message(
@@ -829,7 +840,7 @@ def stream_failure_record(
     }
 
 
-class StreamPoller:
+class StreamPoller(_PollingThread):
     """One DynamoDB event source mapping: a thread that reads the table's stream, filters the records
     with the mapping's FilterCriteria and invokes the function with batches, as Lambda does:
 
@@ -870,40 +881,14 @@ class StreamPoller:
         self.filtered_out = 0
         self.discarded: list[dict[str, Any]] = []
         self._iterators: dict[str, str | None] = {}
-        self._stop = threading.Event()
-        self._busy = threading.Lock()
-        self._thread = threading.Thread(
-            target=self._run, name=f"ddbstream-{function.logical_id}-{source.name}", daemon=True
-        )
+        super().__init__(f"ddbstream-{function.logical_id}-{source.name}")
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def request_stop(self) -> None:
-        self._stop.set()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._busy.acquire(timeout=timeout):
-            self._busy.release()
-
-    @property
-    def running(self) -> bool:
-        return self._thread.is_alive()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._refresh_shards()
-                with self._busy:
-                    delivered = self.poll_once()
-                if not delivered:
-                    self._stop.wait(self.poll_interval)
-            except Exception:
-                if self._stop.is_set():
-                    break
-                log.exception("stream poller %s failed", self._thread.name)
-                self._stop.wait(0.5)
+    def _poll(self) -> None:
+        self._refresh_shards()
+        with self._busy:
+            delivered = self.poll_once()
+        if not delivered:
+            self._stop.wait(self.poll_interval)
 
     def _refresh_shards(self) -> None:
         description = self.client.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]
