@@ -28,12 +28,13 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from wfm_publish_local.http import LocalHttpServer
 from wfm_publish_local.template import FunctionSpec, SqsEvent, StreamEvent
 
 if TYPE_CHECKING:
@@ -420,27 +421,17 @@ class ApiFront:
                     return self._serve
                 raise AttributeError(name)
 
-        self._server = ThreadingHTTPServer((host, port), _Handler)
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
+        self._http = LocalHttpServer(_Handler, host, port, "api-front")
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._http.url
 
     def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="api-front", daemon=True
-        )
-        self._thread.start()
+        self._http.start()
 
     def stop(self) -> None:
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(timeout=5)
-            self._thread = None
-        self._server.server_close()
+        self._http.stop()
 
     def find(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
         for route in self.routes:
@@ -470,7 +461,7 @@ class ApiFront:
             path=path,
             resource=route.resource,
             path_parameters=params,
-            headers=_forwarded_headers(request, self._server.server_address[1]),
+            headers=_forwarded_headers(request, self._http.port),
             query=parse_qsl(split.query, keep_blank_values=True),
             body=body,
             stage=route.stage,
