@@ -44,7 +44,10 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "scenarios"
-API_DOC = ROOT.parent / "shared" / "GENESYS_API.md"
+# The shared API notes, as checked out beside the project; docs/genesys-api.md is the project's copy
+# of them, so the check runs (and the copy is kept honest) wherever the tests run.
+SHARED_API_DOC = ROOT.parent / "shared" / "GENESYS_API.md"
+API_DOC = ROOT / "docs" / "genesys-api.md"
 WEEK = ("bu-demo", "2023-10-23")
 SCHED = (*WEEK, "sched-demo")
 
@@ -315,9 +318,9 @@ def test_every_client_method_over_http_hits_the_route_the_simulator_serves() -> 
 
 
 def test_the_field_lists_here_are_the_documented_ones() -> None:
-    if not API_DOC.exists():
-        pytest.skip(f"{API_DOC} is not checked out next to the project")
     doc = API_DOC.read_text()
+    if SHARED_API_DOC.exists():
+        assert SHARED_API_DOC.read_text() == doc, "docs/genesys-api.md is behind ../shared/GENESYS_API.md"
     words = set(re.findall(r"[A-Za-z_][A-Za-z_]*", doc))
     assert DOCUMENTED - words == set()
 

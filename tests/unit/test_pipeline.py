@@ -138,3 +138,31 @@ def test_a_job_whose_message_reached_a_dlq_ends_failed_with_the_reason() -> None
     assert job.detail == "the validate step failed 5 times"
     # Once ended, nothing ends it again.
     assert not run.pipeline.abandon(stranded, "again")
+
+
+def test_a_message_that_arrives_before_its_write_comes_back_instead_of_being_dropped() -> None:
+    """The follow-up message is sent a moment before the job's write: on another queue's consumer it
+    can arrive first. It must wait for the write, not be taken for a stale duplicate."""
+    run, job_id = start(demo(events=[]))
+    queued = run.store.jobs[job_id]
+    ahead = JobMessage(
+        job_id=job_id, ticket="not-written-yet", step=Step.CONFLICT, version=queued.version + 1
+    )
+    sent_before = run.queues.messages_sent
+    run.pipeline.process(Queue.CONFLICT, ahead)
+    assert run.queues.messages_sent == sent_before + 1  # sent back for another look
+    assert run.store.jobs[job_id] == queued  # and nothing else happened
+    # A write that never happens (its worker died) leaves an orphan that gives up after a few looks.
+    run.pipeline.process(Queue.CONFLICT, ahead.model_copy(update={"early": 5}))
+    assert run.queues.messages_sent == sent_before + 1
+
+
+def test_a_validation_message_that_beats_the_job_s_creation_waits_for_it() -> None:
+    run, job_id = start(demo(events=[]))
+    queued = run.store.jobs.pop(job_id)  # as if intake's write were still on its way
+    first = JobMessage(job_id=job_id, ticket=queued.ticket, step=Step.VALIDATE, version=0)
+    run.pipeline.process(Queue.VALIDATION, first)
+    run.store.jobs[job_id] = queued  # the write lands
+    job = run.run(job_id)
+    assert job.status is JobStatus.PUBLISHED
+    assert run.simulator.stats()["publishesApplied"] == {"sched-demo": 1}

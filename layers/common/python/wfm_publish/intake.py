@@ -81,7 +81,7 @@ class Intake:
         try:
             job = self._new_job(job_id, request, key, now)
             # Queue first, then write: a message for a job that never got written is dropped on arrival.
-            message = JobMessage(job_id=job_id, ticket=job.ticket, step=Step.VALIDATE)
+            message = JobMessage(job_id=job_id, ticket=job.ticket, step=Step.VALIDATE, version=job.version)
             self._queues.send(Queue.VALIDATION, message, first_delay(request, now))
             self._store.create_job(job)
         except Exception:

@@ -348,6 +348,10 @@ class JobMessage(Wire):
     job_id: str
     ticket: str
     step: Step
+    # The job's version once the write that sent this message commits. The message is sent a moment
+    # before that write, so it can arrive first: a job still below this version has not caught up yet.
+    version: int | None = None
+    early: int = 0  # how often it arrived before its write and was sent back
     not_before: float | None = None  # set on waits longer than one SQS delay (900 s)
     conflict: GenesysErrorBody | None = None
 

@@ -55,6 +55,8 @@ class Timing:
     in_progress_limit: float = 180.0  # ... and publish anyway once it has run this long (it may be lost)
 
 
+EARLY_LOOKS = 5  # a message that arrived before its job's write is sent back this often, at most
+EARLY_WAIT = 1.0  # seconds between those looks
 DEFERRED_CAPACITY_TRIES = 5  # deferred mode: a capacity check Genesys keeps refusing ends as a warning
 
 
@@ -88,6 +90,9 @@ class Pipeline:
         if self.queues.hop_if_early(queue, message):
             return
         job = self.store.get_job(message.job_id)
+        if _ahead_of(job, message):
+            self._come_back(queue, message)
+            return
         if job is None:
             logger.warning("message for an unknown job dropped", extra={"job_id": message.job_id})
             return
@@ -100,6 +105,15 @@ class Pipeline:
             self._run(job, message)
         except StaleJob:
             logger.info("another worker moved the job first", extra={"job_id": job.job_id})
+
+    def _come_back(self, queue: Queue, message: JobMessage) -> None:
+        """The write that sent this message is not visible yet (it follows the send by milliseconds):
+        look again in a moment. A write that never happened (its worker died) leaves an orphan, which
+        gives up after a few looks; the original message, redelivered, carries the job on."""
+        if message.early >= EARLY_LOOKS:
+            logger.warning("orphan message dropped", extra={"job_id": message.job_id, "step": message.step})
+            return
+        self.queues.send(queue, message.model_copy(update={"early": message.early + 1}), EARLY_WAIT)
 
     def _run(self, job: Job, message: JobMessage) -> None:
         try:
@@ -500,7 +514,11 @@ class Pipeline:
         now = self.clock.now()
         ticket = new_ticket()
         self.queues.send(
-            queue, JobMessage(job_id=job.job_id, ticket=ticket, step=step, conflict=conflict), delay
+            queue,
+            JobMessage(
+                job_id=job.job_id, ticket=ticket, step=step, conflict=conflict, version=job.version + 1
+            ),
+            delay,
         )
         moved = job.model_copy(
             deep=True, update={"status": status, "ticket": ticket, "updated_at": now, **(changes or {})}
@@ -534,6 +552,13 @@ class Pipeline:
         self.store.release_schedule(job.schedule_id, job.job_id)
         logger.info("job ended", extra={"job_id": job.job_id, "status": status.value, "reason": reason.value})
         return saved
+
+
+def _ahead_of(job: Job | None, message: JobMessage) -> bool:
+    """The message belongs to a version of the job not written yet (or to a job not created yet)."""
+    if message.version is None:
+        return False
+    return job is None or (job.ticket != message.ticket and job.version < message.version)
 
 
 def _before_update(error: GenesysError) -> bool:
