@@ -317,3 +317,23 @@ def test_an_unknown_409_fails_with_the_genesys_error() -> None:
     assert job.status is JobStatus.FAILED
     assert job.reason_code is ReasonCode.CONFLICT_UNRESOLVED
     assert job.timeline[-1].detail["genesys"]["status"] == 409
+
+
+def test_the_edge_a_telephony_409_names_is_re_read_first_next_time() -> None:
+    """Our settle window is shorter than the one Genesys applies: readiness calls the Edge settled, the
+    publish is refused naming it, and the next check starts from that Edge."""
+    raw = demo()
+    raw["settleWindowSeconds"] = 30
+    raw["events"] = [
+        {"type": "telephonyChange", "kind": "softwareUpdate", "entityId": "edge-demo-1", "start": 0, "end": 4}
+    ]
+    scenario = parse_scenario(raw)
+    clock = VirtualClock()
+    run = VirtualRun(GenesysSimulator(scenario, clock), clock, Timing(settle_window=5))
+    job_id = str(run.intake.accept(PublishRequest.model_validate(REQUEST), "key-1").body["publishId"])
+    job = run.run(job_id)
+    assert job.status is JobStatus.PUBLISHED
+    after = next(e for e in job.timeline if e.event == "waiting after conflict")
+    assert after.detail["named"] == ["edge:edge-demo-1"]
+    next_check = next(e for e in job.timeline if e.at > after.at and e.event.startswith("telephony"))
+    assert next_check.detail["rechecked"][0] == "edge:edge-demo-1"

@@ -12,7 +12,7 @@ import re
 from enum import StrEnum
 
 from wfm_publish.genesys import Schedule
-from wfm_publish.models import GenesysErrorBody
+from wfm_publish.models import GenesysErrorBody, TelephonyScope
 
 STALE_CODE = "wfm.schedule.version.mismatch"
 TELEPHONY_CODE = "wfm.schedule.telephony.provisioning.in.progress"
@@ -92,3 +92,16 @@ def _stated(body: GenesysErrorBody | None) -> ConflictKind | None:
         if words.search(text):
             return kind
     return None
+
+
+def named_entities(body: GenesysErrorBody | None, scope: TelephonyScope | None) -> list[str]:
+    """The Edges, trunks or trunk bases a telephony 409 names that are in the job's scope, as
+    readiness refs ("edge:<id>"), so the next check re-reads them first."""
+    if body is None or scope is None:
+        return []
+    kinds: dict[str, str] = {}
+    for pool in scope.pools:
+        kinds |= {e: "edge" for e in pool.edges} | {t: "trunk" for t in pool.trunks}
+        kinds |= {b: "trunkBase" for b in pool.trunk_bases}
+    named = [body.entity_id, *(str(d.get("entityId")) for d in body.details if d.get("entityId"))]
+    return list(dict.fromkeys(f"{kinds[e]}:{e}" for e in named if e in kinds))

@@ -397,8 +397,18 @@ class Pipeline:
             delay = waiting.after_telephony_conflict(
                 retries, self.timing.settle_window, now=now, deadline_at=job.deadline_at
             )
+            # What Genesys named goes first in the next check, so it is not taken as settled again.
+            named = conflicts.named_entities(body, job.scope)
+            blocked = list(dict.fromkeys([*named, *job.blocked_by]))
             self._move(
-                job, JobStatus.WAITING, Step.VALIDATE, delay, "waiting after conflict", kind=kind.value
+                job,
+                JobStatus.WAITING,
+                Step.VALIDATE,
+                delay,
+                "waiting after conflict",
+                changes={"blocked_by": blocked},
+                kind=kind.value,
+                named=named,
             )
         elif kind is ConflictKind.PUBLISH_IN_PROGRESS:
             self._watch_other_update(job, body, now)
