@@ -17,7 +17,6 @@ from typing import Any
 
 import requests
 
-from wfm_publish_local.client import SignedAuth
 from wfm_publish_local.embedded import DEFAULT_SCENARIO, EmbeddedStack
 
 # The ServiceNow REST message (shared/DESIGN.md), plus the business unit and week it may add.
@@ -29,7 +28,6 @@ SERVICENOW_BODY = {
     "businessUnitId": "bu-demo",
     "weekId": "2023-10-23",
 }
-TERMINAL = {"PUBLISHED", "FAILED", "CANCELLED"}
 # The change request ServiceNow wants updated when the job ends.
 DEMO_CALLBACK = {"table": "change_request", "sysId": "46d44a5edb1232007aa4f5261f9619a8"}
 
@@ -52,7 +50,7 @@ def run(scenario: Path = DEFAULT_SCENARIO, timeout: float = 120.0, hmac_secret: 
         print(f"POST /publishes (Idempotency-Key: {key}) -> {answer.status_code} {answer.text}")
         if answer.status_code != 202:
             return 1
-        job = follow(stack.api_url, answer.json()["publishId"], timeout, stack.auth)
+        job = follow(stack, answer.json()["publishId"], timeout)
         code = summarise(job, stack.genesys_stats())
         return code or callback_shown(stack)
 
@@ -69,20 +67,23 @@ def callback_shown(stack: EmbeddedStack) -> int:
     return 0
 
 
-def follow(api_url: str, publish_id: str, timeout: float, auth: SignedAuth | None = None) -> dict[str, Any]:
+def follow(stack: EmbeddedStack, publish_id: str, timeout: float) -> dict[str, Any]:
     """Print each new timeline entry as the job moves, until it ends."""
-    started, shown, job = time.monotonic(), 0, {}
-    while time.monotonic() - started < timeout:
-        job = requests.get(f"{api_url}/publishes/{publish_id}", auth=auth, timeout=10).json()
+    started, shown = time.monotonic(), 0
+    last: dict[str, Any] = {}
+
+    def show(job: dict[str, Any]) -> None:
+        nonlocal shown, last
         for entry in job.get("timeline", [])[shown:]:
             elapsed = time.monotonic() - started
             print(f"  +{elapsed:5.1f}s  {entry['event']:<34} {_brief(entry.get('detail', {}))}")
-        shown = len(job.get("timeline", []))
-        if job.get("status") in TERMINAL:
-            return dict(job)
-        time.sleep(0.25)
-    print(f"  the job did not end within {timeout:.0f} s")
-    return dict(job)
+        shown, last = len(job.get("timeline", [])), job
+
+    try:
+        return stack.wait_for_publish(publish_id, timeout=timeout, on_poll=show)
+    except TimeoutError:
+        print(f"  the job did not end within {timeout:.0f} s")
+        return last
 
 
 def summarise(job: dict[str, Any], stats: dict[str, Any]) -> int:

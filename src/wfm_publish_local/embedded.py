@@ -11,10 +11,15 @@ The API checks request signatures as on AWS: the signing secret is `hmac_secret`
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import requests
+
+from wfm_publish.models import JobStatus
 from wfm_publish_local.client import SignedAuth, local_hmac_secret
 from wfm_publish_local.servicenow import ServiceNowStandIn
 from wfm_publish_local.simulator.model import GenesysSimulator
@@ -23,6 +28,13 @@ from wfm_publish_local.simulator.server import SimulatorServer
 from wfm_publish_local.stack import LocalStack
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def ended(publish: dict[str, Any]) -> bool:
+    """A publish as GET answers it has reached PUBLISHED, FAILED or CANCELLED."""
+    return JobStatus(publish["status"]).terminal
+
+
 DEFAULT_SCENARIO = ROOT / "scenarios" / "demo.yaml"
 
 
@@ -92,6 +104,31 @@ class EmbeddedStack:
     def api_url(self) -> str:
         assert self.stack is not None, "start() the stack first"
         return self.stack.api_url
+
+    def publish_status(self, publish_id: str) -> dict[str, Any]:
+        """GET /publishes/{publishId}, signed as ServiceNow signs it."""
+        answer = requests.get(f"{self.api_url}/publishes/{publish_id}", auth=self.auth, timeout=15)
+        return dict(answer.json())
+
+    def wait_for_publish(
+        self,
+        publish_id: str,
+        until: Callable[[dict[str, Any]], object] = ended,
+        *,
+        timeout: float = 60.0,
+        on_poll: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Poll the publish until `until` holds (by default: the job ended); TimeoutError otherwise."""
+        deadline = time.monotonic() + timeout
+        while True:
+            current = self.publish_status(publish_id)
+            if on_poll is not None:
+                on_poll(current)
+            if until(current):
+                return current
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"publish {publish_id}: not done within {timeout:g} s: {current}")
+            time.sleep(0.2)
 
     def genesys_stats(self) -> dict[str, Any]:
         return self.simulator.stats()

@@ -17,7 +17,6 @@ from wfm_publish_local.demo import SERVICENOW_BODY
 from wfm_publish_local.embedded import EmbeddedStack
 
 pytestmark = pytest.mark.e2e
-TERMINAL = {"PUBLISHED", "FAILED", "CANCELLED"}
 
 
 @pytest.fixture(scope="module")
@@ -60,16 +59,6 @@ def call(
 def job(stack: EmbeddedStack, publish_id: str) -> dict[str, Any]:
     answer: dict[str, Any] = call(stack, "GET", f"/publishes/{publish_id}", key=None).json()
     return answer
-
-
-def wait_for_end(stack: EmbeddedStack, publish_id: str, timeout: float = 60) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        current = job(stack, publish_id)
-        if current["status"] in TERMINAL:
-            return current
-        time.sleep(0.2)
-    raise AssertionError(f"publish {publish_id} did not end within {timeout} s")
 
 
 def items(stack: EmbeddedStack) -> set[str]:
@@ -247,7 +236,7 @@ def test_a_request_for_a_schedule_in_flight_joins_it(stack: EmbeddedStack) -> No
 
 def test_get_shows_status_attempts_and_timeline_and_404_for_unknown(stack: EmbeddedStack) -> None:
     publish_id = call(stack, "POST", "/publishes", QUICK).json()["publishId"]
-    ended = wait_for_end(stack, publish_id)
+    ended = stack.wait_for_publish(publish_id)
     assert ended["status"] == "PUBLISHED" and ended["reasonCode"] == "PUBLISHED"
     assert ended["attempts"]["publish"] >= 1 and set(ended["attempts"]) == {
         "publish",
@@ -296,6 +285,6 @@ def test_an_unknown_schedule_is_accepted_then_fails_schedule_not_found(stack: Em
     body = {"scheduleId": "sched-nobody-has", "validationMode": "off", "telephonySync": {"delayMs": 0}}
     accepted = call(stack, "POST", "/publishes", body)
     assert accepted.status_code == 202
-    ended = wait_for_end(stack, accepted.json()["publishId"])
+    ended = stack.wait_for_publish(accepted.json()["publishId"])
     assert (ended["status"], ended["reasonCode"]) == ("FAILED", "SCHEDULE_NOT_FOUND")
     assert ended["detail"]

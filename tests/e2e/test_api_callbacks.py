@@ -17,7 +17,6 @@ from wfm_publish_local.demo import SERVICENOW_BODY
 from wfm_publish_local.embedded import EmbeddedStack
 
 pytestmark = pytest.mark.e2e
-TERMINAL = {"PUBLISHED", "FAILED", "CANCELLED"}
 TABLE = "change_request"
 
 
@@ -57,16 +56,6 @@ def get(stack: EmbeddedStack, publish_id: str) -> dict[str, Any]:
     return answer
 
 
-def wait(stack: EmbeddedStack, publish_id: str, until: Any, timeout: float = 60) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        current = get(stack, publish_id)
-        if until(current):
-            return current
-        time.sleep(0.2)
-    raise AssertionError(f"publish {publish_id}: condition not met within {timeout} s: {current}")
-
-
 def unknown_schedule(record: str) -> dict[str, Any]:
     """Fails fast: SCHEDULE_NOT_FOUND on its first step."""
     return {
@@ -95,7 +84,7 @@ def test_the_callback_record_hears_each_end(stack: EmbeddedStack, end: str) -> N
         )
         assert cancelled.status_code == 200
     (update,) = stack.servicenow.wait_for_updates(1, table=TABLE, sys_id=record, timeout=60)
-    job = wait(stack, publish_id, lambda j: j.get("callback", {}).get("notified"))
+    job = stack.wait_for_publish(publish_id, lambda j: j.get("callback", {}).get("notified"))
     assert job["status"] == end
     assert update.method == "PATCH" and update.path == f"/api/now/table/{TABLE}/{record}"
     assert update.body is not None
@@ -118,7 +107,7 @@ def test_a_notifier_crash_is_retried_from_the_stream_and_delivered(stack: Embedd
     assert update.body is not None and update.body["u_wfm_publish_status"] == "FAILED"
     attempts = [r.status for r in stack.servicenow.received if r.sys_id == record]
     assert attempts == [503, 0, 200]  # 0: dropped
-    job = wait(stack, publish_id, lambda j: j.get("callback", {}).get("notified"))
+    job = stack.wait_for_publish(publish_id, lambda j: j.get("callback", {}).get("notified"))
     assert job["reasonCode"] == "SCHEDULE_NOT_FOUND"
 
 

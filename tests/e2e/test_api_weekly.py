@@ -5,14 +5,12 @@ unit, each for its own week; jobs end PUBLISHED."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from wfm_publish_local.embedded import EmbeddedStack
 
@@ -42,18 +40,6 @@ def job_items(stack: EmbeddedStack) -> list[dict[str, Any]]:
     return [item for page in pages for item in page["Items"] if item["pk"]["S"].startswith("job#")]
 
 
-def wait_for_end(stack: EmbeddedStack, publish_id: str, timeout: float = 60) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job: dict[str, Any] = requests.get(
-            f"{stack.api_url}/publishes/{publish_id}", auth=stack.auth, timeout=10
-        ).json()
-        if job["status"] in {"PUBLISHED", "FAILED", "CANCELLED"}:
-            return job
-        time.sleep(0.25)
-    raise AssertionError(f"{publish_id} did not end")
-
-
 def test_a_weekly_event_delivered_twice_starts_one_job_per_business_unit(stack: EmbeddedStack) -> None:
     first = fire(stack)
     second = fire(stack)
@@ -78,7 +64,7 @@ def test_a_weekly_event_delivered_twice_starts_one_job_per_business_unit(stack: 
     assert len(job_items(stack)) == 2
 
     for started_job in first["started"]:
-        ended = wait_for_end(stack, started_job["publishId"])
+        ended = stack.wait_for_publish(started_job["publishId"])
         assert ended["status"] == "PUBLISHED", ended
         assert (ended["businessUnitId"], ended["weekId"]) == (
             started_job["businessUnitId"],

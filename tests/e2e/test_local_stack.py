@@ -37,23 +37,11 @@ def post(stack: EmbeddedStack, body: Any, key: str | None = None, **headers: str
     return requests.post(f"{stack.api_url}/publishes", json=body, headers=sent, auth=stack.auth, timeout=10)
 
 
-def wait_for_end(stack: EmbeddedStack, publish_id: str, timeout: float = 60) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job: dict[str, Any] = requests.get(
-            f"{stack.api_url}/publishes/{publish_id}", auth=stack.auth, timeout=10
-        ).json()
-        if job["status"] in {"PUBLISHED", "FAILED", "CANCELLED"}:
-            return job
-        time.sleep(0.2)
-    raise AssertionError(f"job {publish_id} did not end within {timeout} s")
-
-
 def test_the_servicenow_payload_is_published_after_a_409_on_the_first_attempt(stack: EmbeddedStack) -> None:
     answer = post(stack, SERVICENOW_BODY)
     assert answer.status_code == 202, answer.text
     assert answer.headers["Location"] == f"/publishes/{answer.json()['publishId']}"
-    job = wait_for_end(stack, answer.json()["publishId"])
+    job = stack.wait_for_publish(answer.json()["publishId"])
     assert job["status"] == "PUBLISHED", job
     events = [entry["event"] for entry in job["timeline"]]
     assert "telephony not settled" in events
@@ -78,7 +66,7 @@ def test_a_duplicate_sqs_delivery_publishes_nothing_twice(stack: EmbeddedStack) 
         sqs.send_message(
             QueueUrl=stack.stack.queue_url("ValidationQueue"), MessageBody=duplicate, DelaySeconds=3
         )
-    job = wait_for_end(stack, publish_id)
+    job = stack.wait_for_publish(publish_id)
     assert job["status"] == "PUBLISHED"
     stack.stack.wait_until(
         lambda: (
@@ -117,7 +105,7 @@ def test_the_same_key_replays_and_another_body_is_refused(stack: EmbeddedStack) 
     assert again.headers.get("Idempotent-Replayed") == "true"
     other = post(stack, {**body, "validationMode": "strict"}, key)
     assert other.status_code == 422
-    wait_for_end(stack, first.json()["publishId"])
+    stack.wait_for_publish(first.json()["publishId"])
 
 
 def test_a_second_request_for_a_schedule_in_flight_joins_it(stack: EmbeddedStack) -> None:
@@ -125,7 +113,7 @@ def test_a_second_request_for_a_schedule_in_flight_joins_it(stack: EmbeddedStack
     second = post(stack, SERVICENOW_BODY).json()
     assert second["publishId"] == first["publishId"]
     assert second["joined"] is True
-    wait_for_end(stack, first["publishId"])
+    stack.wait_for_publish(first["publishId"])
 
 
 def test_bad_input_is_refused_naming_each_field_and_writes_nothing(stack: EmbeddedStack) -> None:
