@@ -34,6 +34,7 @@ from wfm_publish.clock import VirtualClock
 from wfm_publish.errors import GenesysConflict, GenesysError, GenesysRateLimited, GenesysTransient
 from wfm_publish.models import JobStatus, PublishRequest
 from wfm_publish.pipeline import Timing
+from wfm_publish_local.demo import SERVICENOW_BODY
 from wfm_publish_local.simulator import GenesysSimulator, Scenario, parse_scenario
 from wfm_publish_local.virtual import VirtualRun, virtual_client
 
@@ -57,13 +58,7 @@ CHANGE_START = 60.0  # simulator time the change starts at (any value: only offs
 EDGE = "edge-demo-1"  # the Edge of the demo schedule's outbound campaign
 BU, WEEK, SCHEDULE = "bu-demo", "2023-10-23", "sched-demo"
 # The ServiceNow seed request, as ServiceNow sends it (plus the ids, so nothing else is measured).
-REQUEST = {
-    "scheduleId": SCHEDULE,
-    "validationMode": "strict",
-    "telephonySync": {"enabled": True, "retryCount": 3, "delayMs": 5000},
-    "businessUnitId": BU,
-    "weekId": WEEK,
-}
+REQUEST = SERVICENOW_BODY  # the ServiceNow REST message, as the demo sends it
 UPDATE_ROUTE = (
     "POST /api/v2/workforcemanagement/businessunits/{buId}/weeks/{weekId}/schedules/{scheduleId}/update"
 )

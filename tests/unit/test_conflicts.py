@@ -21,6 +21,7 @@ from wfm_publish.errors import GenesysConflict
 from wfm_publish.genesys import GenesysClient, Schedule
 from wfm_publish.models import GenesysErrorBody, Job, JobStatus, PublishRequest, ReasonCode
 from wfm_publish.pipeline import Timing
+from wfm_publish_local.demo import SERVICENOW_BODY
 from wfm_publish_local.simulator import GenesysSimulator, parse_scenario
 from wfm_publish_local.virtual import VirtualRun, virtual_client
 
@@ -197,13 +198,7 @@ def test_classification_invariants_over_every_combination() -> None:
 
 # --- what the pipeline does with each kind, in virtual time ------------------------------------------
 
-REQUEST = {
-    "scheduleId": SID,
-    "validationMode": "strict",
-    "telephonySync": {"enabled": True, "retryCount": 3, "delayMs": 5000},
-    "businessUnitId": BU,
-    "weekId": WEEK,
-}
+REQUEST = SERVICENOW_BODY  # the ServiceNow REST message, as the demo sends it
 UPDATE_ROUTE = (
     "POST /api/v2/workforcemanagement/businessunits/{buId}/weeks/{weekId}/schedules/{scheduleId}/update"
 )

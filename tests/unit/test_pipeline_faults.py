@@ -14,6 +14,7 @@ import yaml
 from wfm_publish.clock import VirtualClock
 from wfm_publish.models import Job, JobStatus, PublishRequest, ReasonCode, TimelineEntry
 from wfm_publish.pipeline import Timing
+from wfm_publish_local.demo import SERVICENOW_BODY
 from wfm_publish_local.simulator import GenesysSimulator, parse_scenario
 from wfm_publish_local.virtual import VirtualRun
 
@@ -24,13 +25,7 @@ UPDATE = SCHEDULE + "/update"
 UPDATE_ROUTE = (
     "POST /api/v2/workforcemanagement/businessunits/{buId}/weeks/{weekId}/schedules/{scheduleId}/update"
 )
-REQUEST = {
-    "scheduleId": "sched-demo",
-    "validationMode": "strict",
-    "telephonySync": {"enabled": True, "retryCount": 3, "delayMs": 5000},
-    "businessUnitId": "bu-demo",
-    "weekId": "2023-10-23",
-}
+REQUEST = SERVICENOW_BODY  # the ServiceNow REST message, as the demo sends it
 BACKING_OFF = "Genesys unavailable; backing off"
 RATE_LIMITED = "rate limited by Genesys"
 

@@ -19,6 +19,7 @@ from wfm_publish.models import JobMessage, JobStatus, PublishRequest, ReasonCode
 from wfm_publish.pipeline import Timing
 from wfm_publish.queues import EARLY_TOLERANCE, MAX_DELAY, Queue, QueueSender
 from wfm_publish.readiness import Observation, Readiness, judge
+from wfm_publish_local.demo import SERVICENOW_BODY
 from wfm_publish_local.simulator import GenesysSimulator, parse_scenario
 from wfm_publish_local.virtual import VirtualRun
 
@@ -184,13 +185,7 @@ def test_any_wait_hops_through_the_queue_at_most_900_s_at_a_time_and_arrives_on_
 
 # --- through the pipeline -------------------------------------------------------------------------------
 
-REQUEST = {
-    "scheduleId": "sched-demo",
-    "validationMode": "strict",
-    "telephonySync": {"enabled": True, "retryCount": 3, "delayMs": 5000},
-    "businessUnitId": "bu-demo",
-    "weekId": "2023-10-23",
-}
+REQUEST = SERVICENOW_BODY  # the ServiceNow REST message, as the demo sends it
 UPDATE = "/api/v2/workforcemanagement/businessunits/bu-demo/weeks/2023-10-23/schedules/sched-demo/update"
 EDGE = "/api/v2/telephony/providers/edges/edge-demo-1"
 
