@@ -147,6 +147,11 @@ class TableSpec:
     def hash_key(self) -> str:
         return next(k.attribute_name for k in self.key_schema if k.key_type == "HASH")
 
+    @property
+    def global_indexes(self) -> list[dict[str, Any]]:
+        """The GlobalSecondaryIndexes as declared (create_table takes them as they are)."""
+        return [dict(index) for index in self.properties.get("GlobalSecondaryIndexes", [])]
+
 
 @dataclass(frozen=True)
 class SecretSpec:

@@ -218,16 +218,30 @@ def test_a_request_is_accepted_replayed_and_a_reused_key_is_refused(stack: Embed
     call(stack, "POST", f"/publishes/{accepted['publishId']}/cancel", key=None)
 
 
-def test_a_request_for_a_schedule_in_flight_joins_it(stack: EmbeddedStack) -> None:
-    first = call(stack, "POST", "/publishes", later()).json()
-    second = call(stack, "POST", "/publishes", {**SERVICENOW_BODY, "validationMode": "deferred"})
+def test_a_request_for_a_schedule_in_flight_joins_it_with_its_callback(stack: EmbeddedStack) -> None:
+    body = later()
+    first = call(stack, "POST", "/publishes", body).json()
+    joiner = {**body, "callback": {"table": "change_request", "sys_id": "b" * 32}}
+    second = call(stack, "POST", "/publishes", joiner)
     assert second.status_code == 202
     assert second.json() == {**first, "joined": True}
     # X-Request-Id stands in for Idempotency-Key.
-    by_request_id = call(
-        stack, "POST", "/publishes", SERVICENOW_BODY, key=None, **{"X-Request-Id": "snow-42"}
-    )
+    by_request_id = call(stack, "POST", "/publishes", body, key=None, **{"X-Request-Id": "snow-42"})
     assert (by_request_id.status_code, by_request_id.json()["publishId"]) == (202, first["publishId"])
+    # The joiner's record is kept: it hears how the job ends (tests/e2e/test_api_callbacks.py).
+    view = call(stack, "GET", f"/publishes/{first['publishId']}", key=None).json()
+    assert [j["callback"]["sysId"] for j in view["joined"]] == ["b" * 32]
+    call(stack, "POST", f"/publishes/{first['publishId']}/cancel", key=None)
+
+
+def test_a_request_with_other_options_does_not_join_the_job_in_flight(stack: EmbeddedStack) -> None:
+    """A "publish now" must not silently join a job due an hour from now (issue 9, case 6)."""
+    first = call(stack, "POST", "/publishes", later()).json()
+    now = call(stack, "POST", "/publishes", {**SERVICENOW_BODY, "validationMode": "deferred"})
+    assert now.status_code == 409
+    problem = now.json()
+    assert problem["code"] == "JOIN_CONFLICT" and problem["publishId"] == first["publishId"]
+    assert {e["field"] for e in problem["errors"]} == {"publishTime", "validationMode"}
     call(stack, "POST", f"/publishes/{first['publishId']}/cancel", key=None)
 
 

@@ -28,7 +28,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 
-from wfm_publish.models import PUBLISH_TIME_HORIZON_DAYS
+from wfm_publish.models import _ID, PUBLISH_TIME_HORIZON_DAYS
 from wfm_publish.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from wfm_publish_local.embedded import EmbeddedStack
 
@@ -112,6 +112,13 @@ def test_linked_calls_create_read_and_cancel_publishes(stack: EmbeddedStack) -> 
             for name, value in list((case.headers or {}).items()):
                 if name.lower() == "idempotency-key" and isinstance(value, str) and 0 < len(value) <= 200:
                     case.headers[name] = f"{value}-{uuid.uuid4().hex}"  # type: ignore[index]
+            # Likewise a schedule an earlier example left in flight with other options would answer
+            # 409 (JOIN_CONFLICT): a valid schedule id is made unique too.
+            body = case.body
+            if isinstance(body, dict) and isinstance(body.get("scheduleId"), str):
+                schedule = body["scheduleId"]
+                if 0 < len(schedule) <= 100 and _ID.match(schedule):
+                    case.body = {**body, "scheduleId": f"{schedule}-{uuid.uuid4().hex[:12]}"}
 
         def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:
             return {"base_url": stack.api_url, "auth": FillSignature(stack.hmac_secret), "timeout": 15}

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from wfm_publish.queues import DeadLetters, QueueSender
     from wfm_publish.servicenow import ServiceNowClient, ServiceNowCredentials
     from wfm_publish.store import DynamoJobStore
+    from wfm_publish.transitions import Transitions
 
 SECRET_MAX_AGE = 300  # seconds Powertools keeps the credentials before reading the secret again
 
@@ -81,6 +82,12 @@ class Services:
         return Intake(
             self.store, self.queues, self.clock, deadline_seconds=self.settings.job_deadline_seconds
         )
+
+    @cached_property
+    def transitions(self) -> Transitions:
+        from wfm_publish.transitions import Transitions
+
+        return Transitions(self.store, self.queues, self.clock)
 
     @cached_property
     def pipeline(self) -> Pipeline:
