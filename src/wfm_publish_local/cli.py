@@ -52,8 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     weekly.add_argument("--hmac-secret", help=HMAC_HELP)
     sign = commands.add_parser(
-        "sign", help="print the signature headers for a request body (for curl, Postman, sam local invoke)"
+        "sign", help="print the signature headers for a request (for curl, Postman, sam local invoke)"
     )
+    sign.add_argument("--method", required=True, help="the HTTP method, e.g. POST")
+    sign.add_argument(
+        "--path", required=True, help="the resource path without the stage, e.g. /publishes/abc/cancel"
+    )
+    sign.add_argument("--query", default="", help="the query string, if any, e.g. a=1&b=2")
     sign.add_argument("--data", default="", help="the exact body to send (default: empty, as for GET)")
     sign.add_argument("--body", type=Path, help="read the exact body from this file instead")
     sign.add_argument("--timestamp", type=int, help="unix seconds (default: now)")
@@ -89,18 +94,21 @@ def main(argv: list[str] | None = None) -> int:
         return _openapi(args.output, args.check)
     if args.command == "sign":
         body = args.body.read_bytes() if args.body else args.data.encode()
-        return _sign(body, args.timestamp, args.hmac_secret)
+        return _sign(args.method, args.path, args.query, body, args.timestamp, args.hmac_secret)
     return _serve(args.scenario, args.port, args.hmac_secret)
 
 
-def _sign(body: bytes, timestamp: int | None, hmac_secret: str | None) -> int:
+def _sign(
+    method: str, path: str, query: str, body: bytes, timestamp: int | None, hmac_secret: str | None
+) -> int:
     import time
 
     from wfm_publish.signature import signed_headers
     from wfm_publish_local.client import local_hmac_secret
 
     moment = time.time() if timestamp is None else timestamp
-    for name, value in signed_headers(local_hmac_secret(hmac_secret), body, moment).items():
+    secret = local_hmac_secret(hmac_secret)
+    for name, value in signed_headers(secret, method, path, body, moment, query=query).items():
         print(f"{name}: {value}")
     return 0
 

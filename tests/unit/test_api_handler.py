@@ -60,7 +60,7 @@ def post(app: ModuleType, error: Exception) -> dict[str, Any]:
     headers = {
         "Content-Type": "application/json",
         "Idempotency-Key": "k-1",
-        **signed_headers(SECRET, body, time.time()),
+        **signed_headers(SECRET, "POST", "/publishes", body, time.time()),
     }
     event = {
         "httpMethod": "POST",
