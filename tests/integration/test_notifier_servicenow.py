@@ -3,6 +3,7 @@ refusals and dropped connections, and the delivery noted on the job."""
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 
@@ -11,7 +12,7 @@ import pytest
 from wfm_publish.clock import VirtualClock
 from wfm_publish.models import Callback, Job, JobStatus, PublishRequest, ReasonCode
 from wfm_publish.notifier import Notifier, Outcome, callback_fields
-from wfm_publish.servicenow import ServiceNowClient, ServiceNowCredentials, ServiceNowError
+from wfm_publish.servicenow import CallbackRejected, ServiceNowClient, ServiceNowCredentials, ServiceNowError
 from wfm_publish_local.servicenow import DEFAULT_PASSWORD, DEFAULT_USERNAME, ServiceNowStandIn
 from wfm_publish_local.virtual import MemoryJobStore
 
@@ -93,6 +94,73 @@ def test_a_5xx_and_a_dropped_connection_are_worth_another_try(snow: ServiceNowSt
         assert caught.value.transient
     sn.update_record("incident", SYS_ID, {"a": "b"})
     assert len(snow.updates()) == 1
+
+
+OAUTH = ServiceNowCredentials(DEFAULT_USERNAME, DEFAULT_PASSWORD, "oauth-client", "oauth-secret")
+
+
+@pytest.mark.parametrize("status", [403, 404, 400, 405, 422])
+def test_a_refusal_no_retry_can_change_is_callback_rejected(snow: ServiceNowStandIn, status: int) -> None:
+    snow.fail_next(1, status=status)
+    with pytest.raises(CallbackRejected) as caught:
+        client(snow).update_record("incident", SYS_ID, {"a": "b"})
+    assert (caught.value.status, caught.value.transient) == (status, False)
+
+
+def test_a_401_is_callback_rejected_at_once_with_basic_auth_and_after_one_renewal_with_oauth(
+    snow: ServiceNowStandIn,
+) -> None:
+    with pytest.raises(CallbackRejected) as caught:
+        client(snow, ServiceNowCredentials("someone", "wrong")).update_record("incident", SYS_ID, {"a": "b"})
+    assert caught.value.status == 401
+    assert [r.status for r in snow.received] == [401]  # nothing to renew: one call
+
+    snow.reset()
+    snow.fail_next(2, status=401)  # the instance refuses the token, and the renewed one
+    with pytest.raises(CallbackRejected):
+        client(snow, OAUTH).update_record("incident", SYS_ID, {"a": "b"})
+    assert [r.status for r in snow.received] == [401, 401]
+    assert len(snow._tokens) == 2  # the first token and one renewal, no more
+
+
+def test_a_token_endpoint_refusing_the_oauth_client_is_callback_rejected(snow: ServiceNowStandIn) -> None:
+    wrong = ServiceNowCredentials(DEFAULT_USERNAME, DEFAULT_PASSWORD, "oauth-client", "not-the-secret")
+    with pytest.raises(CallbackRejected) as caught:
+        client(snow, wrong).update_record("incident", SYS_ID, {"a": "b"})
+    assert caught.value.status == 401 and "access_denied" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after"), [(429, 7), (429, None), (503, 30), (500, None), (502, None), (408, None)]
+)
+def test_what_may_pass_later_stays_a_transient_error(
+    snow: ServiceNowStandIn, status: int, retry_after: int | None
+) -> None:
+    snow.fail_next(1, status=status, retry_after=retry_after)
+    with pytest.raises(ServiceNowError) as caught:
+        client(snow).update_record("incident", SYS_ID, {"a": "b"})
+    assert not isinstance(caught.value, CallbackRejected)
+    assert (caught.value.status, caught.value.transient, caught.value.retry_after) == (
+        status,
+        True,
+        retry_after,
+    )
+
+
+def test_a_timeout_and_a_dropped_connection_stay_transient(snow: ServiceNowStandIn) -> None:
+    snow.fail_next(1, drop=True)
+    with pytest.raises(ServiceNowError) as dropped:
+        client(snow).update_record("incident", SYS_ID, {"a": "b"})
+    with socket.socket() as silent:  # accepts the connection (backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        host, port = silent.getsockname()
+        slow = ServiceNowClient(f"http://{host}:{port}", lambda: BASIC, timeout=(1.0, 0.3))
+        with pytest.raises(ServiceNowError) as timed_out:
+            slow.update_record("incident", SYS_ID, {"a": "b"})
+    for caught in (dropped, timed_out):
+        assert not isinstance(caught.value, CallbackRejected) and caught.value.transient
+    assert "in time" in str(timed_out.value)
 
 
 @pytest.mark.parametrize(
