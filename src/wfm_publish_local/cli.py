@@ -14,6 +14,10 @@ from wfm_publish_local.client import HMAC_SECRET_VARIABLE
 from wfm_publish_local.embedded import DEFAULT_SCENARIO, ROOT
 
 WEEKLY_SCENARIO = ROOT / "scenarios" / "weekly.yaml"
+AWS_ENDPOINT_HELP = (
+    "use this AWS-compatible endpoint (e.g. a moto server, or a fault proxy in front of one, on"
+    " 127.0.0.1) instead of starting a moto server; the stack's resources get names of their own there"
+)
 HMAC_HELP = (
     f"the secret requests are signed with (default: ${HMAC_SECRET_VARIABLE}, else a fixed local value)"
 )
@@ -27,10 +31,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     demo.add_argument("--scenario", type=Path, default=DEFAULT_SCENARIO)
     demo.add_argument("--hmac-secret", help=HMAC_HELP)
+    demo.add_argument("--aws-endpoint", metavar="URL", help=AWS_ENDPOINT_HELP)
     serve = commands.add_parser("serve", help="run the local stack until interrupted")
     serve.add_argument("--port", type=int, default=3000, help="the publish API's port")
     serve.add_argument("--scenario", type=Path, default=DEFAULT_SCENARIO)
     serve.add_argument("--hmac-secret", help=HMAC_HELP)
+    serve.add_argument("--aws-endpoint", metavar="URL", help=AWS_ENDPOINT_HELP)
     simulate = commands.add_parser("simulate", help="run only the Genesys Cloud simulator")
     simulate.add_argument("--scenario", type=Path, default=DEFAULT_SCENARIO)
     simulate.add_argument("--port", type=int, default=8400)
@@ -73,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         from wfm_publish_local import demo as demo_module
 
-        return demo_module.run(args.scenario, hmac_secret=args.hmac_secret)
+        return demo_module.run(args.scenario, hmac_secret=args.hmac_secret, aws_endpoint=args.aws_endpoint)
     if args.command == "simulate":
         from wfm_publish_local.simulator.server import serve_forever
 
@@ -95,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "sign":
         body = args.body.read_bytes() if args.body else args.data.encode()
         return _sign(args.method, args.path, args.query, body, args.timestamp, args.hmac_secret)
-    return _serve(args.scenario, args.port, args.hmac_secret)
+    return _serve(args.scenario, args.port, args.hmac_secret, args.aws_endpoint)
 
 
 def _sign(
@@ -129,18 +135,19 @@ def _openapi(output: Path | None, check: Path | None) -> int:
     return 0
 
 
-def _serve(scenario: Path, port: int, hmac_secret: str | None) -> int:
+def _serve(scenario: Path, port: int, hmac_secret: str | None, aws_endpoint: str | None = None) -> int:
     from wfm_publish_local.embedded import EmbeddedStack
 
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    with EmbeddedStack(scenario, api_port=port, hmac_secret=hmac_secret) as stack:
+    with EmbeddedStack(scenario, api_port=port, hmac_secret=hmac_secret, aws_endpoint=aws_endpoint) as stack:
         print(
             json.dumps(
                 {
                     "api": stack.api_url,
                     "genesys": stack.simulator_server.url,
                     "servicenow": stack.servicenow.url,
+                    "aws": stack.stack.endpoint_url if stack.stack else None,
                     "signing": "X-Signature-Timestamp + X-Signature (docs/servicenow.md); no API key locally",
                 }
             ),
