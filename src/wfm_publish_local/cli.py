@@ -8,6 +8,7 @@ import json
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from wfm_publish_local.client import HMAC_SECRET_VARIABLE
@@ -24,6 +25,45 @@ HMAC_HELP = (
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "demo":
+        from wfm_publish_local import demo as demo_module
+
+        return demo_module.run(args.scenario, hmac_secret=args.hmac_secret, aws_endpoint=args.aws_endpoint)
+    if args.command == "simulate":
+        from wfm_publish_local.simulator.server import serve_forever
+
+        serve_forever(str(args.scenario), args.port)
+        return 0
+    if args.command == "weekly":
+        from wfm_publish_local import weekly as weekly_module
+
+        return weekly_module.run(
+            args.scenario,
+            at=args.at,
+            business_units=args.business_units.split(",") if args.business_units else None,
+            weeks_ahead=args.weeks_ahead,
+            times=args.times,
+            hmac_secret=args.hmac_secret,
+        )
+    others: dict[str, Callable[[argparse.Namespace], int]] = {
+        "openapi": lambda a: _openapi(a.output, a.check),
+        "fault-proxy": _fault_proxy,
+        "sign": lambda a: _sign(
+            a.method,
+            a.path,
+            a.query,
+            a.body.read_bytes() if a.body else a.data.encode(),
+            a.timestamp,
+            a.hmac_secret,
+        ),
+    }
+    if args.command in others:
+        return others[args.command](args)
+    return _serve(args.scenario, args.port, args.hmac_secret, args.aws_endpoint)
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wfm-publish", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser(
@@ -69,39 +109,30 @@ def main(argv: list[str] | None = None) -> int:
     sign.add_argument("--body", type=Path, help="read the exact body from this file instead")
     sign.add_argument("--timestamp", type=int, help="unix seconds (default: now)")
     sign.add_argument("--hmac-secret", help=HMAC_HELP)
+    proxy = commands.add_parser(
+        "fault-proxy",
+        help="run the fault-injecting proxy in front of an AWS endpoint (then: serve/demo --aws-endpoint)",
+    )
+    proxy.add_argument("--target", required=True, help="the endpoint to forward to, http://127.0.0.1:<port>")
+    proxy.add_argument("--port", type=int, default=0, help="the proxy's port on 127.0.0.1 (default: any)")
+    proxy.add_argument("--seed", type=int, default=0)
+    proxy.add_argument("--throttle", type=float, default=0.08, help="probability of a throttling error")
+    proxy.add_argument("--error-before", type=float, default=0.08, help="probability of a 5xx, not forwarded")
+    proxy.add_argument(
+        "--lost-sends", type=float, default=0.1, help="probability an SQS send's answer is lost after commit"
+    )
+    proxy.add_argument(
+        "--lost-writes", type=float, default=0.0, help="probability a DynamoDB write's answer is lost"
+    )
+    proxy.add_argument(
+        "--lifetime", type=float, default=3600.0, help="stop by itself after this many seconds"
+    )
     openapi = commands.add_parser(
         "openapi", help="write (or check) the OpenAPI document generated from the code"
     )
     openapi.add_argument("--output", type=Path, help="write it here (default: print it)")
     openapi.add_argument("--check", type=Path, help="fail when this file is not what the code generates")
-    args = parser.parse_args(argv)
-
-    if args.command == "demo":
-        from wfm_publish_local import demo as demo_module
-
-        return demo_module.run(args.scenario, hmac_secret=args.hmac_secret, aws_endpoint=args.aws_endpoint)
-    if args.command == "simulate":
-        from wfm_publish_local.simulator.server import serve_forever
-
-        serve_forever(str(args.scenario), args.port)
-        return 0
-    if args.command == "weekly":
-        from wfm_publish_local import weekly as weekly_module
-
-        return weekly_module.run(
-            args.scenario,
-            at=args.at,
-            business_units=args.business_units.split(",") if args.business_units else None,
-            weeks_ahead=args.weeks_ahead,
-            times=args.times,
-            hmac_secret=args.hmac_secret,
-        )
-    if args.command == "openapi":
-        return _openapi(args.output, args.check)
-    if args.command == "sign":
-        body = args.body.read_bytes() if args.body else args.data.encode()
-        return _sign(args.method, args.path, args.query, body, args.timestamp, args.hmac_secret)
-    return _serve(args.scenario, args.port, args.hmac_secret, args.aws_endpoint)
+    return parser
 
 
 def _sign(
@@ -116,6 +147,26 @@ def _sign(
     secret = local_hmac_secret(hmac_secret)
     for name, value in signed_headers(secret, method, path, body, moment, query=query).items():
         print(f"{name}: {value}")
+    return 0
+
+
+def _fault_proxy(args: argparse.Namespace) -> int:
+    from wfm_publish_local.faultproxy import FaultProxy, data_plane_plan
+
+    plan = data_plane_plan(
+        args.seed,
+        throttle=args.throttle,
+        error_before=args.error_before,
+        lost_sends=args.lost_sends,
+        lost_writes=args.lost_writes,
+    )
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    with FaultProxy(args.target, plan, port=args.port, lifetime=args.lifetime) as proxy:
+        print(json.dumps({"proxy": proxy.url, "target": args.target, "seed": args.seed}), flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            stopped.wait(args.lifetime)
+        print(proxy.report(), flush=True)
     return 0
 
 

@@ -157,6 +157,45 @@ class FaultPlan:
         return chosen, delay
 
 
+# The calls the functions and the event source pollers make; the stack's provisioning (CreateTable,
+# CreateQueue, CreateSecret, ...) is not among them, so a plan on these leaves the start-up alone.
+DATA_PLANE: Mapping[str, frozenset[str]] = {
+    "dynamodb": frozenset({"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "TransactWriteItems"}),
+    "sqs": frozenset(
+        {"SendMessage", "ReceiveMessage", "DeleteMessage", "DeleteMessageBatch", "ChangeMessageVisibility"}
+    ),
+}
+
+
+def data_plane_plan(
+    seed: int = 0,
+    *,
+    throttle: float = 0.08,
+    error_before: float = 0.08,
+    latency: float = 0.2,
+    latency_seconds: float = 0.05,
+    lost_sends: float = 0.1,
+    lost_writes: float = 0.0,
+) -> FaultPlan:
+    """A plan for a run of the whole stack: on DynamoDB and SQS data-plane calls, throttling, 5xx
+    before forwarding and latency; SQS sends whose answers are lost (a duplicate delivery) and deletes
+    answered 500 after commit; DynamoDB writes whose answers are lost when `lost_writes` > 0."""
+    rules: list[FaultRule] = []
+    for service, operations in DATA_PLANE.items():
+        rules += [
+            FaultRule(FaultKind.THROTTLE, throttle, service, operations),
+            FaultRule(FaultKind.ERROR_BEFORE, error_before, service, operations, status=503),
+            FaultRule(FaultKind.LATENCY, latency, service, operations, delay=latency_seconds),
+        ]
+    rules += [
+        FaultRule(FaultKind.LOST_AFTER_COMMIT, lost_sends, "sqs", {"SendMessage"}),
+        FaultRule(FaultKind.ERROR_AFTER_COMMIT, lost_sends, "sqs", {"DeleteMessage", "DeleteMessageBatch"}),
+    ]
+    if lost_writes:
+        rules.append(FaultRule(FaultKind.LOST_AFTER_COMMIT, lost_writes, "dynamodb", DATA_PLANE["dynamodb"]))
+    return FaultPlan(rules, seed=seed)
+
+
 class FaultProxy:
     """The proxy: `url` is what boto3 (AWS_ENDPOINT_URL) should use instead of `target`."""
 

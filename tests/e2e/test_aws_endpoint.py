@@ -22,7 +22,7 @@ from moto.server import ThreadedMotoServer
 from wfm_publish_local.client import SignedAuth
 from wfm_publish_local.demo import DEMO_CALLBACK, SERVICENOW_BODY
 from wfm_publish_local.embedded import ROOT, EmbeddedStack
-from wfm_publish_local.faultproxy import FaultKind, FaultPlan, FaultProxy, FaultRule
+from wfm_publish_local.faultproxy import FaultProxy, data_plane_plan
 
 pytestmark = pytest.mark.e2e
 
@@ -108,37 +108,6 @@ def test_two_stacks_share_one_moto_server(moto: str) -> None:
     assert aws(moto, "dynamodb").list_tables()["TableNames"] == []
 
 
-# The data plane only: the stack's own provisioning (CreateTable, CreateQueue, ...) is left alone.
-DATA_PLANE = {
-    "dynamodb": {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "TransactWriteItems"},
-    "sqs": {
-        "SendMessage",
-        "ReceiveMessage",
-        "DeleteMessage",
-        "DeleteMessageBatch",
-        "ChangeMessageVisibility",
-    },
-}
-
-
-def plan(seed: int, *, lost_writes: bool) -> FaultPlan:
-    rules = []
-    for service, operations in DATA_PLANE.items():
-        rules += [
-            FaultRule(FaultKind.THROTTLE, 0.08, service, operations),
-            FaultRule(FaultKind.ERROR_BEFORE, 0.08, service, operations, status=503),
-            FaultRule(FaultKind.LATENCY, 0.2, service, operations, delay=0.05),
-        ]
-    rules += [
-        # A send whose answer is lost is sent again: duplicate delivery, which tickets absorb.
-        FaultRule(FaultKind.LOST_AFTER_COMMIT, 0.1, "sqs", {"SendMessage"}),
-        FaultRule(FaultKind.ERROR_AFTER_COMMIT, 0.1, "sqs", {"DeleteMessage", "DeleteMessageBatch"}),
-    ]
-    if lost_writes:
-        rules.append(FaultRule(FaultKind.LOST_AFTER_COMMIT, 0.15, "dynamodb", DATA_PLANE["dynamodb"]))
-    return FaultPlan(rules, seed=seed)
-
-
 def demo_behind(proxy: FaultProxy, timeout: float = 100) -> tuple[dict[str, Any], dict[str, Any]]:
     with EmbeddedStack(aws_endpoint=proxy.url, visibility_timeout=3) as stack:
         stack.simulator.reset()
@@ -151,7 +120,8 @@ def demo_behind(proxy: FaultProxy, timeout: float = 100) -> tuple[dict[str, Any]
 
 
 def test_the_demo_flow_behind_the_fault_proxy_publishes_exactly_once(moto: str) -> None:
-    with FaultProxy(moto, plan(11, lost_writes=False), lifetime=600) as proxy:
+    """Faults on the data plane only (the stack's own provisioning is left alone)."""
+    with FaultProxy(moto, data_plane_plan(11), lifetime=600) as proxy:
         job, stats = demo_behind(proxy)
         assert job["status"] == "PUBLISHED", job
         assert stats["publishesApplied"] == {"sched-demo": 1}
@@ -170,7 +140,7 @@ def test_the_demo_flow_behind_the_fault_proxy_publishes_exactly_once(moto: str) 
 def test_the_demo_flow_survives_dynamodb_writes_whose_answers_are_lost(moto: str) -> None:
     """Issue 9: a conditional write committed whose answer was lost fails its condition on botocore's
     retry; the job must still end PUBLISHED with exactly one update applied."""
-    with FaultProxy(moto, plan(12, lost_writes=True), lifetime=600) as proxy:
+    with FaultProxy(moto, data_plane_plan(12, lost_writes=0.15), lifetime=600) as proxy:
         job, stats = demo_behind(proxy, timeout=45)
         assert proxy.counts().get("lost_after_commit", {}), proxy.report()
         assert job["status"] == "PUBLISHED", job
