@@ -18,18 +18,20 @@ from wfm_publish_local.faultproxy import FaultKind, FaultPlan, FaultProxy, Fault
 
 pytestmark = pytest.mark.integration
 
-QUICK = Config(retries={"mode": "legacy"}, connect_timeout=2, read_timeout=5)
 
-
-def client(service: str, url: str) -> Any:
+def client(service: str, url: str, mode: str = "legacy") -> Any:
+    """botocore's retry modes: legacy (boto3's default) and standard (what AWS_RETRY_MODE may pick)."""
     return boto3.session.Session().client(
         service,  # type: ignore[call-overload]
         endpoint_url=url,
         region_name="us-east-1",
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
-        config=QUICK,
+        config=Config(retries={"mode": mode}, connect_timeout=2, read_timeout=5),  # type: ignore[typeddict-item]
     )
+
+
+MODES = pytest.mark.parametrize("mode", ["legacy", "standard"])
 
 
 @pytest.fixture
@@ -54,11 +56,14 @@ def put(kind: FaultKind, limit: int | None = 1, **extra: Any) -> FaultRule:
     return FaultRule(kind, 1.0, "dynamodb", {"PutItem"}, limit=limit, **extra)
 
 
+@MODES
 def test_a_put_whose_answer_is_lost_after_commit_is_retried_and_the_item_exists_once(
-    moto_url: str, table: str
+    moto_url: str, table: str, mode: str
 ) -> None:
     with FaultProxy(moto_url, [put(FaultKind.LOST_AFTER_COMMIT)]) as proxy:
-        client("dynamodb", proxy.url).put_item(TableName=table, Item={"pk": {"S": "a"}, "n": {"N": "1"}})
+        client("dynamodb", proxy.url, mode).put_item(
+            TableName=table, Item={"pk": {"S": "a"}, "n": {"N": "1"}}
+        )
         assert proxy.counts() == {"lost_after_commit": {"dynamodb.PutItem": 1}}
         assert proxy.forwarded[("dynamodb", "PutItem")] == 2  # committed, then committed again by the retry
     assert items(moto_url, table) == [{"pk": {"S": "a"}, "n": {"N": "1"}}]
@@ -88,22 +93,26 @@ def test_a_5xx_before_forwarding_commits_nothing_and_the_retry_does(moto_url: st
     assert items(moto_url, table) == [{"pk": {"S": "c"}}]
 
 
+@MODES
 @pytest.mark.parametrize("code", ["ProvisionedThroughputExceededException", "ThrottlingException"])
-def test_a_throttled_dynamodb_call_is_retried(moto_url: str, table: str, code: str) -> None:
+def test_a_throttled_dynamodb_call_is_retried(moto_url: str, table: str, code: str, mode: str) -> None:
     rules = [FaultRule(FaultKind.THROTTLE, 1.0, "dynamodb", {"GetItem"}, throttle_code=code, limit=2)]
     with (
         FaultProxy(moto_url, rules, seed=3)
         if False
         else FaultProxy(moto_url, FaultPlan(rules, seed=3)) as proxy
     ):
-        dynamodb = client("dynamodb", proxy.url)
+        dynamodb = client("dynamodb", proxy.url, mode)
         dynamodb.put_item(TableName=table, Item={"pk": {"S": "d"}})
         assert dynamodb.get_item(TableName=table, Key={"pk": {"S": "d"}})["Item"] == {"pk": {"S": "d"}}
         assert proxy.counts() == {"throttle": {"dynamodb.GetItem": 2}}
         assert proxy.forwarded[("dynamodb", "GetItem")] == 1
 
 
-def test_sqs_throttling_is_retried_and_a_send_whose_answer_is_lost_is_delivered_twice(moto_url: str) -> None:
+@MODES
+def test_sqs_throttling_is_retried_and_a_send_whose_answer_is_lost_is_delivered_twice(
+    moto_url: str, mode: str
+) -> None:
     sqs_direct = client("sqs", moto_url)
     url = sqs_direct.create_queue(QueueName=f"faults-{uuid.uuid4().hex[:8]}")["QueueUrl"]
     rules = [
@@ -111,7 +120,7 @@ def test_sqs_throttling_is_retried_and_a_send_whose_answer_is_lost_is_delivered_
         FaultRule(FaultKind.LOST_AFTER_COMMIT, 1.0, "sqs", {"SendMessage"}, limit=1),
     ]
     with FaultProxy(moto_url, rules) as proxy:
-        sqs = client("sqs", proxy.url)
+        sqs = client("sqs", proxy.url, mode)
         # throttled; the retry is committed and its answer lost; the next retry is committed again
         sqs.send_message(QueueUrl=url, MessageBody="one")
         sqs.send_message(QueueUrl=url, MessageBody="two")  # no fault left

@@ -240,6 +240,38 @@ def test_a_secret_that_cannot_be_read_refuses_with_500_not_401() -> None:
     assert caught.value.body.code is ProblemCode.MISCONFIGURED
 
 
+# --- the clients: SignedAuth and `wfm-publish sign` ----------------------------------------------------
+
+
+def test_signed_auth_signs_the_resource_path_without_the_stage_and_the_query() -> None:
+    import requests
+
+    from wfm_publish_local.client import SignedAuth
+
+    prepared = requests.Request(
+        "POST", "https://abc.execute-api.eu-west-1.amazonaws.com/prod/publishes/p 1/cancel?b=2&a=1"
+    ).prepare()
+    SignedAuth(SECRET, base_path="/prod/")(prepared)
+    sent = dict(prepared.headers)
+    now = float(sent["X-Signature-Timestamp"])
+    # as API Gateway hands it to the function: no stage, decoded, the query as multi-value pairs
+    verify([SECRET], sent, "POST", "/publishes/p 1/cancel", {"a": ["1"], "b": ["2"]}, b"", now)
+    with pytest.raises(SignatureRejected):
+        verify([SECRET], sent, "POST", "/prod/publishes/p 1/cancel", {"a": ["1"], "b": ["2"]}, b"", now)
+
+
+def test_the_sign_command_prints_the_headers(capsys: pytest.CaptureFixture[str]) -> None:
+    from wfm_publish_local.cli import main
+
+    argv = ["sign", "--method", "post", "--path", "/publishes", "--data", BODY.decode(), "--timestamp"]
+    assert main([*argv, str(int(NOW)), "--hmac-secret", SECRET, "--query", "x=1"]) == 0
+    printed = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
+    assert printed == {
+        "X-Signature-Timestamp": str(int(NOW)),
+        "X-Signature": sign(SECRET, int(NOW), "POST", "/publishes", "x=1", BODY),
+    }
+
+
 # --- the ServiceNow script in docs/servicenow.md ---------------------------------------------------
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "servicenow.md"
