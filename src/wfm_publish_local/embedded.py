@@ -1,8 +1,9 @@
 """The embedded default: the Genesys Cloud simulator, a ServiceNow stand-in and the local stack.
 
-No Docker, no AWS account: moto server stands in for SQS, DynamoDB (with its stream) and Secrets
-Manager, the simulator for Genesys Cloud, the stand-in for ServiceNow's Table API, and the local
-runner for Lambda, API Gateway, EventBridge and the event source mappings.
+No Docker, no AWS account: moto server (its own, or an existing endpoint given as `aws_endpoint`)
+stands in for SQS, DynamoDB (with its stream) and Secrets Manager, the simulator for Genesys Cloud,
+the stand-in for ServiceNow's Table API, and the local runner for Lambda, API Gateway, EventBridge
+and the event source mappings.
 
 The API checks request signatures as on AWS: the signing secret is `hmac_secret` (the CLI's
 --hmac-secret, else $WFM_PUBLISH_HMAC_SECRET, else a fixed local value); `SignedAuth` signs.
@@ -49,6 +50,7 @@ class EmbeddedStack:
         environment: dict[str, str] | None = None,
         hmac_secret: str | None = None,
         stream_retry_delay: float = 0.1,
+        aws_endpoint: str | None = None,
     ) -> None:
         self.scenario: Scenario = load_scenario(str(scenario))
         self.simulator = GenesysSimulator(self.scenario)
@@ -57,6 +59,7 @@ class EmbeddedStack:
         self._visibility_timeout = visibility_timeout
         self._environment = environment or {}
         self._stream_retry_delay = stream_retry_delay
+        self._aws_endpoint = aws_endpoint
         self.hmac_secret = local_hmac_secret(hmac_secret)
         self.auth = SignedAuth(self.hmac_secret)
         self.servicenow = ServiceNowStandIn()
@@ -89,6 +92,7 @@ class EmbeddedStack:
             visibility_timeout=self._visibility_timeout,
             api_port=self._api_port,
             stream_retry_delay=self._stream_retry_delay,
+            aws_endpoint=self._aws_endpoint,
         )
         services.reset()  # the functions' clients must see this stack's environment
         self.stack.start()

@@ -8,6 +8,10 @@ Everything is built from the template: queues with their DLQs and RedrivePolicy,
 key schema and TTL, the secrets; the functions' environment is the template's, resolved against
 those local resources, and set in os.environ (one process hosts every function, so they share it).
 boto3 reaches moto through AWS_ENDPOINT_URL: the core needs no endpoint switch.
+
+With `aws_endpoint` the stack starts no moto server of its own: it provisions the template's
+resources in that AWS-compatible endpoint (a shared moto server, a fault proxy in front of one), under
+names no other stack there uses (`<stack>-<LogicalId>-<random>`), and deletes them when it stops.
 """
 
 from __future__ import annotations
@@ -118,6 +122,8 @@ class LocalStack:
     stream_retry_delay: the pause before a failed stream batch is retried (doubled per retry, at most
         2 s); Lambda retries at once, this lets a test watch the retries.
     enforce_timeouts: an invocation longer than the function's Timeout counts as failed.
+    aws_endpoint: an existing AWS-compatible endpoint (http://127.0.0.1:<port>) to provision in and
+        use, instead of starting a moto server; None starts one.
     """
 
     def __init__(
@@ -136,6 +142,7 @@ class LocalStack:
         enforce_timeouts: bool = True,
         stream_retry_delay: float = 0.1,
         stream_poll_interval: float = 0.25,
+        aws_endpoint: str | None = None,
     ) -> None:
         self.root = Path(root) if root is not None else REPO_ROOT
         path = Path(template_path)
@@ -152,6 +159,7 @@ class LocalStack:
         self.enforce_timeouts = enforce_timeouts
         self.stream_retry_delay = stream_retry_delay
         self.stream_poll_interval = stream_poll_interval
+        self.aws_endpoint = aws_endpoint.rstrip("/") if aws_endpoint else None
 
         self.refs: dict[str, str] = {}
         self.attributes: dict[tuple[str, str], str] = {}
@@ -215,10 +223,12 @@ class LocalStack:
             if path in sys.path:
                 sys.path.remove(path)
         self._added_paths = []
-        self._restore_environment()
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
+        elif self._endpoint is not None:
+            self._delete_resources()  # the endpoint outlives this stack: leave nothing behind
+        self._restore_environment()
         self._endpoint = None
         self._sqs = None
         self._started = False
@@ -408,13 +418,16 @@ class LocalStack:
         return f"{name[: limit - 13]}-{self._suffix}"
 
     def _start_moto(self) -> None:
-        from moto.server import ThreadedMotoServer
+        if self.aws_endpoint is not None:
+            self._endpoint = self.aws_endpoint
+        else:
+            from moto.server import ThreadedMotoServer
 
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        self._moto.start()
-        host, port = self._moto.get_host_and_port()
-        self._endpoint = f"http://{host}:{port}"
+            logging.getLogger("werkzeug").setLevel(logging.ERROR)
+            self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+            self._moto.start()
+            host, port = self._moto.get_host_and_port()
+            self._endpoint = f"http://{host}:{port}"
         self._set_environment(
             {
                 "AWS_ENDPOINT_URL": self._endpoint,
@@ -548,6 +561,24 @@ class LocalStack:
             self.attributes[(lid, "Arn")] = description.get("TableArn", "")
             if "LatestStreamArn" in description:
                 self.attributes[(lid, "StreamArn")] = description["LatestStreamArn"]
+
+    def _delete_resources(self) -> None:
+        """Best effort: the queues, tables and secrets this stack made in a shared endpoint."""
+        made = [
+            (lid, self.template.resource_type(lid)) for lid in self.refs if lid in self.template.resources
+        ]
+        for lid, kind in made:
+            try:
+                if kind == "AWS::SQS::Queue":
+                    self.client("sqs").delete_queue(QueueUrl=self.refs[lid])
+                elif kind == "AWS::DynamoDB::Table":
+                    self.client("dynamodb").delete_table(TableName=self.refs[lid])
+                elif kind == "AWS::SecretsManager::Secret":
+                    self.client("secretsmanager").delete_secret(
+                        SecretId=self.refs[lid], ForceDeleteWithoutRecovery=True
+                    )
+            except Exception as exc:  # leaving one behind must not fail the stop
+                log.warning("could not delete %s in %s: %s", lid, self._endpoint, exc)
 
     def _name_other_resources(self) -> None:
         """Refs/attributes for resources the local stack does not create, so an environment that

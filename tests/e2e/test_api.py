@@ -183,6 +183,24 @@ def test_a_clock_off_by_more_than_five_minutes_is_refused_and_says_why(stack: Em
     assert within.status_code == 404
 
 
+def test_a_signed_get_replayed_on_the_cancel_route_is_refused(stack: EmbeddedStack) -> None:
+    """Issue 9, case 7: a GET's signature headers (empty body) captured and sent on cancel, at once."""
+    accepted = call(stack, "POST", "/publishes", later())
+    assert accepted.status_code == 202, accepted.text
+    publish_id = accepted.json()["publishId"]
+    get = call(stack, "GET", f"/publishes/{publish_id}", key=None)
+    assert get.status_code == 200
+    captured = {k: get.request.headers[k] for k in ("X-Signature-Timestamp", "X-Signature")}
+    replay = requests.post(f"{stack.api_url}/publishes/{publish_id}/cancel", headers=captured, timeout=15)
+    assert replay.status_code == 401, replay.text
+    assert replay.json()["code"] == "SIGNATURE_REJECTED"
+    assert job(stack, publish_id)["status"] != "CANCELLED"
+    query = requests.get(f"{stack.api_url}/publishes/{publish_id}?x=1", headers=captured, timeout=15)
+    assert query.status_code == 401
+    cancelled = call(stack, "POST", f"/publishes/{publish_id}/cancel", key=None)  # signed for itself
+    assert cancelled.status_code == 200, cancelled.text
+
+
 # ---------------------------------------------------------------- accepted, replayed, joined
 
 

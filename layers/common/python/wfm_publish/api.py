@@ -230,7 +230,16 @@ def guard(event: dict[str, Any], secrets: Callable[[], Sequence[str]], now: floa
     raw = _raw_body(event)
     headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
     try:
-        verify(secrets(), headers, raw, now)
+        verify(
+            secrets(),
+            headers,
+            str(event.get("httpMethod") or ""),
+            # The path the resolver routes on (no stage; API Gateway's and the local front's alike).
+            str(event.get("path") or "/"),
+            _query(event),
+            raw,
+            now,
+        )
     except SignatureRejected as rejected:
         raise ApiProblem(HTTPStatus.UNAUTHORIZED, ProblemCode.SIGNATURE_REJECTED, str(rejected)) from None
     except ConfigurationError as exc:  # no secret, or it cannot be read: refuse everything
@@ -267,6 +276,15 @@ def guard(event: dict[str, Any], secrets: Callable[[], Sequence[str]], now: floa
             "the request is not valid: see errors for each field and why",
             errors=[FieldProblem(field="body", problem="must be a JSON object")],
         )
+
+
+def _query(event: dict[str, Any]) -> dict[str, list[str]]:
+    """The query as API Gateway passed it: every value (multiValue...) when given, else the last one."""
+    multi = event.get("multiValueQueryStringParameters")
+    if isinstance(multi, dict):
+        return {str(k): [str(v) for v in (vs or [])] for k, vs in multi.items()}
+    single = event.get("queryStringParameters") or {}
+    return {str(k): [str(v)] for k, v in single.items()}
 
 
 def _key_from_request_id(event: dict[str, Any], headers: dict[str, str]) -> None:
@@ -434,7 +452,8 @@ def _iso(moment: float | None) -> str | None:
 
 PROBLEM_DESCRIPTIONS: dict[int, str] = {
     400: "The body breaks the schema (each field and why in `errors`), or no Idempotency-Key.",
-    401: "Missing or wrong signature, or X-Signature-Timestamp more than 5 minutes off.",
+    401: "Missing or wrong signature (another secret, or signed for another method, path, query or body), "
+    "a v1 signature, or X-Signature-Timestamp more than 5 minutes off.",
     404: "No publish with this id (or it expired after JobTtlDays).",
     409: "POST: the first request with this Idempotency-Key, or another for this schedule, is still being "
     "answered (REQUEST_IN_PROGRESS: retry shortly); or a publish of this schedule is in flight with "
@@ -488,8 +507,10 @@ SECURITY_SCHEMES: dict[str, dict[str, str]] = {
         "type": "apiKey",
         "in": "header",
         "name": "X-Signature",
-        "description": 'v1=<hex HMAC-SHA256(secret, "<X-Signature-Timestamp>.<raw body>")>; '
-        "GET signs the empty body. See docs/servicenow.md.",
+        "description": "v2=<hex HMAC-SHA256(secret, "
+        '"<X-Signature-Timestamp>\\n<METHOD>\\n<path>\\n<canonical query>\\n<raw body>")>: '
+        "the path without the stage, e.g. /publishes/{publishId}/cancel; the query's pairs sorted, "
+        "percent-encoded, joined with &; GET signs the empty body. v1 is refused. See docs/servicenow.md.",
     },
     "signatureTimestamp": {
         "type": "apiKey",

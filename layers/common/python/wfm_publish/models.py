@@ -11,6 +11,9 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
+# Anchored for the OpenAPI document (JSON Schema regex); matched with fullmatch, since Python's `$` also
+# matches before a final newline ("sched-1\n" would pass `match`). pydantic's own `pattern=` checks use
+# the Rust engine, where `$` is the end of the text.
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 
 
@@ -97,7 +100,7 @@ class PublishRequest(Wire):
     @field_validator("schedule_id", "business_unit_id")
     @classmethod
     def _genesys_id(cls, value: str | None) -> str | None:
-        if value is not None and not _ID.match(value):
+        if value is not None and not _ID.fullmatch(value):
             raise ValueError("must be 1-128 letters, digits, '.', '_', ':' or '-'")
         return value
 

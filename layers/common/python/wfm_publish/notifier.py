@@ -18,6 +18,7 @@ from aws_lambda_powertools import Logger
 from wfm_publish.clock import Clock
 from wfm_publish.errors import StaleJob, StoreError
 from wfm_publish.models import Callback, Job, JobStatus, ReasonCode
+from wfm_publish.servicenow import CallbackRejected
 from wfm_publish.store import JobStore
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ class Outcome(StrEnum):
     NO_CALLBACK = "no callback"
     ALREADY_NOTIFIED = "already notified"
     NOT_TERMINAL = "not terminal"
+    REJECTED = "rejected"  # ServiceNow refused for good (403, 404, a refused account): not retried
 
 
 def callback_fields(job: Job) -> dict[str, str]:
@@ -88,14 +90,34 @@ class Notifier:
         if not waiting:
             logger.info("callback already delivered", extra={"job_id": image.job_id})
             return Outcome.ALREADY_NOTIFIED
+        outcome = Outcome.DELIVERED
         for key, callback in waiting:
-            self._servicenow().update_record(callback.table, callback.sys_id, callback_fields(image))
+            try:
+                self._servicenow().update_record(callback.table, callback.sys_id, callback_fields(image))
+            except CallbackRejected as rejected:
+                # Retrying cannot help (a wrong record, a refused account): say so loudly, note it on
+                # the job, and let the stream move on rather than retry into the DLQ.
+                logger.error(
+                    "ServiceNow refused the callback for good",
+                    extra={
+                        "job_id": image.job_id,
+                        "table": callback.table,
+                        "sys_id": callback.sys_id,
+                        "status": image.status.value,
+                        "problem": str(rejected),
+                    },
+                )
+                self._record(
+                    image, key, callback, event="servicenow refused the callback", problem=str(rejected)
+                )
+                outcome = Outcome.REJECTED
+                continue
             logger.info(
                 "ServiceNow notified",
                 extra={"job_id": image.job_id, "status": image.status.value, "table": callback.table},
             )
             self._record(image, key, callback)
-        return Outcome.DELIVERED
+        return outcome
 
     def lost(self, image: Job) -> Outcome:
         """The job's record was removed before it ended (the stream's REMOVE). It must not pass unseen:
@@ -114,7 +136,9 @@ class Notifier:
             self._servicenow().update_record(callback.table, callback.sys_id, callback_fields(ended))
         return Outcome.DELIVERED if callbacks(ended) else Outcome.NO_CALLBACK
 
-    def _record(self, image: Job, key: str, callback: Callback) -> None:
+    def _record(
+        self, image: Job, key: str, callback: Callback, event: str = "servicenow notified", **detail: str
+    ) -> None:
         """Note the delivery on the job; losing this write only risks one repeated PATCH."""
         for _ in range(RECORD_ATTEMPTS):
             job = self._store.get_job(image.job_id)
@@ -129,7 +153,7 @@ class Notifier:
                 noted = job.model_copy(
                     deep=True, update={"deliveries": {**job.deliveries, key: image.status}}
                 )
-            noted.record(now, "servicenow notified", table=callback.table, sysId=callback.sys_id)
+            noted.record(now, event, table=callback.table, sysId=callback.sys_id, **detail)
             try:
                 self._store.save_job(noted)
                 return
