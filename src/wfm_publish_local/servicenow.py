@@ -167,6 +167,9 @@ class ServiceNowStandIn:
             self._token(request, raw)
             return
         found = _RECORD_PATH.match(split.path)
+        if found is not None and request.command == "GET":
+            self._read(request, *found.groups())
+            return
         if found is None or request.command not in {"PATCH", "PUT"}:
             self._answer(
                 request, 400, _error("Invalid request", f"{request.command} {split.path} is not served")
@@ -192,6 +195,20 @@ class ServiceNowStandIn:
         if failure is not None and failure.retry_after is not None and status == failure.status:
             extra["Retry-After"] = str(failure.retry_after)
         self._answer(request, status, answer, extra)
+
+    def _read(self, request: BaseHTTPRequestHandler, table: str, sys_id: str) -> None:
+        """The Table API's GET of one record: what it holds now (what it was PATCHed with)."""
+        if not self._authorized(request.headers.get("Authorization", "")):
+            self._answer(
+                request, 401, _error("User Not Authenticated", "Required to provide Auth information")
+            )
+            return
+        if self.known_records is not None and (table, sys_id) not in self.known_records:
+            self._answer(request, 404, _error("No Record found", "Record doesn't exist or ACL restricts it"))
+            return
+        with self._lock:
+            fields = dict(self.records.get((table, sys_id), {}))
+        self._answer(request, 200, {"result": {"sys_id": sys_id, **fields}})
 
     def _update(
         self,

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wfm_publish.clock import Clock, iso
-from wfm_publish.errors import JobEnded, WfmPublishError
+from wfm_publish.errors import JobAlreadyExists, JobEnded, WfmPublishError
 from wfm_publish.models import Job, JobMessage, Joiner, PublishRequest, Step, ValidationMode
 from wfm_publish.queues import Queue, QueueSender
 from wfm_publish.store import IdempotencyStatus, IdempotencyTaken, JobStore
@@ -98,6 +98,13 @@ class Intake:
         try:
             answer = self._start_or_join(request, idempotency_key, now, deadline_at)
             self._store.complete_idempotency(idempotency_key, digest, token, answer, deadline_at)
+        except IdempotencyTaken as taken:
+            # We were slow: a retry of this request took over our expired lock. Its answer stands if
+            # it gave one; else ours, which names the same job (the key's, job_id_for).
+            record = taken.record
+            if record.status is IdempotencyStatus.COMPLETED and record.response is not None:
+                return Accepted(record.response, replayed=True)
+            return Accepted(answer)
         except Exception:
             self._store.release_idempotency(idempotency_key, token)  # let the caller's retry start afresh
             raise
@@ -106,7 +113,7 @@ class Intake:
     def _start_or_join(
         self, request: PublishRequest, key: str, now: float, deadline_at: float
     ) -> dict[str, Any]:
-        job_id = uuid.uuid4().hex
+        job_id = job_id_for(key)
         for _ in range(JOIN_ROUNDS):
             active = self._store.claim_schedule(request.schedule_id, job_id, now, deadline_at)
             if active is None:
@@ -129,7 +136,17 @@ class Intake:
             # stays: that write may still land, and a retry must then join it, not start another.)
             self._store.release_schedule(request.schedule_id, job_id)
             raise
-        self._store.create_job(job)
+        try:
+            self._store.create_job(job)
+        except JobAlreadyExists:
+            # This request was accepted before (its answer, or the key's record, was lost): the job
+            # its key names is the answer, however far it got. Never a second job for one request.
+            earlier = self._store.get_job(job_id)
+            if earlier is None or body_hash(earlier.request) != body_hash(request):
+                raise IdempotencyKeyReused(
+                    f"Idempotency-Key {key!r} was already used with a different body"
+                ) from None
+            job = earlier
         return {
             "publishId": job_id,
             "status": job.status.value,
@@ -185,6 +202,12 @@ class Intake:
         )
         job.record(now, "accepted", firstCheckInSeconds=round(first_delay(request, now), 1))
         return job
+
+
+def job_id_for(key: str) -> str:
+    """The job a request's key names. Derived, not drawn: a retry whose first answer (or the key's
+    record) was lost meets the job it already started instead of starting another."""
+    return hashlib.sha256(f"job:{key}".encode()).hexdigest()[:32]
 
 
 def start_of(request: PublishRequest, now: float) -> float:

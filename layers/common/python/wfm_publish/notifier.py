@@ -93,7 +93,10 @@ class Notifier:
         outcome = Outcome.DELIVERED
         for key, callback in waiting:
             try:
-                self._servicenow().update_record(callback.table, callback.sys_id, callback_fields(image))
+                if self._already_told(image, callback):
+                    logger.info("the record already shows this end", extra={"job_id": image.job_id})
+                else:
+                    self._servicenow().update_record(callback.table, callback.sys_id, callback_fields(image))
             except CallbackRejected as rejected:
                 # Retrying cannot help (a wrong record, a refused account): say so loudly, note it on
                 # the job, and let the stream move on rather than retry into the DLQ.
@@ -118,6 +121,12 @@ class Notifier:
             )
             self._record(image, key, callback)
         return outcome
+
+    def _already_told(self, image: Job, callback: Callback) -> bool:
+        """The record already shows this job's end: an earlier attempt PATCHed it and died before
+        noting it on the job. Reading first makes the delivery exactly once, work note included."""
+        seen = self._servicenow().read_record(callback.table, callback.sys_id, [ID_FIELD, STATUS_FIELD])
+        return seen.get(ID_FIELD) == image.job_id and seen.get(STATUS_FIELD) == image.status.value
 
     def lost(self, image: Job) -> Outcome:
         """The job's record was removed before it ended (the stream's REMOVE). It must not pass unseen:

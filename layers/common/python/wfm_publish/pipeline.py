@@ -55,7 +55,7 @@ class Timing:
 
 
 EARLY_LOOKS = 5  # a message that arrived before its job's write is sent back this often, at most
-EARLY_WAIT = 1.0  # seconds between those looks
+EARLY_WAIT = 1.0  # seconds before the first of those looks; each next one waits twice as long
 DEFERRED_CAPACITY_TRIES = 5  # deferred mode: a capacity check Genesys keeps refusing ends as a warning
 
 
@@ -109,7 +109,9 @@ class Pipeline:
         if message.early >= EARLY_LOOKS:
             logger.warning("orphan message dropped", extra={"job_id": message.job_id, "step": message.step})
             return
-        self.queues.send(queue, message.model_copy(update={"early": message.early + 1}), EARLY_WAIT)
+        # 1, 2, 4, 8, 16 s: 31 s in all, longer than botocore's retries of a throttled write take.
+        wait = EARLY_WAIT * 2**message.early
+        self.queues.send(queue, message.model_copy(update={"early": message.early + 1}), wait)
 
     def _run(self, job: Job, message: JobMessage) -> None:
         try:

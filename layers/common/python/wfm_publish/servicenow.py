@@ -105,8 +105,22 @@ class ServiceNowClient:
             response = self._send("PATCH", path, params, fields, renew=True)
         return _answer(response, f"PATCH {table}/{sys_id}")
 
+    def read_record(self, table: str, sys_id: str, fields: list[str]) -> dict[str, Any]:
+        """GET `fields` of one record (the notifier asks what a record was already told)."""
+        path = f"/api/now/table/{quote(table, safe='')}/{quote(sys_id, safe='')}"
+        params = {"sysparm_fields": ",".join(fields), "sysparm_exclude_reference_link": "true"}
+        response = self._send("GET", path, params, None)
+        if response.status_code == 401 and self._credentials().oauth:
+            response = self._send("GET", path, params, None, renew=True)
+        return _answer(response, f"GET {table}/{sys_id}")
+
     def _send(
-        self, method: str, path: str, params: dict[str, str], body: dict[str, Any], renew: bool = False
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str],
+        body: dict[str, Any] | None,
+        renew: bool = False,
     ) -> requests.Response:
         credentials = self._credentials()
         headers = {"Accept": "application/json", "Content-Type": "application/json"}

@@ -274,17 +274,18 @@ class DynamoJobStore:
             "response": {"S": json.dumps(response)},
             **self._expiry(needed_until),
         }
-        # Only the lock we hold: a retry that took over an expired lock answers for the key instead.
-        # A lost answer retried meets our own completed record: the same condition holds again.
-        self._put(
-            item,
-            "#h = :hash AND #t = :token",
-            {"#h": "bodyHash", "#t": "token"},
-            {
-                ":hash": {"S": body_hash},
-                ":token": {"S": token},
-            },
-        )
+        # Only the lock we hold: a retry that took over an expired lock answers for the key instead
+        # (IdempotencyTaken: the caller replays its answer or gives its own, which names the same
+        # job). A lost answer retried meets our own completed record: the same condition holds again.
+        try:
+            self._put(
+                item,
+                "#h = :hash AND #t = :token",
+                {"#h": "bodyHash", "#t": "token"},
+                {":hash": {"S": body_hash}, ":token": {"S": token}},
+            )
+        except _ConditionFailed as failed:
+            raise IdempotencyTaken(_idempotency_from(key, failed.item)) from failed
 
     def release_idempotency(self, key: str, token: str) -> None:
         """Let the caller's retry start afresh: only our own lock, never another request's."""
