@@ -143,7 +143,7 @@ def test_business_units_and_schedules_shapes(org: Org) -> None:
         {
             "id": "bu-demo",
             "name": "Demo Contact Centre",
-            "division": {"id": "division-home", "name": "Home"},
+            "division": {"id": "division-home", "selfUri": "/api/v2/authorization/divisions/division-home"},
             "selfUri": WFM + "/bu-demo",
         }
     ]
@@ -174,7 +174,7 @@ def test_business_units_and_schedules_shapes(org: Org) -> None:
     assert meta["modifiedBy"]["id"] and meta["createdBy"]["id"]
     unit = sched["managementUnits"][0]
     assert unit["managementUnit"] == {"id": "mu-demo"}
-    assert [a["user"]["id"] for a in unit["agents"]] == [f"agent-{i}" for i in range(1, 7)]
+    assert [a["id"] for a in unit["agents"]] == [f"agent-{i}" for i in range(1, 7)]  # UserReference
 
 
 def test_week_and_id_errors(org: Org) -> None:

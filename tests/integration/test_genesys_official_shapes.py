@@ -1,0 +1,129 @@
+"""Contract: every field the simulator serves, on every route, is an official field of the official type.
+
+The official models are docs/genesys-models.json (`make genesys-models` reads them from the SDK,
+PureCloudPlatformClientV2). Requests go over HTTP to a started simulator; the answers are held,
+field by field and recursively, to the route's response model (no unknown field, no wrong type,
+no null).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from typing import Any
+
+import pytest
+import requests
+
+from tests.integration.test_genesys_contract import Org, contract_org, serving
+from wfm_publish import genesys as g
+from wfm_publish_local.genesys_models import shapes
+
+pytestmark = pytest.mark.integration
+
+SCHED_IDS = {"buId": "bu-demo", "weekId": "2023-10-23", "scheduleId": "sched-demo"}
+PAGE = {"pageSize": "100", "pageNumber": "1"}
+
+
+def get(org: Org, route: str, ids: dict[str, str] | None = None, **params: str) -> Any:
+    """The raw JSON the simulator serves (a list stays a list), with the client's token."""
+    url = org.server.url + route.format(**(ids or {}))
+    token = org.client._bearer()
+    response = requests.get(url, params=params, headers={"Authorization": f"Bearer {token}"}, timeout=5)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def assert_official(route: str, answer: Any) -> None:
+    official = shapes()
+    problems = official.problems(answer, official.route_type(route))
+    assert not problems, f"{route}: " + "; ".join(problems[:20])
+
+
+def test_the_models_file_is_the_sdk_version_asked_for() -> None:
+    assert shapes().sdk_version == "269.0.0"
+
+
+def test_every_simulator_route_is_in_the_official_models() -> None:
+    with serving(contract_org()) as org:
+        served = {r.label for r in org.sim._router.routes if r.template.startswith("/api/v2/")}
+    missing = [route for route in served if route.split(" ", 1)[0] and _no_type(route)]
+    assert not missing
+
+
+def _no_type(route: str) -> bool:
+    try:
+        shapes().route_type(route)
+    except KeyError:
+        return True
+    return False
+
+
+GETS: list[tuple[str, dict[str, str], dict[str, str]]] = [
+    (g.WFM, {}, {}),
+    (g.BUSINESS_UNIT, {"buId": "bu-demo"}, {"expand": "settings"}),
+    (g.BUSINESS_UNIT, {"buId": "bu-demo"}, {}),
+    (g.SCHEDULES, {"buId": "bu-demo", "weekId": "recent"}, {}),
+    (g.SCHEDULES, {"buId": "bu-demo", "weekId": "2023-10-23"}, {}),
+    (g.SCHEDULE, SCHED_IDS, {"expand": "managementUnits.agents"}),
+    (g.SCHEDULE, SCHED_IDS, {}),
+    (g.EDGES, {}, PAGE),
+    (g.EDGES, {}, {"site.id": "site-demo"}),
+    (g.EDGE, {"edgeId": "edge-demo-1"}, {}),
+    (g.TRUNKS, {}, {"trunkType": "EXTERNAL", "pageSize": "1", "pageNumber": "1"}),
+    (g.TRUNKS, {}, {"trunkType": "EXTERNAL", "pageSize": "1", "pageNumber": "2"}),
+    (g.TRUNK, {"trunkId": "trunk-demo-1"}, {}),
+    (g.TRUNK_METRICS, {}, {"trunkIds": "trunk-demo-1,trunk-demo-2"}),
+    (g.TRUNK_BASES, {}, PAGE),
+    (g.TRUNK_BASES, {}, {"expand": "properties"}),
+    (g.TRUNK_BASE_SETTINGS, {"trunkBaseId": "trunkbase-demo"}, {"expand": "properties"}),
+    (g.TRUNK_BASE_SETTINGS, {"trunkBaseId": "trunkbase-demo"}, {}),
+    (g.SITES, {}, PAGE),
+    (g.SITE, {"siteId": "site-demo"}, {}),
+    (g.CAMPAIGNS, {}, PAGE),
+    (g.CAMPAIGN, {"campaignId": "campaign-demo"}, {}),
+    (g.CAMPAIGN, {"campaignId": "campaign-agentless"}, {}),
+    (g.LINE_DISTRIBUTION, {"campaignId": "campaign-demo"}, {}),
+    (g.LINE_DISTRIBUTION, {"campaignId": "campaign-preview"}, {}),
+    (g.OUTBOUND_SETTINGS, {}, {}),
+    (g.QUEUE_MEMBERS, {"queueId": "queue-outbound"}, {"pageSize": "4", "pageNumber": "1"}),
+    (g.QUEUE_MEMBERS, {"queueId": "queue-outbound"}, {"pageSize": "4", "pageNumber": "2"}),
+]
+
+
+@pytest.fixture(scope="module")
+def org() -> Any:
+    with serving(contract_org(asyncAgentQueryOver=3, asyncQuerySeconds=2)) as served:
+        yield served
+
+
+@pytest.mark.parametrize(("route", "ids", "params"), GETS, ids=[f"{r}?{p}" for r, _, p in GETS])
+def test_every_get_answers_the_official_model(org: Org, route: str, ids: dict[str, str], params: Any) -> None:
+    assert_official(f"GET {route}", get(org, route, ids, **params))
+
+
+def test_every_get_route_of_the_simulator_is_checked_here(org: Org) -> None:
+    served = {
+        r.template for r in org.sim._router.routes if r.method == "GET" and r.template.startswith("/api")
+    }
+    assert served == {route for route, _, _ in GETS}
+
+
+def test_the_wfm_writes_answer_the_official_models(org: Org) -> None:
+    org.sim.reset()
+    org.clock.advance(1)  # the demo's other writer edits on the first upload URL: read after it
+    query = org.client._call("POST", g.AGENT_SCHEDULES_QUERY, SCHED_IDS, json_body={"userIds": ["agent-1"]})
+    assert query["status"] == "Complete"
+    assert_official(f"POST {g.AGENT_SCHEDULES_QUERY}", query)
+    pending = org.client._call(
+        "POST", g.AGENT_SCHEDULES_QUERY, SCHED_IDS, json_body={"managementUnitId": "mu-demo"}
+    )
+    assert pending["status"] == "Processing"
+    assert_official(f"POST {g.AGENT_SCHEDULES_QUERY}", pending)
+    payload = gzip.compress(json.dumps({"metadata": {"version": 4}, "published": True}).encode())
+    upload = org.client._call("POST", g.UPLOAD_URL, SCHED_IDS, json_body={"contentLengthBytes": len(payload)})
+    assert_official(f"POST {g.UPLOAD_URL}", upload)
+    org.client._upload(upload["url"], payload, upload["headers"])
+    operation = org.client._call("POST", g.UPDATE, SCHED_IDS, json_body={"uploadKey": upload["uploadKey"]})
+    assert operation["status"] == "Processing"
+    assert_official(f"POST {g.UPDATE}", operation)
