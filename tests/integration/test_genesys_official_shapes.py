@@ -17,6 +17,7 @@ import requests
 
 from tests.integration.test_genesys_contract import Org, contract_org, serving
 from wfm_publish import genesys as g
+from wfm_publish.errors import GenesysPending
 from wfm_publish_local.genesys_models import shapes
 
 pytestmark = pytest.mark.integration
@@ -127,3 +128,72 @@ def test_the_wfm_writes_answer_the_official_models(org: Org) -> None:
     operation = org.client._call("POST", g.UPDATE, SCHED_IDS, json_body={"uploadKey": upload["uploadKey"]})
     assert operation["status"] == "Processing"
     assert_official(f"POST {g.UPDATE}", operation)
+
+
+# --- notifications: the EventBridge events the simulator emits ------------------------------------------
+
+ENVELOPE = {"version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail"}
+OUTCOMES = [
+    {"type": "telephonyChange", "kind": "softwareUpdate", "entityId": "edge-demo-1", "start": 0, "end": 4},
+    {
+        "type": "telephonyChange",
+        "kind": "trunkDisconnected",
+        "entityId": "trunk-demo-2",
+        "start": 1,
+        "end": 2,
+    },
+    {
+        "type": "publishOperation",
+        "scheduleId": "sched-demo",
+        "durationSeconds": 1,
+        "failFirst": 1,
+        "cancelFirst": 1,
+    },
+]
+
+
+def notifications(org: Org) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = requests.get(org.server.url + "/__sim/notifications", timeout=5).json()[
+        "events"
+    ]
+    return events
+
+
+def test_every_notification_is_an_official_eventbridge_event_and_each_outcome_is_served() -> None:
+    with serving(contract_org(events=OUTCOMES, asyncAgentQueryOver=3, asyncQuerySeconds=2)) as org:
+        org.clock.advance(10)  # the telephony changes come and go
+        for _ in range(3):  # Error, then Canceled, then Complete
+            operation = org.client.publish("bu-demo", "2023-10-23", org.client.schedule(*SCHED_IDS.values()))
+            assert operation.status == "Processing"
+            org.clock.advance(2)
+        with pytest.raises(GenesysPending):
+            org.client.agent_schedules(*SCHED_IDS.values(), "mu-demo")
+        org.clock.advance(3)
+        assert len(org.client.agent_schedules(*SCHED_IDS.values(), "mu-demo")) == 6
+        events = notifications(org)
+    official = shapes()
+    for event in events:
+        assert set(event) == ENVELOPE
+        topic = event["detail"]["topicName"]
+        assert event["detail-type"] == topic
+        assert set(event["detail"]) == {"topicName", "eventBody", "metadata"}
+        problems = official.problems(event["detail"]["eventBody"], official.topic_model(topic))
+        assert not problems, f"{topic}: {problems}"
+    topics = {e["detail-type"] for e in events}
+    assert topics == {
+        "v2.telephony.providers.edges.edge-demo-1",
+        "v2.telephony.providers.edges.edge-demo-1.softwareupdate",
+        "v2.telephony.providers.edges.trunks.trunk-demo-1",
+        "v2.telephony.providers.edges.trunks.trunk-demo-2",
+        "v2.workforcemanagement.businessunits.bu-demo.schedules",
+        "v2.workforcemanagement.users.local-client.schedules.query",
+    }
+    outcomes = [
+        e["detail"]["eventBody"]
+        for e in events
+        if e["detail-type"].endswith("businessunits.bu-demo.schedules")
+    ]
+    assert [o["status"] for o in outcomes] == ["Error", "Canceled", "Complete"]
+    assert set(outcomes[0]) == {"status", "operationId", "eventType"}  # an Error says nothing more
+    assert outcomes[2]["result"]["published"] is True
+    assert outcomes[2]["result"]["metadata"]["version"] == 4
