@@ -16,8 +16,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -79,6 +78,8 @@ from wfm_publish.genesys_wire import (
     Edge,
     LineDistribution,
     OutboundSettings,
+    PendingQuery,
+    QueryBook,
     Ref,
     Schedule,
     Site,
@@ -99,8 +100,6 @@ __all__ = [
     "Credentials",
     "GenesysClient",
     "MemoryQueryBook",
-    "PendingQuery",
-    "QueryBook",
     "Token",
     "login_url",
     "new_session",
@@ -118,25 +117,6 @@ DEFAULT_RETRY_AFTER = 60.0  # a 429 with no usable Retry-After: wait a whole rat
 
 
 # --- pending agent-schedule queries ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PendingQuery:
-    """An agent-schedule query Genesys answered `Processing`; its result comes by notification."""
-
-    operation_id: str
-    started_at: float  # epoch seconds
-    status: str = "Processing"  # then Complete | Error | Canceled, from the query result notification
-    download_url: str | None = None
-
-
-class QueryBook(Protocol):
-    """Where pending queries live: the jobs table in Lambda (any container may collect a query another
-    one started), memory in a single process."""
-
-    def pending_query(self, key: str) -> PendingQuery | None: ...
-    def begin_query(self, key: str, operation_id: str, started_at: float) -> PendingQuery: ...
-    def end_query(self, key: str) -> None: ...
 
 
 class MemoryQueryBook:

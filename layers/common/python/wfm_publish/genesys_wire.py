@@ -8,7 +8,8 @@ tests/unit/test_genesys_wire.py holds each alias to it). Lenient: new fields mus
 from __future__ import annotations
 
 import json
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from pydantic import Field, ValidationError
 
@@ -51,6 +52,8 @@ __all__ = [
     "LinesAllocated",
     "LinesReserved",
     "OutboundSettings",
+    "PendingQuery",
+    "QueryBook",
     "QueryResultNotice",
     "Ref",
     "Schedule",
@@ -341,3 +344,25 @@ def agent_schedules_of(result: dict[str, Any]) -> list[AgentSchedule]:
         return [AgentSchedule.model_validate(e) for e in result.get("agentSchedules") or []]
     except ValidationError as exc:
         raise GenesysServerError(f"unreadable agent schedules: {exc.error_count()} problems") from exc
+
+
+# --- pending agent-schedule queries ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PendingQuery:
+    """An agent-schedule query Genesys answered `Processing`; its result comes by notification."""
+
+    operation_id: str
+    started_at: float  # epoch seconds
+    status: str = "Processing"  # then Complete | Error | Canceled, from the query result notification
+    download_url: str | None = None
+
+
+class QueryBook(Protocol):
+    """Where pending queries live: the jobs table in Lambda (any container may collect a query another
+    one started), memory in a single process."""
+
+    def pending_query(self, key: str) -> PendingQuery | None: ...
+    def begin_query(self, key: str, operation_id: str, started_at: float) -> PendingQuery: ...
+    def end_query(self, key: str) -> None: ...

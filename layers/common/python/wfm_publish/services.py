@@ -72,7 +72,9 @@ class Services:
     def genesys(self) -> GenesysClient:
         from wfm_publish.genesys import GenesysClient
 
-        return GenesysClient(self.settings.genesys_url, self._credentials)
+        # Pending agent-schedule queries live in the table: whichever container asks next collects
+        # the result the genesys_events function recorded.
+        return GenesysClient(self.settings.genesys_url, self._credentials, queries=self.store)
 
     @cached_property
     def intake(self) -> Intake:
