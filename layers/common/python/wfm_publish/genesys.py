@@ -163,6 +163,11 @@ class MemoryQueryBook:
             self.outcomes[outcome.operation_id] = outcome
             return True
 
+    def operation_outcome(self, operation_id: str) -> OperationOutcome | None:
+        """As `DynamoJobStore.operation_outcome`."""
+        with self._lock:
+            return self.outcomes.get(operation_id)
+
 
 def new_session() -> requests.Session:
     """One pooled session per container. Only a failed connect is retried here (the request never left,
