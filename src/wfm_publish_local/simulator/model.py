@@ -889,13 +889,11 @@ class GenesysSimulator:
             op.status = "Error" if op.fail else "Canceled"
             self._failed[sid] += 1
             self._log(t, "updateFailed", f"{sid} operation {op_id} ended {op.status}; nothing applied")
-            # As users report: an Error carries nothing but the operation id.
-            self._notify(
-                topics.SCHEDULES_TOPIC,
-                op.business_unit_id,
-                {"status": op.status, "operationId": op_id, "eventType": "Update"},
-                t,
-            )
+            # As users report, an Error carries nothing but the operation id.
+            body = {"status": op.status, "operationId": op_id}
+            if op.status == "Canceled":
+                body["eventType"] = "Update"
+            self._notify(topics.SCHEDULES_TOPIC, op.business_unit_id, body, t)
             return
         st = self._schedules[sid]
         if op.payload.get("published") is True:
