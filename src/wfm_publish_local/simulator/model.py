@@ -890,7 +890,7 @@ class GenesysSimulator:
             self._failed[sid] += 1
             self._log(t, "updateFailed", f"{sid} operation {op_id} ended {op.status}; nothing applied")
             # As users report, an Error carries nothing but the operation id.
-            body = {"status": op.status, "operationId": op_id}
+            body: dict[str, Any] = {"status": op.status, "operationId": op_id}
             if op.status == "Canceled":
                 body["eventType"] = "Update"
             self._notify(topics.SCHEDULES_TOPIC, op.business_unit_id, body, t)
