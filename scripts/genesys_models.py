@@ -37,6 +37,9 @@ TOPICS = {
     "v2.telephony.providers.edges.trunks.{id}": "TrunkInstanceTopicTrunk",
 }
 
+# Models no route names as its answer: the error body every failing call carries.
+EXTRA_MODELS = ["ErrorBody"]
+
 # Runs inside the SDK's venv: reads routes and topic models on stdin, prints the answer as JSON.
 INTROSPECT = r"""
 import importlib, json, pkgutil, re, sys
@@ -64,7 +67,7 @@ for route in wanted["routes"]:
         raise SystemExit(f"the SDK has no operation for {route}")
     routes[route], operations[route] = found
     queue.append(found[0])
-queue += list(wanted["topics"].values())
+queue += list(wanted["topics"].values()) + wanted["extra"]
 names = lambda t: re.findall(r"[A-Za-z_][A-Za-z0-9_]*", t or "")
 while queue:
     for name in names(queue.pop()):
@@ -107,7 +110,7 @@ def main() -> None:
         python = (
             args.venv / "bin" / "python" if args.venv else sdk_python(Path(scratch) / "venv", args.version)
         )
-        asked = json.dumps({"routes": project_routes(), "topics": TOPICS})
+        asked = json.dumps({"routes": project_routes(), "topics": TOPICS, "extra": EXTRA_MODELS})
         out = subprocess.run(  # noqa: S603
             [python, "-c", INTROSPECT], input=asked, capture_output=True, text=True, check=True
         )
@@ -124,6 +127,7 @@ def main() -> None:
         "routes": found["routes"],
         "operations": found["operations"],
         "topics": TOPICS,
+        "errors": EXTRA_MODELS[0],
         "models": dict(sorted(found["models"].items())),
     }
     args.output.write_text(json.dumps(doc, indent=1, sort_keys=False) + "\n")

@@ -32,6 +32,7 @@ class Shapes:
     topics: dict[str, str]  # topic template -> eventBody model
     models: dict[str, dict[str, str]]  # model -> wire field -> type
     sdk_version: str
+    errors: str = "ErrorBody"  # the model of every error answer
 
     def route_type(self, route: str) -> str:
         """The response type of a route template, whatever its parameters are called."""
@@ -105,4 +106,5 @@ def shapes(path: Path = MODELS_FILE) -> Shapes:
         topics=dict(doc["topics"]),
         models=doc["models"],
         sdk_version=str(doc["sdk"]["version"]),
+        errors=str(doc.get("errors") or "ErrorBody"),
     )

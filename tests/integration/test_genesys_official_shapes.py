@@ -198,3 +198,31 @@ def test_every_notification_is_an_official_eventbridge_event_and_each_outcome_is
     assert set(outcomes[1]) == {"status", "operationId", "eventType"}
     assert outcomes[2]["result"]["published"] is True
     assert outcomes[2]["result"]["metadata"]["version"] == 4
+
+
+# --- error bodies ------------------------------------------------------------------------------------------
+
+
+def test_every_kind_of_error_answer_is_an_official_error_body() -> None:
+    raw = contract_org(
+        rateLimit={"requestsPerMinute": 2},  # the 404 and the 400 use it up
+        faults=[{"path": "/api/v2/outbound/settings", "status": 503}],
+    )
+    with serving(raw) as org:
+        token = {"Authorization": f"Bearer {org.client._bearer()}"}
+        base = org.server.url
+        answers = [
+            requests.get(base + g.EDGE.format(edgeId="edge-nope"), headers=token, timeout=5),  # 404
+            requests.get(
+                base + g.SCHEDULES.format(buId="bu-demo", weekId="2023-10-24"), headers=token, timeout=5
+            ),
+            requests.get(base + g.OUTBOUND_SETTINGS, headers=token, timeout=5),  # injected 503
+            requests.get(base + g.WFM, timeout=5),  # no bearer: 401
+            requests.delete(base + g.WFM, headers=token, timeout=5),  # 405
+            requests.get(base + g.WFM, headers=token, timeout=5),  # the third counted call: 429
+        ]
+    assert [a.status_code for a in answers] == [404, 400, 503, 401, 405, 429]
+    official = shapes()
+    for answer in answers:
+        problems = official.problems(answer.json(), official.errors)
+        assert not problems, f"{answer.status_code}: {problems}"

@@ -15,7 +15,7 @@ import pytest
 from pydantic import BaseModel
 
 from wfm_publish import genesys_wire as w
-from wfm_publish.models import Lenient
+from wfm_publish.models import GenesysErrorBody, Lenient
 from wfm_publish_local.genesys_models import shapes
 
 # wire model -> the official model it reads (where it is read at the top of an answer or a list).
@@ -34,6 +34,7 @@ OFFICIAL: dict[type[BaseModel], str] = {
     w.Campaign: "Campaign",
     w.LineDistribution: "CampaignOutboundLinesDistribution",
     w.OutboundSettings: "OutboundSettings",
+    GenesysErrorBody: "ErrorBody",  # every failing call's body (wfm_publish.models)
 }
 SCALAR = {str: {"str", "datetime", "date"}, int: {"int"}, float: {"float", "int"}, bool: {"bool"}}
 

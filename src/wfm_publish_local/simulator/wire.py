@@ -143,7 +143,9 @@ class ApiError(Exception):
         }
         if self.limit is not None:
             out["limit"] = self.limit
-        return out
+        # Genesys leaves an empty field out (an unknown entity has no name to give).
+        out["details"] = [{k: v for k, v in d.items() if v is not None} for d in details]
+        return {k: v for k, v in out.items() if v is not None}
 
 
 def not_found(what: str, entity_id: str) -> ApiError:
