@@ -78,6 +78,8 @@ class EmbeddedStack:
                 "GenesysBaseUrl": self.simulator_server.url,
                 "SettleWindowSeconds": f"{self.scenario.settle_window_seconds:g}",
                 "ServiceNowInstanceUrl": self.servicenow.url,
+                # The org's partner event bus: GenesysEventsFunction exists and hears the simulator.
+                "GenesysEventBusName": self.event_bus,
             },
             environment_overrides={"POWERTOOLS_LOG_LEVEL": "WARNING", **self._environment},
             secret_values={
@@ -96,7 +98,20 @@ class EmbeddedStack:
         )
         services.reset()  # the functions' clients must see this stack's environment
         self.stack.start()
+        self.stack.relay_events(self.event_bus, self._notifications)
         return self
+
+    @property
+    def event_bus(self) -> str:
+        """The partner event bus (and event source) name of the simulated org."""
+        return self.simulator.notifier.source
+
+    def _notifications(self, after: int) -> tuple[list[dict[str, Any]], int]:
+        """The simulator's notifications after the first `after`, read over HTTP as a separate
+        process would (the read also lets the simulator catch up on time)."""
+        url = f"{self.simulator_server.url}/__sim/notifications"
+        answer = requests.get(url, params={"after": after}, timeout=5).json()
+        return list(answer["events"]), int(answer["total"])
 
     def stop(self) -> None:
         if self.stack is not None:

@@ -21,7 +21,7 @@ import logging
 import os
 import sys
 import uuid
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -32,10 +32,13 @@ import boto3
 from wfm_publish_local.runner import (
     ACCOUNT_ID,
     ApiFront,
+    EventRelay,
     LocalFunction,
     Route,
     SqsPoller,
     StreamPoller,
+    invoke_async,
+    rule_targets,
     schedule_input,
     wait_until,
 )
@@ -167,6 +170,7 @@ class LocalStack:
         self.functions: dict[str, LocalFunction] = {}
         self.pollers: list[SqsPoller] = []
         self.stream_pollers: list[StreamPoller] = []
+        self.relays: list[EventRelay] = []
         self._suffix = uuid.uuid4().hex[:12].upper()
         self._moto: Any = None
         self._endpoint: str | None = None
@@ -376,6 +380,24 @@ class LocalStack:
         if input_overrides:
             payload = {**payload, **input_overrides}
         return function.invoke(payload)
+
+    def put_events(self, bus: str, events: Iterable[dict[str, Any]]) -> int:
+        """Deliver events arriving on `bus` to the functions whose EventBridgeRule matches them, as
+        EventBridge does (an asynchronous invoke, retried); the number of invocations that succeeded."""
+        resolver = self._resolver()
+        done = 0
+        for event in events:
+            for function in rule_targets(self.functions.values(), bus, event, resolver.resolve_str):
+                done += invoke_async(function, event)
+        return done
+
+    def relay_events(self, bus: str, fetch: Callable[[int], tuple[list[dict[str, Any]], int]]) -> EventRelay:
+        """Keep delivering the events `fetch(cursor)` finds (e.g. the Genesys simulator's
+        notifications) to the rules on `bus`, until the stack stops."""
+        relay = EventRelay(bus, fetch, lambda event: self.put_events(bus, [event]))
+        relay.start()
+        self.relays.append(relay)
+        return relay
 
     @staticmethod
     def wait_until(
@@ -629,7 +651,10 @@ class LocalStack:
         base = self.template.directory
         layers = self.template.layers
         prefix = f"_wfm_local_{self._suffix}"
+        resolver = self._resolver()
         for lid, spec in self.template.functions.items():
+            if spec.condition is not None and not resolver.condition(spec.condition):
+                continue  # not created with these parameters (e.g. no Genesys event bus)
             for layer_ref in spec.layers:
                 layer_id = layer_ref.get("Ref") if isinstance(layer_ref, dict) else None
                 layer = layers.get(str(layer_id))
@@ -727,13 +752,18 @@ class LocalStack:
 
     def stop_polling(self) -> None:
         """Stop every SQS and stream event source (the batch in hand is finished first)."""
-        pollers: list[SqsPoller | StreamPoller] = [*self.pollers, *self.stream_pollers]
+        pollers: list[SqsPoller | StreamPoller | EventRelay] = [
+            *self.pollers,
+            *self.stream_pollers,
+            *self.relays,
+        ]
         for poller in pollers:
             poller.request_stop()
         for poller in pollers:
             poller.stop()
         self.pollers = []
         self.stream_pollers = []
+        self.relays = []
 
     def __repr__(self) -> str:
         state = f"moto at {self._endpoint}" if self._started else "stopped"

@@ -28,6 +28,7 @@ from wfm_publish.queues import Queue, QueueSender
 from wfm_publish.store import DynamoJobStore, job_from_item
 from wfm_publish_local.memorydb import Index, MemoryDynamoDB
 from wfm_publish_local.simulator.model import GenesysSimulator
+from wfm_publish_local.simulator.notifications import DeliveredQueryBook
 from wfm_publish_local.simulator.transport import InProcessAdapter
 
 VIRTUAL_BASE_URL = "http://genesys.virtual"
@@ -167,11 +168,15 @@ def virtual_client(simulator: GenesysSimulator, clock: VirtualClock) -> GenesysC
     session.trust_env = False  # no proxies or .netrc to look up for an in-process transport
     session.mount(VIRTUAL_BASE_URL, InProcessAdapter(simulator))
     credentials = simulator.scenario.credentials
+    # The org's notifications reach the client's pending queries as the genesys_events function would.
+    queries = DeliveredQueryBook(simulator.notifier, simulator.pump, clock.now)
     return GenesysClient(
         VIRTUAL_BASE_URL,
         lambda: Credentials(credentials.client_id, credentials.client_secret),
         session=session,
         monotonic=clock.now,
+        queries=queries,
+        wall_clock=clock.now,
     )
 
 

@@ -137,6 +137,7 @@ def test_functions_runtime_and_handlers(template: Template) -> None:
         "NotifierFunction",
         "DeadLettersFunction",
         "WatchdogFunction",
+        "GenesysEventsFunction",
     }
     for function in functions.values():
         assert function.runtime in {"python3.12", "python3.13"}
@@ -550,3 +551,24 @@ def test_sam_validate_lint_passes() -> None:
     result = _run([str(SAM), "validate", "--lint", "--template-file", "template.yaml"])
     assert result.returncode == 0, result.stdout + result.stderr
     assert "is a valid SAM Template" in result.stdout + result.stderr
+
+
+def test_genesys_events_exist_only_with_a_partner_event_bus(template: Template) -> None:
+    function = template.functions["GenesysEventsFunction"]
+    assert function.condition == "HasGenesysEventBus"
+    assert template.resources["GenesysEventsLogGroup"]["Condition"] == "HasGenesysEventBus"
+    (rule,) = function.rule_events
+    assert rule.event_bus == {"Ref": "GenesysEventBusName"}
+    assert rule.pattern == {
+        "detail-type": [
+            {"prefix": "v2.workforcemanagement.businessunits."},
+            {"prefix": "v2.workforcemanagement.users."},
+        ]
+    }
+    assert _policy_targets(template, "GenesysEventsFunction") == {"DynamoDBCrudPolicy": {"JobsTable"}}
+    assert template.parameter_values()["GenesysEventBusName"] == ""
+    resolve = Resolver(template, parameters=template.parameter_values())
+    assert resolve.condition("HasGenesysEventBus") is False
+    bus = "aws.partner/genesys.com/cloud/org-1/wfm"
+    resolve = Resolver(template, parameters=template.parameter_values({"GenesysEventBusName": bus}))
+    assert resolve.condition("HasGenesysEventBus") is True
