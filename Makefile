@@ -3,12 +3,13 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 SAM_VENV := .venv-sam
+CHECKOV_VENV := .venv-checkov
 BIN := $(VENV)/bin
 export SAM_CLI_TELEMETRY := 0
 export __SAM_CLI_APP_DIR := $(CURDIR)/.sam-cli
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help dev demo serve weekly openapi test unit integration e2e lint typecheck template-lint bench build clean
+.PHONY: help dev demo-deps demo serve weekly openapi test unit integration e2e lint typecheck template-lint security bench build clean
 
 help:
 	@echo "make demo   - run the main job on the embedded local stack (no Docker, no AWS account)"
@@ -17,10 +18,15 @@ help:
 	@echo "make weekly - fire the weekly publish now on the local stack (scenarios/weekly.yaml)"
 	@echo "make openapi - regenerate docs/openapi.json from the code (a test fails when it drifts)"
 
-# The runtime + local stack + test tools, in one venv. Re-installed when pyproject.toml changes.
-$(BIN)/.installed: pyproject.toml
+# One venv, filled in two steps: `make demo` needs only the runtime and the local stack (.installed-local);
+# `make test` and the tools add the test and lint tools (.installed). Each is redone when pyproject.toml changes.
+$(BIN)/.installed-local: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[local]'
+	@touch $@
+
+$(BIN)/.installed: $(BIN)/.installed-local
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@
 
@@ -30,15 +36,23 @@ $(SAM_VENV)/bin/sam:
 	$(SAM_VENV)/bin/pip install --quiet --upgrade pip
 	$(SAM_VENV)/bin/pip install --quiet 'aws-sam-cli>=1.120'
 
+# checkov pins its own versions of boto3 and friends: it lives in its own venv too.
+$(CHECKOV_VENV)/bin/checkov:
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/pip install --quiet 'checkov>=3.2,<4'
+
 dev: $(BIN)/.installed
 
-demo: dev
+demo-deps: $(BIN)/.installed-local
+
+demo: demo-deps
 	$(BIN)/wfm-publish demo
 
-serve: dev
+serve: demo-deps
 	$(BIN)/wfm-publish serve --port 3000
 
-weekly: dev
+weekly: demo-deps
 	$(BIN)/wfm-publish weekly --now
 
 # The publish API's OpenAPI document, generated from the handler's routes and models. tests/unit/test_openapi.py
@@ -66,7 +80,12 @@ integration: dev
 e2e: dev
 	$(BIN)/pytest tests/e2e
 
-test: lint typecheck template-lint
+# Security findings: every check passes or is skipped in template.yaml with a written reason
+# (tests/unit/test_security.py holds the reasons to a standard). Any other finding fails.
+security: $(CHECKOV_VENV)/bin/checkov
+	$(CHECKOV_VENV)/bin/checkov -f template.yaml --framework cloudformation --quiet --compact --skip-download
+
+test: lint typecheck template-lint security
 	$(BIN)/pytest
 
 bench: dev
@@ -76,4 +95,4 @@ build: $(SAM_VENV)/bin/sam
 	PYENV_VERSION=3.11.7:3.12.1 $(SAM_VENV)/bin/sam build --template-file template.yaml
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .sam-cli .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .sam-cli .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -535,3 +535,51 @@ def test_sam_validate_lint_passes() -> None:
     result = _run([str(SAM), "validate", "--lint", "--template-file", "template.yaml"])
     assert result.returncode == 0, result.stdout + result.stderr
     assert "is a valid SAM Template" in result.stdout + result.stderr
+
+
+# ---------------------------------------------------------------- production settings (issue 11)
+
+
+def test_every_function_has_bounded_concurrency(template: Template) -> None:
+    params = template.parameters
+    for function in template.functions.values():
+        reserved = function.properties.get("ReservedConcurrentExecutions")
+        assert reserved is not None, f"{function.logical_id} can take the whole account's concurrency"
+        if isinstance(reserved, dict):
+            assert reserved["Ref"] in params, function.logical_id
+    # A throttled SQS batch goes back to its queue and counts towards maxReceiveCount (the DLQ): the
+    # queue functions' reservation must cover their event sources' MaximumConcurrency.
+    pipeline_min = int(template.data["Parameters"]["PipelineConcurrency"]["MinValue"])
+    for lid in SQS_FUNCTIONS:
+        assert template.functions[lid].properties["ReservedConcurrentExecutions"] == {
+            "Ref": "PipelineConcurrency"
+        }
+        (source,) = template.functions[lid].sqs_events
+        maximum = template.functions[lid].properties["Events"][source.name]["Properties"]["ScalingConfig"]
+        assert pipeline_min >= maximum["MaximumConcurrency"]
+
+
+def test_api_access_log_names_the_request_and_the_caller(template: Template) -> None:
+    setting = template.properties("PublishApi")["AccessLogSetting"]
+    assert setting["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+    line = json.loads(setting["Format"].replace("\n", ""))  # one JSON object per request
+    assert line["requestId"] == "$context.requestId"
+    assert line["apiKeyId"] == "$context.identity.apiKeyId"
+    assert line["sourceIp"] == "$context.identity.sourceIp"
+    assert line["status"] == "$context.status"
+    assert template.properties("ApiAccessLogGroup")["RetentionInDays"]
+    assert template.resources["ApiGatewayAccount"]["Condition"] == "CreateApiGatewayLoggingRole"
+
+
+def test_alarm_topic_is_encrypted_with_a_key_cloudwatch_may_use(template: Template) -> None:
+    """alias/aws/sns would drop every alarm notification: its policy cannot grant CloudWatch."""
+    assert template.properties("AlarmTopic")["KmsMasterKeyId"] == {"Ref": "AlarmTopicKey"}
+    key = template.properties("AlarmTopicKey")
+    assert key["EnableKeyRotation"] is True
+    (cloudwatch,) = [
+        s
+        for s in key["KeyPolicy"]["Statement"]
+        if s["Principal"].get("Service") == "cloudwatch.amazonaws.com"
+    ]
+    assert set(cloudwatch["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+    assert "aws:SourceAccount" in cloudwatch["Condition"]["StringEquals"]
