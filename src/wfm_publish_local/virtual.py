@@ -70,6 +70,13 @@ class MemoryJobStore:
         self.active[schedule_id] = job_id
         return None
 
+    def active_job(self, schedule_id: str) -> tuple[str, float] | None:
+        holder = self.active.get(schedule_id)
+        if holder is None:
+            return None
+        job = self.jobs.get(holder)
+        return holder, job.created_at if job is not None else 0.0  # the claim's time is not kept here
+
     def release_schedule(self, schedule_id: str, job_id: str) -> None:
         if self.active.get(schedule_id) == job_id:
             del self.active[schedule_id]

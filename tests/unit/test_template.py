@@ -154,6 +154,7 @@ def test_publish_trigger_events(template: Template) -> None:
         ("POST", "/publishes", "PublishApi"),
         ("GET", "/publishes/{publishId}", "PublishApi"),
         ("POST", "/publishes/{publishId}/cancel", "PublishApi"),
+        ("GET", "/schedules/{scheduleId}/publish", "PublishApi"),
     }
     (weekly,) = trigger.schedule_events
     assert weekly.type == "ScheduleV2"
@@ -189,11 +190,14 @@ def test_notifier_reads_the_table_stream_with_retries_bisect_and_a_dlq(template:
     assert 0 < source.maximum_record_age <= 24 * 3600  # within the stream's retention
     assert source.report_batch_item_failures
     assert source.on_failure == "NotifierDLQ"
-    (pattern,) = source.filters
+    pattern, progress = source.filters
     terminal = ["PUBLISHED", "FAILED", "CANCELLED"]
     assert pattern["eventName"] == ["MODIFY"]
     assert pattern["dynamodb"]["NewImage"]["status"]["S"] == terminal
     assert pattern["dynamodb"]["OldImage"]["status"]["S"] == [{"anything-but": terminal}]
+    # progress callbacks: a move into PUBLISHING (not a step that stays there)
+    assert progress["dynamodb"]["NewImage"]["status"]["S"] == ["PUBLISHING"]
+    assert progress["dynamodb"]["OldImage"]["status"]["S"] == [{"anything-but": ["PUBLISHING"]}]
     assert notifier.environment["SERVICENOW_CREDENTIALS_SECRET"] == {"Ref": "ServiceNowCredentials"}
     assert notifier.environment["SERVICENOW_INSTANCE_URL"] == {"Ref": "ServiceNowInstanceUrl"}
 
