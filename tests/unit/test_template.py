@@ -136,6 +136,7 @@ def test_functions_runtime_and_handlers(template: Template) -> None:
         "ConflictRetryFunction",
         "NotifierFunction",
         "DeadLettersFunction",
+        "AnnouncerFunction",
     }
     for function in functions.values():
         assert function.runtime in {"python3.12", "python3.13"}
@@ -237,7 +238,7 @@ def test_every_consumed_queue_has_a_dlq(template: Template) -> None:
 
 
 def test_dlqs_keep_messages_14_days(template: Template) -> None:
-    for lid in template.dead_letter_queues | {"ScheduleDLQ", "NotifierDLQ"}:
+    for lid in template.dead_letter_queues | {"ScheduleDLQ", "NotifierDLQ", "AnnouncerDLQ"}:
         assert template.queues[lid].message_retention_period == 14 * 24 * 3600, lid
 
 
@@ -265,7 +266,7 @@ def test_dlq_alarms(template: Template) -> None:
             dimension = props["Dimensions"][0]["Value"]
             alarmed.add(dimension["Fn::GetAtt"][0])
     assert template.dead_letter_queues <= alarmed
-    assert {"ScheduleDLQ", "NotifierDLQ"} <= alarmed
+    assert {"ScheduleDLQ", "NotifierDLQ", "AnnouncerDLQ"} <= alarmed
 
 
 # ---------------------------------------------------------------- table and secret
@@ -325,7 +326,8 @@ def _policy_targets(template: Template, lid: str) -> dict[str, set[str]]:
     for policy in template.functions[lid].policies:
         ((name, args),) = policy.items()
         ref = next(iter(args.values()))
-        target = ref["Ref"] if "Ref" in ref else ref["Fn::GetAtt"][0]
+        # a plain name (EventBridgePutEventsPolicy's EventBusName), a Ref or a GetAtt
+        target = ref if isinstance(ref, str) else ref.get("Ref") or ref["Fn::GetAtt"][0]
         out.setdefault(name, set()).add(target)
     return out
 
@@ -341,6 +343,10 @@ def test_policies_match_what_each_function_does(template: Template) -> None:
         "DynamoDBCrudPolicy": {"JobsTable"},  # records the delivery on the job
         "AWSSecretsManagerGetSecretValuePolicy": {"ServiceNowCredentials"},
         "SQSSendMessagePolicy": {"NotifierDLQ"},  # the OnFailure destination
+    }
+    assert _policy_targets(template, "AnnouncerFunction") == {
+        "EventBridgePutEventsPolicy": {"default"},  # events:PutEvents on the default bus, nothing else
+        "SQSSendMessagePolicy": {"AnnouncerDLQ"},  # the OnFailure destination
     }
     assert _policy_targets(template, "DeadLettersFunction") == {
         "DynamoDBCrudPolicy": {"JobsTable"},  # ends the stranded jobs
@@ -587,3 +593,33 @@ def test_alarm_topic_is_encrypted_with_a_key_cloudwatch_may_use(template: Templa
     ]
     assert set(cloudwatch["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
     assert "aws:SourceAccount" in cloudwatch["Condition"]["StringEquals"]
+
+
+def test_announcer_hears_every_status_change_and_nothing_else(template: Template) -> None:
+    """The announcer's filters, against every (old, new) status pair: a change passes, a write that keeps
+    the status does not. QUEUED is only ever the first status (the job's INSERT)."""
+    from wfm_publish.models import JobStatus
+    from wfm_publish_local.runner import filter_matches
+
+    (source,) = template.functions["AnnouncerFunction"].stream_events
+    assert source.on_failure == "AnnouncerDLQ" and source.report_batch_item_failures
+    assert len(source.filters) <= 5  # Lambda's default quota of filters per event source mapping
+
+    def passes(record: dict[str, Any]) -> bool:
+        return any(filter_matches(p, record) for p in source.filters)
+
+    def modify(old: str, new: str, pk: str = "job#1") -> dict[str, Any]:
+        image = {"Keys": {"pk": {"S": pk}}}
+        image["NewImage"] = {"pk": {"S": pk}, "status": {"S": new}}
+        image["OldImage"] = {"pk": {"S": pk}, "status": {"S": old}}
+        return {"eventName": "MODIFY", "dynamodb": image}
+
+    for old in JobStatus:
+        for new in JobStatus:
+            if new is JobStatus.QUEUED or (old.terminal and new.terminal):
+                continue  # a job is created QUEUED and never returns to it; an ended job never moves
+            assert passes(modify(old.value, new.value)) is (old is not new), (old, new)
+    insert = {"eventName": "INSERT", "dynamodb": {"Keys": {"pk": {"S": "job#1"}}, "NewImage": {}}}
+    assert passes(insert)
+    assert not passes(modify("QUEUED", "WAITING", pk="schedule#s"))
+    assert not passes({"eventName": "REMOVE", "dynamodb": {"Keys": {"pk": {"S": "job#1"}}}})
