@@ -172,3 +172,26 @@ def test_time_to_publish_starts_at_a_later_publish_time(capsys: pytest.CaptureFi
 def test_a_job_that_never_settled_waited_until_its_end() -> None:
     job = ended(timeline=[], status=JobStatus.FAILED, reason_code=ReasonCode.DEADLINE_EXCEEDED)
     assert metrics.telephony_wait(job) == pytest.approx(95, abs=0.5)
+
+
+def test_a_genesys_call_is_counted_by_route_class_and_rolled_up_for_the_alarms(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    @metrics.log_metrics
+    def calls() -> None:
+        metrics.genesys_call("schedules", 200)
+        metrics.genesys_call("schedules", 429)
+        metrics.genesys_call("telephony", 503)
+        metrics.genesys_call("telephony", None)  # no answer counts with the 5xx
+
+    calls()
+    totals: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    for name, dims, values in points(capsys.readouterr().out):
+        key = (name, tuple(dims.items()))
+        totals[key] = totals.get(key, 0) + sum(values)
+    assert totals[("GenesysCalls", ())] == 4
+    assert totals[("GenesysCalls", (("RouteClass", "schedules"),))] == 2
+    assert totals[("GenesysThrottled", ())] == 1
+    assert totals[("GenesysServerErrors", ())] == 2
+    assert totals[("GenesysServerErrors", (("RouteClass", "telephony"),))] == 2
+    assert ("GenesysServerErrors", (("RouteClass", "schedules"),)) not in totals

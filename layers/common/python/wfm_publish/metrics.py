@@ -53,6 +53,10 @@ DEAD_LETTERS_SETTLED = "DeadLettersSettled"
 DEAD_LETTERS_KEPT = "DeadLettersKept"
 EVENTS_PUT = "EventsPut"  # EventBridge events the announcer put
 EVENTS_FAILED = "EventsFailed"
+# Emitted by the Genesys client (genesys_call); the dashboard and the alarms read them.
+GENESYS_CALLS = "GenesysCalls"
+GENESYS_THROTTLED = "GenesysThrottled"  # 429
+GENESYS_SERVER_ERRORS = "GenesysServerErrors"  # 5xx, or no answer at all
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -178,3 +182,15 @@ def conflict_kinds(job: Job) -> dict[str, int]:
             kind = str(entry.detail.get("kind") or "unknown")
             kinds[kind] = kinds.get(kind, 0) + 1
     return kinds
+
+
+def genesys_call(route_class: str, status: int | None) -> None:
+    """One call to Genesys Cloud and how it was answered (`status` None: no answer, a dropped connection
+    or a timeout). Each point is written twice: by `RouteClass` (a handful of values: the dashboard's
+    per-route view) and without dimensions, the roll-up the alarms divide (an alarm cannot SEARCH)."""
+    for dimensions in ({"RouteClass": route_class}, {}):
+        count(GENESYS_CALLS, 1, **dimensions)
+        if status == 429:
+            count(GENESYS_THROTTLED, 1, **dimensions)
+        elif status is None or status >= 500:
+            count(GENESYS_SERVER_ERRORS, 1, **dimensions)
