@@ -79,7 +79,7 @@ def cancel_publish(publishId: PublishId) -> CancelAnswer:
     "/schedules/<scheduleId>/publish",
     operation_id="getSchedulePublish",
     summary="Is a publish of this schedule in flight? Which job, its state, since when",
-    responses=api.responses((200, "The schedule's publish window", SchedulePublish), 400),
+    responses=api.responses((200, "The schedule's publish window", SchedulePublish), 400, 404),
 )
 def get_schedule_publish(scheduleId: ScheduleId) -> SchedulePublish:
     return api.schedule_publish(services().store, scheduleId)

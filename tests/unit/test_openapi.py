@@ -105,7 +105,7 @@ def test_get_and_cancel_answers(document: dict[str, Any]) -> None:
 
 def test_schedule_publish_window_answers(document: dict[str, Any]) -> None:
     get = document["paths"]["/schedules/{scheduleId}/publish"]["get"]
-    assert set(get["responses"]) == {"200", "400", "401", "500", "503"}
+    assert set(get["responses"]) == {"200", "400", "401", "404", "500", "503"}
     (param,) = get["parameters"]
     assert (param["in"], param["name"]) == ("path", "scheduleId")
     assert param["schema"]["pattern"]

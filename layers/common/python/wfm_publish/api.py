@@ -437,7 +437,7 @@ def _iso(moment: float | None) -> str | None:
 PROBLEM_DESCRIPTIONS: dict[int, str] = {
     400: "The body breaks the schema (each field and why in `errors`), or no Idempotency-Key.",
     401: "Missing or wrong signature, or X-Signature-Timestamp more than 5 minutes off.",
-    404: "No publish with this id (or it expired after JobTtlDays).",
+    404: "No publish with this id (or it expired after JobTtlDays); or an id with characters no route takes.",
     409: "POST: the first request with this Idempotency-Key is still being answered (retry shortly). "
     "Cancel: the job already ended (ALREADY_ENDED) or is publishing (PUBLISH_IN_PROGRESS).",
     413: "The body is over 64 KiB.",
