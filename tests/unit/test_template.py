@@ -579,6 +579,14 @@ def test_api_access_log_names_the_request_and_the_caller(template: Template) -> 
     assert line["status"] == "$context.status"
     assert template.properties("ApiAccessLogGroup")["RetentionInDays"]
     assert template.resources["ApiGatewayAccount"]["Condition"] == "CreateApiGatewayLoggingRole"
+    # The stage (after the RestApi SAM generates from PublishApi) waits for the account's log role
+    # when this stack sets it; the handle exists in both cases, so the DependsOn always resolves.
+    assert template.resources["PublishApi"]["DependsOn"] == "ApiGatewayAccountReady"
+    ready = template.resources["ApiGatewayAccountReady"]
+    assert "Condition" not in ready
+    assert ready["Metadata"]["Account"] == {
+        "Fn::If": ["CreateApiGatewayLoggingRole", {"Ref": "ApiGatewayAccount"}, ""]
+    }
 
 
 def test_alarm_topic_is_encrypted_with_a_key_cloudwatch_may_use(template: Template) -> None:
