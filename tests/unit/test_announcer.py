@@ -67,6 +67,7 @@ def test_an_event_looks_like_an_aws_service_event() -> None:
         "PUBLISHED",
     )
     assert detail["scheduleId"] == "sched-demo" and detail["at"].endswith("Z")
+    assert entry["Time"].isoformat().replace("+00:00", "Z")[:19] == detail["at"][:19]
 
 
 def test_a_new_job_has_no_previous_status_and_a_kept_status_is_no_event() -> None:

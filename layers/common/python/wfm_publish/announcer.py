@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
@@ -58,6 +59,7 @@ def change(record: Mapping[str, Any], bus: str = "default") -> dict[str, Any] | 
         "Source": SOURCE,
         "DetailType": DETAIL_TYPE,
         "Detail": json.dumps(detail),
+        "Time": datetime.fromtimestamp(job.updated_at, UTC),  # the event's `time`: when it changed
         "EventBusName": bus,
     }
 
