@@ -88,3 +88,12 @@ def test_a_refused_event_is_retried_with_every_record_after_it() -> None:
     records = [record(i, "WAITING", "QUEUED") for i in range(1, 13)]
     assert Announcer(events).announce(records) == [str(i) for i in range(4, 13)]  # type: ignore[arg-type]
     assert len(events.calls) == 1  # the second chunk waits for the retry
+
+
+def test_the_sample_event_is_what_the_announcer_puts_for_the_sample_record() -> None:
+    """events/eventbridge_job_state_change.json shows consumers the event (as a rule's target gets it)."""
+    event = json.loads((ROOT / "events" / "eventbridge_job_state_change.json").read_text())
+    entry = change(SAMPLE)
+    assert entry is not None
+    assert (event["source"], event["detail-type"]) == (entry["Source"], entry["DetailType"])
+    assert event["detail"] == json.loads(entry["Detail"])
