@@ -13,7 +13,8 @@ export AWS_DEFAULT_REGION ?= us-east-1
 
 help:
 	@echo "make demo   - run the main job on the embedded local stack (no Docker, no AWS account)"
-	@echo "make test   - lint, type-check, validate the template, run every test"
+	@echo "make test   - lint, type-check, validate the template, security findings, run every test"
+	@echo "make security - checkov on template.yaml (every finding fixed or skipped with a reason)"
 	@echo "make bench  - benchmarks that print figures"
 	@echo "make weekly - fire the weekly publish now on the local stack (scenarios/weekly.yaml)"
 	@echo "make openapi - regenerate docs/openapi.json from the code (a test fails when it drifts)"
