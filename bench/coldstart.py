@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-FUNCTIONS = ["publish_trigger", "trunk_validation", "conflict_retry", "notifier", "dead_letters"]
+FUNCTIONS = ["publish_trigger", "trunk_validation", "conflict_retry", "notifier", "dead_letters", "announcer"]
 RUNS = 5
 
 PROBE = """

@@ -65,6 +65,7 @@ class Settings(BaseModel):
     validation_dlq_url: str | None = None  # the dead-letter sweep reads these two
     conflict_dlq_url: str | None = None
     servicenow_credentials_secret: str | None = None  # {"username", "password"[, "clientId", "clientSecret"]}
+    event_bus_name: str = Field(default="default", min_length=1)  # AnnouncerFunction: where job changes go
 
     @model_validator(mode="after")
     def _genesys_reachable(self) -> Settings:
