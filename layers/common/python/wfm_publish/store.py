@@ -43,6 +43,7 @@ DUE_INDEX = "due"  # sparse: only jobs that are not terminal carry `dueShard` an
 DUE_SHARD = "due"
 STATUS_INDEX = "byStatus"  # status, createdAt: the operator's listing
 _TERMINAL = [s.value for s in JobStatus if s.terminal]
+_NOT_ENDED = f"NOT (#s IN ({', '.join(f':t{i}' for i in range(len(_TERMINAL)))}))"
 
 
 class IdempotencyStatus(StrEnum):
@@ -139,7 +140,7 @@ class DynamoJobStore:
             self._update(
                 {"S": f"job#{job_id}"},
                 "SET #j.#k = :joiner",
-                "attribute_exists(pk) AND attribute_exists(#j) AND NOT (#s IN (:t0, :t1, :t2))",
+                f"attribute_exists(pk) AND attribute_exists(#j) AND {_NOT_ENDED}",
                 {"#j": "joiners", "#k": joiner.key, "#s": "status"},
                 {":joiner": {"S": joiner.model_dump_json(by_alias=True, exclude_none=True)}}
                 | {f":t{i}": {"S": s} for i, s in enumerate(_TERMINAL)},
