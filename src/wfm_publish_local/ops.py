@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from wfm_publish.clock import SystemClock, iso
-from wfm_publish.intake import job_view
 from wfm_publish.models import Job, JobMessage, JobStatus
 from wfm_publish.queues import Queue, QueueSender, SqsTransport
 from wfm_publish.store import DynamoJobStore
@@ -364,18 +363,10 @@ def job_row(job: Job) -> dict[str, Any]:
 
 
 def job_detail(job: Job) -> dict[str, Any]:
-    """GET /publishes/{id}'s view, plus what an operator needs beside it (joined requests, callback)."""
-    view = job_view(job)
-    if job.request.callback:
-        view["callback"] = {
-            **job.request.callback.wire(),
-            "notified": job.notified_status.value if job.notified_status else False,
-        }
-    if job.joiners:
-        view["joiners"] = [
-            {"key": j.key, **({"callback": j.callback.wire()} if j.callback else {})} for j in job.joiners
-        ]
-    return view
+    """What GET /publishes/{publishId} answers (the same view: callback, joined requests, timeline)."""
+    from wfm_publish.api import publish_view
+
+    return publish_view(job, job.job_id)
 
 
 def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
@@ -428,12 +419,11 @@ def render_detail(view: dict[str, Any]) -> str:
         lines.append(f"capacity  {capacity.get('summary', capacity)}")
     for warning in view.get("warnings", []):
         lines.append(f"warning   {warning}")
-    if view.get("callback"):
-        cb = view["callback"]
-        lines.append(f"callback  {cb['table']}/{cb['sysId']}  notified: {cb['notified']}")
-    for joined in view.get("joiners") or []:
-        cb = joined.get("callback")
-        lines.append(f"joined    {joined['key']}" + (f"  callback {cb['table']}/{cb['sysId']}" if cb else ""))
+    for label, cb in [("callback", view.get("callback"))] + [
+        (f"joined {j['joinedAt']}", j.get("callback")) for j in view.get("joined") or []
+    ]:
+        told = f"  notified: {_cell(cb['notified'])}" if cb else ""
+        lines.append(f"{label:<9} {cb['table'] + '/' + cb['sysId'] if cb else '(no callback)'}{told}")
     lines.append("timeline")
     for entry in view.get("timeline", []):
         detail = entry.get("detail")

@@ -102,7 +102,7 @@ def test_jobs_show_and_notify_a_published_job(
     assert code == 0
     assert "status    PUBLISHED  PUBLISHED" in shown
     assert "409 conflict" in shown and "timeline" in shown and "capacity  " in shown
-    assert "callback  change_request/" in shown
+    assert "callback  change_request/" in shown and "notified: yes" in shown
 
     # The notifier told the record already: notify delivers nothing twice.
     stack.servicenow.wait_for_updates(1, table=DEMO_CALLBACK["table"], timeout=20)
