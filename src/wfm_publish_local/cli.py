@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -19,6 +20,7 @@ from wfm_publish_local.client import HMAC_SECRET_VARIABLE
 from wfm_publish_local.embedded import DEFAULT_SCENARIO, ROOT
 from wfm_publish_local.ops import DLQ_OUTPUTS
 
+STACK_VARIABLE = "WFM_PUBLISH_STACK"  # the deployed stack `ops` works on, unless --stack/--local say
 WEEKLY_SCENARIO = ROOT / "scenarios" / "weekly.yaml"
 AWS_ENDPOINT_HELP = (
     "use this AWS-compatible endpoint (e.g. a moto server, or a fault proxy in front of one, on"
@@ -147,8 +149,13 @@ def _ops_parser(commands: Any) -> None:
         "ops",
         help="the operator's command line: jobs, dead letters, cancel, notify, dry runs (docs/runbook.md)",
     )
-    where = ops.add_mutually_exclusive_group(required=True)
-    where.add_argument("--stack", metavar="NAME", help="a deployed stack (its CloudFormation outputs)")
+    where = ops.add_mutually_exclusive_group()
+    where.add_argument(
+        "--stack",
+        metavar="NAME",
+        default=os.environ.get(STACK_VARIABLE),
+        help=f"a deployed stack, found by its CloudFormation outputs (default: ${STACK_VARIABLE})",
+    )
     where.add_argument(
         "--local",
         metavar="FILE",
@@ -191,6 +198,12 @@ def _ops_parser(commands: Any) -> None:
 def _ops(args: argparse.Namespace) -> int:
     from wfm_publish_local import ops
 
+    if not (args.local or args.stack):
+        print(
+            f"wfm-publish ops: name the stack: --stack NAME (or ${STACK_VARIABLE}), or --local FILE",
+            file=sys.stderr,
+        )
+        return 2
     try:
         target = (
             ops.Target.from_serve_line(args.local)
@@ -198,7 +211,7 @@ def _ops(args: argparse.Namespace) -> int:
             else ops.Target.from_stack(args.stack, args.region)
         )
         return _run_ops(ops.Ops(target), args)
-    except ops.OpsError as refused:
+    except ops.failures() as refused:
         print(f"wfm-publish ops: {refused}", file=sys.stderr)
         return 1
 

@@ -42,6 +42,16 @@ class OpsError(Exception):
     """What the operator asked cannot be done: the message says why (the CLI exits 1)."""
 
 
+def failures() -> tuple[type[Exception], ...]:
+    """What the CLI reports as one line (exit 1) rather than a traceback: a refusal, AWS saying no
+    (no credentials, no such stack, access denied), the store's own errors, a configuration problem."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from wfm_publish.errors import ConfigurationError, StoreError
+
+    return (OpsError, ClientError, BotoCoreError, StoreError, ConfigurationError)
+
+
 @dataclass(frozen=True)
 class Target:
     """Where a stack's resources are: its outputs and parameters, and the AWS endpoint (local only)."""
