@@ -184,7 +184,10 @@ def _ops_parser(commands: Any) -> None:
     dlq.add_argument("action", choices=["list", "redrive", "purge"])
     dlq.add_argument("queue", choices=list(DLQ_OUTPUTS))
     dlq.add_argument("--yes", action="store_true", help="purge: really delete every letter")
-    check = sub.add_parser("check", help="a dry run: scope, readiness and capacity, never a publish")
+    check = sub.add_parser(
+        "check",
+        help="a dry run: scope, readiness and capacity, never a publish; exit 0 when every check passed",
+    )
     check.add_argument("schedule_id", metavar="SCHEDULE_ID")
     check.add_argument("--validation-mode", choices=["strict", "deferred", "off"])
     check.add_argument("--no-telephony-sync", action="store_true", help="skip the telephony wait")
