@@ -1,4 +1,4 @@
-"""`wfm-publish`: the local stack from the command line."""
+"""`wfm-publish`: the local stack from the command line, and `ops`, the operator's tool for a deployed one."""
 
 from __future__ import annotations
 
@@ -182,7 +182,8 @@ def _ops_parser(commands: Any) -> None:
     )
     dlq = sub.add_parser("dlq", help="the dead-letter queues")
     dlq.add_argument("action", choices=["list", "redrive", "purge"])
-    dlq.add_argument("queue", choices=list(DLQ_OUTPUTS))
+    dlq.add_argument("queue", nargs="?", choices=list(DLQ_OUTPUTS))
+    dlq.add_argument("--queue", dest="queue_option", choices=list(DLQ_OUTPUTS), help="the same, as an option")
     dlq.add_argument("--yes", action="store_true", help="purge: really delete every letter")
     check = sub.add_parser(
         "check",
@@ -266,6 +267,11 @@ def _run_ops(tool: Any, args: argparse.Namespace) -> int:
 
 def _dlq(tool: Any, args: argparse.Namespace, out: Callable[[Any, str], None]) -> int:
     from wfm_publish_local import ops
+
+    args.queue = args.queue or args.queue_option
+    if not args.queue:
+        print(f"wfm-publish ops dlq: name the queue: one of {', '.join(ops.DLQ_OUTPUTS)}", file=sys.stderr)
+        return 2
 
     columns = ["messageId", "publishId", "step", "receives", "sentAt"]
     if args.action == "list":

@@ -123,8 +123,9 @@ def test_cancel_refuses_what_it_must_and_notify_tells_the_record_after_the_dlq(
     assert code == 0  # already cancelled: said again, nothing written
     assert stack.stack is not None
     stack.stack.wait_until(lambda: ops(serve_line, capsys, "dlq", "list", "notifier")[1], 30, 0.5)
-    code, letters = ops(serve_line, capsys, "dlq", "list", "notifier")
+    code, letters = ops(serve_line, capsys, "dlq", "list", "--queue", "notifier")  # the option form
     assert letters and "stream" in letters[0]
+    assert text(serve_line, capsys, "dlq", "list")[0] == 2  # which queue?
     code, problem = text(serve_line, capsys, "dlq", "redrive", "notifier")
     assert code == 1 and "ops notify" in problem
 
