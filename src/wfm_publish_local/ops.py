@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wfm_publish.clock import SystemClock, iso
 from wfm_publish.models import Job, JobMessage, JobStatus
@@ -24,6 +24,9 @@ from wfm_publish.queues import Queue, QueueSender, SqsTransport
 from wfm_publish.store import DynamoJobStore
 from wfm_publish.transitions import Transitions
 from wfm_publish.watchdog import OVERDUE_AFTER, Redrive, redrive_letter
+
+if TYPE_CHECKING:
+    from wfm_publish_local.stack import LocalStack
 
 # The dead-letter queues by the name an operator types, and the stack output that holds each URL.
 DLQ_OUTPUTS = {
@@ -109,7 +112,7 @@ class Target:
         )
 
 
-def describe_local(stack: Any, servicenow_url: str | None = None) -> dict[str, Any]:
+def describe_local(stack: LocalStack, servicenow_url: str | None = None) -> dict[str, Any]:
     """The local stack as `--local` reads it: the template's outputs that name a resource (`!Ref`),
     the API's URL and the ServiceNow stand-in, beside the AWS endpoint."""
     from wfm_publish_local.template import load_yaml
