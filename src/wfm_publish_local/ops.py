@@ -10,6 +10,7 @@ calls the core (cancel, the watchdog's move_on for a redrive, the notifier), as 
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 import uuid
@@ -38,6 +39,7 @@ DLQ_OUTPUTS = {
 }
 # Only the pipeline's letters carry a job message; the others point at stream records or a schedule.
 REDRIVABLE = {"validation", "conflict"}
+SCHEDULE_LOOKS = 2000  # `jobs --schedule`: index entries read per status, at most, to find its jobs
 LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}  # moto's
 
 
@@ -162,14 +164,22 @@ class Ops:
         since: float = 0.0,
         most: int = 50,
     ) -> list[Job]:
-        """Newest first, from the status index (one query per status; never a scan). `schedule`
-        filters what the index returns, so it looks at up to `most` jobs per status."""
+        """Newest first, from the status index (queries per status; never a scan). `schedule` filters
+        what the index returns: it reads on until `most` match, or SCHEDULE_LOOKS jobs per status."""
         found: list[Job] = []
         for each in [status] if status else list(JobStatus):
-            for job_id in self.store.jobs_by_status(each, since, most):
-                job = self.store.get_job(job_id)
+            matched = 0
+            looks = most if schedule is None else SCHEDULE_LOOKS
+            ids = self.store.iter_jobs_by_status(
+                each, since, page=min(most, 100) if schedule is None else 100
+            )
+            for job_id in itertools.islice(ids, looks):
+                job = self.store.get_job(job_id)  # keys only in the index: the job itself says the rest
                 if job is not None and job.status is each and schedule in (None, job.schedule_id):
                     found.append(job)
+                    matched += 1
+                    if matched >= most:
+                        break
         return sorted(found, key=lambda j: j.created_at, reverse=True)[:most]
 
     def stuck(self, over: float = OVERDUE_AFTER) -> list[tuple[Job, float]]:

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import json
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
@@ -166,17 +168,28 @@ class DynamoJobStore:
 
     def jobs_by_status(self, status: JobStatus, since: float = 0.0, most: int = 100) -> list[str]:
         """Jobs in `status` created at or after `since`, newest first (the status index)."""
-        answer = self._call(
-            self._db.query,
-            TableName=self._table,
-            IndexName=STATUS_INDEX,
-            KeyConditionExpression="#s = :status AND #c >= :since",
-            ExpressionAttributeNames={"#s": "status", "#c": "createdAt"},
-            ExpressionAttributeValues={":status": {"S": status.value}, ":since": {"N": f"{since:.3f}"}},
-            ScanIndexForward=False,
-            Limit=most,
-        )
-        return [str(item["pk"]["S"]).removeprefix("job#") for item in answer.get("Items", [])]
+        return list(itertools.islice(self.iter_jobs_by_status(status, since, page=most), most))
+
+    def iter_jobs_by_status(self, status: JobStatus, since: float = 0.0, page: int = 100) -> Iterator[str]:
+        """The same, page after page for as long as the caller reads (the operator's filtered listing)."""
+        start: dict[str, Any] | None = None
+        while True:
+            answer = self._call(
+                self._db.query,
+                TableName=self._table,
+                IndexName=STATUS_INDEX,
+                KeyConditionExpression="#s = :status AND #c >= :since",
+                ExpressionAttributeNames={"#s": "status", "#c": "createdAt"},
+                ExpressionAttributeValues={":status": {"S": status.value}, ":since": {"N": f"{since:.3f}"}},
+                ScanIndexForward=False,
+                Limit=page,
+                **({"ExclusiveStartKey": start} if start else {}),
+            )
+            for item in answer.get("Items", []):
+                yield str(item["pk"]["S"]).removeprefix("job#")
+            start = answer.get("LastEvaluatedKey")
+            if not start:
+                return
 
     # --- one active job per schedule ---------------------------------------------------------------
 
