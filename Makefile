@@ -16,6 +16,7 @@ help:
 	@echo "make test   - lint, type-check, validate the template, security findings, run every test"
 	@echo "make security - checkov on template.yaml (every finding fixed or skipped with a reason)"
 	@echo "make bench  - benchmarks that print figures"
+	@echo "make chaos  - 10,000 seeded fault schedules through the real core; every promise checked"
 	@echo "make weekly - fire the weekly publish now on the local stack (scenarios/weekly.yaml)"
 	@echo "make openapi - regenerate docs/openapi.json from the code (a test fails when it drifts)"
 	@echo "make genesys-models - regenerate docs/genesys-models.json from the official Genesys SDK (needs PyPI)"
@@ -98,6 +99,13 @@ test: lint typecheck template-lint security
 
 bench: dev
 	$(BIN)/python -m bench
+
+# Issue 9's fault harness: 10,000 seeded fault schedules through the real core in virtual time, every
+# promise checked after each (src/wfm_publish_local/chaos, docs/chaos.md). A violation prints its seed
+# and a trace, and exits non-zero. `make test` runs a few hundred (tests/unit/test_chaos.py).
+CHAOS_SEEDS ?= 10000
+chaos: dev
+	$(BIN)/python -m wfm_publish_local.chaos --seeds $(CHAOS_SEEDS) --workers 2
 
 build: $(SAM_VENV)/bin/sam
 	PYENV_VERSION=3.11.7:3.12.1 $(SAM_VENV)/bin/sam build --template-file template.yaml

@@ -235,3 +235,23 @@ def test_a_join_is_refused_on_a_job_ended_checked(store: DynamoJobStore) -> None
     store.save_job(job.model_copy(update={"status": JobStatus.CHECKED}))
     with pytest.raises(JobEnded):
         store.add_joiner(job.job_id, Joiner(key="k2", callback=Callback(table="t", sys_id="a" * 32), at=NOW))
+
+
+class ReleasedBetweenLookAndTakeover(DynamoJobStore):
+    """The holder's release lands between our "is it still active?" look and our takeover put."""
+
+    def _still_active(self, holder: str, claimed_at: float, now: float) -> bool:
+        self.release_schedule("sched-phantom", holder)
+        return False
+
+
+def test_a_claim_released_under_a_takeover_is_taken_not_joined(store: DynamoJobStore) -> None:
+    """Case 2: the takeover's condition then fails on a missing item. It must not answer our own id
+    as "the job in flight" (a phantom join): it claims the schedule afresh."""
+    ended, fresh = a_job("sched-phantom"), a_job("sched-phantom")
+    store.create_job(ended.model_copy(update={"status": JobStatus.PUBLISHED}))
+    assert store.claim_schedule("sched-phantom", ended.job_id, NOW, LATER) is None
+    racing = ReleasedBetweenLookAndTakeover(store._db, store._table)
+    assert racing.claim_schedule("sched-phantom", fresh.job_id, NOW, LATER) is None
+    assert store.active_job("sched-phantom") is not None
+    assert store.active_job("sched-phantom")[0] == fresh.job_id  # type: ignore[index]
