@@ -23,7 +23,7 @@ from wfm_publish.clock import VirtualClock
 from wfm_publish.genesys import Credentials, GenesysClient
 from wfm_publish.intake import Intake
 from wfm_publish.models import Job, JobMessage
-from wfm_publish.pipeline import Pipeline, Timing
+from wfm_publish.pipeline import NoOutcomes, Pipeline, Timing
 from wfm_publish.queues import Queue, QueueSender
 from wfm_publish.store import DynamoJobStore, job_from_item
 from wfm_publish_local.memorydb import Index, MemoryDynamoDB
@@ -162,14 +162,17 @@ class VirtualQueues:
         return sum(self.sent.values())
 
 
-def virtual_client(simulator: GenesysSimulator, clock: VirtualClock) -> GenesysClient:
+def virtual_client(
+    simulator: GenesysSimulator, clock: VirtualClock, queries: DeliveredQueryBook | None = None
+) -> GenesysClient:
     """The real GenesysClient, reaching the simulator in-process on the virtual clock."""
     session = requests.Session()
     session.trust_env = False  # no proxies or .netrc to look up for an in-process transport
     session.mount(VIRTUAL_BASE_URL, InProcessAdapter(simulator))
     credentials = simulator.scenario.credentials
     # The org's notifications reach the client's pending queries as the genesys_events function would.
-    queries = DeliveredQueryBook(simulator.notifier, simulator.pump, clock.now)
+    if queries is None:
+        queries = DeliveredQueryBook(simulator.notifier, simulator.pump, clock.now)
     return GenesysClient(
         VIRTUAL_BASE_URL,
         lambda: Credentials(credentials.client_id, credentials.client_secret),
@@ -191,15 +194,27 @@ class VirtualRun:
         seed: int = 0,
         deadline_seconds: float = 8 * 3600.0,
         store: DynamoJobStore | None = None,
+        events: bool = False,
     ) -> None:
+        """`events`: the org's notifications reach the pipeline (the EventBridge integration and the
+        genesys_events function): update outcomes are read from them. Without, only re-reads tell."""
         self.clock = clock
         self.simulator = simulator
         self.store = store or MemoryJobStore()
         self.queues = VirtualQueues(clock)
         sender = QueueSender(self.queues, clock)
-        self.genesys = virtual_client(simulator, clock)
+        self.notifications = DeliveredQueryBook(simulator.notifier, simulator.pump, clock.now)
+        self.genesys = virtual_client(simulator, clock, self.notifications)
         self.intake = Intake(self.store, sender, clock, deadline_seconds=deadline_seconds)
-        self.pipeline = Pipeline(self.store, sender, self.genesys, clock, timing, random.Random(seed))
+        self.pipeline = Pipeline(
+            self.store,
+            sender,
+            self.genesys,
+            clock,
+            timing,
+            random.Random(seed),
+            outcomes=self.notifications if events else NoOutcomes(),
+        )
         self.transitions = self.pipeline.transitions
 
     def run(self, job_id: str, *, limit: float = 24 * 3600.0) -> Job:

@@ -163,6 +163,7 @@ class ReasonCode(StrEnum):
     GENESYS_AUTH_FAILED = "GENESYS_AUTH_FAILED"
     CANCELLED = "CANCELLED"
     PROCESSING_FAILED = "PROCESSING_FAILED"  # a step kept failing and its message went to a DLQ
+    UPDATE_FAILED = "UPDATE_FAILED"  # Genesys ended every update of ours Error or Canceled
 
 
 class TimelineEntry(Wire):
