@@ -8,6 +8,7 @@ real client over an in-process transport.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import heapq
 import itertools
@@ -19,6 +20,7 @@ from typing import Any
 
 import requests
 
+from wfm_publish import wake
 from wfm_publish.clock import VirtualClock
 from wfm_publish.genesys import Credentials, GenesysClient
 from wfm_publish.intake import Intake
@@ -149,6 +151,9 @@ class VirtualQueues:
     def next(self) -> _Delivery | None:
         return heapq.heappop(self._heap) if self._heap else None
 
+    def next_due(self) -> float | None:
+        return self._heap[0].due if self._heap else None
+
     def redeliver(self, delivery: _Delivery) -> None:
         delivery.receives += 1
         if delivery.receives >= self.max_receive_count:
@@ -195,9 +200,20 @@ class VirtualRun:
         deadline_seconds: float = 8 * 3600.0,
         store: DynamoJobStore | None = None,
         events: bool = False,
+        event_loss: float = 0.0,
     ) -> None:
         """`events`: the org's notifications reach the pipeline (the EventBridge integration and the
-        genesys_events function): update outcomes are read from them. Without, only re-reads tell."""
+        genesys_events function): update outcomes are read from them, and telephony events wake the
+        jobs waiting on them (`timing.events` is then set). Without, only reads tell. `event_loss`:
+        the share of telephony events that never arrive (drawn from the run's seed)."""
+        if events:
+            timing = dataclasses.replace(timing or Timing(), events=True)
+        self.events = events
+        self.event_loss = event_loss
+        self._loss_rng = random.Random(seed + 7919)
+        self._inbox: list[dict[str, Any]] = []
+        self.events_delivered = 0
+        self.events_lost = 0
         self.clock = clock
         self.simulator = simulator
         self.store = store or MemoryJobStore()
@@ -216,18 +232,47 @@ class VirtualRun:
             outcomes=self.notifications if events else NoOutcomes(),
         )
         self.transitions = self.pipeline.transitions
+        if events:
+            # Held until the step that set them off has finished, as the events function runs apart.
+            simulator.notifier.subscribe(self._inbox.append)
+
+    def deliver_events(self) -> None:
+        """The genesys_events function, for every telephony event sent so far (less those lost)."""
+        while self._inbox:
+            event = self._inbox.pop(0)
+            if wake.telephony_entity(event) is None:
+                continue  # outcomes and query results reach `notifications` directly
+            if self._loss_rng.random() < self.event_loss:
+                self.events_lost += 1
+                continue
+            self.events_delivered += 1
+            wake.on_telephony(event, self.store, self.transitions, self.clock.now())
+
+    def _events_until(self, moment: float) -> None:
+        """Let the org's time-driven changes happen up to `moment`, each event delivered when sent."""
+        while self.events and (due := self.simulator.next_due()) is not None:
+            queued = self.queues.next_due()  # a message a wake just sent comes first
+            if due > (moment if queued is None else min(moment, queued)):
+                return
+            self.clock.advance_to(max(self.clock.now(), due))
+            self.simulator.pump()
+            self.deliver_events()
 
     def run(self, job_id: str, *, limit: float = 24 * 3600.0) -> Job:
         """Deliver messages in time order until the job ends (or `limit` virtual seconds pass)."""
         stop_at = self.clock.now() + limit
-        while (delivery := self.queues.next()) is not None:
+        while True:
+            self._events_until(stop_at)
+            if (delivery := self.queues.next()) is None:
+                break
             if delivery.due > stop_at:
                 break
-            self.clock.advance_to(delivery.due)
+            self.clock.advance_to(max(self.clock.now(), delivery.due))
             try:
                 self.pipeline.process(delivery.queue, JobMessage.model_validate_json(delivery.body))
             except Exception:  # what Lambda does with a failed record: redeliver it later
                 self.queues.redeliver(delivery)
+            self.deliver_events()
             job = self.job(job_id)
             if job.status.terminal:
                 return job

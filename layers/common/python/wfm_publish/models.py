@@ -311,6 +311,7 @@ class Job(Wire):
     deadline_at: float
     first_check_at: float | None = None  # when the job first looked at telephony
     readiness_checks: int = 0
+    checked_at: float | None = None  # when the last readiness check read telephony
     publish_attempts: int = 0
     conflict_retries: int = 0
     transient_failures: int = 0

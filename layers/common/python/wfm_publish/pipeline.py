@@ -54,6 +54,14 @@ class Timing:
     confirm_timeout: float = 180.0  # an update not applied by then is treated as lost
     in_progress_wait: float = 5.0  # another update is running: first look at the schedule after this
     in_progress_limit: float = 180.0  # ... and publish anyway once it has run this long (it may be lost)
+    # Telephony events wake waiting jobs (the genesys_events function, `watch#` items): a check then
+    # follows each change at once, so polling is only a safety net for a lost event.
+    events: bool = False
+    safety_poll: float = 2400.0  # with events: the wait between checks while telephony still changes
+
+
+NOT_SETTLED = "telephony not settled"  # the timeline events of a job waiting on telephony (wake.py)
+AFTER_CONFLICT = "waiting after conflict"
 
 
 EARLY_LOOKS = 5  # a message that arrived before its job's write is sent back this often, at most
@@ -224,6 +232,8 @@ class Pipeline:
             job.record(
                 now, "telephony scope", **scope.describe(telephony), reads=self.genesys.calls_made - calls
             )
+            if self.timing.events:  # before the first check: an event after it finds the job
+                self.store.watch(job.job_id, scope.entities(telephony), job.deadline_at)
         try:
             if job.request.telephony_sync.enabled:
                 settled = self._settled(job, telephony, observer, now)
@@ -268,17 +278,22 @@ class Pipeline:
             "first_check_at": first_check_at,
             "readiness_checks": job.readiness_checks + 1,
             "blocked_by": list(seen.blocked_by),
+            "checked_at": now,  # when telephony was read: an event after this wakes the job
         }
         if not seen.ready:
             delay = waiting.next_check_delay(
-                seen, waited=now - first_check_at, now=now, deadline_at=job.deadline_at
+                seen,
+                waited=now - first_check_at,
+                now=now,
+                deadline_at=job.deadline_at,
+                poll=self.timing.safety_poll if self.timing.events else None,
             )
             self.transitions.move(
                 job,
                 JobStatus.WAITING,
                 Step.VALIDATE,
                 delay,
-                "telephony not settled",
+                NOT_SETTLED,
                 changes=changes,
                 **seen.summary(),
                 nextCheckInSeconds=round(delay, 1),
@@ -500,7 +515,7 @@ class Pipeline:
                 JobStatus.WAITING,
                 Step.VALIDATE,
                 delay,
-                "waiting after conflict",
+                AFTER_CONFLICT,
                 changes={"blocked_by": blocked},
                 kind=kind.value,
                 named=named,
