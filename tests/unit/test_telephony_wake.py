@@ -115,3 +115,15 @@ def test_the_three_telephony_topics_name_their_entity() -> None:
     assert wake.telephony_entity(topic("v2.telephony.providers.edges.e-1.softwareupdate"))[1] == "e-1"  # type: ignore[index]
     assert wake.telephony_entity(topic("v2.telephony.providers.edges.trunks.t-1"))[1] == "t-1"  # type: ignore[index]
     assert wake.telephony_entity(topic("v2.workforcemanagement.businessunits.bu.schedules")) is None
+
+
+def test_every_event_lost_leaves_the_safety_poll_to_find_the_settled_telephony() -> None:
+    run, job_id = start(demo(events=[CHANGE]), events=True, event_loss=1.0)
+    job = run.run(job_id)
+    assert job.status is JobStatus.PUBLISHED
+    assert run.events_delivered == 0 and run.events_lost > 0
+    assert wake.WOKEN not in [e.event for e in job.timeline]
+    # The check after the first one came with the safety poll, not before.
+    checks = [e.at for e in job.timeline if e.event in (NOT_SETTLED, "telephony settled")]
+    assert checks[1] - checks[0] == Timing().safety_poll
+    assert run.simulator.stats()["publishesApplied"] == {"sched-demo": 1}
