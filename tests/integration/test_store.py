@@ -209,3 +209,17 @@ def test_a_join_is_noted_beside_the_job_and_never_on_an_ended_one(store: DynamoJ
         store.add_joiner(job.job_id, joiner.model_copy(update={"key": "k3"}))
     ended = store.get_job(job.job_id)
     assert ended is not None and [j.key for j in ended.joiners] == ["k2"]
+
+
+def test_a_watch_lists_each_job_once_and_forgets_the_ones_removed(store: DynamoJobStore) -> None:
+    # The same ADD twice (a retried step) lists the job once; DELETE of the last id removes the set.
+    entity = f"edge-{uuid.uuid4().hex[:8]}"
+    store.watch("job-a", [entity, entity], NOW)
+    store.watch("job-a", [entity], NOW)
+    store.watch("job-b", [entity, "trunk-x"], NOW)
+    assert store.watchers(entity) == ["job-a", "job-b"]
+    store.unwatch(entity, ["job-a"])
+    assert store.watchers(entity) == ["job-b"]
+    store.unwatch(entity, ["job-b", "job-never-there"])
+    assert store.watchers(entity) == []
+    assert store.watchers("edge-nobody-watches") == []
