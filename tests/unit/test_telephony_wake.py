@@ -9,7 +9,8 @@ from tests.unit.test_pipeline import demo, start
 from wfm_publish import wake
 from wfm_publish.clock import iso
 from wfm_publish.models import JobStatus
-from wfm_publish.pipeline import NOT_SETTLED, Timing
+from wfm_publish.pipeline import Timing
+from wfm_publish.wake import NOT_SETTLED
 from wfm_publish_local.virtual import VirtualRun
 
 EDGE = "edge-demo-1"

@@ -43,6 +43,7 @@ from wfm_publish.queues import Queue, QueueSender
 from wfm_publish.scope import TelephonyOptions
 from wfm_publish.store import JobStore
 from wfm_publish.transitions import Transitions, may_still_land
+from wfm_publish.wake import AFTER_CONFLICT, NOT_SETTLED
 
 logger = Logger(child=True)
 
@@ -58,10 +59,6 @@ class Timing:
     # follows each change at once, so polling is only a safety net for a lost event.
     events: bool = False
     safety_poll: float = 2400.0  # with events: the wait between checks while telephony still changes
-
-
-NOT_SETTLED = "telephony not settled"  # the timeline events of a job waiting on telephony (wake.py)
-AFTER_CONFLICT = "waiting after conflict"
 
 
 EARLY_LOOKS = 5  # a message that arrived before its job's write is sent back this often, at most

@@ -25,7 +25,6 @@ from aws_lambda_powertools import Logger
 
 from wfm_publish.errors import StaleJob
 from wfm_publish.models import Job, JobStatus, Step
-from wfm_publish.pipeline import AFTER_CONFLICT, NOT_SETTLED
 from wfm_publish.store import DynamoJobStore
 from wfm_publish.transitions import Transitions
 
@@ -38,6 +37,10 @@ TELEPHONY_TOPICS = (
     re.compile(r"^v2\.telephony\.providers\.edges\.([^.]+)$"),
 )
 WOKEN = "woken by a telephony event"
+# The timeline events of a job waiting on telephony (the pipeline's moves). Defined here so the
+# events function does not import the pipeline (readiness, capacity, the Genesys client).
+NOT_SETTLED = "telephony not settled"
+AFTER_CONFLICT = "waiting after conflict"
 
 
 @dataclass
