@@ -95,7 +95,31 @@ STEP_FUNCTIONS = Policy(
     "Step Functions Retrier: IntervalSeconds 5, BackoffRate 2, MaxDelaySeconds 900, JitterStrategy FULL, "
     "MaxAttempts = as many retries as the un-jittered schedule fits in the 8 h deadline",
 )
-POLICIES = [OURS, SEED, EXPONENTIAL, STEP_FUNCTIONS]
+EVENTS = Policy(
+    "events",
+    "ours + events",
+    "ours with Genesys' telephony events (the EventBridge integration): the change's end event wakes the "
+    "job for a readiness check at once; while telephony still changes, a safety poll every 2400 s "
+    "(Timing.safety_poll) in case an event is lost",
+)
+EVENTS_LOST = Policy(
+    "eventsLost10",
+    "events, 10% lost",
+    "ours + events with each telephony event lost with probability 0.1 (the safety poll catches the job)",
+)
+DURABLE = Policy(
+    "durable",
+    "durable wait",
+    "AWS Lambda durable functions' wait_for_condition with the default wait strategy "
+    "(create_wait_strategy(WaitStrategyConfig(...)): initial_delay 5 s, backoff_rate 1.5, max_delay 5 min, "
+    "jitter FULL, max_attempts 60), each check a publish attempt",
+)
+POLICIES = [OURS, EVENTS, EVENTS_LOST, SEED, EXPONENTIAL, STEP_FUNCTIONS, DURABLE]
+PIPELINE: dict[str, dict[str, Any]] = {
+    OURS.key: {},
+    EVENTS.key: {"events": True},
+    EVENTS_LOST.key: {"events": True, "event_loss": 0.1},
+}
 
 
 def seed_delays(_rng: random.Random) -> Iterator[float]:
@@ -121,10 +145,27 @@ def step_functions_delays(rng: random.Random) -> Iterator[float]:
         yield rng.uniform(0.0, min(900.0, 5.0 * 2.0**n))
 
 
+# aws/aws-durable-execution-sdk-python, packages/aws-durable-execution-sdk-python/src/
+# aws_durable_execution_sdk_python/waits.py (WaitStrategyConfig, create_wait_strategy), at f7cc397.
+DURABLE_INITIAL = 5.0
+DURABLE_RATE = 1.5
+DURABLE_MAX = 300.0
+DURABLE_ATTEMPTS = 60
+
+
+def durable_delays(rng: random.Random) -> Iterator[float]:
+    """The delay after check n (n = attempts_made, from 1): ceil(U(0, min(5 * 1.5^(n-1), 300))), at
+    least 1 s; after the 60th check the strategy raises WaitForConditionError (the job fails)."""
+    for attempts_made in range(1, DURABLE_ATTEMPTS):
+        base = min(DURABLE_INITIAL * DURABLE_RATE ** (attempts_made - 1), DURABLE_MAX)
+        yield float(max(1, math.ceil(rng.random() * base)))
+
+
 LOOPS: dict[str, Callable[[random.Random], Iterator[float]]] = {
     SEED.key: seed_delays,
     EXPONENTIAL.key: exponential_delays,
     STEP_FUNCTIONS.key: step_functions_delays,
+    DURABLE.key: durable_delays,
 }
 
 
@@ -164,8 +205,8 @@ def trial(policy: str, scenario: Scenario, duration: float, arrival: float, seed
     clock = VirtualClock()
     simulator = GenesysSimulator(scenario, clock)
     clock.advance(CHANGE_START + arrival * duration)
-    if policy == OURS.key:
-        messages, held = _ours(simulator, clock, seed)
+    if policy in PIPELINE:
+        messages, held = _ours(simulator, clock, seed, **PIPELINE[policy])
     else:
         messages, held = 0, _loop(LOOPS[policy], simulator, clock, random.Random(seed))
     stats = simulator.stats()
@@ -185,9 +226,9 @@ def trial(policy: str, scenario: Scenario, duration: float, arrival: float, seed
     )
 
 
-def _ours(simulator: GenesysSimulator, clock: VirtualClock, seed: int) -> tuple[int, float]:
+def _ours(simulator: GenesysSimulator, clock: VirtualClock, seed: int, **events: Any) -> tuple[int, float]:
     run = VirtualRun(
-        simulator, clock, Timing(settle_window=SETTLE_WINDOW), seed=seed, deadline_seconds=DEADLINE
+        simulator, clock, Timing(settle_window=SETTLE_WINDOW), seed=seed, deadline_seconds=DEADLINE, **events
     )
     started = clock.now()
     accepted = run.intake.accept(PublishRequest.model_validate(REQUEST), f"bench-{seed}")
@@ -253,7 +294,7 @@ def run_trials(trials: int = TRIALS, workers: int | None = None) -> dict[tuple[s
         arrivals = list(enumerate(_arrivals(index, trials)))
         for policy in POLICIES:
             # Ours is the costly one (hours of readiness checks): smaller batches spread it evenly.
-            size = 10 if policy is OURS else trials
+            size = 10 if policy.key in PIPELINE else trials
             tasks += [(policy.key, index, arrivals[i : i + size]) for i in range(0, trials, size)]
     tasks.sort(key=lambda t: -(DURATIONS[t[1]][1] * len(t[2]) if t[0] == OURS.key else 0))
     results: dict[tuple[str, int], list[Trial]] = {}
@@ -369,6 +410,23 @@ def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             ratio,
             ratio is not None and ratio >= 5,
         )
+    events = {r["changeSeconds"]: r for r in rows if r["policy"] == EVENTS.key}
+    lost = {r["changeSeconds"]: r for r in rows if r["policy"] == EVENTS_LOST.key}
+    for label, duration in DURATIONS:
+        p95 = events[duration]["overshootSeconds"]["p95"]
+        bound = SETTLE_WINDOW + 5
+        check(
+            f"events: p95 overshoot <= {bound:g} s (issue 10)", label, p95, p95 is not None and p95 <= bound
+        )
+        mine, polled = lost[duration]["overshootSeconds"]["p95"], ours[duration]["overshootSeconds"]["p95"]
+        check(
+            "events, 10% lost: p95 overshoot within polling's (issue 10)",
+            label,
+            [mine, polled],
+            mine is not None and polled is not None and mine <= max(polled, bound),
+        )
+    reads = events[21600]["readsPerJob"]
+    check("events: <= 30 reads per job (max over trials, issue 10)", "6 h", reads["max"], reads["max"] <= 30)
     return checks
 
 
@@ -415,7 +473,7 @@ def _fmt(value: float | None, unit: str = "") -> str:
 def table(report: dict[str, Any]) -> list[str]:
     names = {key: p["name"] for key, p in report["policies"].items()}
     head = (
-        f"{'change':<7} {'policy':<15} {'success':>7}  {'overshoot p50 / p95':>21}  {'p95 % of change':>15}"
+        f"{'change':<7} {'policy':<17} {'success':>7}  {'overshoot p50 / p95':>21}  {'p95 % of change':>15}"
         f"  {'reads/job mean (max)':>20}  {'publishes/job (max)':>19}  {'SQS msgs/job':>12}"
     )
     lines = [head, "-" * len(head)]
@@ -431,11 +489,11 @@ def table(report: dict[str, Any]) -> list[str]:
             reads, pubs = row["readsPerJob"], row["publishAttemptsPerJob"]
             messages = row["sqsMessagesPerJob"]
             lines.append(
-                f"{change if i == 0 else '':<7} {names[row['policy']]:<15} {row['successRate'] * 100:>6.0f}%"
+                f"{change if i == 0 else '':<7} {names[row['policy']]:<17} {row['successRate'] * 100:>6.0f}%"
                 f"  {overshoot:>21}  {_fmt(pct['p95'], '%'):>15}"
                 f"  {_fmt(reads['mean']) + ' (' + str(int(reads['max'])) + ')':>20}"
                 f"  {_fmt(pubs['mean']) + ' (' + str(int(pubs['max'])) + ')':>19}"
-                f"  {(_fmt(messages['mean']) if row['policy'] == OURS.key else '-'):>12}"
+                f"  {(_fmt(messages['mean']) if row['policy'] in PIPELINE else '-'):>12}"
             )
         lines.append("")
     return lines
@@ -450,7 +508,7 @@ def print_table(report: dict[str, Any]) -> None:
     )
     for line in table(report):
         print(line)
-    print("Targets (issue 5):")
+    print("Targets (issues 5 and 10):")
     for check in report["targets"]:
         mark = "met " if check["met"] else "MISS"
         print(f"  [{mark}] {check['change']:>6}  {check['target']}: {check['measured']}")
@@ -475,7 +533,7 @@ def markdown(report: dict[str, Any]) -> str:
         overshoot = "-"
         if over["p50"] is not None:
             overshoot = f"{_fmt(over['p50'], ' s')} / {_fmt(over['p95'], ' s')}"
-        ours = row["policy"] == OURS.key
+        ours = row["policy"] in PIPELINE
         name = f"**{names[row['policy']]}**" if ours else names[row["policy"]]
         messages = f"{_fmt(msgs['mean'])} ({int(msgs['max'])})" if ours else "-"
         lines.append(

@@ -3,10 +3,10 @@ semantics it relies on, so the benchmark and the fault harness run the one real 
 
 It speaks the low-level client's shapes (attribute values as {"S": …} / {"N": …} / {"M": …}), evaluates
 the condition and update expressions the store writes (a small grammar: comparisons, IN, AND / OR /
-NOT, attribute_exists / attribute_not_exists, SET and REMOVE on names and map paths), answers a failed
-condition with botocore's ConditionalCheckFailedException carrying the item (ALL_OLD), and serves the
-table's global secondary indexes from template.yaml's key schema (sparse: an item without the index's
-keys is not in it). Nothing else of DynamoDB is emulated.
+NOT, attribute_exists / attribute_not_exists, SET and REMOVE on names and map paths, ADD and DELETE
+on string sets), answers a failed condition with botocore's ConditionalCheckFailedException carrying
+the item (ALL_OLD), and serves the table's global secondary indexes from template.yaml's key schema
+(sparse: an item without the index's keys is not in it). Nothing else of DynamoDB is emulated.
 """
 
 from __future__ import annotations
@@ -286,14 +286,15 @@ def _evaluate(text: str, item: Item, names: dict[str, str], values: dict[str, An
 
 
 def _apply_update(item: Item, text: str, names: dict[str, str], kwargs: dict[str, Any]) -> None:
-    """SET a = :v, m.#k = :w ... REMOVE b, c (the clauses the store writes)."""
+    """SET a = :v, m.#k = :w ... REMOVE b, c ... ADD s :ss ... DELETE s :ss (the clauses the store
+    writes; ADD and DELETE on string sets only)."""
     values = kwargs.get("ExpressionAttributeValues", {})
     tokens = _tokens(text)
     clause = None
     position = 0
     while position < len(tokens):
         word = tokens[position]
-        if word.upper() in {"SET", "REMOVE"}:
+        if word.upper() in {"SET", "REMOVE", "ADD", "DELETE"}:
             clause = word.upper()
             position += 1
             continue
@@ -312,5 +313,14 @@ def _apply_update(item: Item, text: str, names: dict[str, str], kwargs: dict[str
         elif clause == "REMOVE":
             parent.pop(path[-1], None)
             position += 1
+        elif clause in {"ADD", "DELETE"}:
+            given = set(values[tokens[position + 1]]["SS"])
+            held = set(parent.get(path[-1], {}).get("SS", []))
+            held = held | given if clause == "ADD" else held - given
+            if held:
+                parent[path[-1]] = {"SS": sorted(held)}
+            else:
+                parent.pop(path[-1], None)  # DynamoDB keeps no empty set
+            position += 2
         else:
             raise ValueError(f"unsupported update expression {text!r}")

@@ -8,6 +8,7 @@ real client over an in-process transport.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import heapq
 import itertools
@@ -19,11 +20,12 @@ from typing import Any
 
 import requests
 
+from wfm_publish import wake
 from wfm_publish.clock import VirtualClock
 from wfm_publish.genesys import Credentials, GenesysClient
 from wfm_publish.intake import Intake
 from wfm_publish.models import Job, JobMessage
-from wfm_publish.pipeline import Pipeline, Timing
+from wfm_publish.pipeline import NoOutcomes, Pipeline, Timing
 from wfm_publish.queues import Queue, QueueSender
 from wfm_publish.store import DynamoJobStore, job_from_item
 from wfm_publish_local.memorydb import Index, MemoryDynamoDB
@@ -149,6 +151,9 @@ class VirtualQueues:
     def next(self) -> _Delivery | None:
         return heapq.heappop(self._heap) if self._heap else None
 
+    def next_due(self) -> float | None:
+        return self._heap[0].due if self._heap else None
+
     def redeliver(self, delivery: _Delivery) -> None:
         delivery.receives += 1
         if delivery.receives >= self.max_receive_count:
@@ -162,14 +167,17 @@ class VirtualQueues:
         return sum(self.sent.values())
 
 
-def virtual_client(simulator: GenesysSimulator, clock: VirtualClock) -> GenesysClient:
+def virtual_client(
+    simulator: GenesysSimulator, clock: VirtualClock, queries: DeliveredQueryBook | None = None
+) -> GenesysClient:
     """The real GenesysClient, reaching the simulator in-process on the virtual clock."""
     session = requests.Session()
     session.trust_env = False  # no proxies or .netrc to look up for an in-process transport
     session.mount(VIRTUAL_BASE_URL, InProcessAdapter(simulator))
     credentials = simulator.scenario.credentials
     # The org's notifications reach the client's pending queries as the genesys_events function would.
-    queries = DeliveredQueryBook(simulator.notifier, simulator.pump, clock.now)
+    if queries is None:
+        queries = DeliveredQueryBook(simulator.notifier, simulator.pump, clock.now)
     return GenesysClient(
         VIRTUAL_BASE_URL,
         lambda: Credentials(credentials.client_id, credentials.client_secret),
@@ -191,28 +199,80 @@ class VirtualRun:
         seed: int = 0,
         deadline_seconds: float = 8 * 3600.0,
         store: DynamoJobStore | None = None,
+        events: bool = False,
+        event_loss: float = 0.0,
     ) -> None:
+        """`events`: the org's notifications reach the pipeline (the EventBridge integration and the
+        genesys_events function): update outcomes are read from them, and telephony events wake the
+        jobs waiting on them (`timing.events` is then set). Without, only reads tell. `event_loss`:
+        the share of telephony events that never arrive (drawn from the run's seed)."""
+        if events:
+            timing = dataclasses.replace(timing or Timing(), events=True)
+        self.events = events
+        self.event_loss = event_loss
+        self._loss_rng = random.Random(seed + 7919)
+        self._inbox: list[dict[str, Any]] = []
+        self.events_delivered = 0
+        self.events_lost = 0
         self.clock = clock
         self.simulator = simulator
         self.store = store or MemoryJobStore()
         self.queues = VirtualQueues(clock)
         sender = QueueSender(self.queues, clock)
-        self.genesys = virtual_client(simulator, clock)
+        self.notifications = DeliveredQueryBook(simulator.notifier, simulator.pump, clock.now)
+        self.genesys = virtual_client(simulator, clock, self.notifications)
         self.intake = Intake(self.store, sender, clock, deadline_seconds=deadline_seconds)
-        self.pipeline = Pipeline(self.store, sender, self.genesys, clock, timing, random.Random(seed))
+        self.pipeline = Pipeline(
+            self.store,
+            sender,
+            self.genesys,
+            clock,
+            timing,
+            random.Random(seed),
+            outcomes=self.notifications if events else NoOutcomes(),
+        )
         self.transitions = self.pipeline.transitions
+        if events:
+            # Held until the step that set them off has finished, as the events function runs apart.
+            simulator.notifier.subscribe(self._inbox.append)
+
+    def deliver_events(self) -> None:
+        """The genesys_events function, for every telephony event sent so far (less those lost)."""
+        while self._inbox:
+            event = self._inbox.pop(0)
+            if wake.telephony_entity(event) is None:
+                continue  # outcomes and query results reach `notifications` directly
+            if self._loss_rng.random() < self.event_loss:
+                self.events_lost += 1
+                continue
+            self.events_delivered += 1
+            wake.on_telephony(event, self.store, self.transitions, self.clock.now())
+
+    def _events_until(self, moment: float) -> None:
+        """Let the org's time-driven changes happen up to `moment`, each event delivered when sent."""
+        while self.events and (due := self.simulator.next_due()) is not None:
+            queued = self.queues.next_due()  # a message a wake just sent comes first
+            if due > (moment if queued is None else min(moment, queued)):
+                return
+            self.clock.advance_to(max(self.clock.now(), due))
+            self.simulator.pump()
+            self.deliver_events()
 
     def run(self, job_id: str, *, limit: float = 24 * 3600.0) -> Job:
         """Deliver messages in time order until the job ends (or `limit` virtual seconds pass)."""
         stop_at = self.clock.now() + limit
-        while (delivery := self.queues.next()) is not None:
+        while True:
+            self._events_until(stop_at)
+            if (delivery := self.queues.next()) is None:
+                break
             if delivery.due > stop_at:
                 break
-            self.clock.advance_to(delivery.due)
+            self.clock.advance_to(max(self.clock.now(), delivery.due))
             try:
                 self.pipeline.process(delivery.queue, JobMessage.model_validate_json(delivery.body))
             except Exception:  # what Lambda does with a failed record: redeliver it later
                 self.queues.redeliver(delivery)
+            self.deliver_events()
             job = self.job(job_id)
             if job.status.terminal:
                 return job

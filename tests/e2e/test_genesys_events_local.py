@@ -45,11 +45,35 @@ def test_the_update_outcome_of_a_publish_is_recorded_from_its_notification(stack
     outcome = stack.stack.wait_until(lambda: store.operation_outcome(str(job.operation_id)), timeout=10)
     assert (outcome.status, outcome.event_type, outcome.business_unit_id) == ("Complete", "Update", "bu-demo")
     assert outcome.result is not None and outcome.result["published"] is True
-    # Every notification the org sent was handed to the rule (telephony ones match no rule: ignored).
+    # Every notification the org sent was handed to the rule (telephony ones wake jobs: wake.py).
     sent = requests.get(stack.simulator_server.url + "/__sim/notifications", timeout=5).json()["total"]
     relay = stack.stack.relays[0]
     stack.stack.wait_until(lambda: relay.delivered >= sent, timeout=10)
     assert stack.stack.invocations["GenesysEventsFunction"] >= 1
+
+
+def test_a_check_that_saw_the_edge_updating_is_woken_by_the_change_end(stack: EmbeddedStack) -> None:
+    """With the bus, a check that finds telephony changing waits the 40-minute safety poll: the job
+    publishes within the test's minute only because the change's end event woke it."""
+    assert stack.stack is not None
+    stack.simulator.reset()  # the demo's Edge update runs again from t = 0 (0..8 s)
+    answer = requests.post(
+        f"{stack.api_url}/publishes",
+        json=SERVICENOW_BODY,
+        headers={"Idempotency-Key": str(uuid.uuid4())},
+        auth=stack.auth,
+        timeout=10,
+    )
+    publish_id = answer.json()["publishId"]
+    assert stack.wait_for_publish(publish_id)["status"] == "PUBLISHED"
+    store = DynamoJobStore(stack.stack.client("dynamodb"), stack.stack.table_name)
+    job = store.get_job(publish_id)
+    assert job is not None
+    events = [e.event for e in job.timeline]
+    polls = [i for i, e in enumerate(job.timeline) if e.detail.get("nextCheckInSeconds", 0) >= 2000]
+    assert polls, f"no check saw the Edge updating: {events}"
+    assert events[polls[0] + 1] == "woken by a telephony event", events
+    assert publish_id in store.watchers("edge-demo-1")  # listed when its scope was computed
 
 
 def test_without_a_bus_there_is_no_events_function() -> None:

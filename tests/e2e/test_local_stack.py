@@ -68,10 +68,13 @@ def test_a_duplicate_sqs_delivery_publishes_nothing_twice(stack: EmbeddedStack) 
         )
     job = stack.wait_for_publish(publish_id)
     assert job["status"] == "PUBLISHED"
+    # With telephony events on (the local stack has a partner bus), a check made while the change ran
+    # left a safety-poll message delayed for minutes; the event woke the job sooner and that message
+    # is superseded (its ticket is stale): at most that one may still wait in the queue.
     stack.stack.wait_until(
         lambda: (
             stack.stack.queue_depth("ValidationQueue")["visible"] == 0  # type: ignore[union-attr]
-            and stack.stack.queue_depth("ValidationQueue")["delayed"] == 0
+            and stack.stack.queue_depth("ValidationQueue")["delayed"] <= 1
         ),
         timeout=15,
     )  # type: ignore[union-attr]

@@ -255,3 +255,17 @@ def test_a_claim_released_under_a_takeover_is_taken_not_joined(store: DynamoJobS
     assert racing.claim_schedule("sched-phantom", fresh.job_id, NOW, LATER) is None
     assert store.active_job("sched-phantom") is not None
     assert store.active_job("sched-phantom")[0] == fresh.job_id  # type: ignore[index]
+
+
+def test_a_watch_lists_each_job_once_and_forgets_the_ones_removed(store: DynamoJobStore) -> None:
+    # The same ADD twice (a retried step) lists the job once; DELETE of the last id removes the set.
+    entity = f"edge-{uuid.uuid4().hex[:8]}"
+    store.watch("job-a", [entity, entity], NOW)
+    store.watch("job-a", [entity], NOW)
+    store.watch("job-b", [entity, "trunk-x"], NOW)
+    assert store.watchers(entity) == ["job-a", "job-b"]
+    store.unwatch(entity, ["job-a"])
+    assert store.watchers(entity) == ["job-b"]
+    store.unwatch(entity, ["job-b", "job-never-there"])
+    assert store.watchers(entity) == []
+    assert store.watchers("edge-nobody-watches") == []

@@ -576,9 +576,17 @@ def test_genesys_events_exist_only_with_a_partner_event_bus(template: Template) 
         "detail-type": [
             {"prefix": "v2.workforcemanagement.businessunits."},
             {"prefix": "v2.workforcemanagement.users."},
+            {"prefix": "v2.telephony.providers.edges."},  # Edges, their software updates, trunks
         ]
     }
-    assert _policy_targets(template, "GenesysEventsFunction") == {"DynamoDBCrudPolicy": {"JobsTable"}}
+    # Telephony events wake jobs: a message on the validation queue, nothing else.
+    assert _policy_targets(template, "GenesysEventsFunction") == {
+        "DynamoDBCrudPolicy": {"JobsTable"},
+        "SQSSendMessagePolicy": {"ValidationQueue"},
+    }
+    # The pipeline lengthens its polling only where events arrive.
+    telephony = template.data["Globals"]["Function"]["Environment"]["Variables"]["TELEPHONY_EVENTS"]
+    assert telephony == {"Fn::If": ["HasGenesysEventBus", "true", "false"]}
     assert template.parameter_values()["GenesysEventBusName"] == ""
     resolve = Resolver(template, parameters=template.parameter_values())
     assert resolve.condition("HasGenesysEventBus") is False

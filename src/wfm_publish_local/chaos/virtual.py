@@ -39,6 +39,7 @@ import requests
 import yaml
 from botocore.exceptions import ClientError
 
+from wfm_publish import genesys_events, wake
 from wfm_publish.cancel import CancelContended, CancelRefused, PublishNotFound, cancel
 from wfm_publish.clock import VirtualClock
 from wfm_publish.errors import WfmPublishError
@@ -57,6 +58,7 @@ from wfm_publish_local.virtual import JOBS_TABLE, VIRTUAL_BASE_URL, _indexes
 
 SCENARIO = Path(__file__).resolve().parents[3] / "scenarios" / "demo.yaml"
 VISIBILITY_TIMEOUT = 180.0
+EVENT_LOST = 0.05  # Genesys notifications that never arrive: the re-read and the safety poll cover them
 MAX_RECEIVES = 5
 WATCHDOG_EVERY = 120.0
 DEAD_LETTERS_EVERY = 300.0
@@ -294,9 +296,15 @@ class World:
             session=session,
             monotonic=self.clock.now,
         )
-        timing = Timing(settle_window=self.simulator.scenario.settle_window_seconds)
+        # Half the worlds have Genesys notifications (issue 10): update outcomes recorded by the events
+        # function and read by the confirm step, telephony events waking jobs. Drawn apart from `rng`
+        # so the other half keep the fault schedules they always had.
+        self.events = random.Random(seed ^ 0x5EED).random() < 0.5
+        timing = Timing(settle_window=self.simulator.scenario.settle_window_seconds, events=self.events)
         self.pipeline = Pipeline(self.store, sender, genesys, self.worker_clock, timing, random.Random(seed))
         self.transitions = self.pipeline.transitions
+        if self.events:
+            self.simulator.notifier.subscribe(self._on_genesys_event)
         self.intake = Intake(self.store, sender, self.worker_clock, deadline_seconds=8 * 3600.0)
         self.servicenow = FakeServiceNow(self)
         self.notifier = Notifier(self.store, lambda: self.servicenow, self.clock)  # type: ignore[arg-type,return-value]
@@ -531,6 +539,31 @@ class World:
             self.note(f"cancel {publish_id[:6]} -> {type(refused).__name__}")
         except (Crash, Exception) as failure:
             self.note(f"cancel {publish_id[:6]} failed: {failure}")
+
+    # --- Genesys notifications (EventBridge -> GenesysEventsFunction) --------------------------------------
+
+    def _on_genesys_event(self, event: dict[str, Any]) -> None:
+        """The partner bus: a moment later, at least once (sometimes twice), in no set order; a few lost."""
+        if self.roll(EVENT_LOST):
+            self.count("genesys event lost")
+            return
+        copies = 2 if self.roll(self.rates.sqs_duplicate) else 1
+        for _ in range(copies):
+            self.at(self.rng.uniform(0.1, 3.0), lambda: self._genesys_event(event, 1), "genesys event")
+
+    def _genesys_event(self, event: dict[str, Any], attempt: int) -> None:
+        """GenesysEventsFunction: a failure is retried by the rule's RetryPolicy, up to 8 more times."""
+        now = self.worker_clock.now()
+        try:
+            woken = wake.on_telephony(event, self.store, self.transitions, now)
+            if woken is None:
+                genesys_events.handle(event, self.store, now)
+            elif woken.woken:
+                self.count("job woken by a telephony event")
+        except (Crash, Exception) as failure:
+            self.note(f"genesys event failed ({type(failure).__name__}); EventBridge retries")
+            if attempt <= 8:
+                self.at(30.0 * attempt, lambda: self._genesys_event(event, attempt + 1), "genesys event")
 
     # --- the stream and the notifier -------------------------------------------------------------------
 

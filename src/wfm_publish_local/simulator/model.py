@@ -212,6 +212,12 @@ class GenesysSimulator:
         with self._lock:
             self._advance()
 
+    def next_due(self) -> float | None:
+        """The clock time of the next time-driven action (a telephony change, a notification), if any:
+        a virtual run pumps up to it so events go out when they happen, not at the next request."""
+        with self._lock:
+            return self._t0 + self._pending[0][0] if self._pending else None
+
     def elapsed(self) -> float:
         """t: seconds since the simulator started (or was reset)."""
         return self.clock.now() - self._t0

@@ -83,3 +83,7 @@ class DeliveredQueryBook(MemoryQueryBook):
     def pending_query(self, key: str) -> PendingQuery | None:
         self._pump()
         return super().pending_query(key)
+
+    def operation_outcome(self, operation_id: str) -> genesys_events.OperationOutcome | None:
+        self._pump()
+        return super().operation_outcome(operation_id)

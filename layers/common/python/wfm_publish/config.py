@@ -59,6 +59,9 @@ class Settings(BaseModel):
     trunk_max_calls_property: str = Field(default="trunk_max_concurrent_calls", min_length=1)
     on_queue_activity_codes: str = Field(default="0", min_length=1)  # comma-separated activity code ids
     observation_max_age_seconds: float = Field(default=5.0, ge=0)  # 0: jobs never share telephony reads
+    # Telephony events wake waiting jobs (set by the stack when GenesysEventBusName is given, issue 10).
+    telephony_events: bool = False
+    safety_poll_seconds: float = Field(default=2400.0, gt=0)  # with events: the poll kept for a lost one
     # The publish API (PublishTriggerFunction) and the notifier (NotifierFunction) only.
     api_signing_secret: str | None = None  # Secrets Manager id of {"hmacSecret": ...}
     servicenow_instance_url: str | None = None  # https://<instance>.service-now.com

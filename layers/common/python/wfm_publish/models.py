@@ -172,6 +172,7 @@ class ReasonCode(StrEnum):
     GENESYS_AUTH_FAILED = "GENESYS_AUTH_FAILED"
     CANCELLED = "CANCELLED"
     PROCESSING_FAILED = "PROCESSING_FAILED"  # a step kept failing and its message went to a DLQ
+    UPDATE_FAILED = "UPDATE_FAILED"  # Genesys ended every update of ours Error or Canceled
     DRY_RUN = "DRY_RUN"  # a dry run passed every check (JobStatus.CHECKED)
 
 
@@ -325,6 +326,7 @@ class Job(Wire):
     deadline_at: float
     first_check_at: float | None = None  # when the job first looked at telephony
     readiness_checks: int = 0
+    checked_at: float | None = None  # when the last readiness check read telephony
     publish_attempts: int = 0
     conflict_retries: int = 0
     transient_failures: int = 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from aws_lambda_powertools import Logger
 
@@ -26,6 +27,7 @@ from wfm_publish.errors import (
     StaleJob,
 )
 from wfm_publish.genesys import GenesysClient, Schedule
+from wfm_publish.genesys_events import OperationOutcome
 from wfm_publish.models import (
     CapacityReport,
     GenesysErrorBody,
@@ -41,6 +43,7 @@ from wfm_publish.queues import Queue, QueueSender
 from wfm_publish.scope import TelephonyOptions
 from wfm_publish.store import JobStore
 from wfm_publish.transitions import Transitions, may_still_land
+from wfm_publish.wake import AFTER_CONFLICT, NOT_SETTLED
 
 logger = Logger(child=True)
 
@@ -52,11 +55,31 @@ class Timing:
     confirm_timeout: float = 180.0  # an update not applied by then is treated as lost
     in_progress_wait: float = 5.0  # another update is running: first look at the schedule after this
     in_progress_limit: float = 180.0  # ... and publish anyway once it has run this long (it may be lost)
+    # Telephony events wake waiting jobs (the genesys_events function, `watch#` items): a check then
+    # follows each change at once, so polling is only a safety net for a lost event.
+    events: bool = False
+    safety_poll: float = 2400.0  # with events: the wait between checks while telephony still changes
 
 
 EARLY_LOOKS = 5  # a message that arrived before its job's write is sent back this often, at most
 EARLY_WAIT = 1.0  # seconds before the first of those looks; each next one waits twice as long
 DEFERRED_CAPACITY_TRIES = 5  # deferred mode: a capacity check Genesys keeps refusing ends as a warning
+UNDONE = frozenset({"Error", "Canceled"})  # an update that ended so applied nothing: it can no longer land
+
+
+@runtime_checkable
+class OutcomeSource(Protocol):
+    """Where the outcome of an asynchronous schedule update is recorded: the jobs table (the
+    genesys_events function writes it), or the virtual run's notifications."""
+
+    def operation_outcome(self, operation_id: str) -> OperationOutcome | None: ...
+
+
+class NoOutcomes:
+    """No notifications reach this deployment: the re-read of the schedule is the only way to know."""
+
+    def operation_outcome(self, operation_id: str) -> OperationOutcome | None:
+        return None
 
 
 class Pipeline:
@@ -69,6 +92,7 @@ class Pipeline:
         timing: Timing | None = None,
         rng: random.Random | None = None,
         options: TelephonyOptions | None = None,
+        outcomes: OutcomeSource | None = None,
     ) -> None:
         self.store = store
         self.queues = queues
@@ -78,6 +102,10 @@ class Pipeline:
         self.timing = timing or Timing()
         self.rng = rng or random.Random()
         self.options = options or TelephonyOptions()
+        # The table holds what the genesys_events function recorded (nothing, without the integration).
+        if outcomes is None:
+            outcomes = store if isinstance(store, OutcomeSource) else NoOutcomes()
+        self.outcomes = outcomes
 
     # --- entry point -------------------------------------------------------------------------------
 
@@ -202,6 +230,8 @@ class Pipeline:
             job.record(
                 now, "telephony scope", **scope.describe(telephony), reads=self.genesys.calls_made - calls
             )
+            if self.timing.events:  # before the first check: an event after it finds the job
+                self.store.watch(job.job_id, scope.entities(telephony), job.deadline_at)
         try:
             if job.request.telephony_sync.enabled:
                 settled = self._settled(job, telephony, observer, now)
@@ -251,17 +281,22 @@ class Pipeline:
             "first_check_at": first_check_at,
             "readiness_checks": job.readiness_checks + 1,
             "blocked_by": list(seen.blocked_by),
+            "checked_at": now,  # when telephony was read: an event after this wakes the job
         }
         if not seen.ready:
             delay = waiting.next_check_delay(
-                seen, waited=now - first_check_at, now=now, deadline_at=job.deadline_at
+                seen,
+                waited=now - first_check_at,
+                now=now,
+                deadline_at=job.deadline_at,
+                poll=self.timing.safety_poll if self.timing.events else None,
             )
             self.transitions.move(
                 job,
                 JobStatus.WAITING,
                 Step.VALIDATE,
                 delay,
-                "telephony not settled",
+                NOT_SETTLED,
                 changes=changes,
                 **seen.summary(),
                 nextCheckInSeconds=round(delay, 1),
@@ -388,6 +423,14 @@ class Pipeline:
         )
 
     def _confirm(self, job: Job) -> None:
+        # The notification first (a table read): it says how the update ended without a Genesys read.
+        outcome = self.outcomes.operation_outcome(job.operation_id) if job.operation_id else None
+        if outcome is not None and outcome.status == "Complete" and self._completed(job, outcome):
+            return
+        if outcome is not None and outcome.status in UNDONE:
+            self._update_undone(job, outcome)
+            return
+        # No notification (lost, late, or no integration): the re-read, bounded by confirm_timeout.
         bu, week = _where(job)
         schedule = self.genesys.schedule(bu, week, job.schedule_id)
         if self._landed(job, schedule):
@@ -414,6 +457,41 @@ class Pipeline:
             "update was not applied; validating again",
             waitedSeconds=round(now - since, 1),
         )
+
+    def _completed(self, job: Job, outcome: OperationOutcome) -> bool:
+        """Genesys said our update is Complete: published, if the schedule it left is published past
+        the update's base (as conflicts.landed asks of a read). Otherwise the read decides."""
+        result = outcome.result or {}
+        metadata = result.get("metadata")
+        version = metadata.get("version") if isinstance(metadata, dict) else None
+        base = job.pending_base_version
+        if result.get("published") is not True or not isinstance(version, int) or base is None:
+            return False
+        if version <= base:
+            return False
+        return self._published(job, version, operationId=outcome.operation_id)
+
+    def _update_undone(self, job: Job, outcome: OperationOutcome) -> None:
+        """Our update ended Error or Canceled: nothing of it was applied and it can no longer land.
+        Publish again from a fresh read within the attempt budget, else FAILED with what Genesys said."""
+        now = self.clock.now()
+        words = f"Genesys ended schedule update {outcome.operation_id} with status {outcome.status}"
+        if outcome.status == "Error":
+            words += " and no detail"  # Error carries nothing but the operation id (shared/GENESYS_EVENTS.md)
+        cleared = job.model_copy(deep=True, update={"pending_base_version": None, "operation_id": None})
+        if job.publish_attempts > job.request.telephony_sync.retry_count:
+            self.transitions.finish(
+                cleared,
+                JobStatus.FAILED,
+                ReasonCode.UPDATE_FAILED,
+                f"{words}; {job.publish_attempts} publish attempts",
+                operationId=outcome.operation_id,
+                genesysStatus=outcome.status,
+                attempts=job.publish_attempts,
+            )
+            return
+        cleared.record(now, "update ended unapplied", operationId=outcome.operation_id, status=outcome.status)
+        self._publish(cleared)
 
     def _resolve_conflict(self, job: Job, body: GenesysErrorBody | None) -> None:
         """A publish got 409 (status RETRYING), or we are watching another update run (WAITING)."""
@@ -443,7 +521,7 @@ class Pipeline:
                 JobStatus.WAITING,
                 Step.VALIDATE,
                 delay,
-                "waiting after conflict",
+                AFTER_CONFLICT,
                 changes={"blocked_by": blocked},
                 kind=kind.value,
                 named=named,
@@ -518,6 +596,10 @@ class Pipeline:
         may have landed (conflicts.landed). Someone else's edit of a published schedule is not."""
         if not conflicts.landed(schedule, job.pending_base_version):
             return False
+        return self._published(job, schedule.metadata.version)
+
+    def _published(self, job: Job, version: int, **detail: str) -> bool:
+        """End the job PUBLISHED at `version` (after the deferred capacity check, if one is due)."""
         checked = self._deferred_capacity(job)
         if checked is None:
             return True  # published; the capacity check looks again shortly
@@ -527,8 +609,9 @@ class Pipeline:
             job,
             JobStatus.PUBLISHED,
             ReasonCode.PUBLISHED,
-            f"published at schedule version {schedule.metadata.version}{warning}",
-            scheduleVersion=schedule.metadata.version,
+            f"published at schedule version {version}{warning}",
+            scheduleVersion=version,
+            **detail,
         )
         return True
 

@@ -154,3 +154,8 @@ def entity_refs(scope: TelephonyScope) -> dict[str, str]:
         refs.update({t: f"trunk:{t}" for t in pool.trunks})
         refs.update({b: f"trunkBase:{b}" for b in pool.trunk_bases})
     return refs
+
+
+def entities(scope: TelephonyScope) -> list[str]:
+    """The Edges and trunks of the scope: the entities whose telephony events wake the job."""
+    return list(dict.fromkeys(e for pool in scope.pools for e in (*pool.edges, *pool.trunks)))

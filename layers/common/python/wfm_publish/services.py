@@ -98,7 +98,11 @@ class Services:
         from wfm_publish.pipeline import Pipeline, Timing
         from wfm_publish.scope import TelephonyOptions
 
-        timing = Timing(settle_window=self.settings.settle_window_seconds)
+        timing = Timing(
+            settle_window=self.settings.settle_window_seconds,
+            events=self.settings.telephony_events,
+            safety_poll=self.settings.safety_poll_seconds,
+        )
         codes = frozenset(c.strip() for c in self.settings.on_queue_activity_codes.split(",") if c.strip())
         options = TelephonyOptions(
             max_calls_key=self.settings.trunk_max_calls_property,

@@ -77,6 +77,7 @@ class JobStore(Protocol):
     def save_job(self, job: Job) -> Job: ...
     def add_joiner(self, job_id: str, joiner: Joiner) -> None: ...
     def overdue_jobs(self, before: float, most: int) -> list[str]: ...
+    def watch(self, job_id: str, entity_ids: list[str], until: float) -> None: ...
     def claim_schedule(
         self, schedule_id: str, job_id: str, now: float, needed_until: float
     ) -> str | None: ...
@@ -439,6 +440,40 @@ class DynamoJobStore:
 
         item = self._get(f"operation#{operation_id}")
         return OperationOutcome(**json.loads(item["doc"]["S"])) if item else None
+
+    # --- telephony watches (issue 10) --------------------------------------------------------------------
+    # `watch#<entityId>` -> `jobs`, a string set: the jobs whose telephony scope holds that Edge or trunk.
+    # Written once per job when its scope is computed (ADD: a retry or a lost answer adds nothing
+    # twice), read by the genesys_events function when that entity changes: one GetItem per event,
+    # however many jobs or entities there are. Ended jobs are pruned by the reader (DELETE) and the
+    # item expires a day after the last job added to it is due to end.
+
+    def watch(self, job_id: str, entity_ids: list[str], until: float) -> None:
+        for entity_id in dict.fromkeys(entity_ids):
+            self._call(
+                self._db.update_item,
+                TableName=self._table,
+                Key={"pk": {"S": f"watch#{entity_id}"}},
+                UpdateExpression="ADD jobs :job SET expiresAt = :exp",
+                ExpressionAttributeValues={
+                    ":job": {"SS": [job_id]},
+                    ":exp": {"N": str(int(until + DAY))},
+                },
+            )
+
+    def watchers(self, entity_id: str) -> list[str]:
+        item = self._get(f"watch#{entity_id}") or {}
+        return sorted(item.get("jobs", {}).get("SS", []))
+
+    def unwatch(self, entity_id: str, job_ids: list[str]) -> None:
+        if job_ids:
+            self._call(
+                self._db.update_item,
+                TableName=self._table,
+                Key={"pk": {"S": f"watch#{entity_id}"}},
+                UpdateExpression="DELETE jobs :jobs",
+                ExpressionAttributeValues={":jobs": {"SS": sorted(set(job_ids))}},
+            )
 
     # --- plumbing --------------------------------------------------------------------------------------
 

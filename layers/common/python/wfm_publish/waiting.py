@@ -38,11 +38,17 @@ def check_interval(waited: float, settle_window: float) -> float:
     return floor + min(MAX_OVERSHOOT, WAITED_RATIO * max(0.0, waited))
 
 
-def next_check_delay(readiness: Readiness, *, waited: float, now: float, deadline_at: float) -> float:
-    """Seconds until the next readiness check; never past the deadline."""
+def next_check_delay(
+    readiness: Readiness, *, waited: float, now: float, deadline_at: float, poll: float | None = None
+) -> float:
+    """Seconds until the next readiness check; never past the deadline. `poll`: telephony events wake
+    the job when something changes, so while telephony is still changing wait this long instead (a
+    safety net for a lost event, not the schedule that finds the settle point)."""
     if readiness.settles_at is not None:
         # Everything is healthy but changed recently: readiness knows the moment. Wait exactly that.
         delay = max(SETTLE_MARGIN, readiness.settles_at - now + SETTLE_MARGIN)
+    elif poll is not None:
+        delay = max(poll, check_interval(waited, readiness.settle_window))
     else:
         delay = check_interval(waited, readiness.settle_window)
     return within_deadline(delay, now, deadline_at)

@@ -1,0 +1,134 @@
+"""Telephony events wake the jobs waiting on them (issue 10).
+
+Genesys Cloud sends an event when an Edge, an Edge's software update or a trunk changes
+(shared/GENESYS_EVENTS.md). The jobs whose telephony scope holds that entity are listed in its
+`watch#<entityId>` item (written when each job's scope is computed: store.watch), so finding them is
+one read per event. Each such job that waits on telephony is moved, through the one transition path,
+to a readiness check at once: the check then sees the change (and when its settle window closes)
+without waiting for the next poll.
+
+Delivery is at least once and unordered, so an event does nothing to a job that:
+- read telephony after the event's time (`checked_at`; a stale or duplicate event),
+- already has a step due by now (`due_at`: a second message would only be a duplicate),
+- is not waiting on telephony (publishing, confirming, backing off) or has ended (then it is pruned
+  from the watch item).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from wfm_publish.errors import StaleJob
+from wfm_publish.models import Job, JobStatus, Step
+from wfm_publish.store import DynamoJobStore
+from wfm_publish.transitions import Transitions
+
+logger = Logger(child=True)
+
+# The trunk topic first: `edges.trunks.{id}` is not an Edge.
+TELEPHONY_TOPICS = (
+    re.compile(r"^v2\.telephony\.providers\.edges\.trunks\.([^.]+)$"),
+    re.compile(r"^v2\.telephony\.providers\.edges\.([^.]+)\.softwareupdate$"),
+    re.compile(r"^v2\.telephony\.providers\.edges\.([^.]+)$"),
+)
+WOKEN = "woken by a telephony event"
+# The timeline events of a job waiting on telephony (the pipeline's moves). Defined here so the
+# events function does not import the pipeline (readiness, capacity, the Genesys client).
+NOT_SETTLED = "telephony not settled"
+AFTER_CONFLICT = "waiting after conflict"
+
+
+@dataclass
+class Wake:
+    topic: str
+    entity_id: str
+    woken: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # job id -> why not
+
+
+def telephony_entity(event: dict[str, Any]) -> tuple[str, str] | None:
+    """(topic, entity id) of a telephony event, or None for any other topic."""
+    detail = event.get("detail")
+    topic = str(
+        (detail if isinstance(detail, dict) else {}).get("topicName") or event.get("detail-type") or ""
+    )
+    for pattern in TELEPHONY_TOPICS:
+        if found := pattern.match(topic):
+            return topic, found.group(1)
+    return None
+
+
+def event_time(event: dict[str, Any], now: float) -> float:
+    """When the change happened (the envelope's time); `now` if it does not say."""
+    try:
+        return datetime.fromisoformat(str(event["time"]).replace("Z", "+00:00")).timestamp()
+    except (KeyError, ValueError):
+        return now
+
+
+def waiting_on_telephony(job: Job) -> bool:
+    return (
+        job.status is JobStatus.WAITING
+        and bool(job.timeline)
+        and job.timeline[-1].event
+        in {
+            NOT_SETTLED,
+            AFTER_CONFLICT,
+        }
+    )
+
+
+def on_telephony(
+    event: dict[str, Any], store: DynamoJobStore, transitions: Transitions, now: float
+) -> Wake | None:
+    """Wake the jobs watching the event's entity. None: not a telephony event."""
+    found = telephony_entity(event)
+    if found is None:
+        return None
+    topic, entity_id = found
+    at = event_time(event, now)
+    wake = Wake(topic, entity_id)
+    for job_id in store.watchers(entity_id):
+        wake.skipped[job_id] = _wake_one(job_id, store, transitions, topic, entity_id, at, now)
+        if wake.skipped[job_id] == "woken":
+            wake.woken.append(job_id)
+            del wake.skipped[job_id]
+    store.unwatch(entity_id, [j for j, why in wake.skipped.items() if why == "ended"])
+    return wake
+
+
+def _wake_one(
+    job_id: str,
+    store: DynamoJobStore,
+    transitions: Transitions,
+    topic: str,
+    entity_id: str,
+    at: float,
+    now: float,
+) -> str:
+    for _ in range(2):  # once more if a step committed between our read and our write
+        job = store.get_job(job_id)
+        if job is None or job.status.terminal:
+            return "ended"
+        if not waiting_on_telephony(job):
+            return "not waiting on telephony"
+        # A check's read time; after a 409 for telephony, the 409's (the job's last write).
+        seen_at = job.checked_at if job.timeline[-1].event == NOT_SETTLED else job.updated_at
+        if seen_at is not None and seen_at >= at:
+            return "checked after the event"
+        if job.due_at is not None and job.due_at <= now:
+            return "a step is already due"
+        try:
+            transitions.move(
+                job, JobStatus.WAITING, Step.VALIDATE, 0.0, WOKEN, topic=topic, entityId=entity_id, eventAt=at
+            )
+        except StaleJob:
+            continue
+        logger.info("job woken by a telephony event", extra={"job_id": job_id, "entity_id": entity_id})
+        return "woken"
+    return "moved meanwhile"

@@ -1,0 +1,130 @@
+"""Telephony events wake the jobs waiting on them (issue 10), in virtual time: the simulator sends
+the Edge, software-update and trunk events as its org would, the events function's wake runs on each."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.unit.test_pipeline import demo, start
+from wfm_publish import wake
+from wfm_publish.clock import iso
+from wfm_publish.models import JobStatus
+from wfm_publish.pipeline import Timing
+from wfm_publish.wake import NOT_SETTLED
+from wfm_publish_local.virtual import VirtualRun
+
+EDGE = "edge-demo-1"
+CHANGE = {"type": "telephonyChange", "kind": "softwareUpdate", "entityId": EDGE, "start": 0, "end": 600}
+
+
+def edge_event(entity_id: str, at: float, event_id: str = "ev-1") -> dict[str, Any]:
+    topic = f"v2.telephony.providers.edges.{entity_id}"
+    return {
+        "id": event_id,
+        "detail-type": topic,
+        "time": iso(at),
+        "detail": {"topicName": topic, "eventBody": {"id": entity_id, "onlineStatus": "ONLINE"}},
+    }
+
+
+def waiting(run: VirtualRun, job_id: str) -> None:
+    """Run the first check only: the job is then waiting on telephony, its safety poll far off."""
+    run.run(job_id, limit=5)
+    job = run.job(job_id)
+    assert job.status is JobStatus.WAITING and job.timeline[-1].event == NOT_SETTLED
+
+
+def test_a_telephony_event_wakes_a_waiting_job_and_the_check_follows_at_once() -> None:
+    run, job_id = start(demo(events=[CHANGE]), events=True)
+    job = run.run(job_id)
+    assert job.status is JobStatus.PUBLISHED
+    woken = next(e for e in job.timeline if e.event == wake.WOKEN)
+    checks = [e for e in job.timeline if e.event == NOT_SETTLED and e.at >= woken.at]
+    assert checks and checks[0].at == woken.at  # the check ran the moment the event came
+    assert woken.at - job.created_at == 600  # the request came at the change's start, t = 0
+    accepted = [e["t"] for e in run.simulator.stats()["events"] if e["kind"] == "updateAccepted"]
+    settle = run.simulator.scenario.settle_window_seconds
+    assert len(accepted) == 1 and 0 <= accepted[0] - (600 + settle) <= 2  # overshoot near zero
+    assert job.readiness_checks <= 4  # no polling through the change: checks at 0, 600, 630
+    assert run.simulator.stats()["publishesApplied"] == {"sched-demo": 1}
+
+
+def test_without_events_the_same_change_is_found_by_polling() -> None:
+    run, job_id = start(demo(events=[CHANGE]))
+    job = run.run(job_id)
+    assert job.status is JobStatus.PUBLISHED
+    assert wake.WOKEN not in [e.event for e in job.timeline]
+    assert job.readiness_checks > 4
+
+
+def test_a_duplicate_and_a_stale_event_do_nothing() -> None:
+    run, job_id = start(demo(events=[CHANGE]), events=True)
+    waiting(run, job_id)
+    before = run.job(job_id)
+    sent = run.queues.messages_sent
+    assert before.checked_at is not None
+    # Stale: the change it reports happened before the job's last check read telephony.
+    stale = wake.on_telephony(
+        edge_event(EDGE, before.checked_at - 1), run.store, run.transitions, run.clock.now()
+    )
+    assert stale is not None and stale.woken == [] and stale.skipped == {job_id: "checked after the event"}
+    assert run.job(job_id).version == before.version and run.queues.messages_sent == sent
+    # Fresh: woken once, with a check due at once.
+    run.clock.advance(60)
+    fresh = edge_event(EDGE, run.clock.now() - 1, "ev-2")
+    first = wake.on_telephony(fresh, run.store, run.transitions, run.clock.now())
+    assert first is not None and first.woken == [job_id]
+    woken = run.job(job_id)
+    assert woken.due_at == run.clock.now() and run.queues.messages_sent == sent + 1
+    # The same event again (at least once delivery), and another one before the check ran: nothing.
+    for again in (fresh, edge_event("trunk-demo-1", run.clock.now(), "ev-3")):
+        twice = wake.on_telephony(again, run.store, run.transitions, run.clock.now())
+        assert twice is not None and twice.woken == []
+    assert run.job(job_id).version == woken.version and run.queues.messages_sent == sent + 1
+
+
+def test_an_entity_outside_the_scope_wakes_nothing_and_ended_jobs_leave_the_watch() -> None:
+    run, job_id = start(demo(events=[CHANGE]), events=True)
+    waiting(run, job_id)
+    other = wake.on_telephony(edge_event("edge-elsewhere", run.clock.now()), run.store, run.transitions, 0)
+    assert other is not None and other.woken == [] and other.skipped == {}
+    assert job_id in run.store.watchers(EDGE)
+    run.run(job_id)
+    assert run.job(job_id).status is JobStatus.PUBLISHED
+    late = wake.on_telephony(
+        edge_event(EDGE, run.clock.now() + 1), run.store, run.transitions, run.clock.now()
+    )
+    assert late is not None and late.skipped == {job_id: "ended"}
+    assert run.store.watchers(EDGE) == []  # pruned
+
+
+def test_events_lengthen_the_poll_to_the_safety_interval() -> None:
+    run, job_id = start(demo(events=[CHANGE]), events=True)
+    waiting(run, job_id)
+    job = run.job(job_id)
+    assert job.due_at is not None and job.due_at - (job.checked_at or 0) == Timing().safety_poll
+
+
+def test_the_three_telephony_topics_name_their_entity() -> None:
+    def topic(name: str) -> dict[str, Any]:
+        return {"detail-type": name, "detail": {"topicName": name}}
+
+    assert wake.telephony_entity(topic("v2.telephony.providers.edges.e-1")) == (
+        "v2.telephony.providers.edges.e-1",
+        "e-1",
+    )
+    assert wake.telephony_entity(topic("v2.telephony.providers.edges.e-1.softwareupdate"))[1] == "e-1"  # type: ignore[index]
+    assert wake.telephony_entity(topic("v2.telephony.providers.edges.trunks.t-1"))[1] == "t-1"  # type: ignore[index]
+    assert wake.telephony_entity(topic("v2.workforcemanagement.businessunits.bu.schedules")) is None
+
+
+def test_every_event_lost_leaves_the_safety_poll_to_find_the_settled_telephony() -> None:
+    run, job_id = start(demo(events=[CHANGE]), events=True, event_loss=1.0)
+    job = run.run(job_id)
+    assert job.status is JobStatus.PUBLISHED
+    assert run.events_delivered == 0 and run.events_lost > 0
+    assert wake.WOKEN not in [e.event for e in job.timeline]
+    # The check after the first one came with the safety poll, not before.
+    checks = [e.at for e in job.timeline if e.event in (NOT_SETTLED, "telephony settled")]
+    assert checks[1] - checks[0] == Timing().safety_poll
+    assert run.simulator.stats()["publishesApplied"] == {"sched-demo": 1}
