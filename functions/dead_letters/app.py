@@ -6,6 +6,7 @@ from aws_lambda_powertools import Logger
 
 from wfm_publish import metrics
 from wfm_publish.consumer import sweep_dead_letters
+from wfm_publish.services import services
 
 logger = Logger()
 
@@ -13,7 +14,8 @@ logger = Logger()
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
-    counts = sweep_dead_letters()
+    wiring = services()
+    counts = sweep_dead_letters(wiring.pipeline, wiring.dead_letters)
     metrics.count(metrics.DEAD_LETTERS_SETTLED, counts.get("settled", 0))
     metrics.count(metrics.DEAD_LETTERS_KEPT, counts.get("kept", 0))
     return counts

@@ -6,10 +6,11 @@ from aws_lambda_powertools import Logger
 
 from wfm_publish.consumer import consume
 from wfm_publish.queues import Queue
+from wfm_publish.services import services
 
 logger = Logger()
 
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return consume(Queue.VALIDATION, event, context)
+    return consume(services().pipeline, Queue.VALIDATION, event, context)

@@ -37,11 +37,6 @@ class FakePipeline:
         self.processed.append(message.job_id)
 
 
-class FakeServices:
-    def __init__(self, pipeline: FakePipeline) -> None:
-        self.pipeline = pipeline
-
-
 def batch(count: int, poison: set[int] | None = None) -> dict[str, Any]:
     records = []
     for i in range(count):
@@ -70,8 +65,7 @@ def run(
     monkeypatch: pytest.MonkeyPatch, context: FakeContext | None, step_ms: int, event: dict[str, Any]
 ) -> tuple[list[str], list[str]]:
     pipeline = FakePipeline(context or FakeContext(10**9), step_ms)
-    monkeypatch.setattr(consumer, "services", lambda: FakeServices(pipeline))
-    answer = consumer.consume(Queue.VALIDATION, event, context)
+    answer = consumer.consume(pipeline, Queue.VALIDATION, event, context)  # type: ignore[arg-type]
     failed = [f["itemIdentifier"] for f in answer["batchItemFailures"]]
     return pipeline.processed, failed
 

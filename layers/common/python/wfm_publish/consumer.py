@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -10,8 +10,10 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import ValidationError
 
 from wfm_publish.models import JobMessage
-from wfm_publish.queues import Queue
-from wfm_publish.services import services
+from wfm_publish.queues import DeadLetters, Queue
+
+if TYPE_CHECKING:
+    from wfm_publish.pipeline import Pipeline
 
 logger = Logger(child=True)
 
@@ -26,7 +28,7 @@ class RecordNotStarted(Exception):
     batch item failure, so SQS redelivers it after the visibility timeout."""
 
 
-def consume(queue: Queue, event: dict[str, Any], context: Any) -> dict[str, Any]:
+def consume(pipeline: Pipeline, queue: Queue, event: dict[str, Any], context: Any) -> dict[str, Any]:
     """A record that raises is reported as a batch item failure: SQS redelivers it after the
     visibility timeout, and after maxReceiveCount it lands in the queue's DLQ.
 
@@ -56,7 +58,7 @@ def consume(queue: Queue, event: dict[str, Any], context: Any) -> dict[str, Any]
             raise RecordNotStarted(f"not started: under {margin_ms:.0f} ms of the invocation remained")
         started += 1
         # A body that is not a job message raises here: a poison message, bound for the DLQ.
-        services().pipeline.process(queue, JobMessage.model_validate_json(record.body))
+        pipeline.process(queue, JobMessage.model_validate_json(record.body))
 
     processor = BatchProcessor(event_type=EventType.SQS)
     return dict(
@@ -64,12 +66,11 @@ def consume(queue: Queue, event: dict[str, Any], context: Any) -> dict[str, Any]
     )
 
 
-def sweep_dead_letters() -> dict[str, int]:
+def sweep_dead_letters(pipeline: Pipeline, dead_letters: DeadLetters) -> dict[str, int]:
     """Messages that failed maxReceiveCount times: each job whose current message it is ends FAILED
     (PROCESSING_FAILED, with the step and the count), so no job waits forever and ServiceNow hears of
     it. A letter whose job already moved on (or ended) is obsolete and goes. A body that is not a job
     message stays in its DLQ for a person (the DLQ alarm fires)."""
-    pipeline = services().pipeline
 
     def settle(queue: Queue, body: str, receives: int) -> bool:
         try:
@@ -83,6 +84,6 @@ def sweep_dead_letters() -> dict[str, int]:
         logger.warning("dead letter settled", extra={"job_id": message.job_id, "job_ended_now": ended})
         return True
 
-    counts = services().dead_letters.sweep(settle)
+    counts = dead_letters.sweep(settle)
     logger.info("dead letters swept", extra=counts)
     return counts
