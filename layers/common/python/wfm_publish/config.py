@@ -65,6 +65,11 @@ class Settings(BaseModel):
     validation_dlq_url: str | None = None  # the dead-letter sweep reads these two
     conflict_dlq_url: str | None = None
     servicenow_credentials_secret: str | None = None  # {"username", "password"[, "clientId", "clientSecret"]}
+    # The weekly run (PublishTriggerFunction fans out, WeeklyUnitFunction takes each business unit).
+    weekly_queue_url: str | None = None
+    # Business units started per minute: Genesys' 300 requests/min per token over the calls one
+    # business unit costs (its two reads and its job's pipeline); docs/benchmark.md measures it.
+    weekly_starts_per_minute: float = Field(default=30.0, gt=0)
 
     @model_validator(mode="after")
     def _genesys_reachable(self) -> Settings:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
 from wfm_publish.clock import Clock, SystemClock
 from wfm_publish.config import Settings
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from wfm_publish.queues import DeadLetters, QueueSender
     from wfm_publish.servicenow import ServiceNowClient, ServiceNowCredentials
     from wfm_publish.store import DynamoJobStore
+    from wfm_publish.weekly import DynamoRunLog, SqsWeeklyQueue
 
 SECRET_MAX_AGE = 300  # seconds Powertools keeps the credentials before reading the secret again
 
@@ -30,31 +31,34 @@ class Services:
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
+        self._clients: dict[str, Any] = {}
+
+    def _client(self, service: Literal["sqs", "dynamodb"]) -> Any:
+        """One boto3 client per service for the container: each costs ~40 ms and a few MiB to build."""
+        if service not in self._clients:
+            import boto3
+
+            self._clients[service] = boto3.client(service)
+        return self._clients[service]
 
     @cached_property
     def store(self) -> DynamoJobStore:
-        import boto3
-
         from wfm_publish.store import DynamoJobStore
 
-        return DynamoJobStore(boto3.client("dynamodb"), self.settings.jobs_table, self.settings.job_ttl_days)
+        return DynamoJobStore(self._client("dynamodb"), self.settings.jobs_table, self.settings.job_ttl_days)
 
     @cached_property
     def queues(self) -> QueueSender:
-        import boto3
-
         from wfm_publish.queues import Queue, QueueSender, SqsTransport
 
         urls = {
             Queue.VALIDATION: self.settings.validation_queue_url,
             Queue.CONFLICT: self.settings.conflict_queue_url,
         }
-        return QueueSender(SqsTransport(boto3.client("sqs"), urls), self.clock)
+        return QueueSender(SqsTransport(self._client("sqs"), urls), self.clock)
 
     @cached_property
     def dead_letters(self) -> DeadLetters:
-        import boto3
-
         from wfm_publish.queues import DeadLetters, Queue
 
         urls = {
@@ -66,7 +70,7 @@ class Services:
             raise ConfigurationError(
                 f"set VALIDATION_DLQ_URL and CONFLICT_DLQ_URL (missing: {', '.join(missing)})"
             )
-        return DeadLetters(boto3.client("sqs"), {q: str(url) for q, url in urls.items()})
+        return DeadLetters(self._client("sqs"), {q: str(url) for q, url in urls.items()})
 
     @cached_property
     def genesys(self) -> GenesysClient:
@@ -95,6 +99,26 @@ class Services:
             observation_max_age=self.settings.observation_max_age_seconds,
         )
         return Pipeline(self.store, self.queues, self.genesys, self.clock, timing, options=options)
+
+    # --- the weekly run (fan-out and per business unit) ----------------------------------------------
+
+    @cached_property
+    def weekly_queue(self) -> SqsWeeklyQueue:
+        from wfm_publish.weekly import SqsWeeklyQueue
+
+        if not self.settings.weekly_queue_url:
+            raise ConfigurationError("WEEKLY_QUEUE_URL is not set (!Ref WeeklyQueue)")
+        return SqsWeeklyQueue(self._client("sqs"), self.settings.weekly_queue_url)
+
+    @cached_property
+    def weekly_runs(self) -> DynamoRunLog:
+        from wfm_publish.weekly import DynamoRunLog
+
+        return DynamoRunLog(self._client("dynamodb"), self.settings.jobs_table, self.settings.job_ttl_days)
+
+    @property
+    def weekly_starts_per_minute(self) -> float:
+        return self.settings.weekly_starts_per_minute
 
     def _credentials(self) -> Credentials:
         """The OAuth client from Secrets Manager, cached by Powertools for SECRET_MAX_AGE seconds.
