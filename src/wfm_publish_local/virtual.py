@@ -179,10 +179,11 @@ class VirtualRun:
         timing: Timing | None = None,
         seed: int = 0,
         deadline_seconds: float = 8 * 3600.0,
+        store: MemoryJobStore | None = None,  # a counting subclass (bench/meter.py) meters the table
     ) -> None:
         self.clock = clock
         self.simulator = simulator
-        self.store = MemoryJobStore()
+        self.store = store or MemoryJobStore()
         self.queues = VirtualQueues(clock)
         sender = QueueSender(self.queues, clock)
         self.genesys = virtual_client(simulator, clock)

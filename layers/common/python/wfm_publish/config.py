@@ -69,7 +69,7 @@ class Settings(BaseModel):
     weekly_queue_url: str | None = None
     # Business units started per minute: Genesys' 300 requests/min per token over the calls one
     # business unit costs (its two reads and its job's pipeline); docs/benchmark.md measures it.
-    weekly_starts_per_minute: float = Field(default=30.0, gt=0)
+    weekly_starts_per_minute: float = Field(default=34.0, gt=0)
 
     @model_validator(mode="after")
     def _genesys_reachable(self) -> Settings:
