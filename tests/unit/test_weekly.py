@@ -398,3 +398,14 @@ def test_without_a_scheduled_time_the_clock_decides() -> None:
     fire(services, {"businessUnitIds": ["bu-london"]})
     services.drain()
     assert started(services) == {("bu-london", "sched-london-b", "2023-10-30")}
+
+
+def test_the_sample_event_carries_a_weekly_unit() -> None:
+    """events/sqs_weekly_unit.json (`sam local invoke WeeklyUnitFunction -e`) is what the fan-out sends."""
+    from pathlib import Path
+
+    from wfm_publish.weekly import WeeklyUnit
+
+    sample = json.loads((Path(__file__).resolve().parents[2] / "events" / "sqs_weekly_unit.json").read_text())
+    unit = WeeklyUnit.model_validate_json(sample["Records"][0]["body"])
+    assert unit.business_unit_id == "bu-london" and unit.not_before is None
