@@ -261,9 +261,20 @@ def metered_logs() -> Iterator[LogMeter]:
     quiet = [logging.getLogger(name) for name in ("urllib3", "botocore")]
     for noisy in quiet:
         noisy.setLevel(logging.WARNING)
+    # The core's loggers at the template's INFO, whatever an earlier stack's environment set them to.
+    ours = [
+        logger
+        for name, logger in logging.root.manager.loggerDict.items()
+        if "wfm_publish" in name and isinstance(logger, logging.Logger)
+    ]
+    levels = [logger.level for logger in ours]
+    for logger in ours:
+        logger.setLevel(logging.INFO)
     try:
         yield meter
     finally:
+        for logger, level in zip(ours, levels, strict=True):
+            logger.setLevel(level)
         root.handlers = saved_handlers
         root.setLevel(saved_level)
         logging.disable(saved_disable)
