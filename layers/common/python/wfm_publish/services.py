@@ -33,7 +33,7 @@ class Services:
         self.clock = clock or SystemClock()
         self._clients: dict[str, Any] = {}
 
-    def _client(self, service: Literal["sqs", "dynamodb"]) -> Any:
+    def _client(self, service: Literal["sqs", "dynamodb", "secretsmanager"]) -> Any:
         """One boto3 client per service for the container: each costs ~40 ms and a few MiB to build."""
         if service not in self._clients:
             import boto3
@@ -132,6 +132,7 @@ class Services:
         from wfm_publish.genesys import Credentials
 
         name = self.settings.genesys_credentials_secret
+        self._share_session_with_secrets()
         try:
             raw = parameters.get_secret(name, max_age=SECRET_MAX_AGE)
         except parameters.exceptions.GetParameterError as exc:
@@ -200,15 +201,30 @@ class Services:
             client_secret if isinstance(client_secret, str) and client_secret else None,
         )
 
-    @staticmethod
-    def _secret_text(name: str, what: str) -> str:
+    def _secret_text(self, name: str, what: str) -> str:
         from aws_lambda_powertools.utilities import parameters
 
+        self._share_session_with_secrets()
         try:
             raw = parameters.get_secret(name, max_age=SECRET_MAX_AGE)
         except parameters.exceptions.GetParameterError as exc:
             raise ConfigurationError(f"cannot read the {what} secret {name!r}: {exc}") from None
         return raw if isinstance(raw, str) else bytes(raw).decode()
+
+    def _share_session_with_secrets(self) -> None:
+        """Powertools' secrets provider on the container's boto3 session: built on its own it opens a
+        new Session, which loads the endpoint and service data again (~50 ms of a cold start)."""
+        import contextlib
+
+        from aws_lambda_powertools.utilities.parameters import SecretsProvider
+        from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
+        from botocore.exceptions import BotoCoreError
+
+        if "secrets" in DEFAULT_PROVIDERS:
+            return
+        # No region (a unit test): Powertools builds its own provider, as it did before.
+        with contextlib.suppress(BotoCoreError):
+            DEFAULT_PROVIDERS["secrets"] = SecretsProvider(boto3_client=self._client("secretsmanager"))
 
 
 _services: Services | None = None
