@@ -409,3 +409,20 @@ def test_the_sample_event_carries_a_weekly_unit() -> None:
     sample = json.loads((Path(__file__).resolve().parents[2] / "events" / "sqs_weekly_unit.json").read_text())
     unit = WeeklyUnit.model_validate_json(sample["Records"][0]["body"])
     assert unit.business_unit_id == "bu-london" and unit.not_before is None
+
+
+def test_a_duplicate_caught_mid_start_comes_back_rather_than_being_dropped() -> None:
+    services = FakeServices(org())
+    services.weekly_starts_per_minute = 6000
+    fire(services, {**EVENT, "businessUnitIds": ["bu-london"]})
+    # Another delivery holds the key (its Lambda is between locking and completing it).
+    from wfm_publish.intake import body_hash
+    from wfm_publish.models import PublishRequest
+
+    week = date(2023, 10, 30)
+    request = PublishRequest(schedule_id="sched-london-b", business_unit_id="bu-london", week_id=week)
+    key = "weekly:bu-london:2023-10-30"
+    services.store.lock_idempotency(key, body_hash(request), services.clock.now(), 30)
+    answer = take_units(services, services.weekly_queue.take())  # type: ignore[arg-type]
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "m0"}]}  # SQS brings it back
+    assert services.store.jobs == {}

@@ -307,7 +307,7 @@ def _defer(parts: WeeklyParts, unit: WeeklyUnit, wait: float, now: float) -> Out
     return Outcome("deferred", {"businessUnitId": unit.business_unit_id})
 
 
-def one_unit(parts: WeeklyParts, unit: WeeklyUnit) -> Outcome:
+def one_unit(parts: WeeklyParts, unit: WeeklyUnit) -> Outcome:  # noqa: PLR0911 - one return per outcome
     """Start this business unit's job for its week (GenesysRateLimited propagates: the caller defers)."""
     from wfm_publish.intake import IdempotencyKeyReused, RequestInProgress
 
@@ -328,10 +328,15 @@ def one_unit(parts: WeeklyParts, unit: WeeklyUnit) -> Outcome:
             return Outcome("skipped", where | {"why": "no unpublished schedule this week"})
         request = PublishRequest(schedule_id=str(chosen["id"]), business_unit_id=bu_id, week_id=week)
         accepted = parts.intake.accept(request, weekly_key(bu_id, week))
-    except (IdempotencyKeyReused, RequestInProgress) as exc:
+    except IdempotencyKeyReused as exc:
         # This week's run already started this business unit (maybe with a schedule edited since).
         logger.info("business unit already started this week", extra=where | {"why": str(exc)})
         return Outcome("already", where | {"why": str(exc)})
+    except RequestInProgress:
+        # A duplicate of this message is starting the job right now: look again once it has (if it
+        # fails and releases the key, this one starts the job).
+        logger.info("business unit being started by a duplicate", extra=where)
+        return Outcome("retry", where)
     except (GenesysNotFound, ConfigurationError) as exc:
         logger.error("business unit dropped", extra=where | {"why": str(exc)})
         return Outcome("dropped", where | {"why": str(exc)})
