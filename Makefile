@@ -8,7 +8,7 @@ export SAM_CLI_TELEMETRY := 0
 export __SAM_CLI_APP_DIR := $(CURDIR)/.sam-cli
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help dev demo serve weekly openapi test unit integration e2e lint typecheck template-lint bench build clean
+.PHONY: help dev demo serve weekly openapi genesys-models test unit integration e2e lint typecheck template-lint bench build clean
 
 help:
 	@echo "make demo   - run the main job on the embedded local stack (no Docker, no AWS account)"
@@ -16,6 +16,7 @@ help:
 	@echo "make bench  - benchmarks that print figures"
 	@echo "make weekly - fire the weekly publish now on the local stack (scenarios/weekly.yaml)"
 	@echo "make openapi - regenerate docs/openapi.json from the code (a test fails when it drifts)"
+	@echo "make genesys-models - regenerate docs/genesys-models.json from the official Genesys SDK (needs PyPI)"
 
 # The runtime + local stack + test tools, in one venv. Re-installed when pyproject.toml changes.
 $(BIN)/.installed: pyproject.toml
@@ -46,12 +47,18 @@ weekly: dev
 openapi: dev
 	$(BIN)/wfm-publish openapi --output docs/openapi.json
 
+# The official Genesys response models of every route we touch, from the SDK (PureCloudPlatformClientV2)
+# installed into a throwaway venv under /tmp: the only target that needs the network (PyPI). The contract
+# tests read the committed docs/genesys-models.json.
+genesys-models: dev
+	$(BIN)/python scripts/genesys_models.py
+
 lint: dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 typecheck: dev
-	$(BIN)/mypy layers/common/python/wfm_publish src/wfm_publish_local functions bench
+	$(BIN)/mypy layers/common/python/wfm_publish src/wfm_publish_local functions bench scripts
 
 template-lint: dev $(SAM_VENV)/bin/sam
 	$(BIN)/cfn-lint template.yaml

@@ -134,7 +134,7 @@ def _events(stack: Any) -> dict[str, list[dict[str, Any]]]:
         headers = [
             ("Content-Type", "application/json"),
             ("Idempotency-Key", uuid.uuid4().hex),
-            *signed_headers(stack.hmac_secret, raw, time.time()).items(),
+            *signed_headers(stack.hmac_secret, "POST", "/publishes", raw, time.time()).items(),
         ]
         events["publish_trigger"].append(
             api_gateway_event(

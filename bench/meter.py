@@ -26,16 +26,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from wfm_publish.clock import VirtualClock
-from wfm_publish.errors import JobAlreadyExists, StaleJob
 from wfm_publish.models import Job, JobMessage
 from wfm_publish.pipeline import Timing
 from wfm_publish.queues import Queue
-from wfm_publish.store import IdempotencyTaken
 from wfm_publish.weekly import MemoryRunLog, take_units
+from wfm_publish_local.memorydb import Index, MemoryDynamoDB
 from wfm_publish_local.simulator import GenesysSimulator, Scenario
 from wfm_publish_local.template import Template
-from wfm_publish_local.virtual import MemoryJobStore, VirtualRun, _Delivery
+from wfm_publish_local.virtual import JOBS_TABLE, MemoryJobStore, VirtualRun, _Delivery, _indexes
+
+Item = dict[str, Any]
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "template.yaml"
@@ -53,7 +56,6 @@ SERVICENOW_MS = 250.0  # the notifier's Table API PATCH
 # Powertools adds to each line from the Lambda context (function name, ARN, request id, memory, cold start).
 PLATFORM_LOG_BYTES = 420
 CONTEXT_LOG_BYTES = 230
-TABLE_TTL_DAYS = 30
 
 
 # --- DynamoDB item sizes and capacity units ----------------------------------------------------------
@@ -79,155 +81,123 @@ def item_size(item: dict[str, dict[str, Any]]) -> int:
     return sum(attribute_size(name, value) for name, value in item.items())
 
 
-def job_item(job: Job) -> dict[str, dict[str, Any]]:
-    """The job as store.DynamoJobStore writes it today (keep in step when the store's item changes)."""
-    return {
-        "pk": {"S": f"job#{job.job_id}"},
-        "version": {"N": str(job.version)},
-        "ticket": {"S": job.ticket},
-        "status": {"S": job.status.value},
-        "doc": {"S": job.model_dump_json(by_alias=True, exclude_none=True)},
-        "expiresAt": {"N": str(int(job.created_at + TABLE_TTL_DAYS * 86400))},
-    }
-
-
-EXPIRES = {"expiresAt": {"N": "1700000000"}}
-
-
 @dataclass
 class TableMeter:
     reads: int = 0
     read_units: float = 0.0
     writes: int = 0
     write_units: int = 0
-    by_kind: Counter[str] = field(default_factory=Counter)  # write units per item kind
+    by_kind: Counter[str] = field(default_factory=Counter)  # write units per item kind (pk prefix)
     job_writes: Counter[str] = field(default_factory=Counter)  # job id -> writes of its item
     job_write_units: Counter[str] = field(default_factory=Counter)
+    job_sizes: dict[str, int] = field(default_factory=dict)  # job id -> its item's size now
     stream_records: int = 0  # every write that changed an item lands on the table's stream
 
-    def read(self, size: int) -> None:
+    def read(self, size: int, *, consistent: bool = True) -> None:
         self.reads += 1
-        self.read_units += max(1, math.ceil(size / 4096))  # strongly consistent: 4 KB a unit
+        units = max(1, math.ceil(size / 4096))  # 4 KB a unit; eventually consistent: half
+        self.read_units += units if consistent else units / 2
 
-    def write(self, kind: str, old: int, new: int, *, changed: bool = True) -> int:
+    def write(self, pk: str, old: int, new: int, *, changed: bool = True, index_units: int = 0) -> int:
         # A write costs the larger of the old and new item, 1 KB a unit; a failed condition still costs.
-        units = max(1, math.ceil(max(old, new) / 1024))
+        units = max(1, math.ceil(max(old, new) / 1024)) + index_units
+        kind = pk.split("#", 1)[0]
         self.writes += 1
         self.write_units += units
         self.by_kind[kind] += units
         self.stream_records += int(changed)
+        if kind == "job":
+            job_id = pk.split("#", 1)[1]
+            self.job_writes[job_id] += 1
+            self.job_write_units[job_id] += units
+            if changed:
+                self.job_sizes[job_id] = new
         return units
 
 
-class MeteredStore(MemoryJobStore):
-    """MemoryJobStore with every request metered as DynamoJobStore would make it."""
+class MeteredDynamoDB(MemoryDynamoDB):
+    """DynamoDB in memory, every call metered as DynamoDB bills it: item sizes from the items held."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, indexes: dict[str, list[Index]] | None = None) -> None:
+        super().__init__(indexes)
         self.meter = TableMeter()
-        self._sizes: dict[str, int] = {}
 
-    def _job(self, job: Job, *, success: bool) -> None:
-        pk = f"job#{job.job_id}"
-        old = self._sizes.get(pk, 0)
-        new = item_size(job_item(job)) if success else old
-        units = self.meter.write("job", old, new, changed=success)
-        self.meter.job_writes[job.job_id] += 1
-        self.meter.job_write_units[job.job_id] += units
-        if success:
-            self._sizes[pk] = new
+    def get_item(self, *, TableName: str, Key: Item, **kwargs: Any) -> dict[str, Any]:
+        answer = super().get_item(TableName=TableName, Key=Key, **kwargs)
+        self.meter.read(item_size(answer.get("Item") or {}), consistent=bool(kwargs.get("ConsistentRead")))
+        return answer
 
-    def job_size(self, job_id: str) -> int:
-        return self._sizes.get(f"job#{job_id}", 0)
+    def query(self, *, TableName: str, KeyConditionExpression: str, **kwargs: Any) -> dict[str, Any]:
+        answer = super().query(TableName=TableName, KeyConditionExpression=KeyConditionExpression, **kwargs)
+        # A query bills the items it read together (4 KB a unit); indexes are eventually consistent.
+        self.meter.read(sum(item_size(i) for i in answer.get("Items", [])), consistent=False)
+        return answer
 
-    def create_job(self, job: Job) -> None:
+    def put_item(self, *, TableName: str, Item: Item, **kwargs: Any) -> dict[str, Any]:
+        return self._metered(
+            TableName,
+            Item,
+            lambda: super(MeteredDynamoDB, self).put_item(TableName=TableName, Item=Item, **kwargs),
+        )
+
+    def update_item(
+        self, *, TableName: str, Key: Item, UpdateExpression: str, **kwargs: Any
+    ) -> dict[str, Any]:
+        return self._metered(
+            TableName,
+            Key,
+            lambda: super(MeteredDynamoDB, self).update_item(
+                TableName=TableName, Key=Key, UpdateExpression=UpdateExpression, **kwargs
+            ),
+        )
+
+    def delete_item(self, *, TableName: str, Key: Item, **kwargs: Any) -> dict[str, Any]:
+        return self._metered(
+            TableName,
+            Key,
+            lambda: super(MeteredDynamoDB, self).delete_item(TableName=TableName, Key=Key, **kwargs),
+        )
+
+    def _metered(self, table: str, key: Item, call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        pk = str(key["pk"]["S"])
+        old = self.tables.get(table, {}).get(pk)
+        old_size = item_size(old) if old else 0
         try:
-            super().create_job(job)
-        except JobAlreadyExists:
-            self._job(job, success=False)
+            answer = call()
+        except ClientError:
+            self.meter.write(pk, old_size, old_size, changed=False)
             raise
-        self._job(job, success=True)
+        new = self.tables.get(table, {}).get(pk)
+        index_units = sum(_index_writes(i, old, new) for i in self.indexes.get(table, []))
+        self.meter.write(pk, old_size, item_size(new) if new else 0, index_units=index_units)
+        return answer
 
-    def get_job(self, job_id: str) -> Job | None:
-        self.meter.read(self._sizes.get(f"job#{job_id}", 0))
-        return super().get_job(job_id)
 
-    def save_job(self, job: Job) -> Job:
-        try:
-            moved = super().save_job(job)
-        except StaleJob:
-            self._job(job, success=False)
-            raise
-        self._job(moved, success=True)
-        return moved
+def _index_writes(index: Index, old: Item | None, new: Item | None) -> int:
+    """KEYS_ONLY index entries (~100 bytes): written when the item's index keys appear, change or go."""
 
-    def claim_schedule(self, schedule_id: str, job_id: str, now: float) -> str | None:
-        item = {
-            "pk": {"S": f"schedule#{schedule_id}"},
-            "jobId": {"S": job_id},
-            "claimedAt": {"N": f"{now:.3f}"},
-        }
-        size = item_size(item | EXPIRES)
-        holder = self.active.get(schedule_id)
-        held = super().claim_schedule(schedule_id, job_id, now)
-        self.meter.write("schedule", size, size, changed=held is None)
-        if holder is not None:  # the condition failed: the holder's job is read, then a takeover put
-            self.meter.read(self._sizes.get(f"job#{holder}", 0))
-            if held is None:
-                self.meter.write("schedule", size, size)
-        return held
+    def keys(item: Item | None) -> tuple[Any, ...] | None:
+        if item is None or index.hash_key not in item:
+            return None
+        if index.range_key is not None and index.range_key not in item:
+            return None
+        return (item[index.hash_key], item.get(index.range_key or ""))
 
-    def release_schedule(self, schedule_id: str, job_id: str) -> None:
-        self.meter.write("schedule", 0, 100)
-        super().release_schedule(schedule_id, job_id)
+    before, after = keys(old), keys(new)
+    if before == after:
+        return 0
+    return int(before is not None) + int(after is not None)
 
-    def lock_idempotency(self, key: str, body_hash: str, now: float, lock_seconds: float) -> None:
-        item = {
-            "pk": {"S": f"idem#{key}"},
-            "status": {"S": "IN_PROGRESS"},
-            "bodyHash": {"S": body_hash},
-            "lockedUntil": {"N": f"{now + lock_seconds:.3f}"},
-        }
-        pk = f"idem#{key}"
-        size = item_size(item | EXPIRES)
-        try:
-            super().lock_idempotency(key, body_hash, now, lock_seconds)
-        except IdempotencyTaken:
-            self.meter.write("idempotency", self._sizes.get(pk, 0), self._sizes.get(pk, 0), changed=False)
-            raise
-        self.meter.write("idempotency", self._sizes.get(pk, 0), size)
-        self._sizes[pk] = size
 
-    def complete_idempotency(self, key: str, body_hash: str, response: dict[str, Any], now: float) -> None:
-        item = {
-            "pk": {"S": f"idem#{key}"},
-            "status": {"S": "COMPLETED"},
-            "bodyHash": {"S": body_hash},
-            "lockedUntil": {"N": "0"},
-            "response": {"S": json.dumps(response)},
-        }
-        pk = f"idem#{key}"
-        size = item_size(item | EXPIRES)
-        self.meter.write("idempotency", self._sizes.get(pk, 0), size)
-        self._sizes[pk] = size
-        super().complete_idempotency(key, body_hash, response, now)
+def metered_store() -> MemoryJobStore:
+    """The one store (MemoryJobStore: DynamoJobStore over DynamoDB in memory), on a metered table."""
+    return MemoryJobStore(MeteredDynamoDB({JOBS_TABLE: _indexes()}))
 
-    def release_idempotency(self, key: str) -> None:
-        self.meter.write("idempotency", self._sizes.pop(f"idem#{key}", 0), 0)
-        super().release_idempotency(key)
 
-    def get_observation(self, key: str) -> tuple[float, Any] | None:
-        held = self.observations.get(key)
-        self.meter.read(len(key) + len(held[1]) + 60 if held else 0)
-        return super().get_observation(key)
-
-    def put_observation(self, key: str, observed_at: float, data: Any, ttl_seconds: float) -> bool:
-        old = self.observations.get(key)
-        old_size = len(key) + len(old[1]) + 60 if old else 0
-        stored = super().put_observation(key, observed_at, data, ttl_seconds)
-        new_size = len(key) + len(json.dumps(data, separators=(",", ":"))) + 60 if stored else old_size
-        self.meter.write("observation", old_size, new_size, changed=stored)
-        return stored
+def table_meter(store: MemoryJobStore) -> TableMeter:
+    db = store.db
+    assert isinstance(db, MeteredDynamoDB)
+    return db.meter
 
 
 # --- log bytes ---------------------------------------------------------------------------------------
@@ -351,7 +321,8 @@ class Engine:
         self.template = template
         self.clock = VirtualClock(start)
         self.simulator = GenesysSimulator(scenario, self.clock)
-        self.store = MeteredStore()
+        self.store = metered_store()
+        self.table = table_meter(self.store)
         self.run = VirtualRun(
             self.simulator, self.clock, timing, seed, deadline_seconds=deadline_seconds, store=self.store
         )
@@ -390,7 +361,7 @@ class Engine:
 
     def invoke(self, function: str, work: Callable[[], Any], *, records: int = 0) -> Any:
         """Run one invocation of `function`, metering what it did into its modelled duration."""
-        table, calls, tokens = self.store.meter, self.genesys.calls_made, self.genesys.tokens_fetched
+        table, calls, tokens = self.table, self.genesys.calls_made, self.genesys.tokens_fetched
         ops = table.reads + table.writes
         sends = self.run.queues.messages_sent + self.weekly_queue.requests
         result = work()
@@ -468,10 +439,15 @@ class Engine:
 
 
 class _ServiceNow:
-    """ServiceNow's Table API as the notifier sees it: every PATCH accepted, and counted."""
+    """ServiceNow's Table API as the notifier sees it: every call answered, and counted."""
 
     def __init__(self) -> None:
         self.patches = 0
 
-    def update_record(self, table: str, sys_id: str, fields: dict[str, str]) -> None:
+    def update_record(self, table: str, sys_id: str, fields: dict[str, Any]) -> dict[str, Any]:
         self.patches += 1
+        return {"sys_id": sys_id}
+
+    def read_record(self, table: str, sys_id: str, fields: list[str]) -> dict[str, Any]:
+        self.patches += 1  # the notifier reads the record first (a GET, priced as a PATCH here)
+        return {}

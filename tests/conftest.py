@@ -60,5 +60,6 @@ def store(moto_url: str) -> DynamoJobStore:
             {"AttributeName": n, "AttributeType": t} for n, t in spec.attribute_definitions.items()
         ],
         BillingMode="PAY_PER_REQUEST",
+        GlobalSecondaryIndexes=spec.global_indexes,
     )
     return DynamoJobStore(client, name)

@@ -8,8 +8,8 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
-from wfm_publish.models import Job
 from wfm_publish.services import services
+from wfm_publish.store import job_from_item
 
 logger = Logger()
 
@@ -17,8 +17,11 @@ logger = Logger()
 def _notify(record: DynamoDBRecord) -> None:
     # A record that raises is reported by its sequence number: Lambda retries from it (bisecting
     # the batch), and after MaximumRetryAttempts sends it to NotifierDLQ.
-    image = (record.dynamodb.new_image if record.dynamodb else None) or {}
-    services().notifier.notify(Job.model_validate_json(str(image["doc"])))
+    change = record.dynamodb
+    if record.raw_event.get("eventName") == "REMOVE":
+        services().notifier.lost(job_from_item((change.old_image if change else None) or {}))
+        return
+    services().notifier.notify(job_from_item((change.new_image if change else None) or {}))
 
 
 @logger.inject_lambda_context

@@ -61,7 +61,7 @@ def get_publish(publishId: PublishId) -> PublishView:
     responses=api.responses((200, "Cancelled (or already was)", CancelAnswer), 400, 404, 409),
 )
 def cancel_publish(publishId: PublishId) -> CancelAnswer:
-    return api.cancel_answer(cancel(services().store, services().clock, publishId))
+    return api.cancel_answer(cancel(services().store, services().transitions, publishId))
 
 
 @logger.inject_lambda_context

@@ -32,9 +32,15 @@ SERVICENOW_BODY = {
 DEMO_CALLBACK = {"table": "change_request", "sysId": "46d44a5edb1232007aa4f5261f9619a8"}
 
 
-def run(scenario: Path = DEFAULT_SCENARIO, timeout: float = 120.0, hmac_secret: str | None = None) -> int:
-    print(f"wfm-publish demo: local stack (moto server, Genesys Cloud simulator), scenario {scenario.name}")
-    with EmbeddedStack(scenario, hmac_secret=hmac_secret) as stack:
+def run(
+    scenario: Path = DEFAULT_SCENARIO,
+    timeout: float = 120.0,
+    hmac_secret: str | None = None,
+    aws_endpoint: str | None = None,
+) -> int:
+    aws = f"AWS endpoint {aws_endpoint}" if aws_endpoint else "moto server"
+    print(f"wfm-publish demo: local stack ({aws}, Genesys Cloud simulator), scenario {scenario.name}")
+    with EmbeddedStack(scenario, hmac_secret=hmac_secret, aws_endpoint=aws_endpoint) as stack:
         print(f"  Genesys Cloud simulator  {stack.simulator_server.url}")
         print(f"  ServiceNow stand-in      {stack.servicenow.url}")
         print(f"  publish API              {stack.api_url}  (requests signed: X-Signature)")

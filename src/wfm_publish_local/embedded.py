@@ -1,8 +1,9 @@
 """The embedded default: the Genesys Cloud simulator, a ServiceNow stand-in and the local stack.
 
-No Docker, no AWS account: moto server stands in for SQS, DynamoDB (with its stream) and Secrets
-Manager, the simulator for Genesys Cloud, the stand-in for ServiceNow's Table API, and the local
-runner for Lambda, API Gateway, EventBridge and the event source mappings.
+No Docker, no AWS account: moto server (its own, or an existing endpoint given as `aws_endpoint`)
+stands in for SQS, DynamoDB (with its stream) and Secrets Manager, the simulator for Genesys Cloud,
+the stand-in for ServiceNow's Table API, and the local runner for Lambda, API Gateway, EventBridge
+and the event source mappings.
 
 The API checks request signatures as on AWS: the signing secret is `hmac_secret` (the CLI's
 --hmac-secret, else $WFM_PUBLISH_HMAC_SECRET, else a fixed local value); `SignedAuth` signs.
@@ -50,6 +51,7 @@ class EmbeddedStack:
         hmac_secret: str | None = None,
         stream_retry_delay: float = 0.1,
         poll: Collection[str] | None = None,
+        aws_endpoint: str | None = None,
     ) -> None:
         self.scenario: Scenario = load_scenario(str(scenario))
         self.simulator = GenesysSimulator(self.scenario)
@@ -59,6 +61,7 @@ class EmbeddedStack:
         self._environment = environment or {}
         self._stream_retry_delay = stream_retry_delay
         self._poll = poll  # None: every event source runs (LocalStack's poll)
+        self._aws_endpoint = aws_endpoint
         self.hmac_secret = local_hmac_secret(hmac_secret)
         self.auth = SignedAuth(self.hmac_secret)
         self.servicenow = ServiceNowStandIn()
@@ -77,6 +80,8 @@ class EmbeddedStack:
                 "GenesysBaseUrl": self.simulator_server.url,
                 "SettleWindowSeconds": f"{self.scenario.settle_window_seconds:g}",
                 "ServiceNowInstanceUrl": self.servicenow.url,
+                # The org's partner event bus: GenesysEventsFunction exists and hears the simulator.
+                "GenesysEventBusName": self.event_bus,
             },
             environment_overrides={"POWERTOOLS_LOG_LEVEL": "WARNING", **self._environment},
             secret_values={
@@ -92,10 +97,24 @@ class EmbeddedStack:
             api_port=self._api_port,
             stream_retry_delay=self._stream_retry_delay,
             poll=self._poll,
+            aws_endpoint=self._aws_endpoint,
         )
         services.reset()  # the functions' clients must see this stack's environment
         self.stack.start()
+        self.stack.relay_events(self.event_bus, self._notifications)
         return self
+
+    @property
+    def event_bus(self) -> str:
+        """The partner event bus (and event source) name of the simulated org."""
+        return self.simulator.notifier.source
+
+    def _notifications(self, after: int) -> tuple[list[dict[str, Any]], int]:
+        """The simulator's notifications after the first `after`, read over HTTP as a separate
+        process would (the read also lets the simulator catch up on time)."""
+        url = f"{self.simulator_server.url}/__sim/notifications"
+        answer = requests.get(url, params={"after": after}, timeout=5).json()
+        return list(answer["events"]), int(answer["total"])
 
     def stop(self) -> None:
         if self.stack is not None:

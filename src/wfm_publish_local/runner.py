@@ -710,6 +710,68 @@ class SqsPoller(_PollingThread):
 # ---------------------------------------------------------------- DynamoDB Streams event source
 
 
+# EventBridge -> Lambda is an asynchronous invoke: Lambda retries a failed one twice.
+EVENTBRIDGE_ATTEMPTS = 3
+
+
+class EventRelay(_PollingThread):
+    """A partner event bus's events, read from their source (`fetch(cursor)` -> (the events after
+    the first `cursor`, how many there are in all)) and handed to `deliver` in order; the cursor
+    moves past each one delivered (`deliver` does EventBridge's retries itself)."""
+
+    def __init__(
+        self,
+        name: str,
+        fetch: Callable[[int], tuple[list[dict[str, Any]], int]],
+        deliver: Callable[[dict[str, Any]], object],
+        poll_interval: float = 0.1,
+    ) -> None:
+        super().__init__(f"events-{name}")
+        self._fetch = fetch
+        self._deliver = deliver
+        self._interval = poll_interval
+        self.cursor = 0
+        self.delivered = 0
+
+    def _poll(self) -> None:
+        events, total = self._fetch(self.cursor)
+        if total < self.cursor:  # the source started over (the simulator was reset)
+            self.cursor = 0
+            events, total = self._fetch(0)
+        with self._busy:
+            for event in events:
+                if self._stop.is_set():
+                    return
+                self._deliver(event)
+                self.cursor += 1
+                self.delivered += 1
+        self._stop.wait(self._interval)
+
+
+def rule_targets(
+    functions: Iterable[LocalFunction], bus: str, event: Mapping[str, Any], resolve: Callable[[Any], str]
+) -> list[LocalFunction]:
+    """The functions whose EventBridgeRule on `bus` matches the event."""
+    return [
+        f
+        for f in functions
+        for rule in f.spec.rule_events
+        if resolve(rule.event_bus) == bus and filter_matches(rule.pattern, event)
+    ]
+
+
+def invoke_async(function: LocalFunction, event: Any) -> bool:
+    """An asynchronous invoke with Lambda's retries: True when an attempt succeeded."""
+    for attempt in range(EVENTBRIDGE_ATTEMPTS):
+        try:
+            function.invoke(event)
+        except Exception:
+            log.warning("%s failed on an EventBridge event (attempt %d)", function.logical_id, attempt + 1)
+            continue
+        return True
+    return False
+
+
 class FilterPatternError(ValueError):
     """A FilterCriteria pattern uses syntax the local runner does not know."""
 

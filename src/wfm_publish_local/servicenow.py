@@ -54,6 +54,7 @@ class Received:
 class _Failure:
     status: int
     drop: bool
+    retry_after: int | None = None
 
 
 class ServiceNowStandIn:
@@ -116,10 +117,13 @@ class ServiceNowStandIn:
 
     # ------------------------------------------------------------ control and inspection
 
-    def fail_next(self, count: int = 1, *, status: int = 500, drop: bool = False) -> None:
-        """The next `count` Table API calls fail: answer `status`, or drop the connection unanswered."""
+    def fail_next(
+        self, count: int = 1, *, status: int = 500, drop: bool = False, retry_after: int | None = None
+    ) -> None:
+        """The next `count` Table API calls fail: answer `status` (with a Retry-After header when
+        given, as a rate-limit rule does), or drop the connection unanswered."""
         with self._lock:
-            self._failures.extend(_Failure(status, drop) for _ in range(count))
+            self._failures.extend(_Failure(status, drop, retry_after) for _ in range(count))
 
     def reset(self) -> None:
         with self._lock:
@@ -163,6 +167,9 @@ class ServiceNowStandIn:
             self._token(request, raw)
             return
         found = _RECORD_PATH.match(split.path)
+        if found is not None and request.command == "GET":
+            self._read(request, *found.groups())
+            return
         if found is None or request.command not in {"PATCH", "PUT"}:
             self._answer(
                 request, 400, _error("Invalid request", f"{request.command} {split.path} is not served")
@@ -184,7 +191,24 @@ class ServiceNowStandIn:
             return
         status, answer = self._update(request, table, sys_id, body, failure, parse_qs(split.query))
         self._note(request, split.path, table, sys_id, body, status)
-        self._answer(request, status, answer)
+        extra = {}
+        if failure is not None and failure.retry_after is not None and status == failure.status:
+            extra["Retry-After"] = str(failure.retry_after)
+        self._answer(request, status, answer, extra)
+
+    def _read(self, request: BaseHTTPRequestHandler, table: str, sys_id: str) -> None:
+        """The Table API's GET of one record: what it holds now (what it was PATCHed with)."""
+        if not self._authorized(request.headers.get("Authorization", "")):
+            self._answer(
+                request, 401, _error("User Not Authenticated", "Required to provide Auth information")
+            )
+            return
+        if self.known_records is not None and (table, sys_id) not in self.known_records:
+            self._answer(request, 404, _error("No Record found", "Record doesn't exist or ACL restricts it"))
+            return
+        with self._lock:
+            fields = dict(self.records.get((table, sys_id), {}))
+        self._answer(request, 200, {"result": {"sys_id": sys_id, **fields}})
 
     def _update(
         self,
@@ -267,9 +291,16 @@ class ServiceNowStandIn:
             self._changed.notify_all()
 
     @staticmethod
-    def _answer(request: BaseHTTPRequestHandler, status: int, body: dict[str, Any]) -> None:
+    def _answer(
+        request: BaseHTTPRequestHandler,
+        status: int,
+        body: dict[str, Any],
+        headers: dict[str, str] | None = None,
+    ) -> None:
         payload = json.dumps(body).encode()
         request.send_response(status)
+        for name, value in (headers or {}).items():
+            request.send_header(name, value)
         request.send_header("Content-Type", "application/json")
         request.send_header("Content-Length", str(len(payload)))
         request.end_headers()

@@ -8,6 +8,10 @@ Everything is built from the template: queues with their DLQs and RedrivePolicy,
 key schema and TTL, the secrets; the functions' environment is the template's, resolved against
 those local resources, and set in os.environ (one process hosts every function, so they share it).
 boto3 reaches moto through AWS_ENDPOINT_URL: the core needs no endpoint switch.
+
+With `aws_endpoint` the stack starts no moto server of its own: it provisions the template's
+resources in that AWS-compatible endpoint (a shared moto server, a fault proxy in front of one), under
+names no other stack there uses (`<stack>-<LogicalId>-<random>`), and deletes them when it stops.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import logging
 import os
 import sys
 import uuid
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -28,10 +32,13 @@ import boto3
 from wfm_publish_local.runner import (
     ACCOUNT_ID,
     ApiFront,
+    EventRelay,
     LocalFunction,
     Route,
     SqsPoller,
     StreamPoller,
+    invoke_async,
+    rule_targets,
     schedule_input,
     wait_until,
 )
@@ -118,6 +125,8 @@ class LocalStack:
     stream_retry_delay: the pause before a failed stream batch is retried (doubled per retry, at most
         2 s); Lambda retries at once, this lets a test watch the retries.
     enforce_timeouts: an invocation longer than the function's Timeout counts as failed.
+    aws_endpoint: an existing AWS-compatible endpoint (http://127.0.0.1:<port>) to provision in and
+        use, instead of starting a moto server; None starts one.
     """
 
     def __init__(
@@ -136,6 +145,7 @@ class LocalStack:
         enforce_timeouts: bool = True,
         stream_retry_delay: float = 0.1,
         stream_poll_interval: float = 0.25,
+        aws_endpoint: str | None = None,
     ) -> None:
         self.root = Path(root) if root is not None else REPO_ROOT
         path = Path(template_path)
@@ -152,6 +162,7 @@ class LocalStack:
         self.enforce_timeouts = enforce_timeouts
         self.stream_retry_delay = stream_retry_delay
         self.stream_poll_interval = stream_poll_interval
+        self.aws_endpoint = aws_endpoint.rstrip("/") if aws_endpoint else None
 
         self.refs: dict[str, str] = {}
         self.attributes: dict[tuple[str, str], str] = {}
@@ -159,6 +170,7 @@ class LocalStack:
         self.functions: dict[str, LocalFunction] = {}
         self.pollers: list[SqsPoller] = []
         self.stream_pollers: list[StreamPoller] = []
+        self.relays: list[EventRelay] = []
         self._suffix = uuid.uuid4().hex[:12].upper()
         self._moto: Any = None
         self._endpoint: str | None = None
@@ -215,10 +227,12 @@ class LocalStack:
             if path in sys.path:
                 sys.path.remove(path)
         self._added_paths = []
-        self._restore_environment()
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
+        elif self._endpoint is not None:
+            self._delete_resources()  # the endpoint outlives this stack: leave nothing behind
+        self._restore_environment()
         self._endpoint = None
         self._sqs = None
         self._started = False
@@ -367,6 +381,24 @@ class LocalStack:
             payload = {**payload, **input_overrides}
         return function.invoke(payload)
 
+    def put_events(self, bus: str, events: Iterable[dict[str, Any]]) -> int:
+        """Deliver events arriving on `bus` to the functions whose EventBridgeRule matches them, as
+        EventBridge does (an asynchronous invoke, retried); the number of invocations that succeeded."""
+        resolver = self._resolver()
+        done = 0
+        for event in events:
+            for function in rule_targets(self.functions.values(), bus, event, resolver.resolve_str):
+                done += invoke_async(function, event)
+        return done
+
+    def relay_events(self, bus: str, fetch: Callable[[int], tuple[list[dict[str, Any]], int]]) -> EventRelay:
+        """Keep delivering the events `fetch(cursor)` finds (e.g. the Genesys simulator's
+        notifications) to the rules on `bus`, until the stack stops."""
+        relay = EventRelay(bus, fetch, lambda event: self.put_events(bus, [event]))
+        relay.start()
+        self.relays.append(relay)
+        return relay
+
     @staticmethod
     def wait_until(
         predicate: Callable[[], T],
@@ -408,13 +440,16 @@ class LocalStack:
         return f"{name[: limit - 13]}-{self._suffix}"
 
     def _start_moto(self) -> None:
-        from moto.server import ThreadedMotoServer
+        if self.aws_endpoint is not None:
+            self._endpoint = self.aws_endpoint
+        else:
+            from moto.server import ThreadedMotoServer
 
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        self._moto.start()
-        host, port = self._moto.get_host_and_port()
-        self._endpoint = f"http://{host}:{port}"
+            logging.getLogger("werkzeug").setLevel(logging.ERROR)
+            self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+            self._moto.start()
+            host, port = self._moto.get_host_and_port()
+            self._endpoint = f"http://{host}:{port}"
         self._set_environment(
             {
                 "AWS_ENDPOINT_URL": self._endpoint,
@@ -549,6 +584,24 @@ class LocalStack:
             if "LatestStreamArn" in description:
                 self.attributes[(lid, "StreamArn")] = description["LatestStreamArn"]
 
+    def _delete_resources(self) -> None:
+        """Best effort: the queues, tables and secrets this stack made in a shared endpoint."""
+        made = [
+            (lid, self.template.resource_type(lid)) for lid in self.refs if lid in self.template.resources
+        ]
+        for lid, kind in made:
+            try:
+                if kind == "AWS::SQS::Queue":
+                    self.client("sqs").delete_queue(QueueUrl=self.refs[lid])
+                elif kind == "AWS::DynamoDB::Table":
+                    self.client("dynamodb").delete_table(TableName=self.refs[lid])
+                elif kind == "AWS::SecretsManager::Secret":
+                    self.client("secretsmanager").delete_secret(
+                        SecretId=self.refs[lid], ForceDeleteWithoutRecovery=True
+                    )
+            except Exception as exc:  # leaving one behind must not fail the stop
+                log.warning("could not delete %s in %s: %s", lid, self._endpoint, exc)
+
     def _name_other_resources(self) -> None:
         """Refs/attributes for resources the local stack does not create, so an environment that
         names them still resolves (a function's name, a topic's ARN, …)."""
@@ -598,7 +651,10 @@ class LocalStack:
         base = self.template.directory
         layers = self.template.layers
         prefix = f"_wfm_local_{self._suffix}"
+        resolver = self._resolver()
         for lid, spec in self.template.functions.items():
+            if spec.condition is not None and not resolver.condition(spec.condition):
+                continue  # not created with these parameters (e.g. no Genesys event bus)
             for layer_ref in spec.layers:
                 layer_id = layer_ref.get("Ref") if isinstance(layer_ref, dict) else None
                 layer = layers.get(str(layer_id))
@@ -696,13 +752,18 @@ class LocalStack:
 
     def stop_polling(self) -> None:
         """Stop every SQS and stream event source (the batch in hand is finished first)."""
-        pollers: list[SqsPoller | StreamPoller] = [*self.pollers, *self.stream_pollers]
+        pollers: list[SqsPoller | StreamPoller | EventRelay] = [
+            *self.pollers,
+            *self.stream_pollers,
+            *self.relays,
+        ]
         for poller in pollers:
             poller.request_stop()
         for poller in pollers:
             poller.stop()
         self.pollers = []
         self.stream_pollers = []
+        self.relays = []
 
     def __repr__(self) -> str:
         state = f"moto at {self._endpoint}" if self._started else "stopped"

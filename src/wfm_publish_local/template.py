@@ -147,6 +147,11 @@ class TableSpec:
     def hash_key(self) -> str:
         return next(k.attribute_name for k in self.key_schema if k.key_type == "HASH")
 
+    @property
+    def global_indexes(self) -> list[dict[str, Any]]:
+        """The GlobalSecondaryIndexes as declared (create_table takes them as they are)."""
+        return [dict(index) for index in self.properties.get("GlobalSecondaryIndexes", [])]
+
 
 @dataclass(frozen=True)
 class SecretSpec:
@@ -229,6 +234,17 @@ class ScheduleEvent:
 
 
 @dataclass(frozen=True)
+class RuleEvent:
+    """EventBridgeRule: events on a bus that match a pattern invoke the function."""
+
+    name: str
+    event_bus: Any
+    """EventBusName, unresolved (None: the default bus)."""
+    pattern: Mapping[str, Any]
+    """The event pattern (the same matching as a stream's FilterCriteria)."""
+
+
+@dataclass(frozen=True)
 class FunctionSpec:
     logical_id: str
     code_uri: str
@@ -244,8 +260,11 @@ class FunctionSpec:
     sqs_events: tuple[SqsEvent, ...] = ()
     stream_events: tuple[StreamEvent, ...] = ()
     schedule_events: tuple[ScheduleEvent, ...] = ()
+    rule_events: tuple[RuleEvent, ...] = ()
     properties: Mapping[str, Any] = field(default_factory=dict)
     """Globals merged with the function's Properties, unresolved."""
+    condition: str | None = None
+    """The resource's Condition: the function exists only where it holds."""
 
     @property
     def handler_module(self) -> str:
@@ -470,6 +489,7 @@ class Template:
             sqs: list[SqsEvent] = []
             streams: list[StreamEvent] = []
             schedules: list[ScheduleEvent] = []
+            rules: list[RuleEvent] = []
             for name, event in (props.get("Events") or {}).items():
                 kind = event.get("Type")
                 ev = event.get("Properties") or {}
@@ -495,6 +515,8 @@ class Template:
                     )
                 elif kind == "DynamoDB":
                     streams.append(_stream_event(lid, name, ev))
+                elif kind == "EventBridgeRule":
+                    rules.append(RuleEvent(name, ev.get("EventBusName"), dict(ev.get("Pattern") or {})))
                 elif kind in {"ScheduleV2", "Schedule"}:
                     schedules.append(
                         ScheduleEvent(
@@ -520,7 +542,9 @@ class Template:
                 sqs_events=tuple(sqs),
                 stream_events=tuple(streams),
                 schedule_events=tuple(schedules),
+                rule_events=tuple(rules),
                 properties=props,
+                condition=self.resources[lid].get("Condition"),
             )
         return out
 

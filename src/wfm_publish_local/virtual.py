@@ -8,106 +8,113 @@ real client over an in-process transport.
 
 from __future__ import annotations
 
-import copy
+import functools
 import heapq
 import itertools
-import json
 import random
+from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import requests
 
 from wfm_publish.clock import VirtualClock
-from wfm_publish.errors import JobAlreadyExists, StaleJob
 from wfm_publish.genesys import Credentials, GenesysClient
 from wfm_publish.intake import Intake
 from wfm_publish.models import Job, JobMessage
 from wfm_publish.pipeline import Pipeline, Timing
 from wfm_publish.queues import Queue, QueueSender
-from wfm_publish.store import IdempotencyRecord, IdempotencyStatus, IdempotencyTaken
+from wfm_publish.store import DynamoJobStore, job_from_item
+from wfm_publish_local.memorydb import Index, MemoryDynamoDB
 from wfm_publish_local.simulator.model import GenesysSimulator
+from wfm_publish_local.simulator.notifications import DeliveredQueryBook
 from wfm_publish_local.simulator.transport import InProcessAdapter
 
 VIRTUAL_BASE_URL = "http://genesys.virtual"
 
 
-class MemoryJobStore:
-    """The JobStore contract in memory: every write conditional, as in DynamoDB."""
+JOBS_TABLE = "jobs"
+TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 
-    def __init__(self) -> None:
-        self.jobs: dict[str, Job] = {}
-        self.active: dict[str, str] = {}
-        self.idempotency: dict[str, IdempotencyRecord] = {}
-        self.writes = 0
-        self.observations: dict[str, tuple[float, str]] = {}  # key -> (observedAt, JSON), as in the table
+
+@functools.cache
+def _indexes() -> list[Index]:
+    """The jobs table's indexes as template.yaml declares them (the one source of truth)."""
+    from wfm_publish_local.template import Template
+
+    out = []
+    for index in Template.load(TEMPLATE).table.global_indexes:
+        keys = {k["KeyType"]: k["AttributeName"] for k in index["KeySchema"]}
+        out.append(Index(index["IndexName"], keys["HASH"], keys.get("RANGE")))
+    return out
+
+
+class MemoryJobStore(DynamoJobStore):
+    """The one store (wfm_publish.store), over DynamoDB in memory: the same conditional writes."""
+
+    def __init__(self, db: MemoryDynamoDB | None = None) -> None:
+        self.db = db or MemoryDynamoDB({JOBS_TABLE: _indexes()})
+        super().__init__(self.db, JOBS_TABLE)  # type: ignore[arg-type]
         self.observation_reads = 0
         self.observation_writes = 0
 
-    def create_job(self, job: Job) -> None:
-        if job.job_id in self.jobs:
-            raise JobAlreadyExists(job.job_id)
-        self.writes += 1
-        self.jobs[job.job_id] = _stored(job)
+    @property
+    def items(self) -> dict[str, dict[str, Any]]:
+        return self.db.tables.setdefault(JOBS_TABLE, {})
 
-    def get_job(self, job_id: str) -> Job | None:
-        job = self.jobs.get(job_id)
-        return _stored(job) if job else None
+    @property
+    def jobs(self) -> _JobsView:
+        """job id -> job, read and written as the table holds them (tests reach in through this)."""
+        return _JobsView(self)
 
-    def save_job(self, job: Job) -> Job:
-        current = self.jobs.get(job.job_id)
-        if current is None or current.version != job.version:
-            raise StaleJob(job.job_id, _stored(current) if current else None)
-        self.writes += 1
-        moved = _stored(job.model_copy(update={"version": job.version + 1}))
-        self.jobs[job.job_id] = moved
-        return _stored(moved)
+    @property
+    def active(self) -> dict[str, str]:
+        """schedule id -> the job id holding its claim."""
+        return {
+            pk.removeprefix("schedule#"): str(item["jobId"]["S"])
+            for pk, item in self.items.items()
+            if pk.startswith("schedule#")
+        }
 
-    def claim_schedule(self, schedule_id: str, job_id: str, now: float) -> str | None:
-        holder = self.active.get(schedule_id)
-        if holder is not None and holder in self.jobs and not self.jobs[holder].status.terminal:
-            return holder
-        self.active[schedule_id] = job_id
-        return None
-
-    def release_schedule(self, schedule_id: str, job_id: str) -> None:
-        if self.active.get(schedule_id) == job_id:
-            del self.active[schedule_id]
-
-    def lock_idempotency(self, key: str, body_hash: str, now: float, lock_seconds: float) -> None:
-        record = self.idempotency.get(key)
-        if record is not None and not (
-            record.status is IdempotencyStatus.IN_PROGRESS and record.locked_until < now
-        ):
-            raise IdempotencyTaken(record)
-        self.idempotency[key] = IdempotencyRecord(
-            key, IdempotencyStatus.IN_PROGRESS, body_hash, now + lock_seconds
-        )
-
-    def complete_idempotency(self, key: str, body_hash: str, response: dict[str, Any], now: float) -> None:
-        self.idempotency[key] = IdempotencyRecord(key, IdempotencyStatus.COMPLETED, body_hash, 0.0, response)
-
-    def release_idempotency(self, key: str) -> None:
-        self.idempotency.pop(key, None)
+    @property
+    def writes(self) -> int:
+        return self.db.writes
 
     def get_observation(self, key: str) -> tuple[float, Any] | None:
         self.observation_reads += 1
-        held = self.observations.get(key)
-        return (held[0], json.loads(held[1])) if held else None
+        return super().get_observation(key)
 
     def put_observation(self, key: str, observed_at: float, data: Any, ttl_seconds: float) -> bool:
-        held = self.observations.get(key)
-        if held is not None and held[0] >= observed_at:
-            return False  # a newer observation is already there
-        self.observations[key] = (observed_at, json.dumps(data))
-        self.observation_writes += 1
-        return True
+        stored = super().put_observation(key, observed_at, data, ttl_seconds)
+        self.observation_writes += stored
+        return stored
 
 
-def _stored(job: Job) -> Job:
-    """A copy through the document DynamoDB stores (store.DynamoJobStore): as faithful as the table,
-    and several times cheaper than a deep copy of a long timeline (the benchmark runs thousands)."""
-    return Job.model_validate_json(job.model_dump_json(by_alias=True, exclude_none=True))
+class _JobsView(MutableMapping[str, Job]):
+    def __init__(self, store: MemoryJobStore) -> None:
+        self._store = store
+
+    def _pks(self) -> list[str]:
+        return [pk for pk in self._store.items if pk.startswith("job#")]
+
+    def __getitem__(self, job_id: str) -> Job:
+        item = self._store.items.get(f"job#{job_id}")
+        if item is None:
+            raise KeyError(job_id)
+        return job_from_item(item)
+
+    def __setitem__(self, job_id: str, job: Job) -> None:
+        self._store.items[f"job#{job_id}"] = self._store._job_item(job, "set-by-hand")
+
+    def __delitem__(self, job_id: str) -> None:
+        del self._store.items[f"job#{job_id}"]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([pk.removeprefix("job#") for pk in self._pks()])
+
+    def __len__(self) -> int:
+        return len(self._pks())
 
 
 @dataclass(order=True)
@@ -161,11 +168,15 @@ def virtual_client(simulator: GenesysSimulator, clock: VirtualClock) -> GenesysC
     session.trust_env = False  # no proxies or .netrc to look up for an in-process transport
     session.mount(VIRTUAL_BASE_URL, InProcessAdapter(simulator))
     credentials = simulator.scenario.credentials
+    # The org's notifications reach the client's pending queries as the genesys_events function would.
+    queries = DeliveredQueryBook(simulator.notifier, simulator.pump, clock.now)
     return GenesysClient(
         VIRTUAL_BASE_URL,
         lambda: Credentials(credentials.client_id, credentials.client_secret),
         session=session,
         monotonic=clock.now,
+        queries=queries,
+        wall_clock=clock.now,
     )
 
 
@@ -179,7 +190,7 @@ class VirtualRun:
         timing: Timing | None = None,
         seed: int = 0,
         deadline_seconds: float = 8 * 3600.0,
-        store: MemoryJobStore | None = None,  # a counting subclass (bench/meter.py) meters the table
+        store: DynamoJobStore | None = None,
     ) -> None:
         self.clock = clock
         self.simulator = simulator
@@ -189,6 +200,7 @@ class VirtualRun:
         self.genesys = virtual_client(simulator, clock)
         self.intake = Intake(self.store, sender, clock, deadline_seconds=deadline_seconds)
         self.pipeline = Pipeline(self.store, sender, self.genesys, clock, timing, random.Random(seed))
+        self.transitions = self.pipeline.transitions
 
     def run(self, job_id: str, *, limit: float = 24 * 3600.0) -> Job:
         """Deliver messages in time order until the job ends (or `limit` virtual seconds pass)."""
@@ -201,7 +213,13 @@ class VirtualRun:
                 self.pipeline.process(delivery.queue, JobMessage.model_validate_json(delivery.body))
             except Exception:  # what Lambda does with a failed record: redeliver it later
                 self.queues.redeliver(delivery)
-            job = self.store.jobs[job_id]
+            job = self.job(job_id)
             if job.status.terminal:
-                return copy.deepcopy(job)
-        return copy.deepcopy(self.store.jobs[job_id])
+                return job
+        return self.job(job_id)
+
+    def job(self, job_id: str) -> Job:
+        job = self.store.get_job(job_id)
+        if job is None:
+            raise KeyError(job_id)
+        return job

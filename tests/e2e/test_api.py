@@ -183,6 +183,24 @@ def test_a_clock_off_by_more_than_five_minutes_is_refused_and_says_why(stack: Em
     assert within.status_code == 404
 
 
+def test_a_signed_get_replayed_on_the_cancel_route_is_refused(stack: EmbeddedStack) -> None:
+    """Issue 9, case 7: a GET's signature headers (empty body) captured and sent on cancel, at once."""
+    accepted = call(stack, "POST", "/publishes", later())
+    assert accepted.status_code == 202, accepted.text
+    publish_id = accepted.json()["publishId"]
+    get = call(stack, "GET", f"/publishes/{publish_id}", key=None)
+    assert get.status_code == 200
+    captured = {k: get.request.headers[k] for k in ("X-Signature-Timestamp", "X-Signature")}
+    replay = requests.post(f"{stack.api_url}/publishes/{publish_id}/cancel", headers=captured, timeout=15)
+    assert replay.status_code == 401, replay.text
+    assert replay.json()["code"] == "SIGNATURE_REJECTED"
+    assert job(stack, publish_id)["status"] != "CANCELLED"
+    query = requests.get(f"{stack.api_url}/publishes/{publish_id}?x=1", headers=captured, timeout=15)
+    assert query.status_code == 401
+    cancelled = call(stack, "POST", f"/publishes/{publish_id}/cancel", key=None)  # signed for itself
+    assert cancelled.status_code == 200, cancelled.text
+
+
 # ---------------------------------------------------------------- accepted, replayed, joined
 
 
@@ -218,16 +236,30 @@ def test_a_request_is_accepted_replayed_and_a_reused_key_is_refused(stack: Embed
     call(stack, "POST", f"/publishes/{accepted['publishId']}/cancel", key=None)
 
 
-def test_a_request_for_a_schedule_in_flight_joins_it(stack: EmbeddedStack) -> None:
-    first = call(stack, "POST", "/publishes", later()).json()
-    second = call(stack, "POST", "/publishes", {**SERVICENOW_BODY, "validationMode": "deferred"})
+def test_a_request_for_a_schedule_in_flight_joins_it_with_its_callback(stack: EmbeddedStack) -> None:
+    body = later()
+    first = call(stack, "POST", "/publishes", body).json()
+    joiner = {**body, "callback": {"table": "change_request", "sys_id": "b" * 32}}
+    second = call(stack, "POST", "/publishes", joiner)
     assert second.status_code == 202
     assert second.json() == {**first, "joined": True}
     # X-Request-Id stands in for Idempotency-Key.
-    by_request_id = call(
-        stack, "POST", "/publishes", SERVICENOW_BODY, key=None, **{"X-Request-Id": "snow-42"}
-    )
+    by_request_id = call(stack, "POST", "/publishes", body, key=None, **{"X-Request-Id": "snow-42"})
     assert (by_request_id.status_code, by_request_id.json()["publishId"]) == (202, first["publishId"])
+    # The joiner's record is kept: it hears how the job ends (tests/e2e/test_api_callbacks.py).
+    view = call(stack, "GET", f"/publishes/{first['publishId']}", key=None).json()
+    assert [j["callback"]["sysId"] for j in view["joined"]] == ["b" * 32]
+    call(stack, "POST", f"/publishes/{first['publishId']}/cancel", key=None)
+
+
+def test_a_request_with_other_options_does_not_join_the_job_in_flight(stack: EmbeddedStack) -> None:
+    """A "publish now" must not silently join a job due an hour from now (issue 9, case 6)."""
+    first = call(stack, "POST", "/publishes", later()).json()
+    now = call(stack, "POST", "/publishes", {**SERVICENOW_BODY, "validationMode": "deferred"})
+    assert now.status_code == 409
+    problem = now.json()
+    assert problem["code"] == "JOIN_CONFLICT" and problem["publishId"] == first["publishId"]
+    assert {e["field"] for e in problem["errors"]} == {"publishTime", "validationMode"}
     call(stack, "POST", f"/publishes/{first['publishId']}/cancel", key=None)
 
 

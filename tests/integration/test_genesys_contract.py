@@ -37,6 +37,7 @@ from wfm_publish.models import GenesysErrorBody, JobStatus, PublishRequest
 from wfm_publish.pipeline import Timing
 from wfm_publish.services import Services
 from wfm_publish_local.simulator import GenesysSimulator, parse_scenario
+from wfm_publish_local.simulator.notifications import DeliveredQueryBook
 from wfm_publish_local.simulator.server import SimulatorServer
 from wfm_publish_local.virtual import VirtualRun
 
@@ -152,8 +153,7 @@ DOCUMENTED = (
 OPTIONAL: dict[type[BaseModel], set[str]] = {
     g.Campaign: {"edgeGroup", "site", "outboundLineCount", "maxCallsPerAgent"},  # by dialing mode / place
     g.ScheduleManagementUnit: {"agentCount"},
-    g.ScheduleAgent: {"id", "user"},  # one or the other
-    g.OperationNotice: {"result", "downloadUrl"},
+    g.SoftwareStatus: {"executeStartTime", "executeStopTime"},  # only once an update has run
 }
 
 
@@ -207,11 +207,14 @@ class Org:
 
     def new_client(self, **kwargs: Any) -> GenesysClient:
         creds = self.sim.scenario.credentials
+        # The org's notifications reach the client's pending queries as the genesys_events function's do.
+        queries = DeliveredQueryBook(self.sim.notifier, self.sim.pump, self.clock.now)
         return GenesysClient(
             self.server.url,
             lambda: Credentials(creds.client_id, creds.client_secret),
             monotonic=self.clock.now,
-            **kwargs,
+            wall_clock=self.clock.now,
+            **({"queries": queries} | kwargs),
         )
 
     def raw(self, route: str, ids: dict[str, str] | None = None, **params: str) -> dict[str, Any]:
@@ -341,7 +344,9 @@ def test_token_and_error_shapes(org: Org) -> None:
         headers={"Authorization": f"Bearer {token['access_token']}"},
         timeout=5,
     )
-    assert set(response.json()) >= ERROR_FIELDS
+    # Every documented field but the entity's, which an error about no entity leaves out (no nulls).
+    assert ERROR_FIELDS - {"entityId", "entityName"} <= set(response.json()) <= ERROR_FIELDS
+    assert response.json()["entityId"] == "edge-nope"
     assert response.headers["ININ-Correlation-Id"] == response.json()["contextId"]
     body = missing.value.body
     assert body is not None and body.code == "not.found" and body.context_id
@@ -349,7 +354,7 @@ def test_token_and_error_shapes(org: Org) -> None:
         org.client.schedules("bu-demo", "2023-10-24")  # a Tuesday
     assert rejected.value.body is not None
     (detail,) = rejected.value.body.details
-    assert set(detail) >= ERROR_DETAIL_FIELDS
+    assert {"errorCode", "fieldName"} <= set(detail) <= ERROR_DETAIL_FIELDS  # no entity: none named
     assert rejected.value.body.error_codes == ["invalid.week.start"]
 
 
@@ -386,12 +391,12 @@ def test_agent_schedule_query_shapes_sync_and_async(org: Org) -> None:
             "POST", g.AGENT_SCHEDULES_QUERY, ids, json_body={"managementUnitId": "mu-demo"}
         )
         assert set(pending) >= QUERY_ASYNC_FIELDS and pending["status"] == "Processing"
-        notice = slow.client.operation(pending["operationId"])
-        assert notice is not None and notice.status == "Processing"
         slow.clock.advance(2)
-        done = slow.raw(g.SIM_OPERATION, {"operationId": pending["operationId"]})
-        assert set(done) >= NOTICE_FIELDS | {"downloadUrl"}
-        assert_model_fields_served(g.OperationNotice, done)
+        (event,) = requests.get(slow.server.url + "/__sim/notifications", timeout=5).json()["events"]
+        assert event["detail-type"] == "v2.workforcemanagement.users.local-client.schedules.query"
+        done = event["detail"]["eventBody"]
+        assert done["operationId"] == pending["operationId"]
+        assert_model_fields_served(g.QueryResultNotice, done)
         download = requests.get(done["downloadUrl"], timeout=5)  # signed in real life: no bearer
         assert download.status_code == 200
         assert set(download.json()) >= QUERY_RESULT_FIELDS
@@ -406,10 +411,13 @@ def test_publish_shapes(org: Org) -> None:
     operation = org.client.publish(*WEEK, schedule)
     assert operation.status in QUERY_STATUSES
     assert operation.operation_id
-    notice = org.raw(g.SIM_OPERATION, {"operationId": operation.operation_id})
-    assert set(notice) >= NOTICE_FIELDS and notice["eventType"] in EVENT_TYPES
     org.clock.advance(2)
     published = org.client.schedule(*SCHED)
+    events = requests.get(org.server.url + "/__sim/notifications", timeout=5).json()["events"]
+    notice = next(e["detail"]["eventBody"] for e in events if e["detail-type"].endswith(".schedules"))
+    assert set(notice) >= NOTICE_FIELDS and notice["eventType"] in EVENT_TYPES
+    assert notice["operationId"] == operation.operation_id and notice["status"] == "Complete"
+    assert_model_fields_served(g.ScheduleNotice, notice)
     assert published.published is True
     assert published.metadata.version == schedule.metadata.version + 1
 
@@ -463,7 +471,8 @@ def test_outbound_and_routing_shapes(org: Org) -> None:
     assert set(lines) >= LINE_FIELDS
     assert_model_fields_served(g.LineDistribution, lines)
     assert lines["reservedLines"] == 5  # the agentless campaign on the same site holds its lines
-    assert_model_fields_served(g.CampaignLines, lines["campaigns"][0])
+    assert lines["campaignsWithReservedLines"][0]["linesReserved"] == 5
+    assert_model_fields_served(g.LinesAllocated, lines["campaignsWithDynamicallyAllocatedLines"][0])
     settings = org.raw(g.OUTBOUND_SETTINGS)
     assert set(settings) >= OUTBOUND_SETTINGS_FIELDS
     assert_model_fields_served(g.OutboundSettings, settings)

@@ -3,15 +3,16 @@ refusals and dropped connections, and the delivery noted on the job."""
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 
 import pytest
 
 from wfm_publish.clock import VirtualClock
-from wfm_publish.models import Callback, Job, JobStatus, PublishRequest, ReasonCode
+from wfm_publish.models import Callback, Job, JobStatus, Joiner, PublishRequest, ReasonCode
 from wfm_publish.notifier import Notifier, Outcome, callback_fields
-from wfm_publish.servicenow import ServiceNowClient, ServiceNowCredentials, ServiceNowError
+from wfm_publish.servicenow import CallbackRejected, ServiceNowClient, ServiceNowCredentials, ServiceNowError
 from wfm_publish_local.servicenow import DEFAULT_PASSWORD, DEFAULT_USERNAME, ServiceNowStandIn
 from wfm_publish_local.virtual import MemoryJobStore
 
@@ -95,6 +96,73 @@ def test_a_5xx_and_a_dropped_connection_are_worth_another_try(snow: ServiceNowSt
     assert len(snow.updates()) == 1
 
 
+OAUTH = ServiceNowCredentials(DEFAULT_USERNAME, DEFAULT_PASSWORD, "oauth-client", "oauth-secret")
+
+
+@pytest.mark.parametrize("status", [403, 404, 400, 405, 422])
+def test_a_refusal_no_retry_can_change_is_callback_rejected(snow: ServiceNowStandIn, status: int) -> None:
+    snow.fail_next(1, status=status)
+    with pytest.raises(CallbackRejected) as caught:
+        client(snow).update_record("incident", SYS_ID, {"a": "b"})
+    assert (caught.value.status, caught.value.transient) == (status, False)
+
+
+def test_a_401_is_callback_rejected_at_once_with_basic_auth_and_after_one_renewal_with_oauth(
+    snow: ServiceNowStandIn,
+) -> None:
+    with pytest.raises(CallbackRejected) as caught:
+        client(snow, ServiceNowCredentials("someone", "wrong")).update_record("incident", SYS_ID, {"a": "b"})
+    assert caught.value.status == 401
+    assert [r.status for r in snow.received] == [401]  # nothing to renew: one call
+
+    snow.reset()
+    snow.fail_next(2, status=401)  # the instance refuses the token, and the renewed one
+    with pytest.raises(CallbackRejected):
+        client(snow, OAUTH).update_record("incident", SYS_ID, {"a": "b"})
+    assert [r.status for r in snow.received] == [401, 401]
+    assert len(snow._tokens) == 2  # the first token and one renewal, no more
+
+
+def test_a_token_endpoint_refusing_the_oauth_client_is_callback_rejected(snow: ServiceNowStandIn) -> None:
+    wrong = ServiceNowCredentials(DEFAULT_USERNAME, DEFAULT_PASSWORD, "oauth-client", "not-the-secret")
+    with pytest.raises(CallbackRejected) as caught:
+        client(snow, wrong).update_record("incident", SYS_ID, {"a": "b"})
+    assert caught.value.status == 401 and "access_denied" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after"), [(429, 7), (429, None), (503, 30), (500, None), (502, None), (408, None)]
+)
+def test_what_may_pass_later_stays_a_transient_error(
+    snow: ServiceNowStandIn, status: int, retry_after: int | None
+) -> None:
+    snow.fail_next(1, status=status, retry_after=retry_after)
+    with pytest.raises(ServiceNowError) as caught:
+        client(snow).update_record("incident", SYS_ID, {"a": "b"})
+    assert not isinstance(caught.value, CallbackRejected)
+    assert (caught.value.status, caught.value.transient, caught.value.retry_after) == (
+        status,
+        True,
+        retry_after,
+    )
+
+
+def test_a_timeout_and_a_dropped_connection_stay_transient(snow: ServiceNowStandIn) -> None:
+    snow.fail_next(1, drop=True)
+    with pytest.raises(ServiceNowError) as dropped:
+        client(snow).update_record("incident", SYS_ID, {"a": "b"})
+    with socket.socket() as silent:  # accepts the connection (backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        host, port = silent.getsockname()
+        slow = ServiceNowClient(f"http://{host}:{port}", lambda: BASIC, timeout=(1.0, 0.3))
+        with pytest.raises(ServiceNowError) as timed_out:
+            slow.update_record("incident", SYS_ID, {"a": "b"})
+    for caught in (dropped, timed_out):
+        assert not isinstance(caught.value, CallbackRejected) and caught.value.transient
+    assert "in time" in str(timed_out.value)
+
+
 @pytest.mark.parametrize(
     ("status", "reason"),
     [
@@ -162,3 +230,47 @@ def test_the_work_note_reads_well_and_fits() -> None:
 def test_credentials_never_print() -> None:
     text = repr(ServiceNowCredentials("user", "hunter2", "cid", "csecret"))
     assert "hunter2" not in text and "csecret" not in text
+
+
+def test_every_joined_record_hears_the_end_exactly_once(snow: ServiceNowStandIn) -> None:
+    """Issue 9, case 6: a request that joined the job keeps its callback."""
+    store = MemoryJobStore()
+    job = ended(JobStatus.PUBLISHED, ReasonCode.PUBLISHED)
+    store.create_job(job.model_copy(update={"status": JobStatus.WAITING, "reason_code": None}))
+    other = Callback(table="incident", sys_id="c" * 32)
+    store.add_joiner("job-1", Joiner(key="k-joined", callback=other, at=time.time()))
+    store.save_job(job.model_copy(update={"version": 0}))
+    image = store.get_job("job-1")
+    assert image is not None and [j.key for j in image.joiners] == ["k-joined"]
+    notifier = Notifier(store, lambda: client(snow), VirtualClock())
+    assert notifier.notify(image) is Outcome.DELIVERED
+    assert sorted((u.table, u.sys_id) for u in snow.updates()) == [
+        ("change_request", SYS_ID),
+        ("incident", "c" * 32),
+    ]
+    assert notifier.notify(image) is Outcome.ALREADY_NOTIFIED  # redelivered by the stream: nothing again
+    assert len(snow.updates()) == 2
+
+
+def test_a_callback_servicenow_refuses_for_good_is_noted_and_not_retried(snow: ServiceNowStandIn) -> None:
+    store = MemoryJobStore()
+    job = ended(JobStatus.FAILED, ReasonCode.CAPACITY_EXCEEDED)
+    store.create_job(job)
+    snow.fail_next(1, status=404)  # a wrong sys_id: no retry will find it
+    notifier = Notifier(store, lambda: client(snow), VirtualClock())
+    assert notifier.notify(job) is Outcome.REJECTED  # no raise: the stream moves on
+    noted = store.get_job("job-1")
+    assert noted is not None and noted.timeline[-1].event == "servicenow refused the callback"
+    assert notifier.notify(job) is Outcome.ALREADY_NOTIFIED
+
+
+def test_a_job_removed_before_it_ended_is_reported_as_failed(snow: ServiceNowStandIn) -> None:
+    """Issue 9, case 4: a REMOVE of a job that had not ended never passes unseen."""
+    waiting = ended(JobStatus.PUBLISHED, ReasonCode.PUBLISHED).model_copy(
+        update={"status": JobStatus.WAITING, "reason_code": None}
+    )
+    notifier = Notifier(MemoryJobStore(), lambda: client(snow), VirtualClock())
+    assert notifier.lost(waiting) is Outcome.DELIVERED
+    (update,) = snow.updates()
+    assert update.body is not None and update.body["u_wfm_publish_status"] == "FAILED"
+    assert "removed while it was WAITING" in update.body["work_notes"]

@@ -113,16 +113,17 @@ def record(event: str, pk: str, new: str | None, old: str | None) -> dict[str, A
         (record("MODIFY", "job#1", "PUBLISHED", "PUBLISHED"), False),  # the notifier's own note
         (record("MODIFY", "job#1", "WAITING", "QUEUED"), False),
         (record("INSERT", "job#1", "QUEUED", None), False),
-        (record("REMOVE", "job#1", None, "PUBLISHED"), False),  # TTL
+        (record("REMOVE", "job#1", None, "PUBLISHED"), False),  # TTL of an ended job: as it should
+        (record("REMOVE", "job#1", None, "WAITING"), True),  # a job removed before it ended: never unseen
         (record("MODIFY", "idem#k", "COMPLETED", "IN_PROGRESS"), False),
         (record("MODIFY", "schedule#s", "FAILED", "QUEUED"), False),  # not a job item
+        (record("REMOVE", "schedule#s", None, "QUEUED"), False),
     ],
 )
-def test_the_templates_filter_passes_only_a_job_becoming_terminal(
+def test_the_templates_filter_passes_a_job_becoming_terminal_or_removed_before_it_ended(
     event: dict[str, Any], expected: bool
 ) -> None:
-    (pattern,) = TERMINAL_FILTER
-    assert filter_matches(pattern, event) is expected
+    assert any(filter_matches(pattern, event) for pattern in TERMINAL_FILTER) is expected
 
 
 def test_filter_operators() -> None:
@@ -255,8 +256,8 @@ def test_the_sample_event_is_what_the_filter_passes_and_carries_the_job() -> Non
 
     event = json.loads((ROOT / "events" / "ddb_stream_job_ended.json").read_text())
     (sample,) = event["Records"]
-    (pattern,) = TERMINAL_FILTER
-    assert filter_matches(pattern, sample)
+    ended, _ = TERMINAL_FILTER
+    assert filter_matches(ended, sample)
     job = Job.model_validate_json(sample["dynamodb"]["NewImage"]["doc"]["S"])
     assert job.status.value == sample["dynamodb"]["NewImage"]["status"]["S"] == "PUBLISHED"
     assert job.request.callback is not None

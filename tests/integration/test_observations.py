@@ -14,7 +14,7 @@ from wfm_publish.models import JobMessage, JobStatus, PublishRequest
 from wfm_publish.pipeline import Timing
 from wfm_publish.readiness import Observer
 from wfm_publish.scope import TelephonyOptions
-from wfm_publish.store import DynamoJobStore, JobStore
+from wfm_publish.store import DynamoJobStore
 from wfm_publish_local.simulator import GenesysSimulator, parse_scenario
 from wfm_publish_local.virtual import VirtualRun
 
@@ -66,18 +66,19 @@ def test_two_jobs_a_moment_apart_share_one_read(store: DynamoJobStore) -> None:
 
 
 def burst(
-    options: TelephonyOptions | None = None, store: JobStore | None = None
+    options: TelephonyOptions | None = None, store: DynamoJobStore | None = None
 ) -> tuple[VirtualRun, list[str]]:
     """All 20 schedules of scenarios/weekly-burst.yaml asked for at the same moment."""
     parsed = parse_scenario(scenario("weekly-burst"))
     clock = VirtualClock(T0)
     run = VirtualRun(
-        GenesysSimulator(parsed, clock), clock, Timing(settle_window=parsed.settle_window_seconds)
+        GenesysSimulator(parsed, clock),
+        clock,
+        Timing(settle_window=parsed.settle_window_seconds),
+        store=store,  # None: in memory; else the same run with the table on moto server
     )
     if options is not None:
         run.pipeline.options = options
-    if store is not None:  # the same run with the table on moto server
-        run.store = run.intake._store = run.pipeline.store = store
     ids = []
     for b in range(1, 21):
         body = PublishRequest.model_validate(request(f"gen-sched-{b:03d}", f"gen-bu-{b:03d}"))

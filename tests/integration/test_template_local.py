@@ -48,7 +48,14 @@ def test_table_key_schema_and_ttl(stack: LocalStack) -> None:
     dynamodb = stack.client("dynamodb")
     table = dynamodb.describe_table(TableName=stack.table_name)["Table"]
     assert table["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
-    assert table["AttributeDefinitions"] == [{"AttributeName": "pk", "AttributeType": "S"}]
+    assert {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]} == {
+        "pk": "S",
+        "dueShard": "S",
+        "dueAt": "N",
+        "status": "S",
+        "createdAt": "N",
+    }
+    assert {i["IndexName"] for i in table["GlobalSecondaryIndexes"]} == {"due", "byStatus"}
     assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     ttl = dynamodb.describe_time_to_live(TableName=stack.table_name)["TimeToLiveDescription"]
     assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expiresAt"}
@@ -84,6 +91,7 @@ def test_functions_and_routes(stack: LocalStack) -> None:
         "NotifierFunction",
         "DeadLettersFunction",
         "WeeklyUnitFunction",
+        "WatchdogFunction",
     }
     assert stack.pollers == [] and stack.stream_pollers == []  # poll=[]
     response = requests.get(f"{stack.api_url}/publish", timeout=10)

@@ -54,13 +54,13 @@ def app() -> Iterator[ModuleType]:
     sys.modules.pop(spec.name, None)
 
 
-def post(app: ModuleType, error: Exception) -> dict[str, Any]:
+def post(app: ModuleType, error: Exception, sent: dict[str, Any] = SERVICENOW_BODY) -> dict[str, Any]:
     app.services = lambda: FakeServices(error)  # type: ignore[attr-defined]
-    body = json.dumps(SERVICENOW_BODY)
+    body = json.dumps(sent)
     headers = {
         "Content-Type": "application/json",
         "Idempotency-Key": "k-1",
-        **signed_headers(SECRET, body, time.time()),
+        **signed_headers(SECRET, "POST", "/publishes", body, time.time()),
     }
     event = {
         "httpMethod": "POST",
@@ -109,3 +109,14 @@ def test_faults_become_problem_answers(
     multi = {k.lower(): v for k, v in (answer.get("multiValueHeaders") or {}).items()}
     assert ("retry-after" in headers or "retry-after" in multi) is retry_after
     assert "DynamoDB" not in body["message"] and "JOBS_TABLE" not in body["message"]  # internals stay in logs
+
+
+def test_a_schedule_id_with_a_trailing_newline_is_a_400(app: ModuleType) -> None:
+    """`^...$` with re.match let "sched-1\\n" through to intake (and into keys and Genesys paths)."""
+    answer = post(
+        app, AssertionError("intake must not be reached"), {**SERVICENOW_BODY, "scheduleId": "sched-1\n"}
+    )
+    assert answer["statusCode"] == 400, answer["body"]
+    body = json.loads(answer["body"])
+    assert body["code"] == "INVALID_REQUEST"
+    assert [e["field"] for e in body["errors"]] == ["scheduleId"]

@@ -12,6 +12,8 @@ from wfm_publish.cancel import CancelRefused, PublishNotFound, Refusal, cancel
 from wfm_publish.clock import VirtualClock
 from wfm_publish.models import Job, JobMessage, JobStatus, PublishRequest, ReasonCode
 from wfm_publish.pipeline import Timing
+from wfm_publish.queues import QueueSender
+from wfm_publish.transitions import Transitions
 from wfm_publish_local.demo import SERVICENOW_BODY
 from wfm_publish_local.simulator import GenesysSimulator, parse_scenario
 from wfm_publish_local.virtual import MemoryJobStore, VirtualRun
@@ -42,7 +44,7 @@ def step(run: VirtualRun) -> bool:
 
 def test_a_queued_job_is_cancelled_and_its_messages_do_nothing() -> None:
     run, job_id = start()
-    done = cancel(run.store, run.clock, job_id)
+    done = cancel(run.store, run.transitions, job_id)
     assert (done.job.status, done.job.reason_code, done.already) == (
         JobStatus.CANCELLED,
         ReasonCode.CANCELLED,
@@ -59,23 +61,23 @@ def test_a_queued_job_is_cancelled_and_its_messages_do_nothing() -> None:
 
 def test_cancelling_twice_is_idempotent_and_writes_nothing() -> None:
     run, job_id = start()
-    cancel(run.store, run.clock, job_id)
+    cancel(run.store, run.transitions, job_id)
     writes = run.store.writes
-    again = cancel(run.store, run.clock, job_id)
+    again = cancel(run.store, run.transitions, job_id)
     assert again.already and again.job.status is JobStatus.CANCELLED
     assert run.store.writes == writes
 
 
 def test_an_unknown_job_is_not_found() -> None:
     with pytest.raises(PublishNotFound):
-        cancel(MemoryJobStore(), VirtualClock(), "nope")
+        cancel(MemoryJobStore(), None, "nope")  # type: ignore[arg-type]
 
 
 def test_a_published_job_cannot_be_cancelled() -> None:
     run, job_id = start()
     assert run.run(job_id).status is JobStatus.PUBLISHED
     with pytest.raises(CancelRefused) as caught:
-        cancel(run.store, run.clock, job_id)
+        cancel(run.store, run.transitions, job_id)
     assert caught.value.refusal is Refusal.ALREADY_ENDED
 
 
@@ -84,7 +86,7 @@ def test_a_cancel_that_meets_a_publish_in_progress_says_so_and_the_job_publishes
     while run.store.jobs[job_id].status is not JobStatus.PUBLISHING:
         assert step(run)
     with pytest.raises(CancelRefused) as caught:
-        cancel(run.store, run.clock, job_id)
+        cancel(run.store, run.transitions, job_id)
     assert caught.value.refusal is Refusal.PUBLISH_IN_PROGRESS
     assert run.run(job_id).status is JobStatus.PUBLISHED  # what the 409 told the caller to expect
     assert run.simulator.stats()["publishesApplied"] == {"sched-demo": 1}
@@ -93,25 +95,23 @@ def test_a_cancel_that_meets_a_publish_in_progress_says_so_and_the_job_publishes
 class CancelBetweenReadAndWrite(MemoryJobStore):
     """A cancel that lands after a pipeline step read the job and before it wrote its next state."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.clock: VirtualClock | None = None
+    def __init__(self, run: VirtualRun) -> None:
+        super().__init__(run.store.db)  # the same table
+        self.transitions = Transitions(run.store, QueueSender(run.queues, run.clock), run.clock)
         self.armed_for: str | None = None
         self.cancelled: Job | None = None
 
     def get_job(self, job_id: str) -> Job | None:
         job = super().get_job(job_id)
-        if job_id == self.armed_for and self.clock is not None:
+        if job_id == self.armed_for:
             self.armed_for = None
-            self.cancelled = cancel(self, self.clock, job_id).job
+            self.cancelled = cancel(self, self.transitions, job_id).job
         return job
 
 
 def test_a_cancel_that_wins_the_race_stops_the_publish() -> None:
     run, job_id = start(events=[])
-    store = CancelBetweenReadAndWrite()
-    store.jobs, store.active, store.idempotency = run.store.jobs, run.store.active, run.store.idempotency
-    store.clock = run.clock
+    store = CancelBetweenReadAndWrite(run)
     run.pipeline.store = store
     store.armed_for = job_id  # the validation step reads the job, then the cancel commits
     while step(run):
@@ -126,8 +126,10 @@ def test_a_cancel_that_wins_the_race_stops_the_publish() -> None:
 def test_an_update_genesys_accepted_but_never_confirmed_blocks_the_cancel() -> None:
     run, job_id = start(events=[])
     job = run.store.jobs[job_id]
-    job.record(run.clock.now(), "update accepted", status="Processing", operationId="op-1")
-    job.status = JobStatus.WAITING  # e.g. back to validation after the confirmation timed out
+    # Back to validation after the confirmation timed out: the update (base version 3) may still land.
+    run.store.jobs[job_id] = job.model_copy(
+        update={"status": JobStatus.WAITING, "pending_base_version": 3, "operation_id": "op-1"}
+    )
     with pytest.raises(CancelRefused) as caught:
-        cancel(run.store, run.clock, job_id)
+        cancel(run.store, run.transitions, job_id)
     assert caught.value.refusal is Refusal.PUBLISH_IN_PROGRESS

@@ -45,7 +45,7 @@ from wfm_publish.errors import (
 from wfm_publish.genesys import (
     Credentials,
     GenesysClient,
-    OperationNotice,
+    MemoryQueryBook,
     Schedule,
     TrunkBaseSettings,
     login_url,
@@ -53,6 +53,7 @@ from wfm_publish.genesys import (
 )
 from wfm_publish.services import Services
 from wfm_publish_local.simulator import GenesysSimulator, parse_scenario
+from wfm_publish_local.simulator.notifications import DeliveredQueryBook
 from wfm_publish_local.simulator.transport import InProcessAdapter
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
@@ -200,7 +201,9 @@ def sim_client(raw: dict[str, Any], **kwargs: Any) -> tuple[GenesysClient, Genes
         lambda: Credentials(creds.client_id, creds.client_secret),
         session=session,
         monotonic=clock.now,
-        **kwargs,
+        wall_clock=clock.now,
+        # The org's notifications reach the client's pending queries, as the genesys_events function does.
+        **({"queries": DeliveredQueryBook(sim.notifier, sim.pump, clock.now)} | kwargs),
     )
     return client, sim, clock
 
@@ -332,7 +335,7 @@ def test_credentials_and_tokens_never_print_their_secrets() -> None:
     assert SECRET not in repr(creds)
     assert SECRET not in str(creds)
     assert SECRET not in f"{creds}"
-    token = genesys_module._Token("bearer-value", 1.0)
+    token = genesys_module.Token("bearer-value", 1.0)
     assert "bearer-value" not in repr(token)
 
 
@@ -688,7 +691,7 @@ def test_agent_schedules_answered_at_once() -> None:
     shift = agents[0].shifts[0]
     assert (shift.length_minutes, len(shift.activities)) == (480, 3)
     lunch = shift.activities[1]
-    assert (lunch.activity_code_id, lunch.counts_as_paid_time, lunch.length_minutes) == ("1", False, 30)
+    assert (lunch.activity_code_id, lunch.paid, lunch.length_minutes) == ("1", False, 30)
 
 
 def test_an_asynchronous_query_is_pending_then_collected_from_its_download_url() -> None:
@@ -712,9 +715,8 @@ def test_an_asynchronous_query_is_pending_then_collected_from_its_download_url()
 
 def test_a_pending_query_is_a_transient_error_and_a_lost_one_is_asked_again() -> None:
     assert issubclass(GenesysPending, GenesysTransient)
-    client, sim, clock = sim_client(demo(events=[], asyncAgentQueryOver=2, asyncQuerySeconds=5))
-    notices: dict[str, OperationNotice | None] = {}
-    client._operations = notices.get  # a notification reader that never hears anything
+    deaf = MemoryQueryBook()  # a query book no notification reaches
+    client, sim, clock = sim_client(demo(events=[], asyncAgentQueryOver=2, asyncQuerySeconds=5), queries=deaf)
     with pytest.raises(GenesysPending):
         client.agent_schedules(*WEEK, "sched-demo", "mu-demo")
     clock.advance(genesys_module.PENDING_QUERY_MAX_AGE + 1)
@@ -723,17 +725,42 @@ def test_a_pending_query_is_a_transient_error_and_a_lost_one_is_asked_again() ->
     assert sim.stats()["calls"][f"POST {genesys_module.AGENT_SCHEDULES_QUERY}"] == 2
 
 
-def test_an_operation_that_ends_in_error_is_forgotten_and_reported() -> None:
+def test_a_query_another_container_started_is_collected_here() -> None:
+    """The pending query lives in the shared book, not in the client that asked."""
+    first, sim, clock = sim_client(demo(events=[], asyncAgentQueryOver=2, asyncQuerySeconds=5))
+    shared = first.queries
+    with pytest.raises(GenesysPending):
+        first.agent_schedules(*WEEK, "sched-demo", "mu-demo")
+    clock.advance(6)
+    session = requests.Session()
+    session.mount(SIM, InProcessAdapter(sim))
+    creds = sim.scenario.credentials
+    second = GenesysClient(
+        SIM,
+        lambda: Credentials(creds.client_id, creds.client_secret),
+        session=session,
+        monotonic=clock.now,
+        wall_clock=clock.now,
+        queries=shared,
+    )
+    assert len(second.agent_schedules(*WEEK, "sched-demo", "mu-demo")) == 6
+    assert sim.stats()["calls"][f"POST {genesys_module.AGENT_SCHEDULES_QUERY}"] == 1
+
+
+def test_a_query_whose_result_never_comes_is_reported_and_forgotten() -> None:
     def route(method: str, path: str, *_: Any) -> Reply:
         if path == "/oauth/token":
             return token_reply()
         return 200, {"status": "Processing", "operationId": "op-9"}
 
-    ended = OperationNotice(operation_id="op-9", status="Error")
-    client, _adapter, _ = scripted_client(route, operations=lambda op: ended)
-    with pytest.raises(GenesysServerError, match="ended Error"):
+    book = MemoryQueryBook()
+    client, _adapter, _ = scripted_client(route, queries=book)
+    with pytest.raises(GenesysPending):
         client.agent_schedules("bu", "w", "s", "mu")
-    assert client._pending == {}
+    book.record_query_result("op-9", None, 0.0)  # a result notification without a downloadUrl
+    with pytest.raises(GenesysServerError, match="ended Complete"):
+        client.agent_schedules("bu", "w", "s", "mu")
+    assert book.pending_query("bu|w|s|mu") is None
 
 
 def test_a_real_genesys_host_never_asks_the_simulators_operation_path() -> None:
@@ -741,6 +768,12 @@ def test_a_real_genesys_host_never_asks_the_simulators_operation_path() -> None:
     with pytest.raises(GenesysPending):
         client.agent_schedules("bu", "w", "s", "mu")
     assert not any("/__sim/" in p for p in adapter.paths())
+
+
+def test_a_simulated_host_is_not_told_apart_from_a_real_one() -> None:
+    """The local stack injects what it needs; the client has no notion of a simulator."""
+    source = Path(genesys_module.__file__).read_text()
+    assert "__sim" not in source and "simulat" not in source.lower()
 
 
 # --- session -------------------------------------------------------------------------------------------

@@ -51,3 +51,18 @@ def test_bad_input_names_the_field(body: dict[str, object], field: str) -> None:
     with pytest.raises(ValidationError) as caught:
         PublishRequest.model_validate(body)
     assert field in [e["field"] for e in field_errors(caught.value)]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"scheduleId": "sched-1\n"},
+        {"scheduleId": "sched-1", "businessUnitId": "bu-1\n"},
+        {"scheduleId": "sched-1", "callback": {"table": "change_request\n", "sysId": "0" * 32}},
+        {"scheduleId": "sched-1", "callback": {"table": "change_request", "sysId": "0" * 32 + "\n"}},
+    ],
+)
+def test_an_id_with_a_trailing_newline_is_refused(body: dict[str, object]) -> None:
+    """Python's `$` matches before a final newline: every whole-input pattern must refuse it."""
+    with pytest.raises(ValidationError):
+        PublishRequest.model_validate(body)

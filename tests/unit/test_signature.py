@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -21,24 +22,49 @@ from wfm_publish.signature import SignatureRejected, secrets_from, sign, signed_
 SECRET = "s3cret-for-tests"
 NOW = 1_698_415_200.0
 BODY = b'{"scheduleId": "sched-1"}'
+POST, PATH = "POST", "/publishes"
 
 
-def headers(timestamp: float = NOW, body: bytes = BODY, secret: str = SECRET) -> dict[str, str]:
-    return signed_headers(secret, body, timestamp)
+def headers(
+    timestamp: float = NOW,
+    body: bytes = BODY,
+    secret: str = SECRET,
+    method: str = POST,
+    path: str = PATH,
+    query: str = "",
+) -> dict[str, str]:
+    return signed_headers(secret, method, path, body, timestamp, query=query)
 
 
-def test_the_signature_is_hmac_sha256_of_timestamp_dot_body() -> None:
-    expected = hmac.new(SECRET.encode(), b"1698415200." + BODY, hashlib.sha256).hexdigest()
-    assert sign(SECRET, 1698415200, BODY) == f"v1={expected}"
-    assert sign(SECRET, "1698415200", BODY.decode()) == f"v1={expected}"
-    # A GET signs the empty body.
-    empty = hmac.new(SECRET.encode(), b"1698415200.", hashlib.sha256).hexdigest()
-    assert sign(SECRET, 1698415200, b"") == f"v1={empty}"
+def check(sent: dict[str, str], secrets: tuple[str, ...] = (SECRET,), now: float = NOW) -> None:
+    verify(list(secrets), sent, POST, PATH, None, BODY, now)
+
+
+def test_the_signature_is_hmac_sha256_of_timestamp_method_path_query_and_body() -> None:
+    def mac(signed: bytes) -> str:
+        return "v2=" + hmac.new(SECRET.encode(), signed, hashlib.sha256).hexdigest()
+
+    assert sign(SECRET, 1698415200, "post", "/publishes", None, BODY) == mac(
+        b"1698415200\nPOST\n/publishes\n\n" + BODY
+    )
+    assert sign(SECRET, "1698415200", "POST", "/publishes", "", BODY.decode()) == mac(
+        b"1698415200\nPOST\n/publishes\n\n" + BODY
+    )
+    # A GET signs the empty body; the query's pairs are sorted and percent-encoded.
+    assert sign(SECRET, 1698415200, "GET", "/publishes/a b", "z=1&a=x y&a=%21", b"") == mac(
+        b"1698415200\nGET\n/publishes/a%20b\na=%21&a=x%20y&z=1\n"
+    )
+
+
+def test_the_query_and_path_sign_alike_however_they_are_given() -> None:
+    raw = sign(SECRET, 1, "GET", "/publishes/a%20b", "b=2&a=1&a=0", b"")
+    assert sign(SECRET, 1, "GET", "/publishes/a b", {"a": ["0", "1"], "b": "2"}, b"") == raw
+    assert sign(SECRET, 1, "GET", "/publishes/a b", [("b", "2"), ("a", "1"), ("a", "0")], b"") == raw
 
 
 def test_a_good_signature_passes_whatever_the_header_case() -> None:
-    verify([SECRET], headers(), BODY, NOW)
-    verify([SECRET], {k.lower(): v for k, v in headers().items()}, BODY, NOW)
+    check(headers())
+    check({k.lower(): v for k, v in headers().items()})
 
 
 @pytest.mark.parametrize(
@@ -46,34 +72,61 @@ def test_a_good_signature_passes_whatever_the_header_case() -> None:
     [
         ({}, "sign the request"),
         ({"X-Signature-Timestamp": str(int(NOW))}, "sign the request"),
-        ({"X-Signature": sign(SECRET, int(NOW), BODY)}, "sign the request"),
-        ({"X-Signature-Timestamp": "soon", "X-Signature": sign(SECRET, "soon", BODY)}, "unix seconds"),
-        ({"X-Signature-Timestamp": str(int(NOW)), "X-Signature": "sha256=abc"}, "v1=<64 hex digits>"),
+        ({"X-Signature": sign(SECRET, int(NOW), POST, PATH, None, BODY)}, "sign the request"),
+        (
+            {"X-Signature-Timestamp": "soon", "X-Signature": sign(SECRET, "soon", POST, PATH, None, BODY)},
+            "unix seconds",
+        ),
+        ({"X-Signature-Timestamp": str(int(NOW)), "X-Signature": "sha256=abc"}, "v2=<64 hex digits>"),
         (headers(secret="another secret"), "does not match"),
         (headers(body=b'{"scheduleId": "sched-2"}'), "does not match"),
+        (headers(method="GET"), "does not match"),
+        (headers(method="PUT"), "does not match"),
+        (headers(path="/publishes/x/cancel"), "does not match"),
+        (headers(path="/publishes/"), "does not match"),
+        (headers(query="a=1"), "does not match"),
     ],
 )
 def test_a_missing_or_wrong_signature_is_refused(sent: dict[str, str], why: str) -> None:
     with pytest.raises(SignatureRejected, match=why):
-        verify([SECRET], sent, BODY, NOW)
+        check(sent)
+
+
+def test_a_v1_signature_is_refused_by_name() -> None:
+    """v1 signed the timestamp and the body only: a captured GET worked on any route for 5 minutes."""
+    v1 = "v1=" + hmac.new(SECRET.encode(), f"{int(NOW)}.".encode() + BODY, hashlib.sha256).hexdigest()
+    sent = {"X-Signature-Timestamp": str(int(NOW)), "X-Signature": v1}
+    with pytest.raises(SignatureRejected, match="v1 signatures are no longer accepted"):
+        check(sent)
+
+
+def test_a_query_the_signer_did_not_sign_is_refused() -> None:
+    sent = headers(query="a=1")
+    verify([SECRET], sent, POST, PATH, {"a": ["1"]}, BODY, NOW)
+    for other in ({"a": ["2"]}, {"a": ["1", "1"]}, {"a": ["1"], "b": [""]}, None):
+        with pytest.raises(SignatureRejected, match="does not match"):
+            verify([SECRET], sent, POST, PATH, other, BODY, NOW)
 
 
 @pytest.mark.parametrize("skew", [-301, 301, -3600, 86_400])
 def test_a_timestamp_more_than_five_minutes_off_is_refused(skew: int) -> None:
     with pytest.raises(SignatureRejected, match="more than 5 minutes"):
-        verify([SECRET], headers(timestamp=NOW + skew), BODY, NOW)
+        check(headers(timestamp=NOW + skew))
 
 
 @pytest.mark.parametrize("skew", [-300, -299, 0, 299, 300])
 def test_a_timestamp_within_five_minutes_passes(skew: int) -> None:
-    verify([SECRET], headers(timestamp=NOW + skew), BODY, NOW)
+    check(headers(timestamp=NOW + skew))
 
 
 def test_rotation_the_previous_secret_and_several_values_pass() -> None:
-    verify(["new secret", SECRET], headers(), BODY, NOW)
+    check(headers(), secrets=("new secret", SECRET))
     sent = headers(secret="new secret")
-    sent["X-Signature"] = f"{sign('junk', int(NOW), BODY)}, {sent['X-Signature']}"
-    verify(["new secret"], sent, BODY, NOW)
+    sent["X-Signature"] = f"{sign('junk', int(NOW), POST, PATH, None, BODY)}, {sent['X-Signature']}"
+    check(sent, secrets=("new secret",))
+    # the previous secret still names the request: a GET it signed does not pass on POST
+    with pytest.raises(SignatureRejected):
+        check(headers(method="GET", body=BODY), secrets=("new secret", SECRET))
 
 
 def test_comparisons_are_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -85,17 +138,17 @@ def test_comparisons_are_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
         return real(a, b)
 
     monkeypatch.setattr(signature.hmac, "compare_digest", spy)
-    verify(["first", SECRET], headers(), BODY, NOW)
+    check(headers(), secrets=("first", SECRET))
     # every secret against every offered value, even after a match: no early exit
     assert len(calls) == 2
     with pytest.raises(SignatureRejected):
-        verify(["first", "second"], headers(), BODY, NOW)
+        check(headers(), secrets=("first", "second"))
     assert len(calls) == 4
 
 
 def test_no_secret_configured_refuses_everything() -> None:
     with pytest.raises(ConfigurationError):
-        verify([], headers(), BODY, NOW)
+        check(headers(), secrets=())
 
 
 def test_the_secret_comes_as_json_or_text() -> None:
@@ -111,13 +164,19 @@ def test_the_secret_comes_as_json_or_text() -> None:
 # --- the API's checks before routing -------------------------------------------------------------------
 
 
-def event(body: str | None, content_type: str | None = "application/json", **sent: str) -> dict[str, Any]:
+def event(
+    body: str | None,
+    content_type: str | None = "application/json",
+    method: str = POST,
+    path: str = PATH,
+    **sent: str,
+) -> dict[str, Any]:
     raw = (body or "").encode()
-    headers = signed_headers(SECRET, raw, NOW) if "unsigned" not in sent else {}
+    headers = signed_headers(SECRET, method, path, raw, NOW) if "unsigned" not in sent else {}
     if content_type:
         headers["Content-Type"] = content_type
     headers.update({k: v for k, v in sent.items() if k != "unsigned"})
-    return {"httpMethod": "POST", "path": "/publishes", "headers": headers, "body": body}
+    return {"httpMethod": method, "path": path, "headers": headers, "body": body}
 
 
 def refusal(evt: dict[str, Any]) -> ApiProblem:
@@ -133,7 +192,26 @@ def test_the_signature_is_checked_before_size_and_type() -> None:
     assert refusal(event("{}", "text/plain")).http_status == 415
     assert refusal(event("not json")).body.code is ProblemCode.UNSUPPORTED_MEDIA_TYPE
     api.guard(event("{}", "application/json; charset=utf-8"), lambda: [SECRET], NOW)
-    api.guard(event(None, None), lambda: [SECRET], NOW)  # GET / cancel: nothing to type
+    api.guard(event(None, None, "GET", "/publishes/p-1"), lambda: [SECRET], NOW)  # nothing to type
+
+
+def test_a_signed_get_replayed_on_the_cancel_route_is_refused() -> None:
+    """Issue 9, case 7: a captured GET (empty body) must not cancel the job within the 5 minutes."""
+    captured = event(None, None, "GET", "/publishes/p-1")
+    api.guard(captured, lambda: [SECRET], NOW)
+    replay = {**captured, "httpMethod": "POST", "path": "/publishes/p-1/cancel"}
+    assert refusal(replay).http_status == 401
+    assert refusal({**captured, "path": "/publishes/p-2"}).http_status == 401  # another job
+    query = {**captured, "multiValueQueryStringParameters": {"x": ["1"]}, "queryStringParameters": {"x": "1"}}
+    assert refusal(query).http_status == 401
+
+
+def test_the_guard_signs_the_query_api_gateway_passes() -> None:
+    evt = event(None, None, "GET", "/publishes/p-1")
+    evt["headers"].update(signed_headers(SECRET, "GET", "/publishes/p-1", b"", NOW, query="b=2&a=1&a=0"))
+    evt["queryStringParameters"] = {"a": "0", "b": "2"}  # API Gateway keeps one value here
+    evt["multiValueQueryStringParameters"] = {"a": ["1", "0"], "b": ["2"]}
+    api.guard(evt, lambda: [SECRET], NOW)
 
 
 def test_a_body_of_exactly_64_kib_is_allowed() -> None:
@@ -162,6 +240,38 @@ def test_a_secret_that_cannot_be_read_refuses_with_500_not_401() -> None:
     assert caught.value.body.code is ProblemCode.MISCONFIGURED
 
 
+# --- the clients: SignedAuth and `wfm-publish sign` ----------------------------------------------------
+
+
+def test_signed_auth_signs_the_resource_path_without_the_stage_and_the_query() -> None:
+    import requests
+
+    from wfm_publish_local.client import SignedAuth
+
+    prepared = requests.Request(
+        "POST", "https://abc.execute-api.eu-west-1.amazonaws.com/prod/publishes/p 1/cancel?b=2&a=1"
+    ).prepare()
+    SignedAuth(SECRET, base_path="/prod/")(prepared)
+    sent = dict(prepared.headers)
+    now = float(sent["X-Signature-Timestamp"])
+    # as API Gateway hands it to the function: no stage, decoded, the query as multi-value pairs
+    verify([SECRET], sent, "POST", "/publishes/p 1/cancel", {"a": ["1"], "b": ["2"]}, b"", now)
+    with pytest.raises(SignatureRejected):
+        verify([SECRET], sent, "POST", "/prod/publishes/p 1/cancel", {"a": ["1"], "b": ["2"]}, b"", now)
+
+
+def test_the_sign_command_prints_the_headers(capsys: pytest.CaptureFixture[str]) -> None:
+    from wfm_publish_local.cli import main
+
+    argv = ["sign", "--method", "post", "--path", "/publishes", "--data", BODY.decode(), "--timestamp"]
+    assert main([*argv, str(int(NOW)), "--hmac-secret", SECRET, "--query", "x=1"]) == 0
+    printed = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
+    assert printed == {
+        "X-Signature-Timestamp": str(int(NOW)),
+        "X-Signature": sign(SECRET, int(NOW), "POST", "/publishes", "x=1", BODY),
+    }
+
+
 # --- the ServiceNow script in docs/servicenow.md ---------------------------------------------------
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "servicenow.md"
@@ -177,46 +287,110 @@ GlideCertificateEncryption.prototype.generateMac = function (key, algorithm, dat
 """
 
 
-def test_the_documented_servicenow_script_signs_as_the_api_checks() -> None:
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("Node.js is not installed: the documented ServiceNow script is not run")
-    text = DOCS.read_text()
+def _documented_script() -> str:
     script = re.search(
         r"<!-- servicenow-script:begin -->\s*```javascript\n(.*?)```\s*<!-- servicenow-script:end -->",
-        text,
+        DOCS.read_text(),
         re.S,
     )
     assert script is not None, "the signing script's markers are missing from docs/servicenow.md"
-    cases = [
-        ("wfm-publish-local-hmac-secret", '{"scheduleId":"sched-demo"}', 1_698_415_200_123),
-        ("wfm-publish-local-hmac-secret", "", 1_698_415_200_000),
+    return script.group(1)
+
+
+def _node(program: str) -> list[Any]:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("Node.js is not installed: the documented ServiceNow script is not run")
+    result = subprocess.run([node, "-e", program], capture_output=True, text=True, timeout=60, check=True)
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+LOCAL = "wfm-publish-local-hmac-secret"
+
+
+def test_the_documented_servicenow_script_signs_as_the_api_checks() -> None:
+    cases: list[tuple[str, str, str, Any, str, int]] = [
+        (LOCAL, "POST", "/publishes", None, '{"scheduleId":"sched-demo"}', 1_698_415_200_123),
+        (LOCAL, "GET", "/publishes/p-1", None, "", 1_698_415_200_000),
         (
             "a longer secret with spaces & symbols!",
-            json.dumps({"scheduleId": "s", "x": [1, 2]}),
+            "post",
+            "/publishes/it's (a) b*!/cancel",
+            {"z": "1", "a": ["x y", "!'()*", "é"], "a-": "", "b=c": "&"},
+            json.dumps({"scheduleId": "s", "x": [1, 2], "t": "é ✓"}, ensure_ascii=False),
             1_700_000_000_999,
         ),
     ]
     program = (
         GLIDE_STAND_IN
-        + script.group(1)
+        + _documented_script()
         + "".join(
             "console.log(JSON.stringify(WfmPublishSigner.sign("
-            f"{json.dumps(secret)}, {json.dumps(body)}, {millis})));\n"
-            for secret, body, millis in cases
+            f"{json.dumps(secret)}, {json.dumps(method)}, {json.dumps(path)}, {json.dumps(query)}, "
+            f"{json.dumps(body)}, {millis})));\n"
+            for secret, method, path, query, body, millis in cases
         )
     )
-    result = subprocess.run([node, "-e", program], capture_output=True, text=True, timeout=60, check=True)
-    for line, (secret, body, millis) in zip(result.stdout.splitlines(), cases, strict=True):
-        signed = json.loads(line)
+    for signed, (secret, method, path, query, body, millis) in zip(_node(program), cases, strict=True):
         assert signed["timestamp"] == str(millis // 1000)
-        assert signed["signature"] == sign(secret, millis // 1000, body)
+        assert signed["signature"] == sign(secret, millis // 1000, method, path, query, body)
         verify(
             [secret],
             {"X-Signature-Timestamp": signed["timestamp"], "X-Signature": signed["signature"]},
+            method.upper(),
+            path,
+            query,
             body.encode(),
             millis / 1000,
         )
-    # The test vector printed in the docs is the real one.
-    assert sign("wfm-publish-local-hmac-secret", 1698415200, '{"scheduleId":"sched-demo"}') in text
-    assert sign("wfm-publish-local-hmac-secret", 1698415200, "") in text
+    # The test vectors printed in the docs are the real ones.
+    text = DOCS.read_text()
+    local, publish = "wfm-publish-local-hmac-secret", "/publishes/3f2a9c04e1d84b7c9a1e5d6f7b8c9d0e"
+    assert sign(local, 1698415200, "POST", "/publishes", None, '{"scheduleId":"sched-demo"}') in text
+    assert sign(local, 1698415200, "GET", publish, None, "") in text
+    assert sign(local, 1698415200, "POST", f"{publish}/cancel", None, "") in text
+
+
+REST_MESSAGE_STAND_IN = """
+global.GlideDateTime = function () {};
+GlideDateTime.prototype.getNumericValue = function () { return NOW_MILLIS; };
+global.sn_ws = {RESTMessageV2: function (message, method) {
+    this.sent = {message: message, method: method, headers: {}, params: {}, body: ''};
+}};
+sn_ws.RESTMessageV2.prototype.setRequestHeader = function (k, v) { this.sent.headers[k] = v; };
+sn_ws.RESTMessageV2.prototype.setStringParameterNoEscape = function (k, v) { this.sent.params[k] = v; };
+sn_ws.RESTMessageV2.prototype.setRequestBody = function (b) { this.sent.body = b; };
+sn_ws.RESTMessageV2.prototype.execute = function () { return this.sent; };
+"""
+
+
+def test_the_documented_send_signs_the_route_each_rest_method_calls() -> None:
+    """`send` names the REST message's HTTP method; the headers it sets pass on that route only."""
+    millis, publish_id = 1_698_415_200_500, "3f2a9c04e1d84b7c9a1e5d6f7b8c9d0e"
+    calls = [
+        ("Publish schedule", '{"scheduleId":"sched-demo"}', "k-1", None, "POST", "/publishes"),
+        ("Get publish", "", None, publish_id, "GET", f"/publishes/{publish_id}"),
+        ("Cancel publish", "", None, publish_id, "POST", f"/publishes/{publish_id}/cancel"),
+    ]
+    program = (
+        GLIDE_STAND_IN
+        + REST_MESSAGE_STAND_IN.replace("NOW_MILLIS", str(millis))
+        + _documented_script()
+        + "".join(
+            f"console.log(JSON.stringify(WfmPublishSigner.send({json.dumps(name)}, {json.dumps(SECRET)}, "
+            f"'api-key', {json.dumps(body)}, {json.dumps(key)}, {json.dumps(publish)})));\n"
+            for name, body, key, publish, _, _ in calls
+        )
+    )
+    routes = {(method, path) for *_, method, path in calls}
+    for sent, (name, body, _, _, method, path) in zip(_node(program), calls, strict=True):
+        assert sent["method"] == name
+        for other_method, other_path in routes:
+            checked = functools.partial(
+                verify, [SECRET], sent["headers"], other_method, other_path, None, body.encode()
+            )
+            if (other_method, other_path) == (method, path):
+                checked(millis / 1000)
+            else:
+                with pytest.raises(SignatureRejected):
+                    checked(millis / 1000)

@@ -261,10 +261,9 @@ def test_agent_schedules_query_shape() -> None:
         "lengthMinutes",
         "activityCodeId",
         "description",
-        "countsAsPaidTime",
-        "isDstFallback",
+        "paid",
     }
-    assert shift["activities"][1]["countsAsPaidTime"] is False
+    assert shift["activities"][1]["paid"] is False
     only = s.call("POST", path + "/agentschedules/query", {"userIds": ["agent-5"]}).json()
     assert [a["user"]["id"] for a in only["result"]["agentSchedules"]] == ["agent-5"]
     assert only["result"]["agentSchedules"][0]["shifts"][0]["startDate"] == "2023-10-23T11:00:00.000Z"
@@ -318,12 +317,16 @@ def test_outbound_shapes_and_line_distribution() -> None:
     assert lines["maxOutboundLineCount"] == 60  # 2 trunks x 30
     assert lines["maxLineUtilization"] == 0.9
     assert (lines["availableOutboundLines"], lines["reservedLines"]) == (54, 0)
-    assert lines["campaigns"][0]["campaign"]["id"] == "campaign-demo"
+    assert lines["campaign"]["id"] == "campaign-demo"
+    assert lines["campaignsWithDynamicallyAllocatedLines"][0]["campaign"]["id"] == "campaign-demo"
 
     settings = s.get("/api/v2/outbound/settings")
     assert (settings["maxLineUtilization"], settings["maxCallsPerAgent"]) == (0.9, 4)
     members = s.get("/api/v2/routing/queues/queue-outbound/members?pageSize=4&pageNumber=2")
-    assert (members["total"], members["pageCount"], len(members["entities"])) == (6, 2, 2)
+    # QueueMemberEntityListing pages by links: no total, pageCount or lastUri.
+    assert not {"total", "pageCount", "lastUri"} & set(members)
+    assert "nextUri" not in members and members["previousUri"].endswith("pageNumber=1")
+    assert len(members["entities"]) == 2
     assert members["entities"][0]["user"] == {"id": "agent-5", "name": "Barbara Liskov"}
 
 
@@ -387,14 +390,16 @@ def test_probabilistic_faults_follow_the_seed_and_latency_is_reported() -> None:
 def test_unknown_route_method_and_stats_templates() -> None:
     s = Sim(load_scenario(SCENARIOS / "demo.yaml"))
     assert s.call("DELETE", WFM).status == 405
-    assert s.call("GET", EDGES + "/sites").status == 404  # not an edge called "sites"
+    assert s.call("GET", EDGES + "/sitez").status == 404  # an unknown edge id
+    assert s.call("GET", EDGES + "/sites").json()["entities"][0]["id"] == "site-demo"  # not an edge
+    assert s.call("GET", EDGES + "/trunkbasesettings").json()["entities"][0]["id"] == "trunkbase-demo"
     assert s.call("GET", EDGES + "/trunks/metrics").status == 400  # trunkIds is required
     s.get(EDGES + "/trunks/trunk-demo-2")
     s.get(EDGES + "/trunks/trunk-demo-1")
     calls = s.sim.stats()["calls"]
     assert calls[f"GET {EDGES}/trunks/{{trunkId}}"] == 2
     assert calls[f"GET {EDGES}/trunks/metrics"] == 1
-    assert calls["GET (unmatched)"] == 1
+    assert calls[f"GET {EDGES}/{{edgeId}}"] == 1  # the unknown edge id
     assert calls["POST /oauth/token"] == 1
 
 

@@ -141,6 +141,8 @@ def test_functions_runtime_and_handlers(template: Template) -> None:
         "NotifierFunction",
         "DeadLettersFunction",
         "WeeklyUnitFunction",
+        "WatchdogFunction",
+        "GenesysEventsFunction",
     }
     for function in functions.values():
         assert function.runtime in {"python3.12", "python3.13"}
@@ -194,11 +196,14 @@ def test_notifier_reads_the_table_stream_with_retries_bisect_and_a_dlq(template:
     assert 0 < source.maximum_record_age <= 24 * 3600  # within the stream's retention
     assert source.report_batch_item_failures
     assert source.on_failure == "NotifierDLQ"
-    (pattern,) = source.filters
+    ended, removed = source.filters
     terminal = ["PUBLISHED", "FAILED", "CANCELLED"]
-    assert pattern["eventName"] == ["MODIFY"]
-    assert pattern["dynamodb"]["NewImage"]["status"]["S"] == terminal
-    assert pattern["dynamodb"]["OldImage"]["status"]["S"] == [{"anything-but": terminal}]
+    assert ended["eventName"] == ["MODIFY"]
+    assert ended["dynamodb"]["NewImage"]["status"]["S"] == terminal
+    assert ended["dynamodb"]["OldImage"]["status"]["S"] == [{"anything-but": terminal}]
+    # A job removed before it ended (TTL, a person) never passes unseen (issue 9, case 4).
+    assert removed["eventName"] == ["REMOVE"]
+    assert removed["dynamodb"]["OldImage"]["status"]["S"] == [{"anything-but": terminal}]
     assert notifier.environment["SERVICENOW_CREDENTIALS_SECRET"] == {"Ref": "ServiceNowCredentials"}
     assert notifier.environment["SERVICENOW_INSTANCE_URL"] == {"Ref": "ServiceNowInstanceUrl"}
 
@@ -277,7 +282,18 @@ def test_jobs_table(template: Template) -> None:
     table = template.table
     assert table.logical_id == "JobsTable"
     assert [(k.attribute_name, k.key_type) for k in table.key_schema] == [("pk", "HASH")]
-    assert table.attribute_definitions == {"pk": "S"}
+    assert table.attribute_definitions == {
+        "pk": "S",
+        "dueShard": "S",
+        "dueAt": "N",
+        "status": "S",
+        "createdAt": "N",
+    }
+    # The watchdog's index (overdue jobs, no scan) and the operator's (jobs by status), keys only.
+    indexes = {i["IndexName"]: i for i in table.global_indexes}
+    assert [k["AttributeName"] for k in indexes["due"]["KeySchema"]] == ["dueShard", "dueAt"]
+    assert [k["AttributeName"] for k in indexes["byStatus"]["KeySchema"]] == ["status", "createdAt"]
+    assert all(i["Projection"]["ProjectionType"] == "KEYS_ONLY" for i in indexes.values())
     assert table.hash_key == "pk"
     assert table.ttl_attribute == "expiresAt"
     assert table.billing_mode == "PAY_PER_REQUEST"
@@ -547,3 +563,24 @@ def test_sam_validate_lint_passes() -> None:
     result = _run([str(SAM), "validate", "--lint", "--template-file", "template.yaml"])
     assert result.returncode == 0, result.stdout + result.stderr
     assert "is a valid SAM Template" in result.stdout + result.stderr
+
+
+def test_genesys_events_exist_only_with_a_partner_event_bus(template: Template) -> None:
+    function = template.functions["GenesysEventsFunction"]
+    assert function.condition == "HasGenesysEventBus"
+    assert template.resources["GenesysEventsLogGroup"]["Condition"] == "HasGenesysEventBus"
+    (rule,) = function.rule_events
+    assert rule.event_bus == {"Ref": "GenesysEventBusName"}
+    assert rule.pattern == {
+        "detail-type": [
+            {"prefix": "v2.workforcemanagement.businessunits."},
+            {"prefix": "v2.workforcemanagement.users."},
+        ]
+    }
+    assert _policy_targets(template, "GenesysEventsFunction") == {"DynamoDBCrudPolicy": {"JobsTable"}}
+    assert template.parameter_values()["GenesysEventBusName"] == ""
+    resolve = Resolver(template, parameters=template.parameter_values())
+    assert resolve.condition("HasGenesysEventBus") is False
+    bus = "aws.partner/genesys.com/cloud/org-1/wfm"
+    resolve = Resolver(template, parameters=template.parameter_values({"GenesysEventBusName": bus}))
+    assert resolve.condition("HasGenesysEventBus") is True

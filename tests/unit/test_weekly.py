@@ -422,7 +422,8 @@ def test_a_duplicate_caught_mid_start_comes_back_rather_than_being_dropped() -> 
     week = date(2023, 10, 30)
     request = PublishRequest(schedule_id="sched-london-b", business_unit_id="bu-london", week_id=week)
     key = "weekly:bu-london:2023-10-30"
-    services.store.lock_idempotency(key, body_hash(request), services.clock.now(), 30)
+    now = services.clock.now()
+    services.store.lock_idempotency(key, body_hash(request), "another-delivery", now, 30, now + 3600)
     answer = take_units(services, services.weekly_queue.take())  # type: ignore[arg-type]
     assert answer == {"batchItemFailures": [{"itemIdentifier": "m0"}]}  # SQS brings it back
     assert services.store.jobs == {}

@@ -29,6 +29,8 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from wfm_publish.clock import Clock, SystemClock
+from wfm_publish_local.simulator import notifications as topics
+from wfm_publish_local.simulator.notifications import Notifier
 from wfm_publish_local.simulator.outbound import OutboundView
 from wfm_publish_local.simulator.scenario import (
     WEEKDAYS,
@@ -102,10 +104,12 @@ class Operation:
     kind: str  # "Update" or "AgentSchedulesQuery"
     schedule_id: str
     done_at: float
-    status: str = "Processing"  # then Complete or Error
+    business_unit_id: str = ""
+    status: str = "Processing"  # then Complete, Error or Canceled
     client_id: str = ""
     payload: dict[str, Any] = field(default_factory=dict)
     fail: bool = False
+    cancel: bool = False
     result: dict[str, Any] | None = None
     download_url: str | None = None
 
@@ -137,6 +141,8 @@ class GenesysSimulator:
         self._router = Router(self._routes())
         self._sim_router = Router(self._sim_routes())
         self._shift_cache: dict[str, dict[str, dict[str, Any]]] = {}
+        # What the org would send to EventBridge; listeners must not call back into the simulator.
+        self.notifier = Notifier(f"org-{scenario.name}")
         self.reset()
 
     # ----------------------------------------------------------------- state and time
@@ -171,6 +177,10 @@ class GenesysSimulator:
             self._fail_left = {
                 e.schedule_id: e.fail_first for e in s.events if isinstance(e, PublishOperation)
             }
+            self._cancel_left = {
+                e.schedule_id: e.cancel_first for e in s.events if isinstance(e, PublishOperation)
+            }
+            self.notifier.reset()
             self._durations = {
                 e.schedule_id: e.duration_seconds
                 for e in s.events
@@ -183,7 +193,9 @@ class GenesysSimulator:
         if isinstance(ev, TelephonyChange):
             what = f"{ev.kind} on {ev.entity_id}" + (" (org-wide)" if ev.scope == "org" else "")
             self._at(ev.start, partial(self._log, kind="telephonyChangeStarted", detail=what))
+            self._at(ev.start, partial(self._notify_telephony, ev))
             self._at(ev.end, partial(self._log, kind="telephonyChangeEnded", detail=what))
+            self._at(ev.end, partial(self._notify_telephony, ev))
             settled = ev.end + self.scenario.settle_window_seconds
             self._at(settled, partial(self._log, kind="telephonySettled", detail=what))
         elif isinstance(ev, WriterEdit):
@@ -194,6 +206,11 @@ class GenesysSimulator:
 
     def _at(self, t: float, action: Callable[[float], None]) -> None:
         heapq.heappush(self._pending, (t, next(self._seq), action))
+
+    def pump(self) -> None:
+        """Apply what is due by now (notifications included) without a request."""
+        with self._lock:
+            self._advance()
 
     def elapsed(self) -> float:
         """t: seconds since the simulator started (or was reset)."""
@@ -435,7 +452,9 @@ class GenesysSimulator:
             Route("GET", EDGES + "/trunks", self._trunk_list),
             Route("GET", EDGES + "/trunks/metrics", self._trunk_metrics),
             Route("GET", EDGES + "/trunks/{trunkId}", self._trunk_get),
+            Route("GET", EDGES + "/trunkbasesettings", self._trunk_base_list),
             Route("GET", EDGES + "/trunkbasesettings/{trunkBaseId}", self._trunk_base_get),
+            Route("GET", EDGES + "/sites", self._site_list),
             Route("GET", EDGES + "/sites/{siteId}", self._site_get),
             Route("GET", EDGES + "/{edgeId}", self._edge_get),
             Route("GET", OUTBOUND + "/campaigns", self._campaign_list),
@@ -451,7 +470,15 @@ class GenesysSimulator:
             Route("POST", "/__sim/reset", self._sim_reset, auth=False),
             Route("GET", "/__sim/operations/{operationId}", self._sim_operation, auth=False),
             Route("GET", "/__sim/schedules/{scheduleId}", self._sim_schedule, auth=False),
+            Route("GET", "/__sim/notifications", self._sim_notifications, auth=False),
         ]
+
+    def _sim_notifications(self, req: SimRequest) -> SimResponse:
+        """The EventBridge events the org would have sent, in order; `after=N` skips the first N."""
+        after = int(req.arg("after") or 0)
+        return self._ok(
+            {"after": after, "total": len(self.notifier.sent), "events": self.notifier.since(after)}
+        )
 
     def _sim_reset(self, _req: SimRequest) -> SimResponse:
         self.reset()
@@ -489,7 +516,11 @@ class GenesysSimulator:
         return {
             "id": bu.id,
             "name": bu.name or bu.id,
-            "division": {"id": bu.division.id, "name": bu.division.name},
+            # DivisionReference: id and selfUri only (no name).
+            "division": {
+                "id": bu.division.id,
+                "selfUri": f"/api/v2/authorization/divisions/{bu.division.id}",
+            },
             "selfUri": f"{WFM}/{bu.id}",
         }
 
@@ -566,10 +597,9 @@ class GenesysSimulator:
             "weekCount": spec.week_count,
             "description": st.description,
             "published": st.published,
-            "shortTermForecast": {
+            "shortTermForecast": {  # BuShortTermForecastReference: no weekCount
                 "id": spec.short_term_forecast_id or f"stf-{sid}",
                 "weekDate": week,
-                "weekCount": spec.week_count,
             },
             "generationResults": {"failed": False, "runId": f"run-{sid}", "messageCount": 0},
             "metadata": self._metadata(sid, st),
@@ -601,7 +631,7 @@ class GenesysSimulator:
                 unit: dict[str, Any] = {"managementUnit": {"id": mu_id}}
                 if "managementUnits.agents" in expand:
                     agents = self.topology.management_units[mu_id].agents
-                    unit["agents"] = [{"user": {"id": a}} for a in agents]
+                    unit["agents"] = [{"id": a} for a in agents]  # UserReference
                 units.append(unit)
             out["managementUnits"] = units
         return self._ok(out)
@@ -616,13 +646,15 @@ class GenesysSimulator:
     def _agent_schedule(self, sid: str, st: ScheduleState, agent: str) -> dict[str, Any]:
         planned = self._shifts(sid).get(agent, {"shifts": [], "workPlan": None})
         override = st.agent_overrides.get(agent, {})
-        return {
+        out = {
             "user": {"id": agent},
             "shifts": override.get("shifts", planned["shifts"]),
             "fullDayTimeOffMarkers": override.get("fullDayTimeOffMarkers", []),
-            "workPlan": planned["workPlan"],
             "metadata": {"version": st.agent_versions.get(agent, 1)},
         }
+        if planned["workPlan"] is not None:
+            out["workPlan"] = planned["workPlan"]
+        return out
 
     def _query_agents(self, req: SimRequest, sid: str) -> list[str]:
         body = req.json()
@@ -664,7 +696,14 @@ class GenesysSimulator:
         if threshold is None or len(agents) <= threshold:
             return self._ok({"status": "Complete", "result": result})
         t = self.elapsed()
-        op = Operation(self._new_id(), "AgentSchedulesQuery", sid, t + self.scenario.async_query_seconds)
+        op = Operation(
+            self._new_id(),
+            "AgentSchedulesQuery",
+            sid,
+            t + self.scenario.async_query_seconds,
+            client_id=req.client_id,
+            business_unit_id=bu.id,
+        )
         op.result = result
         op.download_url = f"{req.base_url}/__downloads/{op.id}"
         self._operations[op.id] = op
@@ -672,8 +711,12 @@ class GenesysSimulator:
         return self._ok({"status": "Processing", "operationId": op.id})
 
     def _finish_query(self, op_id: str, t: float) -> None:
-        self._operations[op_id].status = "Complete"
+        op = self._operations[op_id]
+        op.status = "Complete"
         self._log(t, "agentSchedulesQueryComplete", op_id)
+        # Delivered on the asking user's topic (an OAuth client's own id here).
+        body = {"operationId": op_id, "businessUnitId": op.business_unit_id, "downloadUrl": op.download_url}
+        self._notify(topics.QUERY_RESULT_TOPIC, op.client_id or "client", body, t)
 
     def _download(self, req: SimRequest) -> SimResponse:
         op = self._operations.get(req.params["operationId"])
@@ -764,11 +807,20 @@ class GenesysSimulator:
         fail = self._fail_left.get(sid, 0) > 0
         if fail:
             self._fail_left[sid] -= 1
+        cancel = not fail and self._cancel_left.get(sid, 0) > 0
+        if cancel:
+            self._cancel_left[sid] -= 1
         duration = self._durations.get(sid, self.scenario.publish_duration_seconds)
         op = Operation(
-            self._new_id(), "Update", sid, t + duration, client_id=req.client_id, payload=up.payload
+            self._new_id(),
+            "Update",
+            sid,
+            t + duration,
+            business_unit_id=self.topology.schedules[sid].business_unit_id,
+            client_id=req.client_id,
+            payload=up.payload,
         )
-        op.fail = fail
+        op.fail, op.cancel = fail, cancel
         up.consumed = True
         self._operations[op.id] = op
         self._active_update[sid] = op.id
@@ -833,10 +885,15 @@ class GenesysSimulator:
         sid = op.schedule_id
         if self._active_update.get(sid) == op_id:
             del self._active_update[sid]
-        if op.fail:
-            op.status = "Error"
+        if op.fail or op.cancel:
+            op.status = "Error" if op.fail else "Canceled"
             self._failed[sid] += 1
-            self._log(t, "updateFailed", f"{sid} operation {op_id} ended Error; nothing applied")
+            self._log(t, "updateFailed", f"{sid} operation {op_id} ended {op.status}; nothing applied")
+            # As users report, an Error carries nothing but the operation id.
+            body: dict[str, Any] = {"status": op.status, "operationId": op_id}
+            if op.status == "Canceled":
+                body["eventType"] = "Update"
+            self._notify(topics.SCHEDULES_TOPIC, op.business_unit_id, body, t)
             return
         st = self._schedules[sid]
         if op.payload.get("published") is True:
@@ -856,6 +913,49 @@ class GenesysSimulator:
         self._log(
             t, "updateApplied", f"{sid} operation {op_id}: version {st.version}, published {st.published}"
         )
+        body = {
+            "status": "Complete",
+            "operationId": op_id,
+            "eventType": "Update",
+            "result": self._topic_schedule(sid, st),
+        }
+        self._notify(topics.SCHEDULES_TOPIC, op.business_unit_id, body, t)
+
+    # ----------------------------------------------------------------- notifications
+
+    def _notify(self, topic: str, entity_id: str, body: dict[str, Any], t: float) -> None:
+        self.notifier.emit(topic, entity_id, body, self._t0 + t, self._new_id())
+
+    def _topic_schedule(self, sid: str, st: ScheduleState) -> dict[str, Any]:
+        """WfmBuScheduleTopicBuScheduleMetadata: the schedule as the update left it."""
+        summary = self._schedule_summary(sid, st)
+        out = {k: summary[k] for k in ("id", "weekCount", "description", "published", "metadata")}
+        out["weekDate"] = summary["weekDate"] + "T00:00:00Z"  # a datetime on this topic
+        out["metadata"] = {
+            k: v for k, v in summary["metadata"].items() if k in {"version", "dateModified", "modifiedBy"}
+        }
+        return out
+
+    def _notify_telephony(self, change: TelephonyChange, t: float) -> None:
+        """What the org says at a change's start or end: its Edge (and software update), its trunks."""
+        m = self._moment(t)
+        index = next(i for i, c in enumerate(self.topology.changes) if c is change)
+        for entity_id in sorted(self.topology.change_targets[index]):
+            if entity_id in self.topology.edges:
+                edge = self.telephony.edge(self.topology.edges[entity_id], m)
+                self._notify(
+                    topics.EDGE_TOPIC, entity_id, {"id": entity_id, "onlineStatus": edge["onlineStatus"]}, t
+                )
+                if change.kind == "softwareUpdate":
+                    software = {k: v for k, v in edge["softwareStatus"].items() if k != "version"}
+                    self._notify(topics.EDGE_SOFTWARE_TOPIC, entity_id, {"id": entity_id, **software}, t)
+            elif entity_id in self.topology.trunks:
+                trunk = self.telephony.trunk(self.topology.trunks[entity_id], m)
+                body = {
+                    k: trunk[k]
+                    for k in ("id", "connectedStatus", "optionsStatus", "registersStatus", "ipStatus")
+                }
+                self._notify(topics.TRUNK_TOPIC, entity_id, body, t)
 
     # ----------------------------------------------------------------- telephony
 
@@ -915,6 +1015,26 @@ class GenesysSimulator:
         view = self.telephony.trunk_base(base, self._moment(self.elapsed()), "properties" in req.expand())
         return self._ok(view)
 
+    def _trunk_base_list(self, req: SimRequest) -> SimResponse:
+        m = self._moment(self.elapsed())
+        name = req.arg("name")
+        with_properties = "properties" in req.expand()
+        bases = [
+            self.telephony.trunk_base(b, m, with_properties)
+            for b in self.topology.trunk_bases.values()
+            if name is None or (b.name or b.id) == name
+        ]
+        return self._ok(page(req, bases))
+
+    def _site_list(self, req: SimRequest) -> SimResponse:
+        name = req.arg("name")
+        sites = [
+            self.telephony.site(s.id)
+            for s in self.topology.sites.values()
+            if name is None or (s.name or s.id) == name
+        ]
+        return self._ok(page(req, sites))
+
     def _site_get(self, req: SimRequest) -> SimResponse:
         if req.params["siteId"] not in self.topology.sites:
             raise not_found("site", req.params["siteId"])
@@ -956,7 +1076,8 @@ class GenesysSimulator:
             agent = self.topology.agents[agent_id]
             user = {"id": agent.id, "name": agent.name or agent.id}
             entities.append({**user, "user": user, "memberBy": "user", "joined": True, "ringNumber": 1})
-        return self._ok(page(req, entities, max_size=100))
+        # QueueMemberEntityListing pages by links only: no total, pageCount or lastUri.
+        return self._ok(page(req, entities, max_size=100, totals=False))
 
 
 def _fault_matches(fault: Fault, req: SimRequest, t: float) -> bool:

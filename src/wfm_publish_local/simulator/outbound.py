@@ -84,25 +84,30 @@ class OutboundView:
         available = max(0, usable - reserved)
         sharing = [x for x in pool if x.dialing_mode != "agentless"] or [c]
         share, extra = divmod(available, len(sharing))
-        campaigns = []
-        for index, x in enumerate(sharing):
-            campaigns.append(
-                {
-                    "campaign": {"id": x.id, "name": x.name or x.id},
-                    "dialingMode": x.dialing_mode,
-                    "maxCallsPerAgent": x.max_calls_per_agent or self.org.max_calls_per_agent,
-                    "allocatedLines": share + (1 if index < extra else 0),
-                }
-            )
-        out: dict[str, Any] = {
+        # CampaignOutboundLinesDistribution: the asked campaign, agentless reservations, and the lines
+        # the others share dynamically (equal weights here).
+        return {
+            "campaign": {"id": c.id, "selfUri": f"/api/v2/outbound/campaigns/{c.id}"},
             "maxOutboundLineCount": max_lines,
             "maxLineUtilization": self.org.max_line_utilization,
             "availableOutboundLines": available,
             "reservedLines": reserved,
-            "campaigns": campaigns,
+            "campaignsWithReservedLines": [
+                {"campaign": _ref(x), "linesReserved": x.outbound_line_count or 0}
+                for x in pool
+                if x.dialing_mode == "agentless"
+            ],
+            "campaignsWithDynamicallyAllocatedLines": [
+                {
+                    "campaign": _ref(x),
+                    "campaignWeight": 1,
+                    "linesAssigned": share + (1 if index < extra else 0),
+                    "legacyWeight": False,
+                }
+                for index, x in enumerate(sharing)
+            ],
         }
-        if c.site_id is not None:
-            out["site"] = {"id": c.site_id}
-        else:
-            out["edgeGroup"] = {"id": c.edge_group_id}
-        return out
+
+
+def _ref(c: Campaign) -> dict[str, Any]:
+    return {"id": c.id, "name": c.name or c.id, "selfUri": f"/api/v2/outbound/campaigns/{c.id}"}

@@ -246,8 +246,10 @@ class PublishOperation(_Model):
     type: Literal["publishOperation"]
     schedule_id: str
     duration_seconds: float | None = Field(default=None, ge=0)
-    # The first N update operations on this schedule end status Error with nothing applied.
+    # The first N update operations on this schedule end status Error with nothing applied ...
     fail_first: int = Field(default=0, ge=0)
+    # ... and the next M end status Canceled (nothing applied either).
+    cancel_first: int = Field(default=0, ge=0)
 
 
 Event = Annotated[TelephonyChange | WriterEdit | PublishOperation, Field(discriminator="type")]

@@ -63,15 +63,21 @@ def _shift(
         "startDate": iso(begin),
         "lengthMinutes": group.length_minutes,
         "activities": [
-            {
-                "startDate": iso(begin + a.offset_minutes * 60),
-                "lengthMinutes": a.length_minutes,
-                "activityCodeId": a.activity_code_id,
-                "description": a.description,
-                "countsAsPaidTime": a.counts_as_paid_time,
-                "isDstFallback": False,
-            }
+            _present(
+                {
+                    "startDate": iso(begin + a.offset_minutes * 60),
+                    "lengthMinutes": a.length_minutes,
+                    "activityCodeId": a.activity_code_id,
+                    "description": a.description,
+                    "paid": a.counts_as_paid_time,
+                }
+            )
             for a in activities
         ],
         "manuallyEdited": False,
     }
+
+
+def _present(fields: dict[str, Any]) -> dict[str, Any]:
+    """Genesys leaves an empty field out rather than sending null."""
+    return {k: v for k, v in fields.items() if v is not None}

@@ -73,23 +73,28 @@ class TelephonyView:
             else:
                 status, online = "INITIALIZING", "OFFLINE"
         version = 1 + sum(1 for c in own if c.start <= m.t)
+        # DomainEdgeSoftwareUpdateDto: the last update's execute window (stop once it has ended).
+        software_status: dict[str, Any] = {"status": software}
+        updates = [c for c in own if c.kind == "softwareUpdate" and c.start <= m.t]
+        if updates:
+            software_status["executeStartTime"] = m.at(updates[-1].start)
+            if updates[-1].end <= m.t:
+                software_status["executeStopTime"] = m.at(updates[-1].end)
         out: dict[str, Any] = {
             "id": edge.id,
             "name": edge.name or edge.id,
             "state": "active",
             "statusCode": status,
             "onlineStatus": online,
-            "softwareStatus": {"status": software, "dateUpgradeStarted": None},
+            "softwareStatus": software_status,
             "callDrainingState": draining,
             "site": {"id": site.id, "name": site.name or site.id},
-            "edgeGroup": {"id": edge.edge_group_id} if edge.edge_group_id else None,
             "version": version,
             "dateModified": m.at(self._last_moved(own, m.t)),
             "selfUri": f"/api/v2/telephony/providers/edges/{edge.id}",
         }
-        updates = [c for c in own if c.kind == "softwareUpdate" and c.start <= m.t]
-        if updates:
-            out["softwareStatus"]["dateUpgradeStarted"] = m.at(updates[-1].start)
+        if edge.edge_group_id:
+            out["edgeGroup"] = {"id": edge.edge_group_id}
         return out
 
     def trunk_connected(self, trunk: Trunk, t: float) -> bool:
@@ -105,32 +110,41 @@ class TelephonyView:
         # an edge going down only moves its connection state.
         settings = [c for c in changes if c.kind not in EDGE_KINDS]
         connected = self.trunk_connected(trunk, m.t)
-        return {
+        moved = m.at(self._last_moved(changes, m.t))
+        address = f"192.0.2.{1 + zlib.crc32(trunk.id.encode()) % 250}"
+        # TrunkMetricsOptions / TrunkMetricsNetworkTypeIp: a trunk that is down says why in errorInfo.
+        options: dict[str, Any] = {
+            "proxyAddress": f"{address}:5060",
+            "optionState": connected,
+            "optionStateTime": moved,
+        }
+        ip: dict[str, Any] = {"address": address}
+        if not connected:
+            error = {"text": "SIP OPTIONS ping unanswered", "code": "trunk.options.failure"}
+            options["errorInfo"] = ip["errorInfo"] = error
+        out: dict[str, Any] = {
             "id": trunk.id,
             "name": trunk.name or trunk.id,
             "state": trunk.state,
             "trunkType": trunk.trunk_type,
             "edge": {"id": edge.id, "name": edge.name or edge.id},
-            "edgeGroup": {"id": edge.edge_group_id} if edge.edge_group_id else None,
             "trunkBase": {"id": base.id, "name": base.name or base.id},
             "inService": trunk.in_service,
             "enabled": trunk.enabled,
             "connectedStatus": {
                 "connected": connected,
-                "connectedStateTime": m.at(self._last_moved(changes, m.t)),
+                "connectedStateTime": moved,
             },
-            "optionsStatus": [
-                {"optionsEnabled": True, "optionsFailure": not connected, "optionsDate": m.at(m.t)}
-            ],
+            "optionsStatus": [options],
             "registersStatus": [],
-            "ipStatus": {
-                "ipAddress": f"192.0.2.{1 + zlib.crc32(trunk.id.encode()) % 250}",
-                "connected": connected,
-            },
+            "ipStatus": ip,
             "version": 1 + sum(1 for c in settings if c.kind == "trunkBaseResaved" and c.start <= m.t),
             "dateModified": m.at(self._last_moved(settings, m.t)),
             "selfUri": f"/api/v2/telephony/providers/edges/trunks/{trunk.id}",
         }
+        if edge.edge_group_id:
+            out["edgeGroup"] = {"id": edge.edge_group_id}
+        return out
 
     def trunk_base(self, base: TrunkBase, m: Moment, with_properties: bool) -> dict[str, Any]:
         changes = [c for c in self._changes_on(base.id) if c.entity_id == base.id]

@@ -143,7 +143,9 @@ class ApiError(Exception):
         }
         if self.limit is not None:
             out["limit"] = self.limit
-        return out
+        # Genesys leaves an empty field out (an unknown entity has no name to give).
+        out["details"] = [{k: v for k, v in d.items() if v is not None} for d in details]
+        return {k: v for k, v in out.items() if v is not None}
 
 
 def not_found(what: str, entity_id: str) -> ApiError:
@@ -208,8 +210,11 @@ class Router:
         return None, {}, known
 
 
-def page(req: SimRequest, entities: list[dict[str, Any]], max_size: int = 500) -> dict[str, Any]:
-    """The Genesys paged envelope (pageSize default 25, pageNumber from 1)."""
+def page(
+    req: SimRequest, entities: list[dict[str, Any]], max_size: int = 500, *, totals: bool = True
+) -> dict[str, Any]:
+    """The Genesys paged envelope (pageSize default 25, pageNumber from 1). `totals=False`: the
+    listings that page by links only (QueueMemberEntityListing: no total, pageCount or lastUri)."""
     size = _int_arg(req, "pageSize", 25, 1, max_size)
     number = _int_arg(req, "pageNumber", 1, 1, 1_000_000)
     total = len(entities)
@@ -222,12 +227,11 @@ def page(req: SimRequest, entities: list[dict[str, Any]], max_size: int = 500) -
         "entities": entities[(number - 1) * size : number * size],
         "pageSize": size,
         "pageNumber": number,
-        "total": total,
-        "pageCount": count,
         "firstUri": f"{base}1",
         "selfUri": f"{base}{number}",
-        "lastUri": f"{base}{count}",
     }
+    if totals:
+        out.update({"total": total, "pageCount": count, "lastUri": f"{base}{count}"})
     if number < count:
         out["nextUri"] = f"{base}{number + 1}"
     if number > 1:

@@ -25,7 +25,7 @@ from pydantic.alias_generators import to_camel
 
 from wfm_publish.cancel import CancelContended, Cancelled, CancelRefused, PublishNotFound
 from wfm_publish.errors import ConfigurationError, StoreError
-from wfm_publish.intake import Accepted, IdempotencyKeyReused, RequestInProgress, job_view
+from wfm_publish.intake import Accepted, IdempotencyKeyReused, JoinConflict, RequestInProgress, job_view
 from wfm_publish.models import CapacityReport, Job, JobStatus, ReasonCode, Wire
 from wfm_publish.queues import QueueError
 from wfm_publish.signature import SignatureRejected, verify
@@ -53,6 +53,7 @@ class ProblemCode(StrEnum):
     REQUEST_IN_PROGRESS = "REQUEST_IN_PROGRESS"  # 409: the first request with this key is running
     ALREADY_ENDED = "ALREADY_ENDED"  # 409: cancel of a job that ended
     PUBLISH_IN_PROGRESS = "PUBLISH_IN_PROGRESS"  # 409: cancel lost to a publish
+    JOIN_CONFLICT = "JOIN_CONFLICT"  # 409: a publish of the schedule is in flight with other options
     BODY_TOO_LARGE = "BODY_TOO_LARGE"  # 413
     UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"  # 415: not application/json, or not JSON
     IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"  # 422
@@ -103,6 +104,11 @@ class CallbackView(Wire):
     notified_at: str | None = None
 
 
+class JoinedView(Wire):
+    joined_at: str
+    callback: CallbackView | None = None
+
+
 class PublishView(Wire):
     """GET /publishes/{publishId}. New fields may appear; clients ignore what they do not know."""
 
@@ -121,6 +127,7 @@ class PublishView(Wire):
     deadline_at: str
     capacity: CapacityReport | None = Field(default=None, description="strict/deferred capacity check")
     callback: CallbackView | None = None
+    joined: list[JoinedView] | None = Field(default=None, description="requests that joined this publish")
     timeline: list[TimelineItem]
 
 
@@ -151,6 +158,20 @@ def publish_view(job: Job | None, publish_id: str) -> dict[str, Any]:
             notified=job.notified_status is not None,
             notified_at=_iso(job.notified_at),
         ).wire()
+    if job.joiners:
+        view["joined"] = [
+            JoinedView(
+                joined_at=str(_iso(j.at)),
+                callback=CallbackView(
+                    table=j.callback.table,
+                    sys_id=j.callback.sys_id,
+                    notified=j.key in job.deliveries,
+                )
+                if j.callback
+                else None,
+            ).wire()
+            for j in job.joiners
+        ]
     return view
 
 
@@ -209,7 +230,16 @@ def guard(event: dict[str, Any], secrets: Callable[[], Sequence[str]], now: floa
     raw = _raw_body(event)
     headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
     try:
-        verify(secrets(), headers, raw, now)
+        verify(
+            secrets(),
+            headers,
+            str(event.get("httpMethod") or ""),
+            # The path the resolver routes on (no stage; API Gateway's and the local front's alike).
+            str(event.get("path") or "/"),
+            _query(event),
+            raw,
+            now,
+        )
     except SignatureRejected as rejected:
         raise ApiProblem(HTTPStatus.UNAUTHORIZED, ProblemCode.SIGNATURE_REJECTED, str(rejected)) from None
     except ConfigurationError as exc:  # no secret, or it cannot be read: refuse everything
@@ -246,6 +276,15 @@ def guard(event: dict[str, Any], secrets: Callable[[], Sequence[str]], now: floa
             "the request is not valid: see errors for each field and why",
             errors=[FieldProblem(field="body", problem="must be a JSON object")],
         )
+
+
+def _query(event: dict[str, Any]) -> dict[str, list[str]]:
+    """The query as API Gateway passed it: every value (multiValue...) when given, else the last one."""
+    multi = event.get("multiValueQueryStringParameters")
+    if isinstance(multi, dict):
+        return {str(k): [str(v) for v in (vs or [])] for k, vs in multi.items()}
+    single = event.get("queryStringParameters") or {}
+    return {str(k): [str(v)] for k, v in single.items()}
 
 
 def _key_from_request_id(event: dict[str, Any], headers: dict[str, str]) -> None:
@@ -326,6 +365,19 @@ def install(app: APIGatewayRestResolver) -> None:
             ApiProblem(HTTPStatus.CONFLICT, ProblemCode.REQUEST_IN_PROGRESS, f"{exc}; retry in a few seconds")
         ),
     )
+    on(
+        JoinConflict,
+        lambda exc: ApiProblem(
+            HTTPStatus.CONFLICT,
+            ProblemCode.JOIN_CONFLICT,
+            str(exc),
+            errors=[
+                FieldProblem(field=f, problem="differs from the publish in flight") for f in exc.differences
+            ],
+            publish_id=exc.job.job_id,
+            status=exc.job.status,
+        ),
+    )
     on(PublishNotFound, lambda exc: ApiProblem(HTTPStatus.NOT_FOUND, ProblemCode.NOT_FOUND, str(exc)))
     on(
         CancelRefused,
@@ -400,9 +452,12 @@ def _iso(moment: float | None) -> str | None:
 
 PROBLEM_DESCRIPTIONS: dict[int, str] = {
     400: "The body breaks the schema (each field and why in `errors`), or no Idempotency-Key.",
-    401: "Missing or wrong signature, or X-Signature-Timestamp more than 5 minutes off.",
+    401: "Missing or wrong signature (another secret, or signed for another method, path, query or body), "
+    "a v1 signature, or X-Signature-Timestamp more than 5 minutes off.",
     404: "No publish with this id (or it expired after JobTtlDays).",
-    409: "POST: the first request with this Idempotency-Key is still being answered (retry shortly). "
+    409: "POST: the first request with this Idempotency-Key, or another for this schedule, is still being "
+    "answered (REQUEST_IN_PROGRESS: retry shortly); or a publish of this schedule is in flight with "
+    "other options (JOIN_CONFLICT: `publishId` names it, `errors` the options that differ). "
     "Cancel: the job already ended (ALREADY_ENDED) or is publishing (PUBLISH_IN_PROGRESS).",
     413: "The body is over 64 KiB.",
     415: "Content-Type is not application/json, or the body is not JSON.",
@@ -452,8 +507,10 @@ SECURITY_SCHEMES: dict[str, dict[str, str]] = {
         "type": "apiKey",
         "in": "header",
         "name": "X-Signature",
-        "description": 'v1=<hex HMAC-SHA256(secret, "<X-Signature-Timestamp>.<raw body>")>; '
-        "GET signs the empty body. See docs/servicenow.md.",
+        "description": "v2=<hex HMAC-SHA256(secret, "
+        '"<X-Signature-Timestamp>\\n<METHOD>\\n<path>\\n<canonical query>\\n<raw body>")>: '
+        "the path without the stage, e.g. /publishes/{publishId}/cancel; the query's pairs sorted, "
+        "percent-encoded, joined with &; GET signs the empty body. v1 is refused. See docs/servicenow.md.",
     },
     "signatureTimestamp": {
         "type": "apiKey",

@@ -8,27 +8,26 @@ that is about to post an update to Genesys first commits PUBLISHING. So exactly 
 * the step commits PUBLISHING first: the cancel re-reads the job and answers 409 "publishing in
   progress"; the job then ends PUBLISHED (or FAILED) on its own and ServiceNow hears which.
 
-A cancel is also refused when Genesys accepted an update of this job that was never seen applied
-(the confirmation timed out): Genesys could still apply it, and the answer must not say CANCELLED
-for a schedule that ends up published.
+A cancel is also refused whenever an update of this job may still be applied (transitions.
+may_still_land): Genesys accepted it and it was never seen applied, or its answer was lost (a timeout,
+a reset, a 5xx on the update), until the outcome is known. The answer must never say CANCELLED for a
+schedule that ends up published.
 """
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 
 from aws_lambda_powertools import Logger
 
-from wfm_publish.clock import Clock
 from wfm_publish.errors import StaleJob, WfmPublishError
 from wfm_publish.models import Job, JobStatus, ReasonCode
 from wfm_publish.store import JobStore
+from wfm_publish.transitions import Transitions, may_still_land
 
 logger = Logger(child=True)
 ATTEMPTS = 5  # conditional-write races lost in a row before giving up (each one re-reads the job)
-UPDATE_ACCEPTED = "update accepted"  # the pipeline's timeline event for an update Genesys took
 
 
 class Refusal(StrEnum):
@@ -59,7 +58,9 @@ class Cancelled:
     already: bool  # it was cancelled before this request: nothing was written
 
 
-def cancel(store: JobStore, clock: Clock, publish_id: str, why: str = "cancelled by the caller") -> Cancelled:
+def cancel(
+    store: JobStore, transitions: Transitions, publish_id: str, why: str = "cancelled by the caller"
+) -> Cancelled:
     job = store.get_job(publish_id)
     for _ in range(ATTEMPTS):
         if job is None:
@@ -67,25 +68,13 @@ def cancel(store: JobStore, clock: Clock, publish_id: str, why: str = "cancelled
         if job.status is JobStatus.CANCELLED:
             return Cancelled(job, already=True)
         _refuse_if_not_cancellable(job)
-        now = clock.now()
-        ended = job.model_copy(
-            deep=True,
-            update={
-                "status": JobStatus.CANCELLED,
-                "reason_code": ReasonCode.CANCELLED,
-                "detail": why,
-                "ticket": uuid.uuid4().hex,  # any message in flight is now stale
-                "updated_at": now,
-            },
-        )
-        ended.record(now, "cancelled", reason=ReasonCode.CANCELLED.value, detail=why, was=job.status.value)
         try:
-            saved = store.save_job(ended)
+            saved = transitions.finish(
+                job, JobStatus.CANCELLED, ReasonCode.CANCELLED, why, {"was": job.status.value}
+            )
         except StaleJob as moved:
             job = moved.current or store.get_job(publish_id)
             continue
-        store.release_schedule(job.schedule_id, job.job_id)
-        logger.info("job cancelled", extra={"job_id": job.job_id, "was": job.status.value})
         return Cancelled(saved, already=False)
     raise CancelContended(f"publish {publish_id} kept changing; try the cancel again")
 
@@ -95,17 +84,11 @@ def _refuse_if_not_cancellable(job: Job) -> None:
         raise CancelRefused(
             f"publish {job.job_id} already ended {job.status.value}", Refusal.ALREADY_ENDED, job
         )
-    if job.status is JobStatus.PUBLISHING:
+    if may_still_land(job):
         raise CancelRefused(
-            f"publish {job.job_id} is publishing now: it cannot be cancelled;"
-            " it ends PUBLISHED or FAILED on its own and the callback says which",
-            Refusal.PUBLISH_IN_PROGRESS,
-            job,
-        )
-    if job.operation_id is not None or any(e.event == UPDATE_ACCEPTED for e in job.timeline):
-        raise CancelRefused(
-            f"Genesys accepted an update of publish {job.job_id} that was never seen applied;"
-            " it may still apply it, so the job cannot be cancelled: it ends on its own",
+            f"publish {job.job_id} has an update posted to Genesys whose outcome is not known yet: it may"
+            " still be applied, so the job cannot be cancelled; it ends PUBLISHED or FAILED on its own and"
+            " the callback says which",
             Refusal.PUBLISH_IN_PROGRESS,
             job,
         )

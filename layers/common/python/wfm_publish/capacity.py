@@ -44,7 +44,7 @@ from itertools import accumulate
 from typing import Any, Protocol
 
 from wfm_publish import readiness, scope
-from wfm_publish.genesys import AgentSchedule, LineDistribution, OutboundSettings
+from wfm_publish.genesys_wire import AgentSchedule, LineDistribution, OutboundSettings
 from wfm_publish.models import (
     CampaignLoad,
     CapacityOverflow,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 
-from wfm_publish.genesys import Schedule
+from wfm_publish.genesys_wire import Schedule
 from wfm_publish.models import GenesysErrorBody, TelephonyScope
 
 STALE_CODE = "wfm.schedule.version.mismatch"

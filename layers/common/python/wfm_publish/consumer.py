@@ -15,12 +15,46 @@ from wfm_publish.services import services
 
 logger = Logger(child=True)
 
+# The Genesys read timeout (wfm_publish.genesys.DEFAULT_TIMEOUT; not imported here, which would pull
+# requests into every cold start): a step that makes three slow reads takes about three of these.
+GENESYS_READ_TIMEOUT_SECONDS = 10.0
+STEP_MARGIN_SECONDS = 3 * GENESYS_READ_TIMEOUT_SECONDS
+
+
+class RecordNotStarted(Exception):
+    """Raised for a record left alone because the invocation is close to its timeout: reported as a
+    batch item failure, so SQS redelivers it after the visibility timeout."""
+
 
 def consume(queue: Queue, event: dict[str, Any], context: Any) -> dict[str, Any]:
     """A record that raises is reported as a batch item failure: SQS redelivers it after the
-    visibility timeout, and after maxReceiveCount it lands in the queue's DLQ."""
+    visibility timeout, and after maxReceiveCount it lands in the queue's DLQ.
+
+    A record is started only while enough time remains to finish it: a batch that ran into the
+    function's timeout would fail as a whole (every record redelivered, the finished ones too, and the
+    one cut mid-step left to its ticket). The margin is the longest a step takes (STEP_MARGIN_SECONDS),
+    at most half the time the invocation had when it began: a short-timeout function still runs a few
+    records per batch, and the first record always starts (else a batch could never make progress).
+    A record handed back uses one of its maxReceiveCount receives."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    margin_ms = STEP_MARGIN_SECONDS * 1000
+    if callable(remaining):
+        margin_ms = min(margin_ms, remaining() / 2)
+    started = 0
+    stopped_at: int | None = None
 
     def handle(record: SQSRecord) -> None:
+        nonlocal started, stopped_at
+        if stopped_at is not None or (callable(remaining) and remaining() < margin_ms):
+            # Once one record is left, every later one is too: the batch keeps its order.
+            if stopped_at is None:
+                stopped_at = started
+                logger.warning(
+                    "near the function timeout: leaving the rest of the batch for redelivery",
+                    extra={"started": started, "remaining_ms": remaining() if callable(remaining) else None},
+                )
+            raise RecordNotStarted(f"not started: under {margin_ms:.0f} ms of the invocation remained")
+        started += 1
         # A body that is not a job message raises here: a poison message, bound for the DLQ.
         services().pipeline.process(queue, JobMessage.model_validate_json(record.body))
 

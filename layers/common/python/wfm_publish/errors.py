@@ -38,6 +38,14 @@ class StaleJob(WfmPublishError):
         self.current = current
 
 
+class JobEnded(WfmPublishError):
+    """The job ended before the write that needed it alive (a join): start afresh."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"job {job_id} has ended")
+        self.job_id = job_id
+
+
 # --- Genesys Cloud -------------------------------------------------------------------------------
 
 

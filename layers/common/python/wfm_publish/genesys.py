@@ -3,28 +3,30 @@
 The official SDK costs seconds and ~200 MB at import, and sleeps through 429s inside the call; here
 a 429 becomes a typed error the pipeline turns into a queue delay. One client lives for the life of
 a Lambda container (`services()`): one session (pooled connections) and one token, renewed early.
+
+The wire models and route templates live in `genesys_wire` (no HTTP stack), the token in
+`genesys_auth`; both are re-exported here, so `from wfm_publish.genesys import Schedule` still works.
 """
 
 from __future__ import annotations
 
-import base64
 import email.utils
 import gzip
 import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit
 
 import requests
 from aws_lambda_powertools import Logger
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from wfm_publish.config import GENESYS_API_HOSTS, genesys_base_url
+from wfm_publish import genesys_wire
+from wfm_publish.config import genesys_base_url
 from wfm_publish.errors import (
     GenesysConflict,
     GenesysConnectionError,
@@ -39,36 +41,72 @@ from wfm_publish.errors import (
     GenesysTransient,
     GenesysUnauthorized,
 )
-from wfm_publish.models import GenesysErrorBody, Lenient
+from wfm_publish.genesys_auth import (
+    OAUTH,
+    TOKEN_EARLY_FRACTION,
+    TOKEN_EARLY_RENEWAL,
+    Credentials,
+    Token,
+    TokenSource,
+    login_url,
+    renew_margin,
+)
+from wfm_publish.genesys_events import OperationOutcome, supersedes
+from wfm_publish.genesys_wire import *  # noqa: F403  (the wire models and routes, re-exported)
+from wfm_publish.genesys_wire import (
+    AGENT_SCHEDULES_QUERY,
+    BUSINESS_UNIT,
+    CAMPAIGN,
+    CAMPAIGNS,
+    EDGE,
+    EDGES,
+    LINE_DISTRIBUTION,
+    OUTBOUND_SETTINGS,
+    QUEUE_MEMBERS,
+    SCHEDULE,
+    SCHEDULES,
+    SITE,
+    TRUNK,
+    TRUNK_BASE_SETTINGS,
+    TRUNK_METRICS,
+    TRUNKS,
+    UPDATE,
+    UPLOAD_URL,
+    WFM,
+    AgentSchedule,
+    Campaign,
+    Edge,
+    LineDistribution,
+    OutboundSettings,
+    PendingQuery,
+    QueryBook,
+    Ref,
+    Schedule,
+    Site,
+    Trunk,
+    TrunkBaseSettings,
+    TrunkCalls,
+    UpdateOperation,
+    agent_schedules_of,
+)
+from wfm_publish.models import GenesysErrorBody
 
 logger = Logger(child=True)
 
-# Route templates: the path of every call is one of these with its ids filled in (logged as `route`).
-WFM = "/api/v2/workforcemanagement/businessunits"
-BUSINESS_UNIT = WFM + "/{buId}"
-SCHEDULES = BUSINESS_UNIT + "/weeks/{weekId}/schedules"
-SCHEDULE = SCHEDULES + "/{scheduleId}"
-AGENT_SCHEDULES_QUERY = SCHEDULE + "/agentschedules/query"
-UPDATE = SCHEDULE + "/update"
-UPLOAD_URL = UPDATE + "/uploadurl"
-EDGES = "/api/v2/telephony/providers/edges"
-EDGE = EDGES + "/{edgeId}"
-TRUNKS = EDGES + "/trunks"
-TRUNK = TRUNKS + "/{trunkId}"
-TRUNK_METRICS = TRUNKS + "/metrics"
-TRUNK_BASE_SETTINGS = EDGES + "/trunkbasesettings/{trunkBaseId}"
-SITE = EDGES + "/sites/{siteId}"
-CAMPAIGNS = "/api/v2/outbound/campaigns"
-CAMPAIGN = CAMPAIGNS + "/{campaignId}"
-LINE_DISTRIBUTION = CAMPAIGN + "/linedistribution"
-OUTBOUND_SETTINGS = "/api/v2/outbound/settings"
-QUEUE_MEMBERS = "/api/v2/routing/queues/{queueId}/members"
-OAUTH = "/oauth/token"
-# The simulator's stand-in for the v2.workforcemanagement.businessunits.{buId}.schedules topic.
-SIM_OPERATION = "/__sim/operations/{operationId}"
+__all__ = [
+    "OAUTH",
+    "TOKEN_EARLY_FRACTION",
+    "TOKEN_EARLY_RENEWAL",
+    "Credentials",
+    "GenesysClient",
+    "MemoryQueryBook",
+    "Token",
+    "login_url",
+    "new_session",
+    "renew_margin",
+]
+__all__ += genesys_wire.__all__
 
-TOKEN_EARLY_RENEWAL = 300.0  # renew at most this long before expiry ...
-TOKEN_EARLY_FRACTION = 0.1  # ... or a tenth of the lifetime, whichever is shorter (5 min tokens)
 DEFAULT_TIMEOUT = (3.05, 10.0)  # connect, read: well inside a Lambda's timeout
 UPLOAD_TIMEOUT = (3.05, 30.0)  # a big gzip body to the upload URL
 POOL_SIZE = 10  # connections kept per host: one container makes one call at a time, a few hosts
@@ -76,264 +114,59 @@ MAX_PAGES = 1000  # a runaway pager (pageCount that never ends) stops here
 METRICS_BATCH = 50  # trunk ids per /trunks/metrics call, so the URL stays short
 PENDING_QUERY_MAX_AGE = 600.0  # an async query not seen finished by then is asked again
 DEFAULT_RETRY_AFTER = 60.0  # a 429 with no usable Retry-After: wait a whole rate window
-MAX_CONCURRENT_CALLS_KEY = "trunk_max_concurrent_calls"  # the simulator's key; configuration in prod
 
-_GENESYS_HOSTS = frozenset(GENESYS_API_HOSTS.values())
 
-
-# --- what Genesys answers (lenient: new fields must not break us) ------------------------------------
-
-
-class Ref(Lenient):
-    id: str
-    name: str | None = None
-
-
-class ScheduleMetadata(Lenient):
-    version: int
-    date_modified: str | None = None
-    modified_by: Ref | None = None
-
-
-class ScheduleAgent(Lenient):
-    """An agent of a management unit in a schedule: `{id}` (UserReference) or `{user: {id}}`."""
-
-    id: str | None = None
-    user: Ref | None = None
-
-    @property
-    def user_id(self) -> str | None:
-        return self.user.id if self.user else self.id
-
-
-class ScheduleManagementUnit(Lenient):
-    management_unit: Ref
-    agent_count: int | None = None
-    agents: list[ScheduleAgent] = Field(default_factory=list)
-
-    @property
-    def agent_ids(self) -> list[str]:
-        return [a.user_id for a in self.agents if a.user_id]
-
-
-class Schedule(Lenient):
-    id: str
-    week_date: str | None = None
-    week_count: int | None = None
-    description: str | None = None
-    published: bool = False
-    metadata: ScheduleMetadata
-    management_units: list[ScheduleManagementUnit] = Field(default_factory=list)
-    # The metadata exactly as read: the publish upload sends it back untouched (the version in it
-    # is what Genesys compares to detect a concurrent edit).
-    raw_metadata: dict[str, Any] = Field(default_factory=dict, exclude=True)
-
-    @classmethod
-    def from_wire(cls, body: dict[str, Any]) -> Schedule:
-        schedule = cls.model_validate(body)
-        schedule.raw_metadata = json.loads(json.dumps(body.get("metadata") or {}))  # a deep copy
-        return schedule
-
-    @property
-    def agent_ids(self) -> list[str]:
-        """Every agent of the schedule's management units (needs `with_agents=True`)."""
-        return list(dict.fromkeys(a for mu in self.management_units for a in mu.agent_ids))
-
-
-class UpdateOperation(Lenient):
-    status: str
-    operation_id: str | None = None
-
-
-class Activity(Lenient):
-    start_date: str
-    length_minutes: int
-    activity_code_id: str | None = None
-    counts_as_paid_time: bool | None = None
-    description: str | None = None
-
-
-class Shift(Lenient):
-    id: str | None = None
-    start_date: str
-    length_minutes: int
-    activities: list[Activity] = Field(default_factory=list)
-
-
-class AgentSchedule(Lenient):
-    user: Ref
-    shifts: list[Shift] = Field(default_factory=list)
-    work_plan: Ref | None = None
-
-
-class OperationNotice(Lenient):
-    """What the schedules notification topic says about an asynchronous operation."""
-
-    operation_id: str
-    status: str
-    event_type: str | None = None
-    download_url: str | None = None
-    result: dict[str, Any] | None = None
-
-
-class SoftwareStatus(Lenient):
-    status: str | None = None
-    date_upgrade_started: str | None = None
-
-
-class Edge(Lenient):
-    id: str
-    name: str | None = None
-    state: str | None = None
-    status_code: str | None = None
-    online_status: str | None = None
-    software_status: SoftwareStatus | None = None
-    call_draining_state: str | None = None
-    date_modified: str | None = None
-    version: int | None = None
-    site: Ref | None = None
-    edge_group: Ref | None = None
-
-
-class ConnectedStatus(Lenient):
-    connected: bool | None = None
-    connected_state_time: str | None = None
-
-
-class Trunk(Lenient):
-    id: str
-    name: str | None = None
-    state: str | None = None
-    trunk_type: str | None = None
-    in_service: bool | None = None
-    enabled: bool | None = None
-    connected_status: ConnectedStatus | None = None
-    date_modified: str | None = None
-    version: int | None = None
-    edge: Ref | None = None
-    edge_group: Ref | None = None
-    trunk_base: Ref | None = None
-
-
-class TrunkCalls(Lenient):
-    inbound_call_count: int = 0
-    outbound_call_count: int = 0
-
-    @property
-    def total(self) -> int:
-        return self.inbound_call_count + self.outbound_call_count
-
-
-class TrunkBaseSettings(Lenient):
-    id: str
-    name: str | None = None
-    state: str | None = None
-    trunk_type: str | None = None
-    version: int | None = None
-    date_modified: str | None = None
-    properties: dict[str, Any] = Field(default_factory=dict)
-
-    def property_value(self, key: str) -> Any:
-        """`properties[key].value.instance`, or None when the property or its instance is absent."""
-        prop = self.properties.get(key)
-        value = prop.get("value") if isinstance(prop, dict) else None
-        return value.get("instance") if isinstance(value, dict) else None
-
-    def max_concurrent_calls(self, key: str = MAX_CONCURRENT_CALLS_KEY) -> int | None:
-        """The trunk base's Max Concurrent Calls (the property key is configuration)."""
-        value = self.property_value(key)
-        if isinstance(value, bool) or value is None:
-            return None
-        try:
-            return int(value)
-        except (TypeError, ValueError):
-            return None
-
-
-class Site(Lenient):
-    id: str
-    name: str | None = None
-    state: str | None = None
-    edges: list[Ref] = Field(default_factory=list)
-    media_model: str | None = None
-    managed: bool | None = None
-
-
-class Campaign(Lenient):
-    id: str
-    name: str | None = None
-    dialing_mode: str | None = None
-    campaign_status: str | None = None
-    queue: Ref | None = None  # agentless campaigns have none
-    edge_group: Ref | None = None
-    site: Ref | None = None
-    outbound_line_count: int | None = None
-    max_calls_per_agent: int | None = None
-    version: int | None = None
-
-
-class CampaignLines(Lenient):
-    campaign: Ref
-    dialing_mode: str | None = None
-    max_calls_per_agent: int | None = None
-    allocated_lines: int | None = None
-
-
-class LineDistribution(Lenient):
-    max_outbound_line_count: int | None = None
-    max_line_utilization: float | None = None
-    available_outbound_lines: int | None = None
-    reserved_lines: int | None = None
-    campaigns: list[CampaignLines] = Field(default_factory=list)
-
-
-class OutboundSettings(Lenient):
-    max_line_utilization: float | None = None
-    max_calls_per_agent: int | None = None
-
-
-# --- credentials and token ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Credentials:
-    client_id: str
-    client_secret: str = field(repr=False)
-
-    def __repr__(self) -> str:  # never print the secret, even by accident
-        return f"Credentials(client_id={self.client_id!r}, client_secret='***')"
-
-    __str__ = __repr__
-
-
-@dataclass
-class _Token:
-    value: str = field(repr=False)
-    renew_at: float  # monotonic: renew from here on, before Genesys would refuse it
-
-    def __repr__(self) -> str:
-        return f"_Token(value='***', renew_at={self.renew_at})"
-
-
-@dataclass(frozen=True)
-class _PendingQuery:
-    operation_id: str
-    since: float
-
-
-def renew_margin(lifetime: float) -> float:
-    """How long before expiry a token is renewed: 5 minutes, or a tenth of a short lifetime."""
-    return min(TOKEN_EARLY_RENEWAL, TOKEN_EARLY_FRACTION * max(0.0, lifetime))
-
-
-def login_url(base_url: str) -> str:
-    """The OAuth host of an API base URL: `api.` becomes `login.`; any other host is its own login host."""
-    parts = urlsplit(base_url.rstrip("/"))
-    host = parts.hostname or ""
-    if host.startswith("api."):
-        netloc = parts.netloc.replace(host, "login." + host[len("api.") :], 1)
-        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-    return base_url.rstrip("/")
+# --- pending agent-schedule queries ---------------------------------------------------------------------
+
+
+class MemoryQueryBook:
+    """A QueryBook (and genesys_events.EventSink) in one process: notifications are handed to it
+    directly (a single process, the tests)."""
+
+    def __init__(self) -> None:
+        self._keys: dict[str, tuple[str, float]] = {}
+        self._results: dict[str, str | None] = {}  # operation id -> downloadUrl
+        self.outcomes: dict[str, OperationOutcome] = {}
+        self._lock = threading.Lock()
+
+    def pending_query(self, key: str) -> PendingQuery | None:
+        with self._lock:
+            held = self._keys.get(key)
+            if held is None:
+                return None
+            if held[0] in self._results:
+                return PendingQuery(held[0], held[1], "Complete", self._results[held[0]])
+            return PendingQuery(held[0], held[1])
+
+    def begin_query(self, key: str, operation_id: str, started_at: float) -> PendingQuery:
+        with self._lock:
+            self._keys.setdefault(key, (operation_id, started_at))
+        return self.pending_query(key) or PendingQuery(operation_id, started_at)
+
+    def end_query(self, key: str) -> None:
+        with self._lock:
+            held = self._keys.pop(key, None)
+            if held is not None:
+                self._results.pop(held[0], None)
+
+    def record_query_result(self, operation_id: str, download_url: str | None, at: float) -> bool:
+        with self._lock:
+            if operation_id in self._results:
+                return False  # a duplicate
+            self._results[operation_id] = download_url
+            return True
+
+    def record_operation(self, outcome: OperationOutcome) -> bool:
+        with self._lock:
+            if not supersedes(outcome, self.outcomes.get(outcome.operation_id)):
+                return False
+            self.outcomes[outcome.operation_id] = outcome
+            return True
+
+    def operation_outcome(self, operation_id: str) -> OperationOutcome | None:
+        """As `DynamoJobStore.operation_outcome`."""
+        with self._lock:
+            return self.outcomes.get(operation_id)
 
 
 def new_session() -> requests.Session:
@@ -359,25 +192,22 @@ class GenesysClient:
         session: requests.Session | None = None,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
         monotonic: Callable[[], float] = time.monotonic,
-        operations: Callable[[str], OperationNotice | None] | None = None,
+        queries: QueryBook | None = None,
+        wall_clock: Callable[[], float] = time.time,
         page_size: int = 100,
     ) -> None:
-        """`operations` reads the schedules notification topic (by operation id); without it, a client
-        pointed at anything but a real Genesys host reads the simulator's `/__sim/operations/{id}`."""
+        """`queries` holds the agent-schedule queries Genesys answered `Processing` (the jobs table in
+        Lambda, so whichever container asked next collects it); `wall_clock` dates them."""
         self.base_url = base_url.rstrip("/")
         self.login_url = login_url(self.base_url)
-        self._credentials = credentials
         self._session = session or new_session()
         self._timeout = timeout
         self._monotonic = monotonic
-        self._operations = operations
-        self._simulated = urlsplit(self.base_url).hostname not in _GENESYS_HOSTS
-        self._token: _Token | None = None
-        self._token_lock = threading.Lock()
-        self._pending: dict[tuple[str, ...], _PendingQuery] = {}
+        self._wall_clock = wall_clock
+        self.queries: QueryBook = queries if queries is not None else MemoryQueryBook()
+        self._tokens = TokenSource(self.login_url, credentials, self._exchange, _answer, monotonic, timeout)
         self.page_size = page_size  # entities per page of a paged listing (Genesys allows up to 100+)
         # Operational counters (cheap, per container): tokens fetched, renewals forced by a 401, calls.
-        self.tokens_fetched = 0
         self.renewals_on_401 = 0
         self.calls_made = 0
 
@@ -449,16 +279,18 @@ class GenesysClient:
         """The agents' shifts in one management unit of a schedule.
 
         Genesys may answer `Processing` with an operationId; the result is then downloaded from the
-        `downloadUrl` its notification carries. Until that is known this raises `GenesysPending`
-        (a transient error: the caller backs off on the queue) and remembers the operation, so the
-        next call collects it instead of starting another query.
+        `downloadUrl` its query result notification carries (recorded in `queries` by the
+        genesys_events function). Until then this raises `GenesysPending` (a transient error: the
+        caller backs off on the queue), and the query stays in `queries` so the next call, in any
+        container, collects it instead of starting another. One not finished in
+        PENDING_QUERY_MAX_AGE is asked again.
         """
-        key = (bu_id, week_id, schedule_id, management_unit_id)
-        pending = self._pending.get(key)
+        key = "|".join((bu_id, week_id, schedule_id, management_unit_id))
+        pending = self.queries.pending_query(key)
         if pending is not None:
-            if self._monotonic() - pending.since < PENDING_QUERY_MAX_AGE:
+            if self._wall_clock() - pending.started_at < PENDING_QUERY_MAX_AGE or pending.download_url:
                 return self._collect_query(key, pending)
-            del self._pending[key]  # lost: ask again
+            self.queries.end_query(key)  # lost: ask again
         ids = {"buId": bu_id, "weekId": week_id, "scheduleId": schedule_id}
         answer = self._call(
             "POST", AGENT_SCHEDULES_QUERY, ids, json_body={"managementUnitId": management_unit_id}
@@ -466,29 +298,16 @@ class GenesysClient:
         status = str(answer.get("status") or "Complete")
         if status == "Complete":
             if answer.get("result") is not None:
-                return _agent_schedules(answer["result"])
+                return agent_schedules_of(answer["result"])
             if answer.get("downloadUrl"):
-                return _agent_schedules(self._download(str(answer["downloadUrl"])))
+                return agent_schedules_of(self._download(str(answer["downloadUrl"])))
             return []
         if status == "Processing" and answer.get("operationId"):
-            pending = _PendingQuery(str(answer["operationId"]), self._monotonic())
-            self._pending[key] = pending
+            pending = self.queries.begin_query(key, str(answer["operationId"]), self._wall_clock())
             return self._collect_query(key, pending)
         raise GenesysServerError(
             f"agent schedule query for {schedule_id} ended {status}", path=AGENT_SCHEDULES_QUERY
         )
-
-    def operation(self, operation_id: str) -> OperationNotice | None:
-        """The latest notification about an asynchronous operation, None if none has arrived."""
-        if self._operations is not None:
-            return self._operations(operation_id)
-        if not self._simulated:
-            return None  # real Genesys: notifications arrive through EventBridge (not wired yet)
-        url = self.base_url + SIM_OPERATION.format(operationId=quote(operation_id, safe=""))
-        response = self._exchange("GET", SIM_OPERATION, url, timeout=self._timeout)
-        if response.status_code == 404:
-            return None
-        return OperationNotice.model_validate(_answer(response, SIM_OPERATION))
 
     def publish(self, bu_id: str, week_id: str, schedule: Schedule) -> UpdateOperation:
         """The three-step update with `published: true` and the schedule's metadata exactly as read."""
@@ -712,69 +531,30 @@ class GenesysClient:
         result = body.get("result")
         return result if isinstance(result, dict) else body
 
-    def _collect_query(self, key: tuple[str, ...], pending: _PendingQuery) -> list[AgentSchedule]:
-        notice = self.operation(pending.operation_id)
-        if notice is None or notice.status == "Processing":
+    def _collect_query(self, key: str, pending: PendingQuery) -> list[AgentSchedule]:
+        if pending.status == "Processing":
             raise GenesysPending(
                 f"agent schedule query {pending.operation_id} is still processing",
                 operation_id=pending.operation_id,
                 path=AGENT_SCHEDULES_QUERY,
             )
-        del self._pending[key]
-        if notice.status == "Complete":
-            if notice.result is not None:
-                return _agent_schedules(notice.result)
-            if notice.download_url:
-                return _agent_schedules(self._download(notice.download_url))
+        if pending.status == "Complete" and pending.download_url:
+            schedules = agent_schedules_of(self._download(pending.download_url))
+            self.queries.end_query(key)  # collected: the next call is a new query
+            return schedules
+        self.queries.end_query(key)
         raise GenesysServerError(
-            f"agent schedule query {pending.operation_id} ended {notice.status}", path=AGENT_SCHEDULES_QUERY
+            f"agent schedule query {pending.operation_id} ended {pending.status}", path=AGENT_SCHEDULES_QUERY
         )
 
     # --- token -------------------------------------------------------------------------------------------
 
-    def _bearer(self, stale: str | None = None) -> str:
-        """The current token; a new one when it is due for renewal or when `stale` (just refused) is
-        still the current one (so two callers refused at once renew only once)."""
-        with self._token_lock:
-            now = self._monotonic()
-            token = self._token
-            if token is None or now >= token.renew_at or (stale is not None and token.value == stale):
-                token = self._token = self._fetch_token()
-            return token.value
+    @property
+    def tokens_fetched(self) -> int:
+        return self._tokens.fetched
 
-    def _fetch_token(self) -> _Token:
-        creds = self._credentials()
-        basic = base64.b64encode(f"{creds.client_id}:{creds.client_secret}".encode()).decode()
-        requested = self._monotonic()
-        response = self._exchange(
-            "POST",
-            OAUTH,
-            self.login_url + OAUTH,
-            data={"grant_type": "client_credentials"},
-            headers={"Authorization": f"Basic {basic}", "Accept": "application/json"},
-            timeout=self._timeout,
-        )
-        if response.status_code in (400, 401, 403):
-            error = _oauth_error(response)
-            raise GenesysUnauthorized(
-                f"the token endpoint refused the OAuth client {creds.client_id!r}: "
-                f"{error.code or response.status_code}",
-                status=response.status_code,
-                body=error,
-                path=OAUTH,
-            )
-        body = _answer(response, OAUTH)
-        value = body.get("access_token")
-        if not isinstance(value, str) or not value:
-            raise GenesysServerError("the token endpoint answered without an access_token", path=OAUTH)
-        try:
-            lifetime = float(body.get("expires_in") or 0)
-        except (TypeError, ValueError):
-            lifetime = 0.0
-        lifetime = lifetime if lifetime > 0 else TOKEN_EARLY_RENEWAL  # unknown: assume the shortest
-        self.tokens_fetched += 1
-        # Count the lifetime from when we asked, not when the answer arrived.
-        return _Token(value, requested + lifetime - renew_margin(lifetime))
+    def _bearer(self, stale: str | None = None) -> str:
+        return self._tokens.bearer(stale)
 
 
 # --- answers and errors ------------------------------------------------------------------------------
@@ -788,13 +568,6 @@ def _more(body: dict[str, Any], page: int, entities: list[Any]) -> bool:
     if body.get("pageCount") is not None:
         return page < int(body["pageCount"])
     return bool(body.get("nextUri")) and bool(entities)
-
-
-def _agent_schedules(result: dict[str, Any]) -> list[AgentSchedule]:
-    try:
-        return [AgentSchedule.model_validate(e) for e in result.get("agentSchedules") or []]
-    except ValidationError as exc:
-        raise GenesysServerError(f"unreadable agent schedules: {exc.error_count()} problems") from exc
 
 
 def _answer(response: requests.Response, path: str) -> dict[str, Any]:
@@ -845,21 +618,6 @@ def _error_body(response: requests.Response) -> GenesysErrorBody | None:
     if error.context_id is None:
         error.context_id = response.headers.get("ININ-Correlation-Id")
     return error
-
-
-def _oauth_error(response: requests.Response) -> GenesysErrorBody:
-    """The OAuth endpoint's own `{error, description, error_description}`, as a Genesys error body."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    body = body if isinstance(body, dict) else {}
-    return GenesysErrorBody(
-        message=str(body.get("error_description") or body.get("description") or response.reason or ""),
-        code=str(body.get("error") or "") or None,
-        status=response.status_code,
-        context_id=response.headers.get("ININ-Correlation-Id"),
-    )
 
 
 def _retry_after(value: str | None, error: GenesysErrorBody | None = None) -> float:

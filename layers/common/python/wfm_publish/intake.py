@@ -9,12 +9,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wfm_publish.clock import Clock, iso
-from wfm_publish.errors import WfmPublishError
-from wfm_publish.models import Job, JobMessage, JobStatus, PublishRequest, Step, ValidationMode
+from wfm_publish.errors import JobAlreadyExists, JobEnded, WfmPublishError
+from wfm_publish.models import Job, JobMessage, Joiner, PublishRequest, Step, ValidationMode
 from wfm_publish.queues import Queue, QueueSender
 from wfm_publish.store import IdempotencyStatus, IdempotencyTaken, JobStore
 
 LOCK_SECONDS = 30.0  # a request still "in progress" after this was lost with its Lambda
+JOIN_ROUNDS = 3  # a job that keeps ending under a join this often: the caller retries
+# What a request that joins a job in flight must agree on with it: the callback may differ (it is
+# told the outcome too); any of these differing is another request, refused with 409.
+JOIN_MUST_MATCH = ("publish_time", "validation_mode", "telephony_sync", "deadline_seconds")
+JOIN_MUST_MATCH_IF_GIVEN = ("business_unit_id", "week_id")
 
 
 class IdempotencyKeyReused(WfmPublishError):
@@ -23,6 +28,20 @@ class IdempotencyKeyReused(WfmPublishError):
 
 class RequestInProgress(WfmPublishError):
     """409: the first request with this key is still being answered; retry shortly."""
+
+
+class ScheduleBeingAccepted(RequestInProgress):
+    """409: another request for this schedule is being accepted this moment; retry shortly (it will
+    then join that job, which exists by then)."""
+
+
+class JoinConflict(WfmPublishError):
+    """409: a job for this schedule is in flight with other options; wait for it, or cancel it."""
+
+    def __init__(self, message: str, job: Job, differences: list[str]) -> None:
+        super().__init__(message)
+        self.job = job
+        self.differences = differences
 
 
 @dataclass(frozen=True)
@@ -38,6 +57,17 @@ def body_hash(request: PublishRequest) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def join_differences(running: PublishRequest, joining: PublishRequest) -> list[str]:
+    """The options on which a joining request disagrees with the job in flight (camelCase names)."""
+    different = [name for name in JOIN_MUST_MATCH if getattr(running, name) != getattr(joining, name)] + [
+        name
+        for name in JOIN_MUST_MATCH_IF_GIVEN
+        if getattr(joining, name) is not None and getattr(running, name) not in {None, getattr(joining, name)}
+    ]
+    fields = PublishRequest.model_fields
+    return [fields[name].alias or name for name in different]
+
+
 class Intake:
     def __init__(
         self, store: JobStore, queues: QueueSender, clock: Clock, *, deadline_seconds: float
@@ -50,8 +80,10 @@ class Intake:
     def accept(self, request: PublishRequest, idempotency_key: str) -> Accepted:
         digest = body_hash(request)
         now = self._clock.now()
+        token = uuid.uuid4().hex  # this request's mark on the key's lock
+        deadline_at = start_of(request, now) + job_deadline(request, self._deadline_seconds)
         try:
-            self._store.lock_idempotency(idempotency_key, digest, now, LOCK_SECONDS)
+            self._store.lock_idempotency(idempotency_key, digest, token, now, LOCK_SECONDS, deadline_at)
         except IdempotencyTaken as taken:
             record = taken.record
             if record.body_hash and record.body_hash != digest:
@@ -64,29 +96,57 @@ class Intake:
                 f"a request with Idempotency-Key {idempotency_key!r} is in progress"
             ) from taken
         try:
-            answer = self._start_or_join(request, idempotency_key, now)
-            self._store.complete_idempotency(idempotency_key, digest, answer, now)
+            answer = self._start_or_join(request, idempotency_key, now, deadline_at)
+            self._store.complete_idempotency(idempotency_key, digest, token, answer, deadline_at)
+        except IdempotencyTaken as taken:
+            # We were slow: a retry of this request took over our expired lock. Its answer stands if
+            # it gave one; else ours, which names the same job (the key's, job_id_for).
+            record = taken.record
+            if record.status is IdempotencyStatus.COMPLETED and record.response is not None:
+                return Accepted(record.response, replayed=True)
+            return Accepted(answer)
         except Exception:
-            self._store.release_idempotency(idempotency_key)  # let the caller's retry start afresh
+            self._store.release_idempotency(idempotency_key, token)  # let the caller's retry start afresh
             raise
         return Accepted(answer)
 
-    def _start_or_join(self, request: PublishRequest, key: str, now: float) -> dict[str, Any]:
-        job_id = uuid.uuid4().hex
-        active = self._store.claim_schedule(request.schedule_id, job_id, now)
-        if active is not None:
-            current = self._store.get_job(active)
-            status = current.status.value if current else JobStatus.QUEUED.value
-            return {"publishId": active, "status": status, "scheduleId": request.schedule_id, "joined": True}
+    def _start_or_join(
+        self, request: PublishRequest, key: str, now: float, deadline_at: float
+    ) -> dict[str, Any]:
+        job_id = job_id_for(key)
+        for _ in range(JOIN_ROUNDS):
+            active = self._store.claim_schedule(request.schedule_id, job_id, now, deadline_at)
+            if active is None:
+                return self._start(job_id, request, key, now, deadline_at)
+            joined = self._join(active, request, key, now)
+            if joined is not None:
+                return joined
+        raise ScheduleBeingAccepted(f"schedule {request.schedule_id} is changing hands; retry shortly")
+
+    def _start(
+        self, job_id: str, request: PublishRequest, key: str, now: float, deadline_at: float
+    ) -> dict[str, Any]:
+        job = self._new_job(job_id, request, key, now, deadline_at)
+        # Queue first, then write: a message for a job not written yet comes back for another look.
+        message = JobMessage(job_id=job_id, ticket=job.ticket, step=Step.VALIDATE, version=job.version)
         try:
-            job = self._new_job(job_id, request, key, now)
-            # Queue first, then write: a message for a job that never got written is dropped on arrival.
-            message = JobMessage(job_id=job_id, ticket=job.ticket, step=Step.VALIDATE, version=job.version)
             self._queues.send(Queue.VALIDATION, message, first_delay(request, now))
-            self._store.create_job(job)
         except Exception:
+            # Nothing of this job exists: free the schedule at once. (After a failed write the claim
+            # stays: that write may still land, and a retry must then join it, not start another.)
             self._store.release_schedule(request.schedule_id, job_id)
             raise
+        try:
+            self._store.create_job(job)
+        except JobAlreadyExists:
+            # This request was accepted before (its answer, or the key's record, was lost): the job
+            # its key names is the answer, however far it got. Never a second job for one request.
+            earlier = self._store.get_job(job_id)
+            if earlier is None or body_hash(earlier.request) != body_hash(request):
+                raise IdempotencyKeyReused(
+                    f"Idempotency-Key {key!r} was already used with a different body"
+                ) from None
+            job = earlier
         return {
             "publishId": job_id,
             "status": job.status.value,
@@ -94,8 +154,39 @@ class Intake:
             "joined": False,
         }
 
-    def _new_job(self, job_id: str, request: PublishRequest, key: str, now: float) -> Job:
-        start = max(now, request.publish_time.timestamp() if request.publish_time else now)
+    def _join(self, active: str, request: PublishRequest, key: str, now: float) -> dict[str, Any] | None:
+        """Join the job in flight, keeping this request's callback. None: it ended meanwhile."""
+        current = self._store.get_job(active)
+        if current is None:
+            # Its intake claimed the schedule a moment ago and has not written it yet: a join may only
+            # answer a job that exists, so the caller comes back in a moment.
+            raise ScheduleBeingAccepted(
+                f"another request for schedule {request.schedule_id} is being accepted; retry shortly"
+            )
+        if current.status.terminal:
+            return None
+        differences = join_differences(current.request, request)
+        if differences:
+            raise JoinConflict(
+                f"publish {active} of schedule {request.schedule_id} is in flight with other "
+                f"{', '.join(differences)}: wait for it to end, or cancel it, then send this request again",
+                current,
+                differences,
+            )
+        told = [current.request.callback, *(j.callback for j in current.joiners)]
+        if request.callback is not None and key != current.idempotency_key and request.callback not in told:
+            try:
+                self._store.add_joiner(active, Joiner(key=key, callback=request.callback, at=now))
+            except JobEnded:
+                return None
+        return {
+            "publishId": active,
+            "status": current.status.value,
+            "scheduleId": request.schedule_id,
+            "joined": True,
+        }
+
+    def _new_job(self, job_id: str, request: PublishRequest, key: str, now: float, deadline_at: float) -> Job:
         job = Job(
             job_id=job_id,
             schedule_id=request.schedule_id,
@@ -105,11 +196,23 @@ class Intake:
             ticket=uuid.uuid4().hex,
             created_at=now,
             updated_at=now,
-            deadline_at=start + job_deadline(request, self._deadline_seconds),
+            deadline_at=deadline_at,
+            due_at=now + first_delay(request, now),
             idempotency_key=key,
         )
         job.record(now, "accepted", firstCheckInSeconds=round(first_delay(request, now), 1))
         return job
+
+
+def job_id_for(key: str) -> str:
+    """The job a request's key names. Derived, not drawn: a retry whose first answer (or the key's
+    record) was lost meets the job it already started instead of starting another."""
+    return hashlib.sha256(f"job:{key}".encode()).hexdigest()[:32]
+
+
+def start_of(request: PublishRequest, now: float) -> float:
+    """When the job may start: its publishTime, or now."""
+    return max(now, request.publish_time.timestamp() if request.publish_time else now)
 
 
 def job_deadline(request: PublishRequest, configured: float) -> float:

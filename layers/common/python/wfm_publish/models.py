@@ -11,6 +11,9 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
+# Anchored for the OpenAPI document (JSON Schema regex); matched with fullmatch, since Python's `$` also
+# matches before a final newline ("sched-1\n" would pass `match`). pydantic's own `pattern=` checks use
+# the Rust engine, where `$` is the end of the text.
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 
 
@@ -97,7 +100,7 @@ class PublishRequest(Wire):
     @field_validator("schedule_id", "business_unit_id")
     @classmethod
     def _genesys_id(cls, value: str | None) -> str | None:
-        if value is not None and not _ID.match(value):
+        if value is not None and not _ID.fullmatch(value):
             raise ValueError("must be 1-128 letters, digits, '.', '_', ':' or '-'")
         return value
 
@@ -275,6 +278,14 @@ class CapacityReport(Wire):
         }
 
 
+class Joiner(Wire):
+    """A request that joined a job in flight: its key, and the record to tell how the job ended."""
+
+    key: str
+    callback: Callback | None = None
+    at: float
+
+
 class Job(Wire):
     job_id: str
     schedule_id: str
@@ -301,8 +312,14 @@ class Job(Wire):
     # still land. None while every update of ours so far was refused outright (conflicts.landed).
     pending_base_version: int | None = None
     idempotency_key: str | None = None
-    notified_status: JobStatus | None = None  # the terminal status ServiceNow was told about
+    notified_status: JobStatus | None = None  # the terminal status the request's callback was told about
     notified_at: float | None = None
+    # When the job's next step is due (the delay of the message in flight): the watchdog's index.
+    due_at: float | None = None
+    # Requests that joined this job (their callbacks hear its end too). Kept in an item attribute of
+    # its own, beside the document, so a join never races a pipeline step's write (store.add_joiner).
+    joiners: list[Joiner] = Field(default_factory=list, exclude=True)
+    deliveries: dict[str, JobStatus] = Field(default_factory=dict)  # joiner key -> status it was told
     scope: TelephonyScope | None = None  # computed on the first validation, reused after
     blocked_by: list[str] = Field(default_factory=list)  # "edge:<id>", "trunk:<id>": re-read these first
     capacity: CapacityReport | None = None  # strict: checked before publishing; deferred: after

@@ -17,7 +17,8 @@ from aws_lambda_powertools import Logger
 
 from wfm_publish.clock import Clock
 from wfm_publish.errors import StaleJob, StoreError
-from wfm_publish.models import Job
+from wfm_publish.models import Callback, Job, JobStatus, ReasonCode
+from wfm_publish.servicenow import CallbackRejected
 from wfm_publish.store import JobStore
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ ID_FIELD = "u_wfm_publish_id"
 NOTE_FIELD = "work_notes"
 NOTE_LIMIT = 4000
 RECORD_ATTEMPTS = 3
+REQUEST = "request"  # the request's own callback, beside joined requests' keys
 
 
 class Outcome(StrEnum):
@@ -38,6 +40,7 @@ class Outcome(StrEnum):
     NO_CALLBACK = "no callback"
     ALREADY_NOTIFIED = "already notified"
     NOT_TERMINAL = "not terminal"
+    REJECTED = "rejected"  # ServiceNow refused for good (403, 404, a refused account): not retried
 
 
 def callback_fields(job: Job) -> dict[str, str]:
@@ -60,6 +63,12 @@ def callback_fields(job: Job) -> dict[str, str]:
     }
 
 
+def callbacks(job: Job) -> list[tuple[str, Callback]]:
+    """Every record to tell: the request's own callback, then each joined request's (by its key)."""
+    own = [(REQUEST, job.request.callback)] if job.request.callback else []
+    return own + [(j.key, j.callback) for j in job.joiners if j.callback is not None]
+
+
 class Notifier:
     def __init__(self, store: JobStore, servicenow: Callable[[], ServiceNowClient], clock: Clock) -> None:
         self._store = store
@@ -67,40 +76,93 @@ class Notifier:
         self._clock = clock
 
     def notify(self, image: Job) -> Outcome:
-        """Deliver the end of `image` (the job as the stream saw it). Raises when it must be retried."""
+        """Deliver the end of `image` (the job as the stream saw it) to every record that has not
+        heard it yet. Raises when it must be retried; each delivery is recorded as it is made."""
         if not image.status.terminal:
             return Outcome.NOT_TERMINAL
-        callback = image.request.callback
-        if callback is None:
+        records = callbacks(image)
+        if not records:
             logger.info("job ended without a callback", extra={"job_id": image.job_id})
             return Outcome.NO_CALLBACK
         current = self._store.get_job(image.job_id) or image
-        if current.notified_status is image.status:
+        told = {REQUEST: current.notified_status, **current.deliveries}
+        waiting = [(key, callback) for key, callback in records if told.get(key) is not image.status]
+        if not waiting:
             logger.info("callback already delivered", extra={"job_id": image.job_id})
             return Outcome.ALREADY_NOTIFIED
-        self._servicenow().update_record(callback.table, callback.sys_id, callback_fields(image))
-        logger.info(
-            "ServiceNow notified",
-            extra={"job_id": image.job_id, "status": image.status.value, "table": callback.table},
-        )
-        self._record(image)
-        return Outcome.DELIVERED
+        outcome = Outcome.DELIVERED
+        for key, callback in waiting:
+            try:
+                if self._already_told(image, callback):
+                    logger.info("the record already shows this end", extra={"job_id": image.job_id})
+                else:
+                    self._servicenow().update_record(callback.table, callback.sys_id, callback_fields(image))
+            except CallbackRejected as rejected:
+                # Retrying cannot help (a wrong record, a refused account): say so loudly, note it on
+                # the job, and let the stream move on rather than retry into the DLQ.
+                logger.error(
+                    "ServiceNow refused the callback for good",
+                    extra={
+                        "job_id": image.job_id,
+                        "table": callback.table,
+                        "sys_id": callback.sys_id,
+                        "status": image.status.value,
+                        "problem": str(rejected),
+                    },
+                )
+                self._record(
+                    image, key, callback, event="servicenow refused the callback", problem=str(rejected)
+                )
+                outcome = Outcome.REJECTED
+                continue
+            logger.info(
+                "ServiceNow notified",
+                extra={"job_id": image.job_id, "status": image.status.value, "table": callback.table},
+            )
+            self._record(image, key, callback)
+        return outcome
 
-    def _record(self, image: Job) -> None:
+    def _already_told(self, image: Job, callback: Callback) -> bool:
+        """The record already shows this job's end: an earlier attempt PATCHed it and died before
+        noting it on the job. Reading first makes the delivery exactly once, work note included."""
+        seen = self._servicenow().read_record(callback.table, callback.sys_id, [ID_FIELD, STATUS_FIELD])
+        return seen.get(ID_FIELD) == image.job_id and seen.get(STATUS_FIELD) == image.status.value
+
+    def lost(self, image: Job) -> Outcome:
+        """The job's record was removed before it ended (the stream's REMOVE). It must not pass unseen:
+        an error for the alarm, and its records are told it failed."""
+        logger.error(
+            "a job was removed before it ended", extra={"job_id": image.job_id, "status": image.status.value}
+        )
+        ended = image.model_copy(
+            update={
+                "status": JobStatus.FAILED,
+                "reason_code": ReasonCode.PROCESSING_FAILED,
+                "detail": f"the job's record was removed while it was {image.status.value}",
+            }
+        )
+        for _, callback in callbacks(ended):
+            self._servicenow().update_record(callback.table, callback.sys_id, callback_fields(ended))
+        return Outcome.DELIVERED if callbacks(ended) else Outcome.NO_CALLBACK
+
+    def _record(
+        self, image: Job, key: str, callback: Callback, event: str = "servicenow notified", **detail: str
+    ) -> None:
         """Note the delivery on the job; losing this write only risks one repeated PATCH."""
         for _ in range(RECORD_ATTEMPTS):
             job = self._store.get_job(image.job_id)
             if job is None or job.status is not image.status:
                 return
             now = self._clock.now()
-            noted = job.model_copy(deep=True, update={"notified_status": image.status, "notified_at": now})
-            callback = image.request.callback
-            noted.record(
-                now,
-                "servicenow notified",
-                table=callback.table if callback else None,
-                sysId=callback.sys_id if callback else None,
-            )
+            if key == REQUEST:
+                noted = job.model_copy(
+                    deep=True, update={"notified_status": image.status, "notified_at": now}
+                )
+            else:
+                noted = job.model_copy(
+                    deep=True, update={"deliveries": {**job.deliveries, key: image.status}}
+                )
+            noted.record(now, event, table=callback.table, sysId=callback.sys_id, **detail)
             try:
                 self._store.save_job(noted)
                 return

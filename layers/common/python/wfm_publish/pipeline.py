@@ -9,9 +9,7 @@ publish twice, and a crash between the two leaves the original message to be red
 from __future__ import annotations
 
 import random
-import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from aws_lambda_powertools import Logger
 
@@ -42,6 +40,7 @@ from wfm_publish.models import (
 from wfm_publish.queues import Queue, QueueSender
 from wfm_publish.scope import TelephonyOptions
 from wfm_publish.store import JobStore
+from wfm_publish.transitions import Transitions, may_still_land
 
 logger = Logger(child=True)
 
@@ -56,12 +55,8 @@ class Timing:
 
 
 EARLY_LOOKS = 5  # a message that arrived before its job's write is sent back this often, at most
-EARLY_WAIT = 1.0  # seconds between those looks
+EARLY_WAIT = 1.0  # seconds before the first of those looks; each next one waits twice as long
 DEFERRED_CAPACITY_TRIES = 5  # deferred mode: a capacity check Genesys keeps refusing ends as a warning
-
-
-def new_ticket() -> str:
-    return uuid.uuid4().hex
 
 
 class Pipeline:
@@ -77,6 +72,7 @@ class Pipeline:
     ) -> None:
         self.store = store
         self.queues = queues
+        self.transitions = Transitions(store, queues, clock)
         self.genesys = genesys
         self.clock = clock
         self.timing = timing or Timing()
@@ -113,24 +109,56 @@ class Pipeline:
         if message.early >= EARLY_LOOKS:
             logger.warning("orphan message dropped", extra={"job_id": message.job_id, "step": message.step})
             return
-        self.queues.send(queue, message.model_copy(update={"early": message.early + 1}), EARLY_WAIT)
+        # 1, 2, 4, 8, 16 s: 31 s in all, longer than botocore's retries of a throttled write take.
+        wait = EARLY_WAIT * 2**message.early
+        self.queues.send(queue, message.model_copy(update={"early": message.early + 1}), wait)
 
     def _run(self, job: Job, message: JobMessage) -> None:
         try:
-            if message.step is Step.VALIDATE:
+            if self.clock.now() >= job.deadline_at:
+                self._at_deadline(job)
+            elif message.step is Step.VALIDATE:
                 self._validate(job)
             elif message.step is Step.CONFIRM:
                 self._confirm(job)
             else:
                 self._resolve_conflict(job, message.conflict)
         except GenesysError as error:
-            self._on_genesys_error(job, error)
+            self._on_genesys_error(job, error, posted=job.status is JobStatus.PUBLISHING)
 
-    def _on_genesys_error(self, job: Job, error: GenesysError) -> None:
-        if isinstance(error, GenesysRateLimited):
+    def _at_deadline(self, job: Job) -> None:
+        """The deadline has come: the job ends now. If an update of ours may still land, one look at
+        the schedule first: published means PUBLISHED, whatever the clock says."""
+        detail = f"the job's deadline passed while {job.status.value}"
+        if may_still_land(job):
+            bu, week = _where(job)
+            try:
+                if self._landed(job, self.genesys.schedule(bu, week, job.schedule_id)):
+                    return
+            except GenesysError as error:
+                detail += f" (the schedule could not be read: {error})"
+            detail += "; an update of ours was posted and not seen applied: Genesys may still apply it"
+        self.transitions.finish(job, JobStatus.FAILED, ReasonCode.DEADLINE_EXCEEDED, detail)
+
+    def _on_genesys_error(self, job: Job, error: GenesysError, *, posted: bool = False) -> None:
+        """`posted`: an update of ours is out and its outcome unknown. Then waiting is done by
+        confirming (a read of the schedule), never by going back to validation: the job stays
+        PUBLISHING, so nothing can cancel it while Genesys may still apply the update."""
+        if posted and isinstance(error, GenesysRateLimited | GenesysTransient):
+            wait = error.retry_after if isinstance(error, GenesysRateLimited) else None
+            self.transitions.move(
+                job,
+                JobStatus.PUBLISHING,
+                Step.CONFIRM,
+                wait if wait is not None else waiting.backoff(job.transient_failures, self.rng),
+                "update outcome unknown; confirming",
+                changes={"transient_failures": job.transient_failures + (0 if wait is not None else 1)},
+                **error.brief(),
+            )
+        elif isinstance(error, GenesysRateLimited):
             # Genesys says when: wait exactly that long; a refused publish costs nothing from the budget.
             attempts = job.publish_attempts - (1 if job.status is JobStatus.PUBLISHING else 0)
-            self._move(
+            self.transitions.move(
                 job,
                 JobStatus.WAITING,
                 Step.VALIDATE,
@@ -142,24 +170,22 @@ class Pipeline:
         elif isinstance(error, GenesysTransient):
             self._retry_later(job, error)
         elif isinstance(error, GenesysNotFound):
-            self._finish(job, JobStatus.FAILED, ReasonCode.SCHEDULE_NOT_FOUND, str(error), error.describe())
+            self.transitions.finish(
+                job, JobStatus.FAILED, ReasonCode.SCHEDULE_NOT_FOUND, str(error), error.describe()
+            )
         elif isinstance(error, GenesysAuthError):
-            self._finish(job, JobStatus.FAILED, ReasonCode.GENESYS_AUTH_FAILED, str(error), error.describe())
+            self.transitions.finish(
+                job, JobStatus.FAILED, ReasonCode.GENESYS_AUTH_FAILED, str(error), error.describe()
+            )
         else:
-            self._finish(job, JobStatus.FAILED, ReasonCode.GENESYS_REJECTED, str(error), error.describe())
+            self.transitions.finish(
+                job, JobStatus.FAILED, ReasonCode.GENESYS_REJECTED, str(error), error.describe()
+            )
 
     # --- steps ---------------------------------------------------------------------------------------
 
     def _validate(self, job: Job) -> None:
         now = self.clock.now()
-        if now >= job.deadline_at:
-            self._finish(
-                job,
-                JobStatus.FAILED,
-                ReasonCode.DEADLINE_EXCEEDED,
-                "telephony did not settle before the job's deadline",
-            )
-            return
         job = self._locate(job)
         mode = job.request.validation_mode
         if mode is ValidationMode.OFF:
@@ -185,7 +211,9 @@ class Pipeline:
                 report = self._capacity(job, telephony, observer)
                 job = job.model_copy(deep=True, update={"capacity": report})
                 if not report.ok:
-                    self._finish(job, JobStatus.FAILED, ReasonCode.CAPACITY_EXCEEDED, report.summary)
+                    self.transitions.finish(
+                        job, JobStatus.FAILED, ReasonCode.CAPACITY_EXCEEDED, report.summary
+                    )
                     return
                 job.record(self.clock.now(), "capacity checked", summary=report.summary, **report.brief())
         except GenesysError as error:
@@ -222,7 +250,7 @@ class Pipeline:
             delay = waiting.next_check_delay(
                 seen, waited=now - first_check_at, now=now, deadline_at=job.deadline_at
             )
-            self._move(
+            self.transitions.move(
                 job,
                 JobStatus.WAITING,
                 Step.VALIDATE,
@@ -265,7 +293,7 @@ class Pipeline:
                 wait = getattr(error, "retry_after", None) or waiting.backoff(
                     job.transient_failures, self.rng
                 )
-                self._move(
+                self.transitions.move(
                     job,
                     JobStatus.PUBLISHING,
                     Step.CONFIRM,
@@ -295,7 +323,7 @@ class Pipeline:
         if self._landed(job, schedule):
             return
         if job.publish_attempts > job.request.telephony_sync.retry_count:
-            self._finish(
+            self.transitions.finish(
                 job,
                 JobStatus.FAILED,
                 ReasonCode.RETRIES_EXHAUSTED,
@@ -307,7 +335,7 @@ class Pipeline:
         refused = {"pending_base_version": job.pending_base_version}  # restored if Genesys says no
         # The confirm message is queued before the update is posted: a crash mid-upload is noticed.
         # From here until Genesys answers, this update may land: its base is pending.
-        job = self._move(
+        job = self.transitions.move(
             job,
             JobStatus.PUBLISHING,
             Step.CONFIRM,
@@ -326,7 +354,7 @@ class Pipeline:
         try:
             operation = self.genesys.publish(bu, week, schedule)
         except GenesysConflict as conflict:
-            self._move(
+            self.transitions.move(
                 job,
                 JobStatus.RETRYING,
                 Step.CONFLICT,
@@ -340,14 +368,15 @@ class Pipeline:
             return
         except GenesysError as error:
             if isinstance(error, GenesysRateLimited) or _before_update(error):
-                job = job.model_copy(update=refused)  # nothing was posted, or it was refused
-            self._on_genesys_error(job, error)  # with the job as it is now: PUBLISHING
+                # Nothing was posted, or Genesys refused it before taking it: nothing of it can land.
+                self._on_genesys_error(job.model_copy(update=refused), error)
+            else:
+                self._on_genesys_error(job, error, posted=True)  # it may have been applied
             return
-        job = job.model_copy(deep=True, update={"operation_id": operation.operation_id})
-        job.record(
-            self.clock.now(), "update accepted", status=operation.status, operationId=operation.operation_id
+        job = job.model_copy(update={"operation_id": operation.operation_id})
+        self.transitions.note(
+            job, "update accepted", status=operation.status, operationId=operation.operation_id
         )
-        self.store.save_job(job)
 
     def _confirm(self, job: Job) -> None:
         bu, week = _where(job)
@@ -358,7 +387,7 @@ class Pipeline:
         since = job.publishing_since or now
         if now - since < self.timing.confirm_timeout:
             delay = min(30.0, max(self.timing.confirm_first, (now - since)))
-            self._move(
+            self.transitions.move(
                 job,
                 JobStatus.PUBLISHING,
                 Step.CONFIRM,
@@ -368,7 +397,7 @@ class Pipeline:
                 published=schedule.published,
             )
             return
-        self._move(
+        self.transitions.move(
             job,
             JobStatus.WAITING,
             Step.VALIDATE,
@@ -400,7 +429,7 @@ class Pipeline:
             # What Genesys named goes first in the next check, so it is not taken as settled again.
             named = conflicts.named_entities(body, job.scope)
             blocked = list(dict.fromkeys([*named, *job.blocked_by]))
-            self._move(
+            self.transitions.move(
                 job,
                 JobStatus.WAITING,
                 Step.VALIDATE,
@@ -414,7 +443,7 @@ class Pipeline:
             self._watch_other_update(job, body, now)
         else:
             detail = body.wire() if body else {}
-            self._finish(
+            self.transitions.finish(
                 job,
                 JobStatus.FAILED,
                 ReasonCode.CONFLICT_UNRESOLVED,
@@ -428,7 +457,7 @@ class Pipeline:
         then it is a stale read, re-read and publish), or it has run too long to wait for."""
         running = now - (job.publishing_since or now)
         if running >= self.timing.in_progress_limit:
-            self._move(
+            self.transitions.move(
                 job,
                 JobStatus.WAITING,
                 Step.VALIDATE,
@@ -440,7 +469,7 @@ class Pipeline:
         delay = waiting.in_progress_delay(
             running, self.timing.in_progress_wait, now=now, deadline_at=job.deadline_at
         )
-        self._move(
+        self.transitions.move(
             job,
             JobStatus.WAITING,
             Step.CONFLICT,
@@ -460,7 +489,7 @@ class Pipeline:
             return False
         try:
             step = {"step": message.step.value}
-            self._finish(job, JobStatus.FAILED, ReasonCode.PROCESSING_FAILED, why, step)
+            self.transitions.finish(job, JobStatus.FAILED, ReasonCode.PROCESSING_FAILED, why, step)
         except StaleJob:
             return False  # it moved on after all: not ours to end
         return True
@@ -485,7 +514,7 @@ class Pipeline:
             return True  # published; the capacity check looks again shortly
         job = checked
         warning = f"; warning: {job.warnings[-1]}" if job.warnings else ""
-        self._finish(
+        self.transitions.finish(
             job,
             JobStatus.PUBLISHED,
             ReasonCode.PUBLISHED,
@@ -496,8 +525,7 @@ class Pipeline:
 
     def _retry_later(self, job: Job, failure: GenesysError) -> None:
         delay = waiting.backoff(job.transient_failures, self.rng)
-        delay = min(delay, max(0.0, job.deadline_at - self.clock.now()))
-        self._move(
+        self.transitions.move(
             job,
             JobStatus.WAITING,
             Step.VALIDATE,
@@ -506,62 +534,6 @@ class Pipeline:
             changes={"transient_failures": job.transient_failures + 1},
             **failure.brief(),
         )
-
-    def _move(
-        self,
-        job: Job,
-        status: JobStatus,
-        step: Step,
-        delay: float,
-        event: str,
-        /,
-        *,
-        queue: Queue = Queue.VALIDATION,
-        conflict: GenesysErrorBody | None = None,
-        changes: dict[str, Any] | None = None,
-        **detail: Any,
-    ) -> Job:
-        now = self.clock.now()
-        ticket = new_ticket()
-        self.queues.send(
-            queue,
-            JobMessage(
-                job_id=job.job_id, ticket=ticket, step=step, conflict=conflict, version=job.version + 1
-            ),
-            delay,
-        )
-        moved = job.model_copy(
-            deep=True, update={"status": status, "ticket": ticket, "updated_at": now, **(changes or {})}
-        )
-        moved.record(now, event, **detail)
-        return self.store.save_job(moved)
-
-    def _finish(
-        self,
-        job: Job,
-        status: JobStatus,
-        reason: ReasonCode,
-        detail: str,
-        extra: dict[str, Any] | None = None,
-        /,
-        **more: Any,
-    ) -> Job:
-        now = self.clock.now()
-        ended = job.model_copy(
-            deep=True,
-            update={
-                "status": status,
-                "reason_code": reason,
-                "detail": detail,
-                "ticket": new_ticket(),
-                "updated_at": now,
-            },
-        )
-        ended.record(now, status.value.lower(), reason=reason.value, detail=detail, **(extra or {}), **more)
-        saved = self.store.save_job(ended)
-        self.store.release_schedule(job.schedule_id, job.job_id)
-        logger.info("job ended", extra={"job_id": job.job_id, "status": status.value, "reason": reason.value})
-        return saved
 
 
 def _ahead_of(job: Job | None, message: JobMessage) -> bool:

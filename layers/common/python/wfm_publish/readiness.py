@@ -28,7 +28,7 @@ from typing import Any, Protocol
 from aws_lambda_powertools import Logger
 
 from wfm_publish.errors import GenesysNotFound, StoreError
-from wfm_publish.genesys import MAX_CONCURRENT_CALLS_KEY, Edge, Trunk, TrunkBaseSettings
+from wfm_publish.genesys_wire import MAX_CONCURRENT_CALLS_KEY, Edge, Trunk, TrunkBaseSettings
 from wfm_publish.models import ScopePool, TelephonyScope
 
 logger = Logger(child=True)

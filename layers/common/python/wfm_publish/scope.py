@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from wfm_publish import readiness
 from wfm_publish.errors import GenesysNotFound
-from wfm_publish.genesys import MAX_CONCURRENT_CALLS_KEY, Campaign, Schedule
+from wfm_publish.genesys_wire import MAX_CONCURRENT_CALLS_KEY, Campaign, Schedule
 from wfm_publish.models import ScopeCampaign, ScopePool, TelephonyScope
 
 # Genesys's default "On Queue Work" activity code is "0"; breaks, meals, meetings, training and

@@ -5,7 +5,15 @@
 Credentials come from Secrets Manager as {"username", "password"} (basic auth) or, with an OAuth
 application registry entry, {"clientId", "clientSecret", "username", "password"} (password grant on
 /oauth_token.do; the token is kept until shortly before it expires and renewed once on a 401).
-Transport errors become ServiceNowError; `transient` says whether another try may succeed.
+Failures come in two kinds:
+
+- `ServiceNowError` (transient): another try may succeed. A 5xx, a 429 (its `Retry-After` is kept in
+  `retry_after`), a 408 or 409 (the record was busy), a timeout, a connection error.
+- `CallbackRejected` (permanent, a subclass): ServiceNow refused the callback and will refuse it again
+  until a person changes something. A 401 with basic auth, or again after one token renewal; a token
+  endpoint that refuses the OAuth client; 403 (ACL); 404 (no such record); any other 4xx (400: a
+  field the table refuses). Retrying these only delays the dead letter; the notifier logs and drops
+  them.
 """
 
 from __future__ import annotations
@@ -26,10 +34,33 @@ TOKEN_MARGIN_SECONDS = 60.0
 
 
 class ServiceNowError(WfmPublishError):
-    def __init__(self, message: str, *, status: int | None = None, transient: bool = True) -> None:
+    """ServiceNow could not be told; another try may succeed (`transient`)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        transient: bool = True,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.transient = transient
+        self.retry_after = retry_after
+
+
+class CallbackRejected(ServiceNowError):
+    """ServiceNow refused the callback for good (401 after a token renewal, 403, 404, another 4xx):
+    another try gets the same answer. The record should be logged and dropped, not retried."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message, status=status, transient=False)
+
+
+# Worth another try: ServiceNow busy (429, 5xx), the request timed out (408), the record was locked by
+# another transaction (409). Every other refusal is a person's to fix.
+_TRANSIENT_4XX = frozenset({408, 409, 429})
 
 
 @dataclass(frozen=True)
@@ -74,8 +105,22 @@ class ServiceNowClient:
             response = self._send("PATCH", path, params, fields, renew=True)
         return _answer(response, f"PATCH {table}/{sys_id}")
 
+    def read_record(self, table: str, sys_id: str, fields: list[str]) -> dict[str, Any]:
+        """GET `fields` of one record (the notifier asks what a record was already told)."""
+        path = f"/api/now/table/{quote(table, safe='')}/{quote(sys_id, safe='')}"
+        params = {"sysparm_fields": ",".join(fields), "sysparm_exclude_reference_link": "true"}
+        response = self._send("GET", path, params, None)
+        if response.status_code == 401 and self._credentials().oauth:
+            response = self._send("GET", path, params, None, renew=True)
+        return _answer(response, f"GET {table}/{sys_id}")
+
     def _send(
-        self, method: str, path: str, params: dict[str, str], body: dict[str, Any], renew: bool = False
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str],
+        body: dict[str, Any] | None,
+        renew: bool = False,
     ) -> requests.Response:
         credentials = self._credentials()
         headers = {"Accept": "application/json", "Content-Type": "application/json"}
@@ -120,6 +165,8 @@ class ServiceNowClient:
             response = self._session.post(
                 f"{self.instance_url}/oauth_token.do", data=form, timeout=self._timeout
             )
+        except requests.Timeout as exc:
+            raise ServiceNowError("ServiceNow's token endpoint did not answer in time") from exc
         except requests.RequestException as exc:
             raise ServiceNowError(f"ServiceNow token endpoint unreachable: {type(exc).__name__}") from exc
         body = _answer(response, "POST /oauth_token.do")
@@ -144,11 +191,22 @@ def _answer(response: requests.Response, what: str) -> dict[str, Any]:
     detail = ""
     try:
         error = response.json().get("error") or {}
-        detail = f": {error.get('message', '')} {error.get('detail', '') or ''}".rstrip()
+        if isinstance(error, dict):  # Table API: {"error": {"message", "detail"}}
+            detail = f": {error.get('message', '')} {error.get('detail', '') or ''}".rstrip()
+        else:  # the token endpoint: {"error": "server_error", "error_description": "access_denied"}
+            detail = f": {error} {response.json().get('error_description', '') or ''}".rstrip()
     except (ValueError, AttributeError):
         detail = ""
-    # 408, 429 and 5xx may pass; other refusals (401, 403, 404, 400) need a person.
-    transient = status in {408, 409, 429} or status >= 500
-    raise ServiceNowError(
-        f"ServiceNow answered {status} to {what}{detail}", status=status, transient=transient
-    )
+    message = f"ServiceNow answered {status} to {what}{detail}"
+    if status >= 500 or status in _TRANSIENT_4XX:
+        raise ServiceNowError(message, status=status, retry_after=_retry_after(response))
+    raise CallbackRejected(message, status=status)
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    """Retry-After in seconds (ServiceNow's rate-limit rules send it); an HTTP date is not parsed."""
+    value = response.headers.get("Retry-After", "").strip()
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None

@@ -16,12 +16,14 @@ from wfm_publish.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from wfm_publish.genesys import Credentials, GenesysClient
+    from wfm_publish.genesys_wire import PendingQuery
     from wfm_publish.intake import Intake
     from wfm_publish.notifier import Notifier
     from wfm_publish.pipeline import Pipeline
     from wfm_publish.queues import DeadLetters, QueueSender
     from wfm_publish.servicenow import ServiceNowClient, ServiceNowCredentials
     from wfm_publish.store import DynamoJobStore
+    from wfm_publish.transitions import Transitions
     from wfm_publish.weekly import DynamoRunLog, SqsWeeklyQueue
 
 SECRET_MAX_AGE = 300  # seconds Powertools keeps the credentials before reading the secret again
@@ -76,7 +78,9 @@ class Services:
     def genesys(self) -> GenesysClient:
         from wfm_publish.genesys import GenesysClient
 
-        return GenesysClient(self.settings.genesys_url, self._credentials)
+        # Pending agent-schedule queries live in the table: whichever container asks next collects
+        # the result the genesys_events function recorded. The table client is made on first use.
+        return GenesysClient(self.settings.genesys_url, self._credentials, queries=_TableQueries(self))
 
     @cached_property
     def intake(self) -> Intake:
@@ -85,6 +89,12 @@ class Services:
         return Intake(
             self.store, self.queues, self.clock, deadline_seconds=self.settings.job_deadline_seconds
         )
+
+    @cached_property
+    def transitions(self) -> Transitions:
+        from wfm_publish.transitions import Transitions
+
+        return Transitions(self.store, self.queues, self.clock)
 
     @cached_property
     def pipeline(self) -> Pipeline:
@@ -242,3 +252,19 @@ def reset() -> None:
     """Forget the container's services (the local stack does this when it restarts)."""
     global _services  # noqa: PLW0603
     _services = None
+
+
+class _TableQueries:
+    """The jobs table as the Genesys client's QueryBook, reached only when a query is pending."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    def pending_query(self, key: str) -> PendingQuery | None:
+        return self._services.store.pending_query(key)
+
+    def begin_query(self, key: str, operation_id: str, started_at: float) -> PendingQuery:
+        return self._services.store.begin_query(key, operation_id, started_at)
+
+    def end_query(self, key: str) -> None:
+        self._services.store.end_query(key)

@@ -1,12 +1,21 @@
 """Request signatures: ServiceNow signs every request to the publish API with a shared secret.
 
     X-Signature-Timestamp: 1698415200                      (unix seconds, when the request was signed)
-    X-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>.<raw body>")>
+    X-Signature: v2=<hex HMAC-SHA256(secret, "<timestamp>\\n<METHOD>\\n<path>\\n<query>\\n<raw body>")>
 
-A GET signs the empty body ("1698415200."). The timestamp must be within five minutes of the server's
-clock, so a captured request cannot be replayed later. Comparisons are constant-time. During a secret
-rotation the server accepts the current and the previous secret, and a client may send several
-`v1=` values separated by commas.
+The signed string names the request, not only its body: the method (upper case), the path as the API
+routes it (the resource path without the stage: `/publishes/abc/cancel`, API Gateway's `event["path"]`
+on the execute-api URL, and the local front's), and the canonical query string (each `key=value`
+percent-encoded, then sorted, joined with `&`; empty without a query). So a captured signed GET
+cannot be replayed on `POST /publishes/{id}/cancel` within the window. Newlines separate the parts:
+none of them can contain one once canonical (`.` could, and `/a.b` + `k=v` would then read as `/a` +
+`b.k=v`).
+
+Only `v2` is accepted. `v1` (timestamp and body only) is refused by name: it is the replayable one.
+
+The timestamp must be within five minutes of the server's clock, so a captured request cannot be
+replayed later. Comparisons are constant-time. During a secret rotation the server accepts the current
+and the previous secret, and a client may send several `v2=` values separated by commas.
 """
 
 from __future__ import annotations
@@ -15,43 +24,89 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from urllib.parse import parse_qsl, quote, unquote
 
 from wfm_publish.errors import ConfigurationError, WfmPublishError
 
 SIGNATURE_HEADER = "X-Signature"
 TIMESTAMP_HEADER = "X-Signature-Timestamp"
-SCHEME = "v1"
+SCHEME = "v2"
 TOLERANCE_SECONDS = 300
-_TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
-_SIGNATURE = re.compile(r"^v1=([0-9a-fA-F]{64})$")
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+_SIGNATURE = re.compile(r"v2=([0-9a-fA-F]{64})")
+_RETIRED = re.compile(r"v1=[0-9a-fA-F]*")
+_METHOD = re.compile(r"[A-Za-z]{1,16}")
+
+Query = str | Mapping[str, str | Sequence[str]] | Iterable[tuple[str, str]] | None
 
 
 class SignatureRejected(WfmPublishError):
-    """401: the request is not signed, signed with another secret, or signed too long ago."""
+    """401: the request is not signed, signed with another secret, for another request, or too long ago."""
 
 
-def sign(secret: str, timestamp: int | str, body: bytes | str) -> str:
-    """The X-Signature value for `body` sent at `timestamp`."""
+def _encode(text: str) -> str:
+    # RFC 3986 unreserved characters stay; everything else is %XX (upper case), as JavaScript's
+    # encodeURIComponent plus the escape of !'()* the ServiceNow script adds.
+    return quote(text, safe="-_.~")
+
+
+def canonical_path(path: str) -> str:
+    """Each segment decoded then percent-encoded: `/publishes/a%20b` and `/publishes/a b` sign alike,
+    whether the caller or API Gateway decoded it."""
+    return "/".join(_encode(unquote(segment)) for segment in (path or "/").split("/"))
+
+
+def canonical_query(query: Query) -> str:
+    """`key=value` pairs, each part percent-encoded, sorted, joined with `&`. `query` is the raw query
+    string (`b=2&a=1`), a mapping (API Gateway's multiValueQueryStringParameters or
+    queryStringParameters) or pairs."""
+    if not query:
+        return ""
+    pairs: list[tuple[str, str]] = []
+    if isinstance(query, str):
+        pairs = parse_qsl(query.lstrip("?"), keep_blank_values=True)
+    elif isinstance(query, Mapping):
+        for key, values in query.items():
+            for value in [values] if isinstance(values, str) else values:
+                pairs.append((str(key), str(value)))
+    else:
+        pairs = [(str(k), str(v)) for k, v in query]
+    # Sorted once encoded: plain ASCII, so any client's string sort agrees (UTF-16 vs code points do not).
+    return "&".join(f"{k}={v}" for k, v in sorted((_encode(k), _encode(v)) for k, v in pairs))
+
+
+def string_to_sign(timestamp: int | str, method: str, path: str, query: Query, body: bytes | str) -> bytes:
     raw = body.encode() if isinstance(body, str) else body
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + raw, hashlib.sha256).hexdigest()
-    return f"{SCHEME}={digest}"
+    head = f"{timestamp}\n{method.upper()}\n{canonical_path(path)}\n{canonical_query(query)}\n"
+    return head.encode() + raw
 
 
-def signed_headers(secret: str, body: bytes | str, now: float) -> dict[str, str]:
+def sign(secret: str, timestamp: int | str, method: str, path: str, query: Query, body: bytes | str) -> str:
+    """The X-Signature value for the request `method path?query` with `body`, sent at `timestamp`."""
+    signed = string_to_sign(timestamp, method, path, query, body)
+    return f"{SCHEME}={hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()}"
+
+
+def signed_headers(
+    secret: str, method: str, path: str, body: bytes | str, now: float, query: Query = None
+) -> dict[str, str]:
     """The two headers a client adds to a request (the demo, the tests and the docs' example use it)."""
     timestamp = str(int(now))
-    return {TIMESTAMP_HEADER: timestamp, SIGNATURE_HEADER: sign(secret, timestamp, body)}
+    return {TIMESTAMP_HEADER: timestamp, SIGNATURE_HEADER: sign(secret, timestamp, method, path, query, body)}
 
 
 def verify(
     secrets: Sequence[str],
     headers: Mapping[str, str],
+    method: str,
+    path: str,
+    query: Query,
     body: bytes,
     now: float,
     tolerance: float = TOLERANCE_SECONDS,
 ) -> None:
-    """Raise SignatureRejected unless one of `secrets` signed `body` within `tolerance` of `now`.
+    """Raise SignatureRejected unless one of `secrets` signed this request within `tolerance` of `now`.
 
     `headers` must be case-insensitive or lower-cased."""
     if not secrets:
@@ -60,24 +115,34 @@ def verify(
     signature = _header(headers, SIGNATURE_HEADER)
     if timestamp is None or signature is None:
         raise SignatureRejected(f"sign the request: send {TIMESTAMP_HEADER} and {SIGNATURE_HEADER}")
-    if not _TIMESTAMP.match(timestamp):
+    if not _TIMESTAMP.fullmatch(timestamp):
         raise SignatureRejected(f"{TIMESTAMP_HEADER} must be unix seconds")
     if abs(now - int(timestamp)) > tolerance:
         raise SignatureRejected(
             f"{TIMESTAMP_HEADER} is more than {tolerance / 60:g} minutes from the server's clock;"
             " check the caller's clock and sign each request when it is sent"
         )
-    offered = [m.group(1).lower() for part in signature.split(",") if (m := _SIGNATURE.match(part.strip()))]
+    parts = [part.strip() for part in signature.split(",")]
+    offered = [m.group(1).lower() for part in parts if (m := _SIGNATURE.fullmatch(part))]
     if not offered:
-        raise SignatureRejected(f"{SIGNATURE_HEADER} must be v1=<64 hex digits>")
+        if any(_RETIRED.fullmatch(part) for part in parts):
+            raise SignatureRejected(
+                f"v1 signatures are no longer accepted: sign with v2 (method, path, query and body;"
+                f" docs/servicenow.md) in {SIGNATURE_HEADER}"
+            )
+        raise SignatureRejected(f"{SIGNATURE_HEADER} must be v2=<64 hex digits>")
+    if not _METHOD.fullmatch(method or ""):
+        raise SignatureRejected("the request has no method to check the signature against")
     matched = False
     for secret in secrets:
-        expected = sign(secret, timestamp, body).split("=", 1)[1]
+        expected = sign(secret, timestamp, method, path, query, body).split("=", 1)[1]
         for candidate in offered:
             # No early exit: the time taken does not depend on which secret or value matched.
             matched |= hmac.compare_digest(expected.encode(), candidate.encode())
     if not matched:
-        raise SignatureRejected("the signature does not match the body and timestamp")
+        raise SignatureRejected(
+            "the signature does not match this request (method, path, query, body) and timestamp"
+        )
 
 
 def secrets_from(raw: str) -> list[str]:

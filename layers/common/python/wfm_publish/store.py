@@ -1,29 +1,48 @@
 """The job store: every DynamoDB read and conditional write, and nowhere else.
 
 One table, hash key `pk`: `job#<id>` (the job), `schedule#<id>` (its active job), `idem#<key>`
-(an idempotency record), `observation#<key>` (a shared telephony observation, seconds old). Every
+(an idempotency record), `observation#<key>` (a shared telephony observation, seconds old),
+`querykey#` / `query#` / `operation#` (Genesys asynchronous operations, see their section). Every
 write is conditional, so two workers can never both move a job, and a failed condition comes back
 with the item as it is (ReturnValuesOnConditionCheckFailure), so the caller learns who won without a
 second read.
+
+A write can land while its answer is lost (a read timeout, a reset connection, a 5xx after the
+commit): botocore then sends it again, and the retry fails its condition on our own write. So every
+conditional write carries a mark of its own (a write id, the job id that claims, the lock's token)
+and a failed condition that shows our mark is our earlier success, not somebody else's win.
+
+Every item lives until the last moment it is needed (a job's deadline, or now) plus the retention
+(`JOB_TTL_DAYS`): TTL never removes a job that can still run.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
+import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
-from wfm_publish.errors import JobAlreadyExists, StaleJob, StoreError
-from wfm_publish.models import Job
+from wfm_publish.errors import JobAlreadyExists, JobEnded, StaleJob, StoreError, WfmPublishError
+from wfm_publish.models import Job, JobStatus, Joiner
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
+    from wfm_publish.genesys_events import OperationOutcome
+    from wfm_publish.genesys_wire import PendingQuery
+
 DAY = 86_400
 CLAIM_GRACE_SECONDS = 60.0  # longer than any intake takes between claiming and writing its job
+CLAIM_ROUNDS = 5  # a claim that keeps changing hands under us this often is contended: give up
 OBSERVATION_MAX_BYTES = 300_000  # DynamoDB items stop at 400 KB
+DUE_INDEX = "due"  # sparse: only jobs that are not terminal carry `dueShard` and `dueAt`
+DUE_SHARD = "due"
+STATUS_INDEX = "byStatus"  # status, createdAt: the operator's listing
+_TERMINAL = [s.value for s in JobStatus if s.terminal]
 
 
 class IdempotencyStatus(StrEnum):
@@ -38,10 +57,11 @@ class IdempotencyRecord:
     body_hash: str
     locked_until: float
     response: dict[str, Any] | None = None
+    token: str = ""
 
 
-class IdempotencyTaken(Exception):
-    """The key is already held; `record` is what holds it."""
+class IdempotencyTaken(WfmPublishError):
+    """The key is already held; `record` is what holds it (the caller replays, refuses or waits)."""
 
     def __init__(self, record: IdempotencyRecord) -> None:
         super().__init__(f"idempotency key {record.key} is taken")
@@ -52,13 +72,19 @@ class JobStore(Protocol):
     def create_job(self, job: Job) -> None: ...
     def get_job(self, job_id: str) -> Job | None: ...
     def save_job(self, job: Job) -> Job: ...
-    def claim_schedule(self, schedule_id: str, job_id: str, now: float) -> str | None: ...
+    def add_joiner(self, job_id: str, joiner: Joiner) -> None: ...
+    def overdue_jobs(self, before: float, most: int) -> list[str]: ...
+    def claim_schedule(
+        self, schedule_id: str, job_id: str, now: float, needed_until: float
+    ) -> str | None: ...
     def release_schedule(self, schedule_id: str, job_id: str) -> None: ...
-    def lock_idempotency(self, key: str, body_hash: str, now: float, lock_seconds: float) -> None: ...
-    def complete_idempotency(
-        self, key: str, body_hash: str, response: dict[str, Any], now: float
+    def lock_idempotency(
+        self, key: str, body_hash: str, token: str, now: float, lock_seconds: float, needed_until: float
     ) -> None: ...
-    def release_idempotency(self, key: str) -> None: ...
+    def complete_idempotency(
+        self, key: str, body_hash: str, token: str, response: dict[str, Any], needed_until: float
+    ) -> None: ...
+    def release_idempotency(self, key: str, token: str) -> None: ...
     def get_observation(self, key: str) -> tuple[float, Any] | None: ...
     def put_observation(self, key: str, observed_at: float, data: Any, ttl_seconds: float) -> bool: ...
 
@@ -67,64 +93,125 @@ class DynamoJobStore:
     def __init__(self, client: DynamoDBClient, table: str, ttl_days: int = 30) -> None:
         self._db = client
         self._table = table
-        self._ttl = ttl_days * DAY
+        self._retention = ttl_days * DAY
 
     # --- jobs ------------------------------------------------------------------------------------
 
     def create_job(self, job: Job) -> None:
+        item = self._job_item(job, _write_id())
         try:
-            self._put(self._job_item(job), "attribute_not_exists(pk)", {}, {})
+            self._put(item, "attribute_not_exists(pk)", {}, {})
         except _ConditionFailed as failed:
-            raise JobAlreadyExists(job.job_id) from failed
+            if not _ours(failed.item, "writeId", item["writeId"]["S"]):
+                raise JobAlreadyExists(job.job_id) from failed
 
     def get_job(self, job_id: str) -> Job | None:
         item = self._get(f"job#{job_id}")
-        return _job_from(item) if item else None
+        return job_from_item(item) if item else None
 
     def save_job(self, job: Job) -> Job:
         """Write `job` as the next version, only if nobody wrote since `job.version` was read."""
         expected = job.version
         moved = job.model_copy(update={"version": expected + 1})
+        item = self._job_item(moved, _write_id())
+        sets = {k: v for k, v in item.items() if k != "pk"}
+        removes = [] if "dueAt" in item else ["dueAt", "dueShard"]
+        names = {f"#a{i}": name for i, name in enumerate(sets)}
+        values = {f":a{i}": value for i, value in enumerate(sets.values())}
+        update = "SET " + ", ".join(f"#a{i} = :a{i}" for i in range(len(sets)))
+        if removes:
+            names |= {f"#r{i}": name for i, name in enumerate(removes)}
+            update += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(removes)))
+        names["#v"] = "version"
+        values[":expected"] = {"N": str(expected)}
         try:
-            self._put(
-                self._job_item(moved),
-                "#v = :expected",
-                {"#v": "version"},
-                {":expected": {"N": str(expected)}},
+            self._update(item["pk"], update, "#v = :expected", names, values)
+        except _ConditionFailed as failed:
+            if _ours(failed.item, "writeId", item["writeId"]["S"]):
+                return moved  # our write landed; only its answer was lost
+            current = job_from_item(failed.item) if failed.item else None
+            raise StaleJob(job.job_id, current) from failed
+        return moved
+
+    def add_joiner(self, job_id: str, joiner: Joiner) -> None:
+        """Note a request that joined the job, unless the job has ended (JobEnded: start afresh)."""
+        try:
+            self._update(
+                {"S": f"job#{job_id}"},
+                "SET #j.#k = :joiner",
+                "attribute_exists(pk) AND attribute_exists(#j) AND NOT (#s IN (:t0, :t1, :t2))",
+                {"#j": "joiners", "#k": joiner.key, "#s": "status"},
+                {":joiner": {"S": joiner.model_dump_json(by_alias=True, exclude_none=True)}}
+                | {f":t{i}": {"S": s} for i, s in enumerate(_TERMINAL)},
             )
         except _ConditionFailed as failed:
-            raise StaleJob(job.job_id, _job_from(failed.item) if failed.item else None) from failed
-        return moved
+            held = (failed.item or {}).get("joiners", {}).get("M", {})
+            if joiner.key in held:
+                return  # our own earlier write
+            raise JobEnded(job_id) from failed
+
+    def overdue_jobs(self, before: float, most: int = 100) -> list[str]:
+        """Jobs not ended whose next step was due before `before`, oldest first (the due index)."""
+        answer = self._call(
+            self._db.query,
+            TableName=self._table,
+            IndexName=DUE_INDEX,
+            KeyConditionExpression="#h = :shard AND #d < :before",
+            ExpressionAttributeNames={"#h": "dueShard", "#d": "dueAt"},
+            ExpressionAttributeValues={":shard": {"S": DUE_SHARD}, ":before": {"N": f"{before:.3f}"}},
+            Limit=most,
+        )
+        return [str(item["pk"]["S"]).removeprefix("job#") for item in answer.get("Items", [])]
+
+    def jobs_by_status(self, status: JobStatus, since: float = 0.0, most: int = 100) -> list[str]:
+        """Jobs in `status` created at or after `since`, newest first (the status index)."""
+        answer = self._call(
+            self._db.query,
+            TableName=self._table,
+            IndexName=STATUS_INDEX,
+            KeyConditionExpression="#s = :status AND #c >= :since",
+            ExpressionAttributeNames={"#s": "status", "#c": "createdAt"},
+            ExpressionAttributeValues={":status": {"S": status.value}, ":since": {"N": f"{since:.3f}"}},
+            ScanIndexForward=False,
+            Limit=most,
+        )
+        return [str(item["pk"]["S"]).removeprefix("job#") for item in answer.get("Items", [])]
 
     # --- one active job per schedule ---------------------------------------------------------------
 
-    def claim_schedule(self, schedule_id: str, job_id: str, now: float) -> str | None:
-        """Make `job_id` the schedule's active job. Returns the job already active, if there is one."""
+    def claim_schedule(self, schedule_id: str, job_id: str, now: float, needed_until: float) -> str | None:
+        """Make `job_id` the schedule's active job. Returns the job already active, if there is one.
+
+        The holder returned may not be written yet (its intake claimed a moment ago): the caller must
+        not answer its id as a job until it exists."""
         item = {
             "pk": {"S": f"schedule#{schedule_id}"},
             "jobId": {"S": job_id},
             "claimedAt": {"N": f"{now:.3f}"},
-            **self._expiry(now),
+            **self._expiry(needed_until),
         }
-        try:
-            self._put(item, "attribute_not_exists(pk)", {}, {})
-            return None
-        except _ConditionFailed as failed:
-            held = failed.item or {}
-        holder = str(held["jobId"]["S"]) if "jobId" in held else None
-        if holder is not None and self._still_active(
-            holder, float(held.get("claimedAt", {}).get("N", "0")), now
-        ):
-            return holder
-        # The holder ended (its release was lost) or never got written: take over, conditioned on who held it.
-        condition, names, values = "attribute_not_exists(pk)", {}, {}
-        if holder is not None:
-            condition, names, values = "#j = :holder", {"#j": "jobId"}, {":holder": {"S": holder}}
-        try:
-            self._put(item, condition, names, values)
-            return None
-        except _ConditionFailed as failed:
-            return str(failed.item["jobId"]["S"]) if failed.item else job_id
+        for _ in range(CLAIM_ROUNDS):
+            try:
+                self._put(item, "attribute_not_exists(pk)", {}, {})
+                return None
+            except _ConditionFailed as failed:
+                held = failed.item
+            if held is None:
+                continue  # released between our put and its answer: look again
+            holder = str(held["jobId"]["S"])
+            if holder == job_id:
+                return None  # our own claim, whose answer was lost
+            if self._still_active(holder, float(held.get("claimedAt", {}).get("N", "0")), now):
+                return holder
+            # The holder ended (its release was lost) or never got written: take over from exactly it.
+            try:
+                self._put(item, "#j = :holder", {"#j": "jobId"}, {":holder": {"S": holder}})
+                return None
+            except _ConditionFailed as failed:
+                if _ours(failed.item, "jobId", job_id):
+                    return None
+                # Released or taken by another request since: look again.
+        raise StoreError(f"the claim on schedule {schedule_id} kept changing hands; try again")
 
     def _still_active(self, holder: str, claimed_at: float, now: float) -> bool:
         active = self.get_job(holder)
@@ -132,6 +219,11 @@ class DynamoJobStore:
             # Intake claims the schedule a moment before it writes the job: a fresh claim is in flight.
             return now - claimed_at < CLAIM_GRACE_SECONDS
         return not active.status.terminal
+
+    def active_job(self, schedule_id: str) -> str | None:
+        """The job id holding the schedule's claim, if any (it may have ended, or not exist yet)."""
+        item = self._get(f"schedule#{schedule_id}")
+        return str(item["jobId"]["S"]) if item and "jobId" in item else None
 
     def release_schedule(self, schedule_id: str, job_id: str) -> None:
         with contextlib.suppress(_ConditionFailed):  # someone else holds it now: nothing of ours
@@ -146,38 +238,74 @@ class DynamoJobStore:
 
     # --- idempotency ---------------------------------------------------------------------------------
 
-    def lock_idempotency(self, key: str, body_hash: str, now: float, lock_seconds: float) -> None:
-        """Hold `key` while the first request is answered; a lock left by a crash expires."""
+    def lock_idempotency(
+        self, key: str, body_hash: str, token: str, now: float, lock_seconds: float, needed_until: float
+    ) -> None:
+        """Hold `key` while the first request is answered. A lock left by a crash expires, and only a
+        request with the same body may take it over: another body is refused, always."""
         item = {
             "pk": {"S": f"idem#{key}"},
             "status": {"S": IdempotencyStatus.IN_PROGRESS.value},
             "bodyHash": {"S": body_hash},
+            "token": {"S": token},
             "lockedUntil": {"N": f"{now + lock_seconds:.3f}"},
-            **self._expiry(now),
+            **self._expiry(needed_until),
         }
         try:
             self._put(
                 item,
-                "attribute_not_exists(pk) OR (#s = :progress AND #l < :now)",
-                {"#s": "status", "#l": "lockedUntil"},
-                {":progress": {"S": IdempotencyStatus.IN_PROGRESS.value}, ":now": {"N": f"{now:.3f}"}},
+                "attribute_not_exists(pk) OR (#s = :progress AND #l < :now AND #h = :hash)",
+                {"#s": "status", "#l": "lockedUntil", "#h": "bodyHash"},
+                {
+                    ":progress": {"S": IdempotencyStatus.IN_PROGRESS.value},
+                    ":now": {"N": f"{now:.3f}"},
+                    ":hash": {"S": body_hash},
+                },
             )
         except _ConditionFailed as failed:
+            if _ours(failed.item, "token", token):
+                return
             raise IdempotencyTaken(_idempotency_from(key, failed.item)) from failed
 
-    def complete_idempotency(self, key: str, body_hash: str, response: dict[str, Any], now: float) -> None:
+    def complete_idempotency(
+        self, key: str, body_hash: str, token: str, response: dict[str, Any], needed_until: float
+    ) -> None:
         item = {
             "pk": {"S": f"idem#{key}"},
             "status": {"S": IdempotencyStatus.COMPLETED.value},
             "bodyHash": {"S": body_hash},
+            "token": {"S": token},
             "lockedUntil": {"N": "0"},
             "response": {"S": json.dumps(response)},
-            **self._expiry(now),
+            **self._expiry(needed_until),
         }
-        self._put(item, "#h = :hash", {"#h": "bodyHash"}, {":hash": {"S": body_hash}})
+        # Only the lock we hold: a retry that took over an expired lock answers for the key instead
+        # (IdempotencyTaken: the caller replays its answer or gives its own, which names the same
+        # job). A lost answer retried meets our own completed record: the same condition holds again.
+        try:
+            self._put(
+                item,
+                "#h = :hash AND #t = :token",
+                {"#h": "bodyHash", "#t": "token"},
+                {":hash": {"S": body_hash}, ":token": {"S": token}},
+            )
+        except _ConditionFailed as failed:
+            raise IdempotencyTaken(_idempotency_from(key, failed.item)) from failed
 
-    def release_idempotency(self, key: str) -> None:
-        self._call(self._db.delete_item, TableName=self._table, Key={"pk": {"S": f"idem#{key}"}})
+    def release_idempotency(self, key: str, token: str) -> None:
+        """Let the caller's retry start afresh: only our own lock, never another request's."""
+        with contextlib.suppress(_ConditionFailed):
+            self._call(
+                self._db.delete_item,
+                TableName=self._table,
+                Key={"pk": {"S": f"idem#{key}"}},
+                ConditionExpression="#t = :token AND #s = :progress",
+                ExpressionAttributeNames={"#t": "token", "#s": "status"},
+                ExpressionAttributeValues={
+                    ":token": {"S": token},
+                    ":progress": {"S": IdempotencyStatus.IN_PROGRESS.value},
+                },
+            )
 
     # --- shared observations (issue 4) ---------------------------------------------------------------
     # `observation#<key>`: what one job read of telephony (a site, an Edge) or of slow-moving reference
@@ -210,20 +338,114 @@ class DynamoJobStore:
             return False
         return True
 
+    # --- Genesys asynchronous operations (genesys_events; added on the `genesys` branch) ---------------
+    # `querykey#<bu|week|schedule|mu>` -> the operation id of the agent-schedule query Genesys answered
+    # `Processing` for it; `query#<operationId>` -> where its result is (`downloadUrl`, from the query
+    # result notification); `operation#<operationId>` -> how a schedule update ended (the schedules
+    # topic). Conditional puts: two containers asking at once share one query, and a duplicate or late
+    # notification changes nothing.
+
+    def pending_query(self, key: str) -> PendingQuery | None:
+        from wfm_publish.genesys_wire import PendingQuery
+
+        held = self._get(f"querykey#{key}")
+        if not held:
+            return None
+        operation_id = held["operationId"]["S"]
+        started_at = float(held["startedAt"]["N"])
+        result = self._get(f"query#{operation_id}") or {}
+        if "completedAt" not in result:
+            return PendingQuery(operation_id, started_at)
+        url = result.get("downloadUrl", {}).get("S")
+        return PendingQuery(operation_id, started_at, "Complete", url)
+
+    def begin_query(self, key: str, operation_id: str, started_at: float) -> PendingQuery:
+        """Remember the query for `key` unless another container already did (then theirs holds)."""
+        from wfm_publish.genesys_wire import PendingQuery
+
+        item = {
+            "pk": {"S": f"querykey#{key}"},
+            "operationId": {"S": operation_id},
+            "startedAt": {"N": f"{started_at:.3f}"},
+            **self._expiry(started_at),
+        }
+        with contextlib.suppress(_ConditionFailed):
+            self._put(item, "attribute_not_exists(pk)", {}, {})
+        return self.pending_query(key) or PendingQuery(operation_id, started_at)
+
+    def end_query(self, key: str) -> None:
+        """Forget the query for `key` (collected, failed or lost); its result item expires by TTL."""
+        self._call(self._db.delete_item, TableName=self._table, Key={"pk": {"S": f"querykey#{key}"}})
+
+    def record_query_result(self, operation_id: str, download_url: str | None, at: float) -> bool:
+        """The query result notification: once per operation (False: a duplicate)."""
+        values: dict[str, Any] = {":at": {"N": f"{at:.3f}"}, ":exp": self._expiry(at)["expiresAt"]}
+        update = "SET completedAt = :at, expiresAt = :exp"
+        if download_url:
+            update += ", downloadUrl = :url"
+            values[":url"] = {"S": download_url}
+        try:
+            self._call(
+                self._db.update_item,
+                TableName=self._table,
+                Key={"pk": {"S": f"query#{operation_id}"}},
+                UpdateExpression=update,
+                ConditionExpression="attribute_not_exists(completedAt)",
+                ExpressionAttributeValues=values,
+            )
+        except _ConditionFailed:
+            return False
+        return True
+
+    def record_operation(self, outcome: OperationOutcome) -> bool:
+        """A schedules-topic notification: kept unless an end is already recorded (False: not kept)."""
+        item: dict[str, Any] = {
+            "pk": {"S": f"operation#{outcome.operation_id}"},
+            "status": {"S": outcome.status},
+            "at": {"N": f"{outcome.at:.3f}"},
+            "doc": {"S": json.dumps(dataclasses.asdict(outcome), separators=(",", ":"))},
+            **self._expiry(outcome.at),
+        }
+        # Only an end replaces a Processing; nothing replaces an end (genesys_events.supersedes).
+        condition = "attribute_not_exists(pk)" + (" OR #s = :processing" if outcome.ended else "")
+        names, values = (
+            ({"#s": "status"}, {":processing": {"S": "Processing"}}) if outcome.ended else ({}, {})
+        )
+        try:
+            self._put(item, condition, names, values)
+        except _ConditionFailed:
+            return False
+        return True
+
+    def operation_outcome(self, operation_id: str) -> OperationOutcome | None:
+        from wfm_publish.genesys_events import OperationOutcome
+
+        item = self._get(f"operation#{operation_id}")
+        return OperationOutcome(**json.loads(item["doc"]["S"])) if item else None
+
     # --- plumbing --------------------------------------------------------------------------------------
 
-    def _job_item(self, job: Job) -> dict[str, Any]:
-        return {
+    def _job_item(self, job: Job, write_id: str) -> dict[str, Any]:
+        item: dict[str, Any] = {
             "pk": {"S": f"job#{job.job_id}"},
             "version": {"N": str(job.version)},
             "ticket": {"S": job.ticket},
             "status": {"S": job.status.value},
+            "createdAt": {"N": f"{job.created_at:.3f}"},
+            "writeId": {"S": write_id},
             "doc": {"S": job.model_dump_json(by_alias=True, exclude_none=True)},
-            **self._expiry(job.created_at),
+            # A job is needed until its deadline (a publishTime weeks ahead included), then retained.
+            **self._expiry(max(job.deadline_at, job.updated_at)),
         }
+        if not job.status.terminal:
+            item["dueShard"] = {"S": DUE_SHARD}
+            item["dueAt"] = {"N": f"{job.due_at if job.due_at is not None else job.updated_at:.3f}"}
+        if not job.version:
+            item["joiners"] = {"M": {}}
+        return item
 
-    def _expiry(self, now: float) -> dict[str, Any]:
-        return {"expiresAt": {"N": str(int(now + self._ttl))}}
+    def _expiry(self, needed_until: float) -> dict[str, Any]:
+        return {"expiresAt": {"N": str(int(needed_until + self._retention))}}
 
     def _get(self, pk: str) -> dict[str, Any] | None:
         answer = self._call(
@@ -246,6 +468,25 @@ class DynamoJobStore:
         if values:
             kwargs["ExpressionAttributeValues"] = values
         self._call(self._db.put_item, **kwargs)
+
+    def _update(
+        self,
+        key: dict[str, Any],
+        update: str,
+        condition: str,
+        names: dict[str, str],
+        values: dict[str, Any],
+    ) -> None:
+        self._call(
+            self._db.update_item,
+            TableName=self._table,
+            Key={"pk": key},
+            UpdateExpression=update,
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
 
     @staticmethod
     def _call(operation: Any, **kwargs: Any) -> dict[str, Any]:
@@ -270,8 +511,26 @@ class _ConditionFailed(Exception):
         self.item = item
 
 
-def _job_from(item: dict[str, Any]) -> Job:
-    return Job.model_validate_json(item["doc"]["S"])
+def _write_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _ours(item: dict[str, Any] | None, attribute: str, mark: str) -> bool:
+    """The item as the failed condition found it carries our own mark: our earlier write landed."""
+    return bool(item) and item.get(attribute, {}).get("S") == mark  # type: ignore[union-attr]
+
+
+def job_from_item(item: dict[str, Any]) -> Job:
+    """The job an item holds: in the client's attribute-value shape ({"S": …}), or as a stream
+    image that Powertools has already turned into plain values."""
+    doc = item["doc"]
+    job = Job.model_validate_json(doc["S"] if isinstance(doc, dict) else doc)
+    joiners = item.get("joiners") or {}
+    if isinstance(joiners, dict) and "M" in joiners:
+        joiners = {k: v["S"] for k, v in joiners["M"].items()}
+    if joiners:
+        job.joiners = sorted((Joiner.model_validate_json(v) for v in joiners.values()), key=lambda j: j.at)
+    return job
 
 
 def _idempotency_from(key: str, item: dict[str, Any] | None) -> IdempotencyRecord:
@@ -284,4 +543,5 @@ def _idempotency_from(key: str, item: dict[str, Any] | None) -> IdempotencyRecor
         body_hash=item["bodyHash"]["S"],
         locked_until=float(item.get("lockedUntil", {}).get("N", "0")),
         response=json.loads(response) if response else None,
+        token=item.get("token", {}).get("S", ""),
     )

@@ -1,0 +1,119 @@
+"""The one path that moves a job from state to state: the pipeline, cancel, the dead-letter sweep and
+the watchdog all go through it.
+
+A move sends the job's follow-up message first, carrying a fresh ticket, then commits the job with a
+write conditioned on its version that makes that ticket current (docs/architecture.md). A message
+whose ticket is not current is a duplicate or an orphan and does nothing; a crash between the send
+and the commit leaves the original message to be redelivered; a commit that is slow or lost leaves a
+job whose message was dropped, which the watchdog (`due_at`, the due index) finds and moves on.
+
+No move waits past the job's deadline: its step then runs at the deadline and ends the job there.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from wfm_publish import waiting
+from wfm_publish.clock import Clock
+from wfm_publish.models import GenesysErrorBody, Job, JobMessage, JobStatus, ReasonCode, Step
+from wfm_publish.queues import Queue, QueueSender
+from wfm_publish.store import JobStore
+
+logger = Logger(child=True)
+
+
+def new_ticket() -> str:
+    return uuid.uuid4().hex
+
+
+def bounded_delay(delay: float, now: float, deadline_at: float) -> float:
+    """A wait as a queue delay: never negative, never past the deadline, whatever Genesys said
+    (a Retry-After of a day, infinity, or not a number)."""
+    if math.isnan(delay):
+        delay = 0.0
+    return waiting.within_deadline(min(max(0.0, delay), max(0.0, deadline_at - now)), now, deadline_at)
+
+
+class Transitions:
+    def __init__(self, store: JobStore, queues: QueueSender, clock: Clock) -> None:
+        self.store = store
+        self.queues = queues
+        self.clock = clock
+
+    def move(
+        self,
+        job: Job,
+        status: JobStatus,
+        step: Step,
+        delay: float,
+        event: str,
+        /,
+        *,
+        queue: Queue = Queue.VALIDATION,
+        conflict: GenesysErrorBody | None = None,
+        changes: dict[str, Any] | None = None,
+        **detail: Any,
+    ) -> Job:
+        """Send `step` after `delay` (bounded by the deadline), then commit `status` with its ticket.
+        Raises StaleJob when another worker moved the job first (its message then never counts)."""
+        now = self.clock.now()
+        delay = bounded_delay(delay, now, job.deadline_at)
+        ticket = new_ticket()
+        message = JobMessage(
+            job_id=job.job_id, ticket=ticket, step=step, conflict=conflict, version=job.version + 1
+        )
+        self.queues.send(queue, message, delay)
+        moved = job.model_copy(
+            deep=True,
+            update={"status": status, "ticket": ticket, "updated_at": now, "due_at": now + delay}
+            | (changes or {}),
+        )
+        moved.record(now, event, **detail)
+        return self.store.save_job(moved)
+
+    def note(self, job: Job, event: str, /, **detail: Any) -> Job:
+        """Record what happened without moving the job: its ticket and its message stay as they are."""
+        now = self.clock.now()
+        noted = job.model_copy(deep=True)
+        noted.record(now, event, **detail)
+        return self.store.save_job(noted)
+
+    def finish(
+        self,
+        job: Job,
+        status: JobStatus,
+        reason: ReasonCode,
+        detail: str,
+        extra: dict[str, Any] | None = None,
+        /,
+        **more: Any,
+    ) -> Job:
+        """End the job (a fresh ticket makes every message in flight stale), then free its schedule."""
+        now = self.clock.now()
+        ended = job.model_copy(
+            deep=True,
+            update={
+                "status": status,
+                "reason_code": reason,
+                "detail": detail,
+                "ticket": new_ticket(),
+                "updated_at": now,
+                "due_at": None,
+            },
+        )
+        ended.record(now, status.value.lower(), reason=reason.value, detail=detail, **(extra or {}), **more)
+        saved = self.store.save_job(ended)
+        self.store.release_schedule(job.schedule_id, job.job_id)
+        logger.info("job ended", extra={"job_id": job.job_id, "status": status.value, "reason": reason.value})
+        return saved
+
+
+def may_still_land(job: Job) -> bool:
+    """An update of this job was posted (or was being posted) and its outcome is not known: Genesys
+    may still apply it. Nothing may say CANCELLED for such a job."""
+    return job.status is JobStatus.PUBLISHING or job.pending_base_version is not None

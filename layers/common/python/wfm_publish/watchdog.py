@@ -1,0 +1,69 @@
+"""The watchdog: every job that is not ended has a step due (`Job.due_at`, the table's `due` index).
+A job whose step is overdue by more than OVERDUE_AFTER has nothing in flight that will move it: its
+message was dropped as an orphan while a slow write committed its ticket, or lost with a crash that
+left nothing to redeliver. The watchdog moves it on with a fresh ticket through the one transition
+path (a stale message still in flight then does nothing), and the step itself ends the job if its
+deadline has passed.
+
+Bound: the sweep runs every SWEEP_MINUTES (template.yaml), so no job sits with nothing in flight for
+longer than OVERDUE_AFTER + the sweep interval = STUCK_BOUND (7 minutes; documented: at most 10).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_lambda_powertools import Logger
+
+from wfm_publish.clock import Clock
+from wfm_publish.errors import StaleJob
+from wfm_publish.models import JobStatus, Step
+from wfm_publish.queues import Queue
+from wfm_publish.store import JobStore
+from wfm_publish.transitions import Transitions
+
+logger = Logger(child=True)
+
+OVERDUE_AFTER = 300.0  # longer than any step takes once its message is delivered (SQS, retries aside)
+SWEEP_MINUTES = 2
+STUCK_BOUND = OVERDUE_AFTER + SWEEP_MINUTES * 60
+MOST_PER_SWEEP = 200
+
+
+@dataclass
+class Rescue:
+    found: int = 0  # overdue in the index
+    moved: int = 0  # moved on with a fresh message
+    raced: int = 0  # moved by someone else meanwhile: nothing to do
+
+
+def rescue_overdue(
+    store: JobStore, transitions: Transitions, clock: Clock, *, overdue_after: float = OVERDUE_AFTER
+) -> Rescue:
+    now = clock.now()
+    counts = Rescue()
+    for job_id in store.overdue_jobs(now - overdue_after, MOST_PER_SWEEP):
+        job = store.get_job(job_id)
+        if job is None or job.status.terminal or (job.due_at or 0.0) >= now - overdue_after:
+            continue  # the index lags the table: it moved on since
+        counts.found += 1
+        # An update of ours may be out: confirm it (a read). Otherwise look at telephony again, which
+        # publishes when ready (a re-read of the schedule first notices an update of ours that landed).
+        step = Step.CONFIRM if job.status is JobStatus.PUBLISHING else Step.VALIDATE
+        overdue = round(now - (job.due_at or now), 1)
+        try:
+            transitions.move(
+                job,
+                job.status,
+                step,
+                0.0,
+                "moved on by the watchdog",
+                queue=Queue.VALIDATION,
+                overdueSeconds=overdue,
+            )
+        except StaleJob:
+            counts.raced += 1
+            continue
+        counts.moved += 1
+        logger.warning("stuck job moved on", extra={"job_id": job_id, "overdue_seconds": overdue})
+    return counts

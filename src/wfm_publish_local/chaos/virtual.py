@@ -1,0 +1,575 @@
+"""Seeded fault schedules in virtual time, through the real core: intake, the pipeline, the one store
+(over DynamoDB in memory), the queue sender, the notifier, cancel, the watchdog and the dead-letter
+sweep, with the Genesys Cloud simulator behind the real client.
+
+One seed is one world: a schedule, a telephony change, maybe another writer and failing publish
+operations, a handful of ServiceNow requests (duplicates, joiners, a reused key, cancels at random
+moments), and faults at every boundary:
+
+- DynamoDB: an answer lost after the commit (botocore sends the same request again), an error after
+  the commit, a 5xx before it, a write throttled for seconds (other workers run meanwhile);
+- SQS: an error after the message was sent, a duplicate, a 5xx before; redelivery after the
+  visibility timeout (a lost delete), jittered delays (reordering);
+- a worker crash between any two side effects (`Crash`: the delivery comes back after the visibility
+  timeout, as from a Lambda that died);
+- Genesys: a dropped connection or timeout before the call, an answer lost after it was applied, 429s
+  with any Retry-After (a day, infinity, negative, a date in the past), update operations that end
+  `Error`;
+- clock skew between workers.
+
+Concurrency is modelled by re-entrance: a slow write runs the world forward (other deliveries, other
+requests) before it commits. After the run, `invariants.check` holds the world to issue 9's promises.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import heapq
+import itertools
+import json
+import random
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+from botocore.exceptions import ClientError
+
+from wfm_publish.cancel import CancelContended, CancelRefused, PublishNotFound, cancel
+from wfm_publish.clock import VirtualClock
+from wfm_publish.errors import WfmPublishError
+from wfm_publish.genesys import Credentials, GenesysClient
+from wfm_publish.intake import IdempotencyKeyReused, Intake, JoinConflict, RequestInProgress
+from wfm_publish.models import JobMessage, JobStatus, PublishRequest
+from wfm_publish.notifier import ID_FIELD, STATUS_FIELD, Notifier
+from wfm_publish.pipeline import Pipeline, Timing
+from wfm_publish.queues import Queue, QueueError, QueueSender
+from wfm_publish.store import DynamoJobStore, job_from_item
+from wfm_publish.watchdog import STUCK_BOUND, rescue_overdue
+from wfm_publish_local.memorydb import MemoryDynamoDB
+from wfm_publish_local.simulator import GenesysSimulator, parse_scenario
+from wfm_publish_local.simulator.transport import InProcessAdapter
+from wfm_publish_local.virtual import JOBS_TABLE, VIRTUAL_BASE_URL, _indexes
+
+SCENARIO = Path(__file__).resolve().parents[3] / "scenarios" / "demo.yaml"
+VISIBILITY_TIMEOUT = 180.0
+MAX_RECEIVES = 5
+WATCHDOG_EVERY = 120.0
+DEAD_LETTERS_EVERY = 300.0
+STREAM_RETRY = 1.0
+STREAM_ATTEMPTS = 20
+SERVICENOW_RETRIES = 8  # ServiceNow's REST message retries a 5xx / lost answer this often
+STEP_BOUND = STUCK_BOUND + MAX_RECEIVES * VISIBILITY_TIMEOUT  # "its deadline plus one step"
+RETRY_AFTERS = ["1", "7", "30", "86400", "inf", "-5", "nan", "Wed, 21 Oct 2015 07:28:00 GMT", ""]
+
+
+class Crash(BaseException):  # not an error the core may catch: the worker is gone
+    """The worker died here. BaseException, so no `except Exception` in the core can swallow it."""
+
+
+@dataclass(frozen=True)
+class Rates:
+    crash: float = 0.01
+    db_lost: float = 0.03
+    db_error_after: float = 0.01
+    db_error_before: float = 0.02
+    db_slow: float = 0.02
+    sqs_error_before: float = 0.01
+    sqs_error_after: float = 0.01
+    sqs_duplicate: float = 0.03
+    sqs_redeliver: float = 0.02
+    genesys_before: float = 0.03
+    genesys_after: float = 0.02
+    genesys_429: float = 0.03
+    skew: float = 2.0
+
+
+@functools.cache
+def _base_raw() -> dict[str, Any]:
+    raw: dict[str, Any] = yaml.safe_load(SCENARIO.read_text())
+    return raw
+
+
+class SkewedClock:
+    """One worker's clock: the world's, off by `offset` seconds (set per delivery)."""
+
+    def __init__(self, clock: VirtualClock) -> None:
+        self.clock = clock
+        self.offset = 0.0
+
+    def now(self) -> float:
+        return self.clock.now() + self.offset
+
+
+@dataclass(order=True)
+class _Entry:
+    due: float
+    order: int
+    action: Callable[[], None] = field(compare=False)
+    kind: str = field(compare=False, default="")
+    ticket: str | None = field(compare=False, default=None)
+
+
+class FakeServiceNow:
+    """The callback records: every PATCH they received, in order."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.records: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
+
+    def read_record(self, table: str, sys_id: str, fields: list[str]) -> dict[str, str]:
+        self.world.maybe_crash("before GET")
+        told = self.records.get((table, sys_id))
+        return {ID_FIELD: told[-1][0], STATUS_FIELD: told[-1][1]} if told else {}
+
+    def update_record(self, table: str, sys_id: str, fields: Mapping[str, str]) -> dict[str, str]:
+        self.world.maybe_crash("before PATCH")
+        self.records[(table, sys_id)].append((fields[ID_FIELD], fields[STATUS_FIELD]))
+        self.world.last_patch = (table, sys_id)
+        self.world.maybe_crash("after PATCH")
+        self.world.last_patch = None
+        return {"sys_id": sys_id}
+
+
+class FaultyDynamoDB:
+    """DynamoDB in memory with botocore's behaviour under faults, seen through the client's calls."""
+
+    def __init__(self, db: MemoryDynamoDB, world: World) -> None:
+        self.db = db
+        self.world = world
+
+    def get_item(self, **kwargs: Any) -> dict[str, Any]:
+        return self._read("get_item", kwargs)
+
+    def query(self, **kwargs: Any) -> dict[str, Any]:
+        return self._read("query", kwargs)
+
+    def put_item(self, **kwargs: Any) -> dict[str, Any]:
+        return self._write("put_item", kwargs)
+
+    def update_item(self, **kwargs: Any) -> dict[str, Any]:
+        return self._write("update_item", kwargs)
+
+    def delete_item(self, **kwargs: Any) -> dict[str, Any]:
+        return self._write("delete_item", kwargs)
+
+    def _read(self, name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+        w = self.world
+        if w.roll(w.rates.db_error_before):
+            w.count("dynamodb 5xx before")
+            raise _server_error(name)
+        result: dict[str, Any] = getattr(self.db, name)(**kwargs)
+        return result
+
+    def _write(self, name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+        w = self.world
+        w.maybe_crash(f"before {name}")
+        if w.roll(w.rates.db_error_before):
+            w.count("dynamodb 5xx before commit")
+            raise _server_error(name)
+        if w.roll(w.rates.db_slow):
+            w.count("dynamodb throttled (commits late)")
+            w.run_meanwhile(w.rng.uniform(1.0, 20.0))  # botocore backs off; other workers go on
+        result: dict[str, Any] = getattr(self.db, name)(**kwargs)
+        if w.roll(w.rates.db_lost):
+            w.count("dynamodb answer lost after commit")
+            result = getattr(self.db, name)(**kwargs)  # botocore's retry of the very same request
+        elif w.roll(w.rates.db_error_after):
+            w.count("dynamodb error after commit")
+            raise _server_error(name)
+        w.maybe_crash(f"after {name}")
+        return result
+
+
+def _server_error(operation: str) -> ClientError:
+    return ClientError(
+        {"Error": {"Code": "InternalServerError", "Message": "injected"}},
+        operation,
+    )
+
+
+class FaultyTransport:
+    """SQS as the queue sender sees it; deliveries go on the world's agenda."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def send(self, queue: Queue, body: str, delay_seconds: int) -> None:
+        w = self.world
+        w.maybe_crash("before send")
+        if w.roll(w.rates.sqs_error_before):
+            w.count("sqs 5xx before send")
+            raise QueueError("injected: SendMessage failed")
+        w.enqueue(queue, body, delay_seconds, receives=0)
+        if w.roll(w.rates.sqs_duplicate):
+            w.count("sqs duplicate")
+            w.enqueue(queue, body, delay_seconds, receives=0)
+        elif w.roll(w.rates.sqs_error_after):
+            w.count("sqs error after send")
+            raise QueueError("injected: SendMessage answer lost")
+        w.maybe_crash("after send")
+
+
+class FaultyGenesys(InProcessAdapter):
+    def __init__(self, simulator: GenesysSimulator, world: World) -> None:
+        super().__init__(simulator)
+        self.world = world
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        w = self.world
+        w.maybe_crash("before genesys")
+        token = (request.url or "").endswith("/oauth/token")
+        if not token and w.roll(w.rates.genesys_before):
+            w.count("genesys dropped before")
+            raise requests.exceptions.ConnectionError("injected: connection reset", request=request)
+        if not token and w.roll(w.rates.genesys_429):
+            retry_after = w.rng.choice(RETRY_AFTERS)
+            w.count(f"genesys 429 Retry-After {retry_after or 'none'}")
+            headers = {"Content-Type": "application/json"} | (
+                {"Retry-After": retry_after} if retry_after else {}
+            )
+            body = json.dumps({"status": 429, "code": "too.many.requests", "message": "Rate limit exceeded"})
+            return self._build(request, 429, headers, body.encode())
+        response = super().send(request, *args, **kwargs)
+        if not token and w.roll(w.rates.genesys_after):
+            w.count("genesys answer lost after")
+            raise requests.exceptions.ReadTimeout("injected: answer lost", request=request)
+        w.maybe_crash("after genesys")
+        return response
+
+
+@dataclass
+class Answer:
+    at: float
+    key: str
+    body: str  # which body this key was sent with ("a", "b")
+    status: int
+    publish_id: str | None = None
+    code: str | None = None
+
+
+class World:
+    def __init__(self, seed: int, rates: Rates | None = None) -> None:
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.rates = rates or Rates()
+        self.clock = VirtualClock()
+        self.worker_clock = SkewedClock(self.clock)
+        self.agenda: list[_Entry] = []
+        self.order = itertools.count()
+        self.depth = 0
+        self.counts: Counter[str] = Counter()
+        self.trace: list[str] = []
+        self.live: Counter[str] = Counter()  # tickets of messages on the agenda or being handled
+        self.dead_letters: list[tuple[Queue, str]] = []
+        self.sent: list[tuple[str, float, float]] = []  # (job id, sent at, due) of every message sent
+        self.answers: list[Answer] = []
+        self.cancelled: set[str] = set()
+        self.ended_at: dict[str, float] = {}
+        self.orphan_since: dict[str, float] = {}
+        self.longest_orphan: dict[str, float] = {}
+        self.patch_crashes: Counter[tuple[str, str]] = Counter()
+        self.last_patch: tuple[str, str] | None = None
+        self.undelivered: list[str] = []
+        self.requests_open = 0
+
+        self.raw = self._scenario()
+        self.simulator = GenesysSimulator(parse_scenario(self.raw), self.clock)
+        self.db = MemoryDynamoDB({JOBS_TABLE: _indexes()})
+        self.db.on_write.append(self._on_write)
+        self.store = DynamoJobStore(FaultyDynamoDB(self.db, self), JOBS_TABLE)  # type: ignore[arg-type]
+        sender = QueueSender(FaultyTransport(self), self.worker_clock)
+        session = requests.Session()
+        session.trust_env = False
+        session.mount(VIRTUAL_BASE_URL, FaultyGenesys(self.simulator, self))
+        credentials = self.simulator.scenario.credentials
+        genesys = GenesysClient(
+            VIRTUAL_BASE_URL,
+            lambda: Credentials(credentials.client_id, credentials.client_secret),
+            session=session,
+            monotonic=self.clock.now,
+        )
+        timing = Timing(settle_window=self.simulator.scenario.settle_window_seconds)
+        self.pipeline = Pipeline(self.store, sender, genesys, self.worker_clock, timing, random.Random(seed))
+        self.transitions = self.pipeline.transitions
+        self.intake = Intake(self.store, sender, self.worker_clock, deadline_seconds=8 * 3600.0)
+        self.servicenow = FakeServiceNow(self)
+        self.notifier = Notifier(self.store, lambda: self.servicenow, self.clock)  # type: ignore[arg-type,return-value]
+
+    # --- the world's plan ------------------------------------------------------------------------
+
+    def _scenario(self) -> dict[str, Any]:
+        raw = copy.deepcopy(_base_raw())
+        change = self.rng.choice([0.0, 5.0, 30.0, 120.0, 600.0, 1800.0])
+        start = self.rng.uniform(0.0, 20.0)
+        events: list[dict[str, Any]] = []
+        if change:
+            events.append(
+                {
+                    "type": "telephonyChange",
+                    "kind": "softwareUpdate",
+                    "entityId": "edge-demo-1",
+                    "start": start,
+                    "end": start + change,
+                }
+            )
+        if self.rng.random() < 0.5:
+            events.append({"type": "writerEdit", "scheduleId": "sched-demo", "trigger": "beforeFirstUpdate"})
+        if self.rng.random() < 0.3:
+            events.append(
+                {
+                    "type": "publishOperation",
+                    "scheduleId": "sched-demo",
+                    "durationSeconds": self.rng.choice([0.5, 3.0, 20.0]),
+                    "failFirst": self.rng.choice([0, 1, 2]),
+                }
+            )
+        raw["events"] = events
+        raw["seed"] = self.seed
+        return raw
+
+    def _requests(self) -> None:
+        from wfm_publish_local.demo import SERVICENOW_BODY
+
+        base: dict[str, Any] = {**SERVICENOW_BODY, "publishTime": None}
+        deadline = self.rng.choice([None, 600, 3600])
+        if deadline:
+            base["deadlineSeconds"] = deadline
+        base["telephonySync"] = {"enabled": True, "retryCount": self.rng.choice([1, 3]), "delayMs": 2000}
+        own = {**base, "callback": {"table": "change_request", "sysId": "a" * 32}}
+        other_body = {**own, "validationMode": "deferred"}
+        joiner = {**base, "callback": {"table": "incident", "sysId": "b" * 32}}
+        conflicting = {**base, "validationMode": "off", "callback": {"table": "incident", "sysId": "c" * 32}}
+        t = 0.0
+        self.ask(t, "k-1", "a", own)
+        for _ in range(self.rng.randint(0, 3)):  # ServiceNow sends it again (a duplicate), maybe at once
+            self.ask(self.rng.choice([t, self.rng.uniform(0, 60)]), "k-1", "a", own)
+        if self.rng.random() < 0.5:
+            self.ask(self.rng.uniform(0, 120), "k-1", "b", other_body)  # the same key, another body: 422
+        if self.rng.random() < 0.6:
+            self.ask(self.rng.uniform(0, 120), "k-2", "a", joiner)
+        if self.rng.random() < 0.3:
+            self.ask(self.rng.uniform(0, 120), "k-3", "a", conflicting)
+        if self.rng.random() < 0.3:
+            self.at(self.rng.uniform(0, 300), self._cancel_one, "cancel")
+
+    # --- running ---------------------------------------------------------------------------------------
+
+    def run(self, limit: float = 12 * 3600.0) -> World:
+        self._requests()
+        self.at(WATCHDOG_EVERY, self._watchdog, "watchdog")
+        self.at(DEAD_LETTERS_EVERY, self._sweep, "dead letters")
+        self.at(60.0, self._sample, "sample")
+        stop = self.clock.now() + limit
+        while self.agenda and self.agenda[0].due <= stop and self._busy():
+            self._step()
+        return self
+
+    def _busy(self) -> bool:
+        if self.requests_open or self.dead_letters:
+            return True
+        if any(e.kind in {"delivery", "stream", "request", "cancel"} for e in self.agenda):
+            return True
+        return any(not job.status.terminal for job in self.jobs().values())
+
+    def _step(self) -> None:
+        entry = heapq.heappop(self.agenda)
+        self.clock.advance_to(entry.due)
+        if entry.ticket:
+            self.live[entry.ticket] -= 1
+        entry.action()
+
+    def run_meanwhile(self, seconds: float) -> None:
+        """A slow call: the world goes on for `seconds` (other workers' work) before it returns."""
+        if self.depth >= 2:
+            self.clock.advance(seconds)
+            return
+        self.depth += 1
+        try:
+            until = self.clock.now() + seconds
+            while self.agenda and self.agenda[0].due <= until:
+                self._step()
+            self.clock.advance_to(until)
+        finally:
+            self.depth -= 1
+
+    def at(self, delay: float, action: Callable[[], None], kind: str, ticket: str | None = None) -> None:
+        if ticket:
+            self.live[ticket] += 1
+        heapq.heappush(self.agenda, _Entry(self.clock.now() + delay, next(self.order), action, kind, ticket))
+
+    def roll(self, rate: float) -> bool:
+        return rate > 0 and self.rng.random() < rate
+
+    def count(self, what: str) -> None:
+        self.counts[what] += 1
+        self.note(what)
+
+    def note(self, what: str) -> None:
+        self.trace.append(f"{self.clock.now() - 1_700_000_000.0:9.1f}  {what}")
+
+    def maybe_crash(self, where: str) -> None:
+        if self.roll(self.rates.crash):
+            self.count("worker crash")
+            self.note(f"  (crashed {where})")
+            raise Crash(where)
+
+    # --- queues ------------------------------------------------------------------------------------------
+
+    def enqueue(self, queue: Queue, body: str, delay: float, receives: int) -> None:
+        message = JobMessage.model_validate_json(body)
+        jitter = self.rng.uniform(0.0, 0.5)
+        if not message.early:  # a look back for a write not visible yet waits on the table, not the job
+            self.sent.append((message.job_id, self.clock.now(), self.clock.now() + delay))
+        self.at(
+            delay + jitter,
+            lambda: self._deliver(queue, body, receives + 1),
+            "delivery",
+            ticket=message.ticket,
+        )
+
+    def _deliver(self, queue: Queue, body: str, receives: int) -> None:
+        message = JobMessage.model_validate_json(body)
+        self.note(f"deliver {message.step.value} #{receives} {message.ticket[:6]}")
+        self.live[message.ticket] += 1  # being handled
+        self.worker_clock.offset = self.rng.uniform(-self.rates.skew, self.rates.skew)
+        try:
+            self.pipeline.process(queue, message)
+        except (Crash, Exception) as failure:  # what Lambda does with a failed record
+            self.note(f"  step failed: {type(failure).__name__}: {failure}")
+            self._redeliver(queue, body, receives)
+            return
+        finally:
+            self.live[message.ticket] -= 1
+            self.worker_clock.offset = 0.0
+        if self.roll(self.rates.sqs_redeliver):
+            self.count("sqs redelivery after the visibility timeout")
+            self._redeliver(queue, body, receives)
+
+    def _redeliver(self, queue: Queue, body: str, receives: int) -> None:
+        if receives >= MAX_RECEIVES:
+            self.count("message to the DLQ")
+            self.dead_letters.append((queue, body))
+            return
+        ticket = JobMessage.model_validate_json(body).ticket
+        self.at(VISIBILITY_TIMEOUT, lambda: self._deliver(queue, body, receives + 1), "delivery", ticket)
+
+    def _sweep(self) -> None:
+        kept = []
+        for queue, body in self.dead_letters:
+            try:
+                self.pipeline.abandon(
+                    JobMessage.model_validate_json(body), f"its message went to the {queue} DLQ"
+                )
+            except (Crash, Exception):
+                kept.append((queue, body))
+        self.dead_letters = kept
+        self.at(DEAD_LETTERS_EVERY, self._sweep, "dead letters")
+
+    def _watchdog(self) -> None:
+        try:
+            found = rescue_overdue(self.store, self.transitions, self.clock)
+            if found.found:
+                self.count("watchdog rescue")
+        except (Crash, Exception) as failure:
+            self.note(f"watchdog failed: {failure}")
+        self.at(WATCHDOG_EVERY, self._watchdog, "watchdog")
+
+    # --- ServiceNow's side -----------------------------------------------------------------------------
+
+    def ask(self, delay: float, key: str, body_name: str, body: dict[str, Any], tries: int = 0) -> None:
+        self.requests_open += 1
+        self.at(delay, lambda: self._request(key, body_name, body, tries), "request")
+
+    def _request(self, key: str, body_name: str, body: dict[str, Any], tries: int) -> None:
+        self.requests_open -= 1
+        self.worker_clock.offset = self.rng.uniform(-self.rates.skew, self.rates.skew)
+        try:
+            accepted = self.intake.accept(PublishRequest.model_validate(body), key)
+            answer = Answer(self.clock.now(), key, body_name, 202, accepted.body["publishId"])
+        except Crash:
+            answer = Answer(self.clock.now(), key, body_name, 502, code="crash")
+        except IdempotencyKeyReused:
+            answer = Answer(self.clock.now(), key, body_name, 422, code="IDEMPOTENCY_KEY_REUSED")
+        except JoinConflict:
+            answer = Answer(self.clock.now(), key, body_name, 409, code="JOIN_CONFLICT")
+        except RequestInProgress:  # this key, or this schedule, is being answered: retry shortly
+            answer = Answer(self.clock.now(), key, body_name, 409, code="REQUEST_IN_PROGRESS")
+        except WfmPublishError as failed:  # storage or the queue: 503, retry with the same key
+            answer = Answer(self.clock.now(), key, body_name, 503, code=type(failed).__name__)
+        finally:
+            self.worker_clock.offset = 0.0
+        self.answers.append(answer)
+        self.note(f"request {key}/{body_name} -> {answer.status} {answer.publish_id or answer.code}")
+        retry = answer.status in {502, 503} or answer.code == "REQUEST_IN_PROGRESS"
+        if retry and tries < SERVICENOW_RETRIES:
+            self.ask(self.rng.uniform(2.0, 15.0), key, body_name, body, tries + 1)
+
+    def _cancel_one(self) -> None:
+        ids = [a.publish_id for a in self.answers if a.publish_id]
+        if not ids:
+            return
+        publish_id = self.rng.choice(ids)
+        try:
+            done = cancel(self.store, self.transitions, publish_id)
+            self.cancelled.add(publish_id)
+            self.note(f"cancel {publish_id[:6]} -> CANCELLED (already: {done.already})")
+        except (CancelRefused, CancelContended, PublishNotFound) as refused:
+            self.note(f"cancel {publish_id[:6]} -> {type(refused).__name__}")
+        except (Crash, Exception) as failure:
+            self.note(f"cancel {publish_id[:6]} failed: {failure}")
+
+    # --- the stream and the notifier -------------------------------------------------------------------
+
+    def _on_write(self, table: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
+        if new is None or not str(new["pk"]["S"]).startswith("job#"):
+            return
+        ended = new["status"]["S"] in {s.value for s in JobStatus if s.terminal}
+        was = old is not None and old["status"]["S"] in {s.value for s in JobStatus if s.terminal}
+        if ended and not was:
+            job = job_from_item(new)
+            self.ended_at[job.job_id] = self.clock.now()
+            self.note(f"job {job.job_id[:6]} ended {job.status.value} {job.reason_code}: {job.detail}")
+            image = copy.deepcopy(new)
+            self.at(0.5, lambda: self._notify(image, 1), "stream")
+
+    def _notify(self, image: dict[str, Any], attempt: int) -> None:
+        try:
+            self.notifier.notify(job_from_item(image))
+        except (Crash, Exception) as failure:
+            if self.last_patch is not None:
+                self.patch_crashes[self.last_patch] += 1  # patched, then died before noting it
+                self.last_patch = None
+            if attempt >= STREAM_ATTEMPTS:
+                self.undelivered.append(str(image["pk"]["S"]))
+                return
+            self.note(f"notifier failed ({failure}); the stream retries")
+            self.at(STREAM_RETRY, lambda: self._notify(image, attempt + 1), "stream")
+
+    # --- what the world looks like ---------------------------------------------------------------------
+
+    def jobs(self) -> dict[str, Any]:
+        return {
+            pk.removeprefix("job#"): job_from_item(item)
+            for pk, item in self.db.tables.get(JOBS_TABLE, {}).items()
+            if pk.startswith("job#")
+        }
+
+    def _sample(self) -> None:
+        """Every minute: which jobs have nothing in flight that will move them, since when."""
+        now = self.clock.now()
+        for job_id, job in self.jobs().items():
+            if job.status.terminal or self.live[job.ticket] > 0 or self._dead(job.ticket):
+                self.orphan_since.pop(job_id, None)
+                continue
+            since = self.orphan_since.setdefault(job_id, max(now, job.due_at or now))
+            self.longest_orphan[job_id] = max(self.longest_orphan.get(job_id, 0.0), now - since)
+        if self._busy():
+            self.at(60.0, self._sample, "sample")
+
+    def _dead(self, ticket: str) -> bool:
+        return any(JobMessage.model_validate_json(body).ticket == ticket for _, body in self.dead_letters)

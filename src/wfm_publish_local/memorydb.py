@@ -1,0 +1,307 @@
+"""DynamoDB in memory, for virtual time: the calls `wfm_publish.store.DynamoJobStore` makes, with the
+semantics it relies on, so the benchmark and the fault harness run the one real store.
+
+It speaks the low-level client's shapes (attribute values as {"S": …} / {"N": …} / {"M": …}), evaluates
+the condition and update expressions the store writes (a small grammar: comparisons, IN, AND / OR /
+NOT, attribute_exists / attribute_not_exists, SET and REMOVE on names and map paths), answers a failed
+condition with botocore's ConditionalCheckFailedException carrying the item (ALL_OLD), and serves the
+table's global secondary indexes from template.yaml's key schema (sparse: an item without the index's
+keys is not in it). Nothing else of DynamoDB is emulated.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+Item = dict[str, Any]
+_TOKEN = re.compile(
+    r"\s*(?:(?P<op><>|<=|>=|=|<|>|\(|\)|,)|(?P<word>[#:]?[A-Za-z_][A-Za-z0-9_]*(?:\.[#]?[A-Za-z_][A-Za-z0-9_]*)*))"
+)
+
+
+@dataclass(frozen=True)
+class Index:
+    name: str
+    hash_key: str
+    range_key: str | None = None
+
+
+class MemoryDynamoDB:
+    """One table (or several) in memory. `writes` counts the calls that changed an item."""
+
+    def __init__(self, indexes: dict[str, list[Index]] | None = None) -> None:
+        self.tables: dict[str, dict[str, Item]] = {}
+        self.indexes = indexes or {}
+        self.writes = 0
+        self.on_write: list[Callable[[str, Item | None, Item | None], None]] = []  # the stream
+
+    def _table(self, name: str) -> dict[str, Item]:
+        return self.tables.setdefault(name, {})
+
+    # --- the client's calls ----------------------------------------------------------------------
+
+    def get_item(self, *, TableName: str, Key: Item, **_: Any) -> dict[str, Any]:
+        item = self._table(TableName).get(_key(Key))
+        return {"Item": copy.deepcopy(item)} if item is not None else {}
+
+    def put_item(self, *, TableName: str, Item: Item, **kwargs: Any) -> dict[str, Any]:
+        table = self._table(TableName)
+        key = _key(Item)
+        old = table.get(key)
+        self._check(old, kwargs)
+        table[key] = copy.deepcopy(Item)
+        self._written(TableName, old, table[key])
+        return {}
+
+    def update_item(
+        self, *, TableName: str, Key: Item, UpdateExpression: str, **kwargs: Any
+    ) -> dict[str, Any]:
+        table = self._table(TableName)
+        key = _key(Key)
+        old = table.get(key)
+        self._check(old, kwargs)
+        new = copy.deepcopy(old) if old is not None else copy.deepcopy(Key)
+        _apply_update(new, UpdateExpression, kwargs.get("ExpressionAttributeNames", {}), kwargs)
+        table[key] = new
+        self._written(TableName, old, new)
+        answer: dict[str, Any] = {}
+        if kwargs.get("ReturnValues") == "ALL_NEW":
+            answer["Attributes"] = copy.deepcopy(new)
+        return answer
+
+    def delete_item(self, *, TableName: str, Key: Item, **kwargs: Any) -> dict[str, Any]:
+        table = self._table(TableName)
+        key = _key(Key)
+        old = table.get(key)
+        self._check(old, kwargs)
+        if old is not None:
+            del table[key]
+            self._written(TableName, old, None)
+        return {}
+
+    def query(
+        self,
+        *,
+        TableName: str,
+        KeyConditionExpression: str,
+        IndexName: str | None = None,
+        Limit: int | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """Index queries as the store writes them: `#h = :h` and an optional range comparison."""
+        index = next((i for i in self.indexes.get(TableName, []) if i.name == IndexName), None)
+        if index is None:
+            raise ValueError(f"no index {IndexName} on {TableName}")
+        names = kwargs.get("ExpressionAttributeNames", {})
+        values = kwargs.get("ExpressionAttributeValues", {})
+        matches = [
+            item
+            for item in self._table(TableName).values()
+            if index.hash_key in item
+            and (index.range_key is None or index.range_key in item)
+            and _evaluate(KeyConditionExpression, item, names, values)
+        ]
+        if index.range_key is not None:
+            matches.sort(key=lambda i: _plain(i[index.range_key]))  # type: ignore[index]
+        if kwargs.get("ScanIndexForward") is False:
+            matches.reverse()
+        if Limit is not None:
+            matches = matches[:Limit]
+        return {"Items": copy.deepcopy(matches), "Count": len(matches)}
+
+    # --- plumbing ------------------------------------------------------------------------------------
+
+    def _check(self, old: Item | None, kwargs: dict[str, Any]) -> None:
+        condition = kwargs.get("ConditionExpression")
+        if condition is None:
+            return
+        names = kwargs.get("ExpressionAttributeNames", {})
+        values = kwargs.get("ExpressionAttributeValues", {})
+        if _evaluate(condition, old or {}, names, values):
+            return
+        response: dict[str, Any] = {
+            "Error": {"Code": "ConditionalCheckFailedException", "Message": "The conditional request failed"}
+        }
+        if old is not None and kwargs.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD":
+            response["Item"] = copy.deepcopy(old)
+        raise ClientError(response, "ConditionalWrite")  # type: ignore[arg-type]
+
+    def _written(self, table: str, old: Item | None, new: Item | None) -> None:
+        self.writes += 1
+        for listener in self.on_write:
+            listener(table, old, new)
+
+
+def _key(item: Item) -> str:
+    return str(item["pk"]["S"])
+
+
+def _plain(value: dict[str, Any]) -> Any:
+    if "N" in value:
+        return float(value["N"])
+    if "S" in value:
+        return value["S"]
+    if "BOOL" in value:
+        return value["BOOL"]
+    if "NULL" in value:
+        return None
+    return repr(value)
+
+
+# --- expressions -------------------------------------------------------------------------------------
+
+
+def _tokens(text: str) -> list[str]:
+    out: list[str] = []
+    position = 0
+    text = text.strip()
+    while position < len(text):
+        match = _TOKEN.match(text, position)
+        if not match or match.end() == position:
+            raise ValueError(f"cannot read expression at {text[position:]!r}")
+        out.append(match.group("op") or match.group("word"))
+        position = match.end()
+        while position < len(text) and text[position].isspace():
+            position += 1
+    return out
+
+
+def _path(word: str, names: dict[str, str]) -> list[str]:
+    return [names.get(part, part) for part in word.split(".")]
+
+
+def _lookup(item: Item, path: list[str]) -> dict[str, Any] | None:
+    value: Any = {"M": item}
+    for part in path:
+        if "M" not in value or part not in value["M"]:
+            return None
+        value = value["M"][part]
+    result: dict[str, Any] = value
+    return result
+
+
+class _Parser:
+    def __init__(self, text: str, item: Item, names: dict[str, str], values: dict[str, Any]) -> None:
+        self.tokens = _tokens(text)
+        self.position = 0
+        self.item, self.names, self.values = item, names, values
+
+    def peek(self) -> str | None:
+        return self.tokens[self.position] if self.position < len(self.tokens) else None
+
+    def take(self, expected: str | None = None) -> str:
+        word = self.tokens[self.position]
+        if expected is not None and word.upper() != expected:
+            raise ValueError(f"expected {expected}, got {word}")
+        self.position += 1
+        return word
+
+    def condition(self) -> bool:
+        result = self.conjunction()
+        while (self.peek() or "").upper() == "OR":
+            self.take()
+            right = self.conjunction()
+            result = result or right
+        return result
+
+    def conjunction(self) -> bool:
+        result = self.negation()
+        while (self.peek() or "").upper() == "AND":
+            self.take()
+            right = self.negation()
+            result = result and right
+        return result
+
+    def negation(self) -> bool:
+        if (self.peek() or "").upper() == "NOT":
+            self.take()
+            return not self.negation()
+        return self.primary()
+
+    def primary(self) -> bool:
+        word = self.peek()
+        if word == "(":
+            self.take()
+            result = self.condition()
+            self.take(")")
+            return result
+        if word in {"attribute_exists", "attribute_not_exists"}:
+            self.take()
+            self.take("(")
+            present = _lookup(self.item, _path(self.take(), self.names)) is not None
+            self.take(")")
+            return present if word == "attribute_exists" else not present
+        left = self.operand()
+        operator = self.take()
+        if operator.upper() == "IN":
+            self.take("(")
+            options = [self.operand()]
+            while self.peek() == ",":
+                self.take()
+                options.append(self.operand())
+            self.take(")")
+            return left is not None and left in options
+        right = self.operand()
+        if left is None or right is None:
+            return operator == "<>" and not (left is None and right is None)
+        outcome: bool = {
+            "=": left == right,
+            "<>": left != right,
+            "<": left < right,
+            "<=": left <= right,
+            ">": left > right,
+            ">=": left >= right,
+        }[operator]
+        return outcome
+
+    def operand(self) -> Any:
+        word = self.take()
+        if word.startswith(":"):
+            return _plain(self.values[word])
+        value = _lookup(self.item, _path(word, self.names))
+        return _plain(value) if value is not None else None
+
+
+def _evaluate(text: str, item: Item, names: dict[str, str], values: dict[str, Any]) -> bool:
+    parser = _Parser(text, item, names, values)
+    result = parser.condition()
+    if parser.peek() is not None:
+        raise ValueError(f"unread expression left: {parser.tokens[parser.position :]}")
+    return result
+
+
+def _apply_update(item: Item, text: str, names: dict[str, str], kwargs: dict[str, Any]) -> None:
+    """SET a = :v, m.#k = :w ... REMOVE b, c (the clauses the store writes)."""
+    values = kwargs.get("ExpressionAttributeValues", {})
+    tokens = _tokens(text)
+    clause = None
+    position = 0
+    while position < len(tokens):
+        word = tokens[position]
+        if word.upper() in {"SET", "REMOVE"}:
+            clause = word.upper()
+            position += 1
+            continue
+        if word == ",":
+            position += 1
+            continue
+        path = _path(word, names)
+        parent = item
+        for part in path[:-1]:
+            parent = parent.setdefault(part, {"M": {}})["M"]
+        if clause == "SET":
+            if tokens[position + 1] != "=":
+                raise ValueError(f"SET {word} needs '='")
+            parent[path[-1]] = copy.deepcopy(values[tokens[position + 2]])
+            position += 3
+        elif clause == "REMOVE":
+            parent.pop(path[-1], None)
+            position += 1
+        else:
+            raise ValueError(f"unsupported update expression {text!r}")

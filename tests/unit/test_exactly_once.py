@@ -1,0 +1,104 @@
+"""Issue 9's cases, each pinned on the real core in virtual time (the store over DynamoDB in memory,
+the simulator behind the real client). tests/unit/test_chaos.py runs the seeded fault schedules that
+found them; tests/integration/test_store.py pins the store's side against moto over HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.unit.test_pipeline_faults import REQUEST, UPDATE, applied_once, demo, fault, start
+from wfm_publish.cancel import CancelRefused, Refusal, cancel
+from wfm_publish.intake import LOCK_SECONDS, IdempotencyKeyReused
+from wfm_publish.models import JobMessage, JobStatus, PublishRequest, ReasonCode
+from wfm_publish.watchdog import OVERDUE_AFTER, rescue_overdue
+from wfm_publish_local.virtual import VirtualRun
+
+
+def step(run: VirtualRun) -> bool:
+    delivery = run.queues.next()
+    if delivery is None:
+        return False
+    run.clock.advance_to(delivery.due)
+    run.pipeline.process(delivery.queue, JobMessage.model_validate_json(delivery.body))
+    return True
+
+
+def test_an_update_whose_answer_was_lost_cannot_be_cancelled_and_ends_published() -> None:
+    """Case 3: the update is applied, its answer times out. Cancel must not say CANCELLED."""
+    lost = fault(UPDATE, ["pass"], "POST", latencySeconds=120)  # applied, answered after the timeout
+    run, job_id = start(demo(faults=[lost]))
+    while not any(e.event == "update outcome unknown; confirming" for e in run.job(job_id).timeline):
+        assert step(run)
+    assert run.job(job_id).status is JobStatus.PUBLISHING  # not WAITING: its outcome is unknown
+    with pytest.raises(CancelRefused) as refused:
+        cancel(run.store, run.transitions, job_id)
+    assert refused.value.refusal is Refusal.PUBLISH_IN_PROGRESS
+    assert run.run(job_id).status is JobStatus.PUBLISHED
+    assert applied_once(run)
+
+
+@pytest.mark.parametrize("retry_after", ["86400", "inf"])
+def test_no_retry_after_holds_a_job_past_its_deadline(retry_after: str) -> None:
+    """Case 9: Retry-After of a day (or infinity) on a job with deadlineSeconds 600."""
+    always = fault("/api/v2/workforcemanagement/*", [429] * 1000, "GET", retryAfter=1)
+    run, job_id = start(demo(faults=[always]), {**REQUEST, "deadlineSeconds": 600})
+    adapter = run.genesys._session.get_adapter("http://genesys.virtual")  # type: ignore[attr-defined]
+    answer = adapter.simulator.handle
+
+    def with_retry_after(*args: Any, **kwargs: Any) -> Any:
+        response = answer(*args, **kwargs)
+        if response.status == 429:
+            response.headers["Retry-After"] = retry_after
+        return response
+
+    adapter.simulator.handle = with_retry_after
+    deadline = run.job(job_id).deadline_at
+    job = run.run(job_id)
+    assert (job.status, job.reason_code) == (JobStatus.FAILED, ReasonCode.DEADLINE_EXCEEDED)
+    assert deadline <= job.updated_at <= deadline + 2  # it ends at its deadline, not a day later
+
+
+def test_a_job_whose_message_was_lost_is_moved_on_by_the_watchdog() -> None:
+    """Case 5: the job's write committed, its message is gone (dropped as an orphan, or lost)."""
+    run, job_id = start(demo())
+    while run.queues.next() is not None:  # every message of the job is lost
+        pass
+    run.clock.advance(OVERDUE_AFTER - 1)
+    assert rescue_overdue(run.store, run.transitions, run.clock).found == 0  # not overdue yet
+    run.clock.advance(10)
+    assert rescue_overdue(run.store, run.transitions, run.clock).moved == 1
+    job = run.run(job_id)
+    assert job.status is JobStatus.PUBLISHED
+    assert any(e.event == "moved on by the watchdog" for e in job.timeline)
+    assert applied_once(run)
+
+
+def test_a_crashed_request_cannot_leave_its_key_to_another_body() -> None:
+    """Case 8: the first request died holding the key; after its lock expires, the same key with
+    another body is still a 422, and the original request's retry is still accepted."""
+    run, _ = start(demo())
+    first = PublishRequest.model_validate(REQUEST)
+    token_holder = "key-crashed"
+    run.store.lock_idempotency(
+        token_holder, "hash-of-first", "dead-token", run.clock.now(), LOCK_SECONDS, 9e9
+    )
+    run.clock.advance(LOCK_SECONDS + 1)
+    other = PublishRequest.model_validate({**REQUEST, "validationMode": "off"})
+    with pytest.raises(IdempotencyKeyReused):
+        run.intake.accept(other, token_holder)
+    assert first  # (the first body's own retry is covered by the chaos seeds: same key, same job)
+
+
+def test_a_retry_whose_first_answer_was_lost_gets_the_same_job_even_after_it_ended() -> None:
+    """Case 1: the job was created and queued, the key's record was lost, the job published. The
+    retry with the same key must not start a second job (it would publish twice)."""
+    run, job_id = start(demo())
+    assert run.run(job_id).status is JobStatus.PUBLISHED
+    run.store.items.pop("idem#key-1")  # the key's record never made it
+    again = run.intake.accept(PublishRequest.model_validate(REQUEST), "key-1")
+    assert again.body["publishId"] == job_id
+    while step(run):
+        pass
+    assert applied_once(run)
