@@ -221,30 +221,31 @@ class LogMeter(logging.Handler):
 
 @contextmanager
 def metered_logs() -> Iterator[LogMeter]:
-    """Count INFO and above from every wfm_publish logger (the template's LogLevel), printing nothing."""
+    """Count INFO and above from every wfm_publish logger (the template's LogLevel), printing nothing.
+
+    Every logger's own handlers are set aside meanwhile, and every record goes up to the meter: a
+    local stack started earlier in this process leaves Powertools loggers that print to stdout."""
     meter = LogMeter()
     root = logging.getLogger()
     saved_level, saved_handlers, saved_disable = root.level, root.handlers[:], logging.root.manager.disable
     logging.disable(logging.NOTSET)
     root.handlers = [meter]
     root.setLevel(logging.INFO)
-    quiet = [logging.getLogger(name) for name in ("urllib3", "botocore")]
-    for noisy in quiet:
-        noisy.setLevel(logging.WARNING)
-    # The core's loggers at the template's INFO, whatever an earlier stack's environment set them to.
-    ours = [
-        logger
-        for name, logger in logging.root.manager.loggerDict.items()
-        if "wfm_publish" in name and isinstance(logger, logging.Logger)
-    ]
-    levels = [logger.level for logger in ours]
-    for logger in ours:
-        logger.setLevel(logging.INFO)
+    others = [lg for lg in logging.root.manager.loggerDict.values() if isinstance(lg, logging.Logger)]
+    saved = [(lg, lg.handlers[:], lg.propagate, lg.level) for lg in others]
+    for lg in others:
+        lg.handlers = []
+        lg.propagate = True
+        if "wfm_publish" in lg.name or lg.name in {"wfm-publish", "service_undefined"}:
+            lg.setLevel(logging.INFO)  # the core at the template's INFO, whatever set it otherwise
+        elif lg.name.startswith(("urllib3", "botocore", "boto3")):
+            lg.setLevel(logging.WARNING)
     try:
         yield meter
     finally:
-        for logger, level in zip(ours, levels, strict=True):
-            logger.setLevel(level)
+        for lg, handlers, propagate, level in saved:
+            lg.handlers, lg.propagate = handlers, propagate
+            lg.setLevel(level)
         root.handlers = saved_handlers
         root.setLevel(saved_level)
         logging.disable(saved_disable)
