@@ -3,25 +3,33 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 SAM_VENV := .venv-sam
+CHECKOV_VENV := .venv-checkov
 BIN := $(VENV)/bin
 export SAM_CLI_TELEMETRY := 0
 export __SAM_CLI_APP_DIR := $(CURDIR)/.sam-cli
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help dev demo serve weekly openapi genesys-models test unit integration e2e lint typecheck template-lint bench build clean
+.PHONY: help dev demo-deps demo serve weekly openapi genesys-models chaos test unit integration e2e lint typecheck template-lint security bench build clean
 
 help:
 	@echo "make demo   - run the main job on the embedded local stack (no Docker, no AWS account)"
-	@echo "make test   - lint, type-check, validate the template, run every test"
+	@echo "make test   - lint, type-check, validate the template, security findings, run every test"
+	@echo "make security - checkov on template.yaml (every finding fixed or skipped with a reason)"
 	@echo "make bench  - benchmarks that print figures"
+	@echo "make chaos  - 10,000 seeded fault schedules through the real core; every promise checked"
 	@echo "make weekly - fire the weekly publish now on the local stack (scenarios/weekly.yaml)"
 	@echo "make openapi - regenerate docs/openapi.json from the code (a test fails when it drifts)"
 	@echo "make genesys-models - regenerate docs/genesys-models.json from the official Genesys SDK (needs PyPI)"
 
-# The runtime + local stack + test tools, in one venv. Re-installed when pyproject.toml changes.
-$(BIN)/.installed: pyproject.toml
+# One venv, filled in two steps: `make demo` needs only the runtime and the local stack (.installed-local);
+# `make test` and the tools add the test and lint tools (.installed). Each is redone when pyproject.toml changes.
+$(BIN)/.installed-local: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[local]'
+	@touch $@
+
+$(BIN)/.installed: $(BIN)/.installed-local
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@
 
@@ -31,15 +39,23 @@ $(SAM_VENV)/bin/sam:
 	$(SAM_VENV)/bin/pip install --quiet --upgrade pip
 	$(SAM_VENV)/bin/pip install --quiet 'aws-sam-cli>=1.120'
 
+# checkov pins its own versions of boto3 and friends: it lives in its own venv too.
+$(CHECKOV_VENV)/bin/checkov:
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/pip install --quiet 'checkov>=3.2,<4'
+
 dev: $(BIN)/.installed
 
-demo: dev
+demo-deps: $(BIN)/.installed-local
+
+demo: demo-deps
 	$(BIN)/wfm-publish demo
 
-serve: dev
+serve: demo-deps
 	$(BIN)/wfm-publish serve --port 3000
 
-weekly: dev
+weekly: demo-deps
 	$(BIN)/wfm-publish weekly --now
 
 # The publish API's OpenAPI document, generated from the handler's routes and models. tests/unit/test_openapi.py
@@ -73,14 +89,26 @@ integration: dev
 e2e: dev
 	$(BIN)/pytest tests/e2e
 
-test: lint typecheck template-lint
+# Security findings: every check passes or is skipped in template.yaml with a written reason
+# (tests/unit/test_security.py holds the reasons to a standard). Any other finding fails.
+security: $(CHECKOV_VENV)/bin/checkov
+	$(CHECKOV_VENV)/bin/checkov -f template.yaml --framework cloudformation --quiet --compact --skip-download
+
+test: lint typecheck template-lint security
 	$(BIN)/pytest
 
 bench: dev
 	$(BIN)/python -m bench
 
+# Issue 9's fault harness: 10,000 seeded fault schedules through the real core in virtual time, every
+# promise checked after each (src/wfm_publish_local/chaos, docs/chaos.md). A violation prints its seed
+# and a trace, and exits non-zero. `make test` runs a few hundred (tests/unit/test_chaos.py).
+CHAOS_SEEDS ?= 10000
+chaos: dev
+	$(BIN)/python -m wfm_publish_local.chaos --seeds $(CHAOS_SEEDS) --workers 2
+
 build: $(SAM_VENV)/bin/sam
 	PYENV_VERSION=3.11.7:3.12.1 $(SAM_VENV)/bin/sam build --template-file template.yaml
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .sam-cli .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .sam-cli .aws-sam .pytest_cache .mypy_cache .ruff_cache

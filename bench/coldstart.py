@@ -5,8 +5,8 @@ every client, secret and token it builds on first use. Each function runs in its
 the layer's code on sys.path and the local stack's environment (moto server for SQS, DynamoDB and
 Secrets Manager, the Genesys Cloud simulator, the ServiceNow stand-in, all started here, over HTTP),
 and handles one real event: a signed POST /publishes, a validation message for a queued job, a weekly
-business unit, a job's end on the table's stream, the dead-letter and watchdog sweeps, a Genesys
-notification from the partner bus. The figure is the best of
+business unit, a job's end on the table's stream (notifier and announcer), the dead-letter and
+watchdog sweeps, a Genesys notification from the partner bus. The figure is the best of
 RUNS (the machine's noise only ever adds time), from the probe's first line to the handler's return.
 
 The floor is what any Python function that talks to AWS pays: `import boto3` plus the two clients it
@@ -36,6 +36,7 @@ FUNCTIONS = {
     "dead_letters": "DeadLettersFunction",
     "watchdog": "WatchdogFunction",
     "genesys_events": "GenesysEventsFunction",
+    "announcer": "AnnouncerFunction",
 }
 RUNS = 5
 TARGET_RATIO = 1.5
@@ -211,6 +212,7 @@ def _events(stack: Any) -> dict[str, list[dict[str, Any]]]:
         {"source": "aws.scheduler", "detail-type": "Scheduled Event", "detail": {}} for _ in range(RUNS)
     ]
     events["watchdog"] = events["dead_letters"]  # the sweep for overdue jobs (none here)
+    events["announcer"] = events["notifier"]  # the same status change, put on the default bus
     sample = json.loads((ROOT / "events" / "genesys_schedule_update.json").read_text())
     events["genesys_events"] = [  # an update's outcome from the partner bus, recorded on the table
         {

@@ -117,6 +117,7 @@ def one_publish(
         job_id = str(accepted.body["publishId"])
         if notify:
             engine.notify(engine.store.jobs[job_id])
+            engine.announce()
     return engine, logs, job_id
 
 

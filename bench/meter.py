@@ -52,6 +52,7 @@ DYNAMODB_MS = 6.0
 SQS_MS = 8.0
 SECRETS_MS = 30.0
 SERVICENOW_MS = 250.0  # the notifier's Table API PATCH
+PUT_EVENTS_MS = 20.0  # the announcer's PutEvents
 # Lambda's own log lines per invocation (START, END, REPORT with the X-Ray segment) and the fields
 # Powertools adds to each line from the Lambda context (function name, ARN, request id, memory, cold start).
 PLATFORM_LOG_BYTES = 420
@@ -92,6 +93,7 @@ class TableMeter:
     job_write_units: Counter[str] = field(default_factory=Counter)
     job_sizes: dict[str, int] = field(default_factory=dict)  # job id -> its item's size now
     stream_records: int = 0  # every write that changed an item lands on the table's stream
+    status_changes: int = 0  # job items whose status changed: the announcer's events
 
     def read(self, size: int, *, consistent: bool = True) -> None:
         self.reads += 1
@@ -168,6 +170,8 @@ class MeteredDynamoDB(MemoryDynamoDB):
             self.meter.write(pk, old_size, old_size, changed=False)
             raise
         new = self.tables.get(table, {}).get(pk)
+        if pk.startswith("job#") and new is not None and (old or {}).get("status") != new.get("status"):
+            self.meter.status_changes += 1
         index_units = sum(_index_writes(i, old, new) for i in self.indexes.get(table, []))
         self.meter.write(pk, old_size, item_size(new) if new else 0, index_units=index_units)
         return answer
@@ -428,6 +432,16 @@ class Engine:
         stop_at = self.clock.now() + limit
         while self.clock.now() <= stop_at and self.step():
             pass
+
+    def announce(self) -> None:
+        """The stream-fed announcer: one invocation and one EventBridge event per job status change
+        (its filter passes nothing else). Counted unbatched: one job's changes are seconds to hours apart;
+        a weekly run's would share batches of 10, so that case is an upper bound."""
+        for _ in range(self.table.status_changes):
+            self.invocations.append(
+                Invocation("AnnouncerFunction", 1, BASE_MS + RECORD_MS + PUT_EVENTS_MS, 0)
+            )
+        self.eventbridge_events += self.table.status_changes
 
     def notify(self, job: Job) -> None:
         """The stream-fed notifier, for a job that ended: its filter passes nothing else."""

@@ -62,6 +62,7 @@ def simulate(starts_per_minute: float | None = None) -> tuple[Engine, dict[str, 
         jobs = list(engine.store.jobs.values())
         for job in jobs:
             engine.notify(job)
+        engine.announce()
     stats = engine.simulator.stats()
     calls: dict[str, int] = stats["calls"]
     made = sum(calls.values())

@@ -4,11 +4,16 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from wfm_publish import metrics
 from wfm_publish.consumer import sweep_dead_letters
 
 logger = Logger()
 
 
 @logger.inject_lambda_context
+@metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
-    return sweep_dead_letters()
+    counts = sweep_dead_letters()
+    metrics.count(metrics.DEAD_LETTERS_SETTLED, counts.get("settled", 0))
+    metrics.count(metrics.DEAD_LETTERS_KEPT, counts.get("kept", 0))
+    return counts

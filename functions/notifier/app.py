@@ -1,4 +1,5 @@
-"""The jobs table's stream (a job's status became PUBLISHED, FAILED or CANCELLED) -> ServiceNow."""
+"""The jobs table's stream (a job became PUBLISHED, FAILED, CANCELLED or PUBLISHING) -> ServiceNow,
+and the job's outcome metrics."""
 
 from __future__ import annotations
 
@@ -8,25 +9,53 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
+from wfm_publish import metrics
+from wfm_publish.notifier import Outcome
 from wfm_publish.services import services
 from wfm_publish.store import job_from_item
 
 logger = Logger()
 
 
-def _notify(record: DynamoDBRecord) -> None:
-    # A record that raises is reported by its sequence number: Lambda retries from it (bisecting
-    # the batch), and after MaximumRetryAttempts sends it to NotifierDLQ.
-    change = record.dynamodb
-    if record.raw_event.get("eventName") == "REMOVE":
-        services().notifier.lost(job_from_item((change.old_image if change else None) or {}))
-        return
-    services().notifier.notify(job_from_item((change.new_image if change else None) or {}))
+class EarlierRecordFailed(Exception):
+    """Not attempted: Lambda retries the shard from the first failed record, this one included."""
+
+
+def handle_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    failed = False
+
+    def notify(record: DynamoDBRecord) -> None:
+        # A record that raises is reported by its sequence number: Lambda retries from it (bisecting
+        # the batch), and after MaximumRetryAttempts sends it to NotifierDLQ. The records after it come
+        # again with it, so they are not attempted now: each record is processed, and counted, once.
+        nonlocal failed
+        if failed:
+            raise EarlierRecordFailed(record.dynamodb.sequence_number if record.dynamodb else "")
+        change = record.dynamodb
+        if record.raw_event.get("eventName") == "REMOVE":  # a job removed before it ended
+            services().notifier.lost(job_from_item((change.old_image if change else None) or {}))
+            return
+        job = job_from_item((change.new_image if change else None) or {})
+        try:
+            outcome = services().notifier.notify(job)
+        except Exception:
+            failed = True
+            metrics.count(metrics.CALLBACKS_FAILED)
+            raise
+        if outcome is Outcome.DELIVERED:
+            metrics.count(metrics.CALLBACKS_DELIVERED, Kind="end")
+        elif outcome is Outcome.PROGRESS_DELIVERED:
+            metrics.count(metrics.CALLBACKS_DELIVERED, Kind="progress")
+        if job.status.terminal:
+            metrics.job_ended(job)  # once per job: only when its end record is done
+
+    processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+    return dict(
+        process_partial_response(event=event, record_handler=notify, processor=processor, context=context)
+    )
 
 
 @logger.inject_lambda_context
+@metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
-    return dict(
-        process_partial_response(event=event, record_handler=_notify, processor=processor, context=context)
-    )
+    return handle_batch(event, context)

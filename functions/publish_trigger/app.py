@@ -8,8 +8,8 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path
 
-from wfm_publish import api
-from wfm_publish.api import CancelAnswer, PublishAccepted, PublishView
+from wfm_publish import api, metrics
+from wfm_publish.api import CancelAnswer, PublishAccepted, PublishView, SchedulePublish
 from wfm_publish.cancel import cancel
 from wfm_publish.models import PublishRequest
 from wfm_publish.services import services
@@ -19,6 +19,15 @@ app = APIGatewayRestResolver(enable_validation=True, response_validation_error_h
 api.install(app)
 
 PublishId = Annotated[str, Path(min_length=1, max_length=128, description="publishId from the 202")]
+ScheduleId = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$",
+        description="Genesys Cloud WFM schedule id",
+    ),
+]
 Key = Annotated[str, Header(alias="Idempotency-Key", min_length=1, max_length=255, description=api.KEY_DOC)]
 
 
@@ -41,6 +50,8 @@ def create_publish(
 ) -> Response[PublishAccepted]:
     accepted = services().intake.accept(request, api.idempotency_key(idempotency_key))
     answer, headers = api.accepted_answer(accepted)
+    outcome = "replayed" if accepted.replayed else "joined" if answer.joined else "accepted"
+    metrics.count(metrics.PUBLISH_REQUESTS, Outcome=outcome)
     return Response(202, api.JSON, answer, headers=headers)
 
 
@@ -64,7 +75,18 @@ def cancel_publish(publishId: PublishId) -> CancelAnswer:
     return api.cancel_answer(cancel(services().store, services().transitions, publishId))
 
 
+@app.get(
+    "/schedules/<scheduleId>/publish",
+    operation_id="getSchedulePublish",
+    summary="Is a publish of this schedule in flight? Which job, its state, since when",
+    responses=api.responses((200, "The schedule's publish window", SchedulePublish), 400, 404),
+)
+def get_schedule_publish(scheduleId: ScheduleId) -> SchedulePublish:
+    return api.schedule_publish(services().store, scheduleId)
+
+
 @logger.inject_lambda_context
+@metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if "httpMethod" not in event:  # the weekly schedule: one WeeklyQueue message per business unit
         from wfm_publish.weekly import fan_out

@@ -3,21 +3,20 @@
 from dataclasses import asdict
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools import Logger
 
+from wfm_publish import metrics
 from wfm_publish.services import services
 from wfm_publish.watchdog import rescue_overdue
 
 logger = Logger()
-metrics = Metrics(namespace="WfmPublish")
 
 
-@metrics.log_metrics
 @logger.inject_lambda_context
+@metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
     wiring = services()
     found = rescue_overdue(wiring.store, wiring.transitions, wiring.clock)
-    metrics.add_metric(name="StuckJobs", unit=MetricUnit.Count, value=found.found)
+    metrics.count(metrics.STUCK_JOBS, found.found)
     logger.info("watchdog swept", extra=asdict(found))
     return asdict(found)

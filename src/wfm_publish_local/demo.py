@@ -58,7 +58,9 @@ def run(
             return 1
         job = follow(stack, answer.json()["publishId"], timeout)
         code = summarise(job, stack.genesys_stats())
-        return code or callback_shown(stack)
+        code = code or callback_shown(stack)
+        metrics_shown(stack)
+        return code
 
 
 def callback_shown(stack: EmbeddedStack) -> int:
@@ -71,6 +73,27 @@ def callback_shown(stack: EmbeddedStack) -> int:
     fields = {k: v for k, v in (update.body or {}).items() if k != "work_notes"}
     print(f"ServiceNow {update.method} {update.path}\n  {json.dumps(fields)}")
     return 0
+
+
+SECONDS = {"TimeToPublish", "TelephonyWait"}
+# Shown by Status and Reason; the by-Status series (the alarm's terms) would say it twice.
+SHOWN_TWICE = {("JobsEnded", ("Status",))}
+
+
+def metrics_shown(stack: EmbeddedStack, wait: float = 5.0) -> None:
+    """What CloudWatch would have got: the EMF lines the functions printed, summed per metric."""
+    deadline = time.monotonic() + wait
+    while not any(name == "JobsEnded" for name, _ in stack.metric_totals()) and time.monotonic() < deadline:
+        time.sleep(0.1)  # the notifier prints its metrics as its invocation ends
+    totals = stack.metric_totals()
+    print("Metrics (CloudWatch embedded metric format, namespace WfmPublish, summed):")
+    for (name, dimensions), values in sorted(totals.items()):
+        if (name, tuple(k for k, _ in dimensions)) in SHOWN_TWICE:
+            continue
+        where = " ".join(f"{k}={v}" for k, v in dimensions)
+        total = sum(values)
+        figure = f"{total:.1f} s" if name in SECONDS else f"{total:g}"
+        print(f"  {name:<20} {where:<40} {figure}")
 
 
 def follow(stack: EmbeddedStack, publish_id: str, timeout: float) -> dict[str, Any]:

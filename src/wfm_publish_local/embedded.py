@@ -179,6 +179,16 @@ class EmbeddedStack:
         jobs = [job for job in map(store.get_job, ids) if job is not None]
         return [job for job in jobs if (job.idempotency_key or "").startswith("weekly:")]
 
+    def events(self, source: str | None = "wfm-publish") -> list[dict[str, Any]]:
+        """The events the functions put on the default EventBridge bus, oldest first."""
+        assert self.stack is not None, "start() the stack first"
+        return self.stack.events(source)
+
+    def metric_totals(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], list[float]]:
+        """Every value of every metric the functions printed (EMF, namespace WfmPublish), by dimensions."""
+        assert self.stack is not None and self.stack.metrics is not None, "start() the stack first"
+        return self.stack.metrics.totals("WfmPublish")
+
     def genesys_stats(self) -> dict[str, Any]:
         return self.simulator.stats()
 

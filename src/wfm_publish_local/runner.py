@@ -9,6 +9,9 @@ called with real-format events and a Lambda context object:
 * `SqsPoller`: one thread per SQS event source; ReceiveMessage, SQS batch event, and the Lambda rules
   for what gets deleted (ReportBatchItemFailures: all but the listed records; an exception: nothing).
 * `schedule_input`: the payload EventBridge Scheduler delivers for a ScheduleV2 event (its Input).
+* `EmfCapture`: what CloudWatch would make of the functions' output: the embedded-metric-format lines
+  they print are kept (and summed by `metric_totals`) instead of going to the console.
+* `EventCapture`: the events the functions put on the default EventBridge bus (moto's), kept for reading.
 
 `stack.LocalStack` wires these to the moto server and the resources built from the template.
 """
@@ -16,8 +19,10 @@ called with real-format events and a Lambda context object:
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import importlib.util
+import io
 import json
 import logging
 import re
@@ -44,6 +49,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ApiFront",
+    "EmfCapture",
+    "EventCapture",
     "FunctionTimeoutError",
     "LambdaContext",
     "LocalFunction",
@@ -53,6 +60,7 @@ __all__ = [
     "api_gateway_event",
     "batch_item_failures",
     "filter_matches",
+    "metric_totals",
     "schedule_input",
     "sqs_event",
     "stream_failure_record",
@@ -127,6 +135,7 @@ class LocalFunction:
         self.module_name = f"{module_prefix}_{spec.logical_id}_{module_slug}"
         self.invocations = 0
         self.errors = 0
+        self.output: EmfCapture | None = None  # installed as sys.stdout before each invocation
         self._handler: Handler | None = None
         self._lock = threading.Lock()
 
@@ -180,6 +189,8 @@ class LocalFunction:
         would never have seen it)."""
         handler = self.handler
         context = self.context()
+        if self.output is not None:
+            self.output.install()
         with self._lock:
             self.invocations += 1
         started = time.monotonic()
@@ -1071,6 +1082,148 @@ def schedule_input(
         "attempt-number": str(attempt),
     }
     return json.loads(_CONTEXT_ATTRIBUTE.sub(lambda m: values[m.group(1)], raw_input))
+
+
+# ---------------------------------------------------------------- CloudWatch: embedded metric format
+
+
+class EmfCapture(io.TextIOBase):
+    """Stands in for sys.stdout while the functions run: a line a function prints that is an EMF
+    document (`{"_aws": ...}`, what Powertools Metrics prints) is kept, as CloudWatch would turn it into
+    metric points; every other line goes to the stream it replaced. Lines are put together per thread
+    (print writes the text and the newline separately, and the functions run in threads).
+
+    `install` is called before each invocation, since something else may have replaced sys.stdout in
+    between (pytest does, for each test); `uninstall` puts back what it replaced."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner: Any = sys.stdout
+        self.documents: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._pending = threading.local()
+
+    def install(self) -> None:
+        with self._lock:
+            if sys.stdout is not self:
+                self.inner = sys.stdout
+                sys.stdout = self
+
+    def uninstall(self) -> None:
+        with self._lock:
+            if sys.stdout is self:
+                sys.stdout = self.inner
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        buffered = getattr(self._pending, "text", "") + text
+        *lines, rest = buffered.split("\n")
+        self._pending.text = rest
+        for line in lines:
+            if not self._keep(line):
+                self._forward(line + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        rest = getattr(self._pending, "text", "")
+        if rest and not rest.startswith('{"_aws"'):
+            self._pending.text = ""
+            self._forward(rest)
+        with contextlib.suppress(ValueError, AttributeError):
+            self.inner.flush()
+
+    def _keep(self, line: str) -> bool:
+        if not line.startswith('{"_aws"'):
+            return False
+        try:
+            document = json.loads(line)
+        except ValueError:
+            return False
+        with self._lock:
+            self.documents.append(document)
+        return True
+
+    def _forward(self, text: str) -> None:
+        with contextlib.suppress(ValueError):  # the stream it replaced was closed (a test's capture)
+            self.inner.write(text)
+
+    def totals(
+        self, namespace: str | None = None
+    ) -> dict[tuple[str, tuple[tuple[str, str], ...]], list[float]]:
+        with self._lock:
+            documents = list(self.documents)
+        return metric_totals(documents, namespace)
+
+
+def metric_totals(
+    documents: Iterable[Mapping[str, Any]], namespace: str | None = None
+) -> dict[tuple[str, tuple[tuple[str, str], ...]], list[float]]:
+    """(metric name, its dimensions) -> every value the EMF documents gave it, as CloudWatch would
+    aggregate them (Sum = sum of the values, SampleCount = how many, pNN over them)."""
+    out: dict[tuple[str, tuple[tuple[str, str], ...]], list[float]] = {}
+    for document in documents:
+        for directive in document.get("_aws", {}).get("CloudWatchMetrics", []):
+            if namespace is not None and directive.get("Namespace") != namespace:
+                continue
+            for dimension_set in directive.get("Dimensions") or [[]]:
+                dimensions = tuple(sorted((name, str(document.get(name))) for name in dimension_set))
+                for metric in directive.get("Metrics", []):
+                    value: Any = document.get(metric["Name"], [])
+                    values = value if isinstance(value, list) else [value]
+                    out.setdefault((metric["Name"], dimensions), []).extend(float(v) for v in values)
+    return out
+
+
+# ---------------------------------------------------------------- EventBridge: the default bus
+
+
+class EventCapture:
+    """What the functions put on an EventBridge bus of the moto server: a rule matching every event,
+    targeting a queue of its own, read (and emptied) by `events()`; what was read is kept, in order."""
+
+    RULE = "wfm-publish-local-capture"
+
+    def __init__(
+        self, events_client: Any, sqs_client: SQSClient, queue_name: str, bus: str = "default"
+    ) -> None:
+        self._events = events_client
+        self._sqs = sqs_client
+        self.bus = bus
+        self.queue_url = sqs_client.create_queue(QueueName=queue_name)["QueueUrl"]
+        arn = sqs_client.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])
+        events_client.put_rule(
+            Name=self.RULE,
+            EventBusName=bus,
+            EventPattern=json.dumps({"source": [{"prefix": ""}]}),
+            State="ENABLED",
+        )
+        events_client.put_targets(
+            Rule=self.RULE,
+            EventBusName=bus,
+            Targets=[{"Id": "capture", "Arn": arn["Attributes"]["QueueArn"]}],
+        )
+        self.seen: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def events(self, source: str | None = None, detail_type: str | None = None) -> list[dict[str, Any]]:
+        """Every event put so far (as EventBridge delivers it to a target), oldest first."""
+        with self._lock:
+            while True:
+                batch = self._sqs.receive_message(
+                    QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+                ).get("Messages", [])
+                if not batch:
+                    break
+                for message in batch:
+                    self.seen.append(json.loads(message.get("Body", "{}")))
+                    self._sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+            return [
+                e
+                for e in self.seen
+                if source in (None, e.get("source")) and detail_type in (None, e.get("detail-type"))
+            ]
 
 
 # ---------------------------------------------------------------- helpers

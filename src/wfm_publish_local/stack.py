@@ -32,6 +32,8 @@ import boto3
 from wfm_publish_local.runner import (
     ACCOUNT_ID,
     ApiFront,
+    EmfCapture,
+    EventCapture,
     EventRelay,
     LocalFunction,
     Route,
@@ -179,6 +181,8 @@ class LocalStack:
         self._added_paths: list[str] = []
         self._sqs: SQSClient | None = None
         self._started = False
+        self.metrics: EmfCapture | None = None  # the EMF lines the functions printed (while started)
+        self._event_capture: EventCapture | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -204,8 +208,11 @@ class LocalStack:
             self._start_moto()
             self._run_reset_hooks()
             self._create_resources()
+            self._capture_output()
             self._resolve_environment()
             self._load_functions()
+            for function in self.functions.values():
+                function.output = self.metrics
             self._start_api()
             self._start_pollers()
         except BaseException:
@@ -223,6 +230,7 @@ class LocalStack:
         for function in self.functions.values():
             function.unload()
         self._run_reset_hooks()
+        self._release_output()
         for path in self._added_paths:
             if path in sys.path:
                 sys.path.remove(path)
@@ -348,6 +356,13 @@ class LocalStack:
             "in_flight": int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),
             "delayed": int(attrs.get("ApproximateNumberOfMessagesDelayed", 0)),
         }
+
+    def events(self, source: str | None = None, detail_type: str | None = None) -> list[dict[str, Any]]:
+        """The events the functions put on the default EventBridge bus so far, as a rule's target gets
+        them (moto's bus, a capture rule and queue of the local stack's own), oldest first."""
+        if self._event_capture is None:
+            raise RuntimeError("the local stack is not started")
+        return self._event_capture.events(source, detail_type)
 
     # ------------------------------------------------------------ invoking
 
@@ -500,6 +515,20 @@ class LocalStack:
                 "AWS::AccountId": ACCOUNT_ID,
             },
         )
+
+    def _capture_output(self) -> None:
+        """CloudWatch's part: EMF lines become metrics (kept in self.metrics, not printed), and the
+        default bus's events are kept for `events()`."""
+        self.metrics = EmfCapture()
+        self._event_capture = EventCapture(
+            self.client("events"), self._sqs_client(), self._name("EventCapture", 80)
+        )
+
+    def _release_output(self) -> None:
+        if self.metrics is not None:
+            self.metrics.flush()
+            self.metrics.uninstall()
+        self._event_capture = None
 
     def _create_resources(self) -> None:
         self._create_secrets()

@@ -274,3 +274,47 @@ def test_a_job_removed_before_it_ended_is_reported_as_failed(snow: ServiceNowSta
     (update,) = snow.updates()
     assert update.body is not None and update.body["u_wfm_publish_status"] == "FAILED"
     assert "removed while it was WAITING" in update.body["work_notes"]
+
+
+def publishing(*, progress: bool | None, publishes: int = 1) -> Job:
+    job = ended(JobStatus.PUBLISHED, ReasonCode.PUBLISHED)
+    callback = Callback(table="change_request", sys_id=SYS_ID, progress=progress)
+    moving = job.model_copy(
+        deep=True,
+        update={
+            "status": JobStatus.PUBLISHING,
+            "reason_code": None,
+            "detail": None,
+            "request": job.request.model_copy(update={"callback": callback}),
+        },
+    )
+    for attempt in range(publishes):
+        moving.record(time.time(), "publishing", attempt=attempt + 1)
+    return moving
+
+
+def test_progress_tells_the_record_once_when_the_publish_starts(snow: ServiceNowStandIn) -> None:
+    store = MemoryJobStore()
+    job = publishing(progress=True)
+    store.create_job(job)
+    notifier = Notifier(store, lambda: client(snow), VirtualClock())
+    assert notifier.notify(job) is Outcome.PROGRESS_DELIVERED
+    (update,) = snow.updates()
+    assert update.body is not None and update.body["u_wfm_publish_status"] == "PUBLISHING"
+    assert "Hold availability and schedule changes" in update.body["work_notes"]
+    stored = store.get_job("job-1")
+    assert stored is not None and stored.version == job.version  # nothing written: the job is moving
+    # Back into PUBLISHING after a 409: the record already knows.
+    assert notifier.notify(publishing(progress=True, publishes=2)) is Outcome.ALREADY_NOTIFIED
+    assert len(snow.updates()) == 1
+
+
+def test_progress_is_only_for_those_who_asked_and_never_after_the_end(snow: ServiceNowStandIn) -> None:
+    store = MemoryJobStore()
+    notifier = Notifier(store, lambda: client(snow), VirtualClock())
+    assert notifier.notify(publishing(progress=None)) is Outcome.NO_CALLBACK
+    assert notifier.notify(publishing(progress=False)) is Outcome.NO_CALLBACK
+    late = publishing(progress=True)
+    store.create_job(late.model_copy(update={"notified_status": JobStatus.PUBLISHED}))
+    assert notifier.notify(late) is Outcome.ALREADY_NOTIFIED  # a retry arriving after the end was told
+    assert snow.received == []

@@ -145,7 +145,8 @@ def test_a_claim_whose_answer_was_lost_is_held_not_joined(store: DynamoJobStore)
     retried = answer_lost_once(store, "PutItem")
     assert store.claim_schedule("sched-lost", job.job_id, NOW, LATER) is None  # ours, not "held by" us
     assert retried == [1]
-    assert store.active_job("sched-lost") == job.job_id
+    assert store.active_job("sched-lost") is not None
+    assert store.active_job("sched-lost")[0] == job.job_id  # type: ignore[index]
 
 
 def test_a_lock_whose_answer_was_lost_is_ours(store: DynamoJobStore) -> None:
@@ -208,3 +209,23 @@ def test_a_join_is_noted_beside_the_job_and_never_on_an_ended_one(store: DynamoJ
         store.add_joiner(job.job_id, joiner.model_copy(update={"key": "k3"}))
     ended = store.get_job(job.job_id)
     assert ended is not None and [j.key for j in ended.joiners] == ["k2"]
+
+
+class ReleasedBetweenLookAndTakeover(DynamoJobStore):
+    """The holder's release lands between our "is it still active?" look and our takeover put."""
+
+    def _still_active(self, holder: str, claimed_at: float, now: float) -> bool:
+        self.release_schedule("sched-phantom", holder)
+        return False
+
+
+def test_a_claim_released_under_a_takeover_is_taken_not_joined(store: DynamoJobStore) -> None:
+    """Case 2: the takeover's condition then fails on a missing item. It must not answer our own id
+    as "the job in flight" (a phantom join): it claims the schedule afresh."""
+    ended, fresh = a_job("sched-phantom"), a_job("sched-phantom")
+    store.create_job(ended.model_copy(update={"status": JobStatus.PUBLISHED}))
+    assert store.claim_schedule("sched-phantom", ended.job_id, NOW, LATER) is None
+    racing = ReleasedBetweenLookAndTakeover(store._db, store._table)
+    assert racing.claim_schedule("sched-phantom", fresh.job_id, NOW, LATER) is None
+    assert store.active_job("sched-phantom") is not None
+    assert store.active_job("sched-phantom")[0] == fresh.job_id  # type: ignore[index]

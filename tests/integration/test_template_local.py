@@ -92,8 +92,10 @@ def test_functions_and_routes(stack: LocalStack) -> None:
         "DeadLettersFunction",
         "WeeklyUnitFunction",
         "WatchdogFunction",
+        "AnnouncerFunction",
     }
     assert stack.pollers == [] and stack.stream_pollers == []  # poll=[]
+    assert stack.events() == []  # the default bus is captured; nothing has been put yet
     response = requests.get(f"{stack.api_url}/publish", timeout=10)
     assert response.status_code == 403
     assert response.json() == {"message": "Missing Authentication Token"}

@@ -101,3 +101,16 @@ def test_get_and_cancel_answers(document: dict[str, Any]) -> None:
     )
     cancel = document["paths"]["/publishes/{publishId}/cancel"]["post"]
     assert set(cancel["responses"]) == {"200", "400", "401", "404", "409", "500", "503"}
+
+
+def test_schedule_publish_window_answers(document: dict[str, Any]) -> None:
+    get = document["paths"]["/schedules/{scheduleId}/publish"]["get"]
+    assert set(get["responses"]) == {"200", "400", "401", "404", "500", "503"}
+    (param,) = get["parameters"]
+    assert (param["in"], param["name"]) == ("path", "scheduleId")
+    assert param["schema"]["pattern"]
+    window = document["components"]["schemas"]["SchedulePublish"]
+    assert {"scheduleId", "inFlight", "publishId", "status", "since"} <= set(window["properties"])
+    assert set(window["required"]) == {"scheduleId", "inFlight"}
+    callback = document["components"]["schemas"]["Callback"]
+    assert "progress" in callback["properties"] and "progress" not in callback["required"]

@@ -143,6 +143,7 @@ def test_functions_runtime_and_handlers(template: Template) -> None:
         "WeeklyUnitFunction",
         "WatchdogFunction",
         "GenesysEventsFunction",
+        "AnnouncerFunction",
     }
     for function in functions.values():
         assert function.runtime in {"python3.12", "python3.13"}
@@ -161,6 +162,7 @@ def test_publish_trigger_events(template: Template) -> None:
         ("POST", "/publishes", "PublishApi"),
         ("GET", "/publishes/{publishId}", "PublishApi"),
         ("POST", "/publishes/{publishId}/cancel", "PublishApi"),
+        ("GET", "/schedules/{scheduleId}/publish", "PublishApi"),
     }
     (weekly,) = trigger.schedule_events
     assert weekly.type == "ScheduleV2"
@@ -196,7 +198,7 @@ def test_notifier_reads_the_table_stream_with_retries_bisect_and_a_dlq(template:
     assert 0 < source.maximum_record_age <= 24 * 3600  # within the stream's retention
     assert source.report_batch_item_failures
     assert source.on_failure == "NotifierDLQ"
-    ended, removed = source.filters
+    ended, removed, progress = source.filters
     terminal = ["PUBLISHED", "FAILED", "CANCELLED"]
     assert ended["eventName"] == ["MODIFY"]
     assert ended["dynamodb"]["NewImage"]["status"]["S"] == terminal
@@ -204,6 +206,9 @@ def test_notifier_reads_the_table_stream_with_retries_bisect_and_a_dlq(template:
     # A job removed before it ended (TTL, a person) never passes unseen (issue 9, case 4).
     assert removed["eventName"] == ["REMOVE"]
     assert removed["dynamodb"]["OldImage"]["status"]["S"] == [{"anything-but": terminal}]
+    # progress callbacks: a move into PUBLISHING (not a step that stays there)
+    assert progress["dynamodb"]["NewImage"]["status"]["S"] == ["PUBLISHING"]
+    assert progress["dynamodb"]["OldImage"]["status"]["S"] == [{"anything-but": ["PUBLISHING"]}]
     assert notifier.environment["SERVICENOW_CREDENTIALS_SECRET"] == {"Ref": "ServiceNowCredentials"}
     assert notifier.environment["SERVICENOW_INSTANCE_URL"] == {"Ref": "ServiceNowInstanceUrl"}
 
@@ -244,7 +249,7 @@ def test_every_consumed_queue_has_a_dlq(template: Template) -> None:
 
 
 def test_dlqs_keep_messages_14_days(template: Template) -> None:
-    for lid in template.dead_letter_queues | {"ScheduleDLQ", "NotifierDLQ"}:
+    for lid in template.dead_letter_queues | {"ScheduleDLQ", "NotifierDLQ", "AnnouncerDLQ"}:
         assert template.queues[lid].message_retention_period == 14 * 24 * 3600, lid
 
 
@@ -272,7 +277,7 @@ def test_dlq_alarms(template: Template) -> None:
             dimension = props["Dimensions"][0]["Value"]
             alarmed.add(dimension["Fn::GetAtt"][0])
     assert template.dead_letter_queues <= alarmed
-    assert {"ScheduleDLQ", "NotifierDLQ"} <= alarmed
+    assert {"ScheduleDLQ", "NotifierDLQ", "AnnouncerDLQ"} <= alarmed
 
 
 # ---------------------------------------------------------------- table and secret
@@ -343,7 +348,8 @@ def _policy_targets(template: Template, lid: str) -> dict[str, set[str]]:
     for policy in template.functions[lid].policies:
         ((name, args),) = policy.items()
         ref = next(iter(args.values()))
-        target = ref["Ref"] if "Ref" in ref else ref["Fn::GetAtt"][0]
+        # a plain name (EventBridgePutEventsPolicy's EventBusName), a Ref or a GetAtt
+        target = ref if isinstance(ref, str) else ref.get("Ref") or ref["Fn::GetAtt"][0]
         out.setdefault(name, set()).add(target)
     return out
 
@@ -359,6 +365,10 @@ def test_policies_match_what_each_function_does(template: Template) -> None:
         "DynamoDBCrudPolicy": {"JobsTable"},  # records the delivery on the job
         "AWSSecretsManagerGetSecretValuePolicy": {"ServiceNowCredentials"},
         "SQSSendMessagePolicy": {"NotifierDLQ"},  # the OnFailure destination
+    }
+    assert _policy_targets(template, "AnnouncerFunction") == {
+        "EventBridgePutEventsPolicy": {"default"},  # events:PutEvents on the default bus, nothing else
+        "SQSSendMessagePolicy": {"AnnouncerDLQ"},  # the OnFailure destination
     }
     assert _policy_targets(template, "DeadLettersFunction") == {
         "DynamoDBCrudPolicy": {"JobsTable"},  # ends the stranded jobs
@@ -584,3 +594,92 @@ def test_genesys_events_exist_only_with_a_partner_event_bus(template: Template) 
     bus = "aws.partner/genesys.com/cloud/org-1/wfm"
     resolve = Resolver(template, parameters=template.parameter_values({"GenesysEventBusName": bus}))
     assert resolve.condition("HasGenesysEventBus") is True
+
+
+# ---------------------------------------------------------------- production settings (issue 11)
+
+
+def test_every_function_has_bounded_concurrency(template: Template) -> None:
+    params = template.parameters
+    for function in template.functions.values():
+        reserved = function.properties.get("ReservedConcurrentExecutions")
+        assert reserved is not None, f"{function.logical_id} can take the whole account's concurrency"
+        if isinstance(reserved, dict):
+            assert reserved["Ref"] in params, function.logical_id
+    # A throttled SQS batch goes back to its queue and counts towards maxReceiveCount (the DLQ): the
+    # queue functions' reservation must cover their event sources' MaximumConcurrency.
+    pipeline_min = int(template.data["Parameters"]["PipelineConcurrency"]["MinValue"])
+    for lid in SQS_FUNCTIONS:
+        reserved = template.functions[lid].properties["ReservedConcurrentExecutions"]
+        if lid == "WeeklyUnitFunction":
+            floor = int(reserved)  # its own: two, as its MaximumConcurrency (the pace is the fan-out's)
+        else:
+            assert reserved == {"Ref": "PipelineConcurrency"}
+            floor = pipeline_min
+        (source,) = template.functions[lid].sqs_events
+        maximum = template.functions[lid].properties["Events"][source.name]["Properties"]["ScalingConfig"]
+        assert floor >= maximum["MaximumConcurrency"], lid
+
+
+def test_api_access_log_names_the_request_and_the_caller(template: Template) -> None:
+    setting = template.properties("PublishApi")["AccessLogSetting"]
+    assert setting["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+    line = json.loads(setting["Format"].replace("\n", ""))  # one JSON object per request
+    assert line["requestId"] == "$context.requestId"
+    assert line["apiKeyId"] == "$context.identity.apiKeyId"
+    assert line["sourceIp"] == "$context.identity.sourceIp"
+    assert line["status"] == "$context.status"
+    assert template.properties("ApiAccessLogGroup")["RetentionInDays"]
+    assert template.resources["ApiGatewayAccount"]["Condition"] == "CreateApiGatewayLoggingRole"
+    # The stage (after the RestApi SAM generates from PublishApi) waits for the account's log role
+    # when this stack sets it; the handle exists in both cases, so the DependsOn always resolves.
+    assert template.resources["PublishApi"]["DependsOn"] == "ApiGatewayAccountReady"
+    ready = template.resources["ApiGatewayAccountReady"]
+    assert "Condition" not in ready
+    assert ready["Metadata"]["Account"] == {
+        "Fn::If": ["CreateApiGatewayLoggingRole", {"Ref": "ApiGatewayAccount"}, ""]
+    }
+
+
+def test_alarm_topic_is_encrypted_with_a_key_cloudwatch_may_use(template: Template) -> None:
+    """alias/aws/sns would drop every alarm notification: its policy cannot grant CloudWatch."""
+    assert template.properties("AlarmTopic")["KmsMasterKeyId"] == {"Ref": "AlarmTopicKey"}
+    key = template.properties("AlarmTopicKey")
+    assert key["EnableKeyRotation"] is True
+    (cloudwatch,) = [
+        s
+        for s in key["KeyPolicy"]["Statement"]
+        if s["Principal"].get("Service") == "cloudwatch.amazonaws.com"
+    ]
+    assert set(cloudwatch["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+    assert "aws:SourceAccount" in cloudwatch["Condition"]["StringEquals"]
+
+
+def test_announcer_hears_every_status_change_and_nothing_else(template: Template) -> None:
+    """The announcer's filters, against every (old, new) status pair: a change passes, a write that keeps
+    the status does not. QUEUED is only ever the first status (the job's INSERT)."""
+    from wfm_publish.models import JobStatus
+    from wfm_publish_local.runner import filter_matches
+
+    (source,) = template.functions["AnnouncerFunction"].stream_events
+    assert source.on_failure == "AnnouncerDLQ" and source.report_batch_item_failures
+    assert len(source.filters) <= 5  # Lambda's default quota of filters per event source mapping
+
+    def passes(record: dict[str, Any]) -> bool:
+        return any(filter_matches(p, record) for p in source.filters)
+
+    def modify(old: str, new: str, pk: str = "job#1") -> dict[str, Any]:
+        image = {"Keys": {"pk": {"S": pk}}}
+        image["NewImage"] = {"pk": {"S": pk}, "status": {"S": new}}
+        image["OldImage"] = {"pk": {"S": pk}, "status": {"S": old}}
+        return {"eventName": "MODIFY", "dynamodb": image}
+
+    for old in JobStatus:
+        for new in JobStatus:
+            if new is JobStatus.QUEUED or (old.terminal and new.terminal):
+                continue  # a job is created QUEUED and never returns to it; an ended job never moves
+            assert passes(modify(old.value, new.value)) is (old is not new), (old, new)
+    insert = {"eventName": "INSERT", "dynamodb": {"Keys": {"pk": {"S": "job#1"}}, "NewImage": {}}}
+    assert passes(insert)
+    assert not passes(modify("QUEUED", "WAITING", pk="schedule#s"))
+    assert not passes({"eventName": "REMOVE", "dynamodb": {"Keys": {"pk": {"S": "job#1"}}}})

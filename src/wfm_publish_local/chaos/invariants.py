@@ -125,12 +125,29 @@ def each_record_hears_once(world: World, jobs: dict[str, Job]) -> list[str]:
                 out.append(f"[5] {name} heard {heard} for a job that ended {job.status.value}")
             elif len(heard) > 1:
                 out.append(f"[5] {name} heard job {job.job_id} end {len(heard)} times")
+    out += every_request_is_told(world, jobs, asked)
     for record, patches in world.servicenow.records.items():
         strangers = {jid for jid, _ in patches} - asked[record]
         if strangers:
             out.append(f"[5] {record[0]}/{record[1][:6]} was told about jobs it never asked for: {strangers}")
     if world.undelivered:
         out.append(f"[5] the stream gave up on {world.undelivered}")
+    return out
+
+
+def every_request_is_told(
+    world: World, jobs: dict[str, Job], asked: dict[tuple[str, str], set[str]]
+) -> list[str]:
+    """Every request answered 202 with a callback (joined ones too) is told how its job ended."""
+    out = []
+    for answer in world.answers:
+        job = jobs.get(answer.publish_id or "")
+        if answer.status != 202 or answer.callback is None or job is None or not job.status.terminal:
+            continue
+        asked[answer.callback].add(job.job_id)
+        if not any(jid == job.job_id for jid, _ in world.servicenow.records[answer.callback]):
+            name = f"{answer.callback[0]}/{answer.callback[1][:6]}"
+            out.append(f"[5] {name} (answered {job.job_id}) never heard it end")
     return out
 
 

@@ -250,6 +250,7 @@ class Answer:
     status: int
     publish_id: str | None = None
     code: str | None = None
+    callback: tuple[str, str] | None = None  # the record this request asked to be told
 
 
 class World:
@@ -503,6 +504,9 @@ class World:
             answer = Answer(self.clock.now(), key, body_name, 503, code=type(failed).__name__)
         finally:
             self.worker_clock.offset = 0.0
+        callback = body.get("callback")
+        if callback is not None:
+            answer.callback = (callback["table"], callback["sysId"])
         self.answers.append(answer)
         self.note(f"request {key}/{body_name} -> {answer.status} {answer.publish_id or answer.code}")
         retry = answer.status in {502, 503} or answer.code == "REQUEST_IN_PROGRESS"

@@ -17,7 +17,7 @@ import json
 from collections.abc import Callable, Sequence
 from enum import StrEnum
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aws_lambda_powertools import Logger
 from pydantic import ConfigDict, Field
@@ -136,6 +136,42 @@ class CancelAnswer(Wire):
     status: JobStatus
     reason_code: ReasonCode | None = None
     already_cancelled: bool = Field(description="true: it was cancelled before; nothing changed")
+
+
+class SchedulePublish(Wire):
+    """GET /schedules/{scheduleId}/publish: is the schedule's publish window open (a job in flight)?"""
+
+    schedule_id: str
+    in_flight: bool = Field(description="true: a publish of this schedule is running; hold changes to it")
+    publish_id: str | None = Field(default=None, description="the job in flight (GET /publishes/{publishId})")
+    status: JobStatus | None = Field(
+        default=None, description="its state: QUEUED, WAITING, PUBLISHING, RETRYING"
+    )
+    since: str | None = Field(default=None, description="ISO-8601 UTC: when the publish was requested")
+    updated_at: str | None = Field(default=None, description="ISO-8601 UTC: the job's last change")
+    publish_time: str | None = Field(default=None, description="the request's earliest publish time, if any")
+
+
+class ActiveJobs(Protocol):
+    def active_job(self, schedule_id: str) -> tuple[str, float] | None: ...
+    def get_job(self, job_id: str) -> Job | None: ...
+
+
+def schedule_publish(store: ActiveJobs, schedule_id: str) -> SchedulePublish:
+    """The schedule's active job, if it is still moving. Read only: two reads, never a write."""
+    active = store.active_job(schedule_id)
+    job = store.get_job(active[0]) if active is not None else None
+    if job is None or job.status.terminal:  # no claim, a claim a moment before its job, or a lost release
+        return SchedulePublish(schedule_id=schedule_id, in_flight=False)
+    return SchedulePublish(
+        schedule_id=schedule_id,
+        in_flight=True,
+        publish_id=job.job_id,
+        status=job.status,
+        since=_iso(job.created_at),
+        updated_at=_iso(job.updated_at),
+        publish_time=job.request.publish_time.isoformat() if job.request.publish_time else None,
+    )
 
 
 def accepted_answer(accepted: Accepted) -> tuple[PublishAccepted, dict[str, str]]:
@@ -454,7 +490,7 @@ PROBLEM_DESCRIPTIONS: dict[int, str] = {
     400: "The body breaks the schema (each field and why in `errors`), or no Idempotency-Key.",
     401: "Missing or wrong signature (another secret, or signed for another method, path, query or body), "
     "a v1 signature, or X-Signature-Timestamp more than 5 minutes off.",
-    404: "No publish with this id (or it expired after JobTtlDays).",
+    404: "No publish with this id (or it expired after JobTtlDays); or an id with characters no route takes.",
     409: "POST: the first request with this Idempotency-Key, or another for this schedule, is still being "
     "answered (REQUEST_IN_PROGRESS: retry shortly); or a publish of this schedule is in flight with "
     "other options (JOIN_CONFLICT: `publishId` names it, `errors` the options that differ). "

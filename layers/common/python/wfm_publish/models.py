@@ -62,10 +62,18 @@ class TelephonySync(Wire):
 
 
 class Callback(Wire):
-    """The ServiceNow record to update when the job ends (PATCH /api/now/table/{table}/{sys_id})."""
+    """The ServiceNow record to update when the job ends (PATCH /api/now/table/{table}/{sys_id}), and
+    when its publish starts if `progress` is true."""
 
     table: str = Field(pattern=r"^[a-z][a-z0-9_]{0,79}$", description="ServiceNow table, e.g. change_request")
     sys_id: str = Field(pattern=r"^[0-9a-f]{32}$", description="the record's sys_id (32 hex digits)")
+    # None when absent (not False): the idempotency hash of a request that does not name it stays as it was.
+    progress: bool | None = Field(
+        default=None,
+        strict=True,  # JSON true/false, not "true" or 1
+        description="true: the record also hears PUBLISHING when the publish starts (the publish window "
+        "opens), before the job's end; absent or false: only the end",
+    )
 
 
 PUBLISH_TIME_HORIZON_DAYS = 366

@@ -5,6 +5,12 @@ FAILED or CANCELLED (template.yaml), so a crash never loses a notification: the 
 and Lambda retries it (then bisects, then sends it to NotifierDLQ). A delivery is recorded on the job
 (`notifiedStatus`), so a redelivered record does not PATCH twice unless the crash came between the
 PATCH and that write: the same fields are set again and one more work note is added.
+
+Progress (`callback.progress: true`): the record also hears PUBLISHING when the job first starts
+publishing, so ServiceNow can hold changes while the publish window is open (docs/servicenow.md). The
+stream filter passes every move into PUBLISHING; only the first (the image's timeline holds one
+"publishing" entry) is told, and nothing is written to the job: the job is still moving, and a write
+here would race the pipeline's conditional writes (its version) and strand the job.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ class Outcome(StrEnum):
     ALREADY_NOTIFIED = "already notified"
     NOT_TERMINAL = "not terminal"
     REJECTED = "rejected"  # ServiceNow refused for good (403, 404, a refused account): not retried
+    PROGRESS_DELIVERED = "progress delivered"
 
 
 def callback_fields(job: Job) -> dict[str, str]:
@@ -69,6 +76,28 @@ def callbacks(job: Job) -> list[tuple[str, Callback]]:
     return own + [(j.key, j.callback) for j in job.joiners if j.callback is not None]
 
 
+def progress_fields(job: Job) -> dict[str, str]:
+    """What the callback record gets when the publish starts: PUBLISHING, with a note saying what to hold."""
+    note = (
+        f"wfm-publish: schedule {job.schedule_id} PUBLISHING (attempt {job.publish_attempts}). "
+        "Hold availability and schedule changes for it until this record shows PUBLISHED, FAILED or "
+        f"CANCELLED. Publish id {job.job_id}: GET /publishes/{job.job_id} has the timeline."
+    )
+    return {
+        STATUS_FIELD: job.status.value,
+        REASON_FIELD: job.status.value,
+        ID_FIELD: job.job_id,
+        NOTE_FIELD: note[:NOTE_LIMIT],
+    }
+
+
+def first_publishing(job: Job) -> bool:
+    """The image is the job's first move into PUBLISHING (a 409 or a rate limit can bring it back there).
+    A timeline trimmed past TIMELINE_LIMIT may have lost the first entry: that can repeat the notice
+    (the same fields set again), never lose it."""
+    return sum(1 for entry in job.timeline if entry.event == "publishing") <= 1
+
+
 class Notifier:
     def __init__(self, store: JobStore, servicenow: Callable[[], ServiceNowClient], clock: Clock) -> None:
         self._store = store
@@ -78,6 +107,8 @@ class Notifier:
     def notify(self, image: Job) -> Outcome:
         """Deliver the end of `image` (the job as the stream saw it) to every record that has not
         heard it yet. Raises when it must be retried; each delivery is recorded as it is made."""
+        if image.status is JobStatus.PUBLISHING:
+            return self._progress(image)
         if not image.status.terminal:
             return Outcome.NOT_TERMINAL
         records = callbacks(image)
@@ -144,6 +175,19 @@ class Notifier:
         for _, callback in callbacks(ended):
             self._servicenow().update_record(callback.table, callback.sys_id, callback_fields(ended))
         return Outcome.DELIVERED if callbacks(ended) else Outcome.NO_CALLBACK
+
+    def _progress(self, image: Job) -> Outcome:
+        callback = image.request.callback
+        if callback is None or not callback.progress:
+            return Outcome.NO_CALLBACK
+        if not first_publishing(image):
+            return Outcome.ALREADY_NOTIFIED
+        current = self._store.get_job(image.job_id)
+        if current is not None and current.notified_status is not None:
+            return Outcome.ALREADY_NOTIFIED  # a late retry: the record already heard the end
+        self._servicenow().update_record(callback.table, callback.sys_id, progress_fields(image))
+        logger.info("ServiceNow told the publish started", extra={"job_id": image.job_id})
+        return Outcome.PROGRESS_DELIVERED
 
     def _record(
         self, image: Job, key: str, callback: Callback, event: str = "servicenow notified", **detail: str

@@ -15,6 +15,7 @@ from wfm_publish.config import Settings
 from wfm_publish.errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from wfm_publish.announcer import Announcer
     from wfm_publish.genesys import Credentials, GenesysClient
     from wfm_publish.genesys_wire import PendingQuery
     from wfm_publish.intake import Intake
@@ -179,6 +180,14 @@ class Services:
         if not self.settings.servicenow_instance_url:
             raise ConfigurationError("SERVICENOW_INSTANCE_URL is not set (ServiceNowInstanceUrl parameter)")
         return ServiceNowClient(self.settings.servicenow_instance_url, self._servicenow_credentials)
+
+    @cached_property
+    def announcer(self) -> Announcer:
+        import boto3
+
+        from wfm_publish.announcer import Announcer
+
+        return Announcer(boto3.client("events"), self.settings.event_bus_name)
 
     @cached_property
     def notifier(self) -> Notifier:

@@ -220,10 +220,13 @@ class DynamoJobStore:
             return now - claimed_at < CLAIM_GRACE_SECONDS
         return not active.status.terminal
 
-    def active_job(self, schedule_id: str) -> str | None:
-        """The job id holding the schedule's claim, if any (it may have ended, or not exist yet)."""
+    def active_job(self, schedule_id: str) -> tuple[str, float] | None:
+        """Read only: the job the `schedule#<id>` item names and when it claimed the schedule, if any.
+        The item can outlive its job by a lost release: callers check the job's own status."""
         item = self._get(f"schedule#{schedule_id}")
-        return str(item["jobId"]["S"]) if item and "jobId" in item else None
+        if not item or "jobId" not in item:
+            return None
+        return str(item["jobId"]["S"]), float(item.get("claimedAt", {}).get("N", "0"))
 
     def release_schedule(self, schedule_id: str, job_id: str) -> None:
         with contextlib.suppress(_ConditionFailed):  # someone else holds it now: nothing of ours
