@@ -1,4 +1,4 @@
-"""The jobs table's stream (a job became PUBLISHED, FAILED, CANCELLED or PUBLISHING) -> ServiceNow,
+"""The jobs table's stream (a job ended, or became PUBLISHING) -> ServiceNow,
 and the job's outcome metrics."""
 
 from __future__ import annotations

@@ -1,19 +1,26 @@
-"""`wfm-publish`: the local stack from the command line."""
+"""`wfm-publish`: the local stack from the command line, and `ops`, the operator's tool for a deployed one."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import json
+import os
 import signal
 import sys
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+from wfm_publish.models import JobStatus
+from wfm_publish.watchdog import OVERDUE_AFTER
 from wfm_publish_local.client import HMAC_SECRET_VARIABLE
 from wfm_publish_local.embedded import DEFAULT_SCENARIO, ROOT
+from wfm_publish_local.ops import DLQ_OUTPUTS
 
+STACK_VARIABLE = "WFM_PUBLISH_STACK"  # the deployed stack `ops` works on, unless --stack/--local say
 WEEKLY_SCENARIO = ROOT / "scenarios" / "weekly.yaml"
 AWS_ENDPOINT_HELP = (
     "use this AWS-compatible endpoint (e.g. a moto server, or a fault proxy in front of one, on"
@@ -47,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
             hmac_secret=args.hmac_secret,
         )
     others: dict[str, Callable[[argparse.Namespace], int]] = {
+        "ops": _ops,
         "openapi": lambda a: _openapi(a.output, a.check),
         "fault-proxy": _fault_proxy,
         "sign": lambda a: _sign(
@@ -127,12 +135,162 @@ def _parser() -> argparse.ArgumentParser:
     proxy.add_argument(
         "--lifetime", type=float, default=3600.0, help="stop by itself after this many seconds"
     )
+    _ops_parser(commands)
     openapi = commands.add_parser(
         "openapi", help="write (or check) the OpenAPI document generated from the code"
     )
     openapi.add_argument("--output", type=Path, help="write it here (default: print it)")
     openapi.add_argument("--check", type=Path, help="fail when this file is not what the code generates")
     return parser
+
+
+def _ops_parser(commands: Any) -> None:
+    ops = commands.add_parser(
+        "ops",
+        help="the operator's command line: jobs, dead letters, cancel, notify, dry runs (docs/runbook.md)",
+    )
+    where = ops.add_mutually_exclusive_group()
+    where.add_argument(
+        "--stack",
+        metavar="NAME",
+        default=os.environ.get(STACK_VARIABLE),
+        help=f"a deployed stack, found by its CloudFormation outputs (default: ${STACK_VARIABLE})",
+    )
+    where.add_argument(
+        "--local",
+        metavar="FILE",
+        type=Path,
+        help="the local stack: a file holding the first line `wfm-publish serve` printed",
+    )
+    ops.add_argument("--region", help="the deployed stack's region (default: the AWS CLI's)")
+    ops.add_argument("--json", action="store_true", help="JSON for scripts instead of tables")
+    sub = ops.add_subparsers(dest="ops_command", required=True)
+    jobs = sub.add_parser("jobs", help="jobs, newest first (the status index; never a scan)")
+    jobs.add_argument("--status", type=str.upper, choices=[s.value for s in JobStatus])
+    jobs.add_argument("--schedule", metavar="ID", help="only this schedule's jobs")
+    jobs.add_argument("--since", metavar="TIME", help="created at or after this ISO-8601 time")
+    jobs.add_argument("--most", type=int, default=50)
+    for name, text in (
+        ("show", "one job: state, reason, scope, capacity, callback, timeline"),
+        ("cancel", "cancel a job that has not started publishing (as POST /publishes/{id}/cancel)"),
+        ("notify", "tell the job's callback records its end again (those not told yet)"),
+    ):
+        sub.add_parser(name, help=text).add_argument("publish_id", metavar="PUBLISH_ID")
+    stuck = sub.add_parser("stuck", help="jobs whose next step is overdue (the watchdog's due index)")
+    stuck.add_argument(
+        "--over", type=float, default=OVERDUE_AFTER, help="seconds overdue (default: %(default)s)"
+    )
+    dlq = sub.add_parser("dlq", help="the dead-letter queues")
+    dlq.add_argument("action", choices=["list", "redrive", "purge"])
+    dlq.add_argument("queue", nargs="?", choices=list(DLQ_OUTPUTS))
+    dlq.add_argument("--queue", dest="queue_option", choices=list(DLQ_OUTPUTS), help="the same, as an option")
+    dlq.add_argument("--yes", action="store_true", help="purge: really delete every letter")
+    check = sub.add_parser(
+        "check",
+        help="a dry run: scope, readiness and capacity, never a publish; exit 0 when every check passed",
+    )
+    check.add_argument("schedule_id", metavar="SCHEDULE_ID")
+    check.add_argument("--validation-mode", choices=["strict", "deferred", "off"])
+    check.add_argument("--no-telephony-sync", action="store_true", help="skip the telephony wait")
+    check.add_argument(
+        "--wait", type=float, default=300.0, help="seconds to follow it (default: %(default)s)"
+    )
+    check.add_argument("--hmac-secret", help=HMAC_HELP + "; on AWS: the ApiSigningSecret")
+    check.add_argument("--api-key", help="on AWS: the x-api-key (default: read by its ApiKeyId)")
+
+
+def _ops(args: argparse.Namespace) -> int:
+    from wfm_publish_local import ops
+
+    if not (args.local or args.stack):
+        print(
+            f"wfm-publish ops: name the stack: --stack NAME (or ${STACK_VARIABLE}), or --local FILE",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        target = (
+            ops.Target.from_serve_line(args.local)
+            if args.local
+            else ops.Target.from_stack(args.stack, args.region)
+        )
+        return _run_ops(ops.Ops(target), args)
+    except ops.failures() as refused:
+        print(f"wfm-publish ops: {refused}", file=sys.stderr)
+        return 1
+
+
+def _run_ops(tool: Any, args: argparse.Namespace) -> int:
+    from wfm_publish_local import ops
+
+    def out(data: Any, text: str) -> None:
+        print(json.dumps(data, indent=2, default=str) if args.json else text)
+
+    command = args.ops_command
+    if command == "jobs":
+        since = datetime.fromisoformat(args.since).timestamp() if args.since else 0.0
+        status = JobStatus(args.status) if args.status else None
+        rows = [ops.job_row(j) for j in tool.jobs(status, args.schedule, since, args.most)]
+        out(
+            rows,
+            ops.table(
+                rows, ["publishId", "status", "reason", "scheduleId", "createdAt", "updatedAt", "notified"]
+            ),
+        )
+    elif command == "show":
+        view = ops.job_detail(tool.job(args.publish_id))
+        out(view, ops.render_detail(view))
+    elif command == "cancel":
+        job = tool.cancel(args.publish_id)
+        out(ops.job_row(job), f"{job.job_id} {job.status.value}: {job.detail}")
+    elif command == "notify":
+        outcome = tool.notify(args.publish_id)
+        out({"publishId": args.publish_id, "outcome": outcome}, f"{args.publish_id}: {outcome}")
+    elif command == "stuck":
+        rows = [ops.job_row(j) | {"overdueSeconds": round(late, 1)} for j, late in tool.stuck(args.over)]
+        out(rows, ops.table(rows, ["publishId", "status", "scheduleId", "overdueSeconds", "updatedAt"]))
+    elif command == "dlq":
+        return _dlq(tool, args, out)
+    else:
+        extra: dict[str, Any] = {}
+        if args.validation_mode:
+            extra["validationMode"] = args.validation_mode
+        if args.no_telephony_sync:
+            extra["telephonySync"] = {"enabled": False}
+        view = tool.check(
+            args.schedule_id, hmac_secret=args.hmac_secret, api_key=args.api_key, extra=extra, wait=args.wait
+        )
+        out(view, ops.render_detail(view))
+        return 0 if view["status"] == JobStatus.CHECKED.value and view.get("reasonCode") == "DRY_RUN" else 1
+    return 0
+
+
+def _dlq(tool: Any, args: argparse.Namespace, out: Callable[[Any, str], None]) -> int:
+    from wfm_publish_local import ops
+
+    args.queue = args.queue or args.queue_option
+    if not args.queue:
+        print(f"wfm-publish ops dlq: name the queue: one of {', '.join(ops.DLQ_OUTPUTS)}", file=sys.stderr)
+        return 2
+
+    columns = ["messageId", "publishId", "step", "receives", "sentAt"]
+    if args.action == "list":
+        rows = tool.dlq_list(args.queue)
+        out(rows, ops.table(rows, [*columns, "stream"] if args.queue not in ops.REDRIVABLE else columns))
+    elif args.action == "redrive":
+        rows = tool.dlq_redrive(args.queue)
+        out(rows, ops.table(rows, [*columns, "outcome"]))
+    elif not args.yes:
+        letters = len(tool.dlq_list(args.queue))
+        print(f"{letters} letter(s) in the {args.queue} DLQ; add --yes to delete them all", file=sys.stderr)
+        return 2
+    else:
+        deleted = tool.dlq_purge(args.queue)
+        out(
+            {"queue": args.queue, "deleted": deleted},
+            f"deleted {deleted} letter(s) from the {args.queue} DLQ",
+        )
+    return 0
 
 
 def _sign(
@@ -192,13 +350,17 @@ def _serve(scenario: Path, port: int, hmac_secret: str | None, aws_endpoint: str
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     with EmbeddedStack(scenario, api_port=port, hmac_secret=hmac_secret, aws_endpoint=aws_endpoint) as stack:
+        from wfm_publish_local.ops import describe_local
+
+        assert stack.stack is not None
         print(
             json.dumps(
                 {
+                    # `wfm-publish ops --local <this line in a file>` reads these three.
+                    **describe_local(stack.stack, stack.servicenow.url),
                     "api": stack.api_url,
                     "genesys": stack.simulator_server.url,
                     "servicenow": stack.servicenow.url,
-                    "aws": stack.stack.endpoint_url if stack.stack else None,
                     "signing": "X-Signature-Timestamp + X-Signature (docs/servicenow.md); no API key locally",
                 }
             ),

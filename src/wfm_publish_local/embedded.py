@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def ended(publish: dict[str, Any]) -> bool:
-    """A publish as GET answers it has reached PUBLISHED, FAILED or CANCELLED."""
+    """A publish as GET answers it has ended (a terminal status: PUBLISHED, FAILED, CANCELLED, CHECKED)."""
     return JobStatus(publish["status"]).terminal
 
 

@@ -18,10 +18,11 @@ from typing import Any
 
 import requests
 
+from wfm_publish.models import TERMINAL_STATUSES
 from wfm_publish_local.embedded import EmbeddedStack
 from wfm_publish_local.simulator.scenario import Scenario
 
-TERMINAL = {"PUBLISHED", "FAILED", "CANCELLED"}
+TERMINAL = {s.value for s in TERMINAL_STATUSES}
 
 
 def local_now(scenario: Scenario) -> datetime:

@@ -12,6 +12,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -71,7 +72,7 @@ def wait_published(api_url: str, auth: SignedAuth, publish_id: str, timeout: flo
         time.sleep(0.3)
 
 
-def test_two_stacks_share_one_moto_server(moto: str) -> None:
+def test_two_stacks_share_one_moto_server(moto: str, tmp_path: Path) -> None:
     """One stack in this process, one `wfm-publish serve --aws-endpoint` in another, one moto server."""
     # moto keeps its state per process, so other tests' in-process servers show here too: count what
     # these two stacks add and leave, not what the endpoint holds.
@@ -101,6 +102,28 @@ def test_two_stacks_share_one_moto_server(moto: str) -> None:
             mine, yours = publish(here.api_url, here.auth, QUICK), publish(started["api"], theirs, QUICK)
             assert wait_published(here.api_url, here.auth, mine)["status"] == "PUBLISHED"
             assert wait_published(started["api"], theirs, yours)["status"] == "PUBLISHED"
+            # The operator's command line, a third process, finds the serving stack by its first line.
+            line = tmp_path / "serve.json"
+            line.write_text(json.dumps(started) + "\n", encoding="utf-8")
+            listed_jobs = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "wfm_publish_local.cli",
+                    "ops",
+                    "--local",
+                    str(line),
+                    "--json",
+                    "jobs",
+                ],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=True,
+            )
+            assert [j["publishId"] for j in json.loads(listed_jobs.stdout)] == [yours]
             # each stack's job is in its own table only
             assert (
                 requests.get(f"{here.api_url}/publishes/{yours}", auth=here.auth, timeout=30).status_code

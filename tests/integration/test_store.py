@@ -211,6 +211,32 @@ def test_a_join_is_noted_beside_the_job_and_never_on_an_ended_one(store: DynamoJ
     assert ended is not None and [j.key for j in ended.joiners] == ["k2"]
 
 
+def test_jobs_by_status_come_from_the_status_index_newest_first_page_by_page(store: DynamoJobStore) -> None:
+    jobs = [a_job().model_copy(update={"created_at": NOW + i}) for i in range(5)]
+    for job in jobs:
+        store.create_job(job)
+    other = a_job().model_copy(update={"status": JobStatus.WAITING})
+    store.create_job(other)
+    newest_first = [j.job_id for j in reversed(jobs)]
+    assert store.jobs_by_status(JobStatus.QUEUED) == newest_first
+    assert store.jobs_by_status(JobStatus.QUEUED, most=2) == newest_first[:2]
+    assert list(store.iter_jobs_by_status(JobStatus.QUEUED, page=2)) == newest_first  # three pages
+    assert store.jobs_by_status(JobStatus.QUEUED, since=NOW + 3) == newest_first[:2]
+    assert store.jobs_by_status(JobStatus.WAITING) == [other.job_id]
+
+
+def test_a_join_is_refused_on_a_job_ended_checked(store: DynamoJobStore) -> None:
+    """The condition names every terminal status (CHECKED, a dry run's end, included)."""
+    from wfm_publish.errors import JobEnded
+    from wfm_publish.models import Callback, Joiner
+
+    job = a_job()
+    store.create_job(job)
+    store.save_job(job.model_copy(update={"status": JobStatus.CHECKED}))
+    with pytest.raises(JobEnded):
+        store.add_joiner(job.job_id, Joiner(key="k2", callback=Callback(table="t", sys_id="a" * 32), at=NOW))
+
+
 class ReleasedBetweenLookAndTakeover(DynamoJobStore):
     """The holder's release lands between our "is it still active?" look and our takeover put."""
 

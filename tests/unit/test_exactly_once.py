@@ -10,9 +10,10 @@ import pytest
 
 from tests.unit.test_pipeline_faults import REQUEST, UPDATE, applied_once, demo, fault, start
 from wfm_publish.cancel import CancelRefused, Refusal, cancel
+from wfm_publish.errors import JobEnded
 from wfm_publish.intake import LOCK_SECONDS, IdempotencyKeyReused
 from wfm_publish.models import JobMessage, JobStatus, PublishRequest, ReasonCode
-from wfm_publish.watchdog import OVERDUE_AFTER, rescue_overdue
+from wfm_publish.watchdog import OVERDUE_AFTER, Redrive, move_on, redrive_letter, rescue_overdue
 from wfm_publish_local.virtual import VirtualRun
 
 
@@ -102,3 +103,44 @@ def test_a_retry_whose_first_answer_was_lost_gets_the_same_job_even_after_it_end
     while step(run):
         pass
     assert applied_once(run)
+
+
+def test_a_redriven_dead_letter_moves_its_job_on_once_and_a_stale_one_does_nothing() -> None:
+    """Issue 11: `ops dlq redrive`. The letter that is the job's current message moves the job on with
+    a fresh ticket (the watchdog's move_on), never by being sent again; every other letter is obsolete."""
+    run, job_id = start(demo())
+    letter = run.queues.next()  # the job's first message: it "failed 5 times" and sits in the DLQ
+    assert letter is not None
+    message = JobMessage.model_validate_json(letter.body)
+    stale = message.model_copy(update={"ticket": "an-older-ticket"})
+    assert redrive_letter(run.store, run.transitions, stale, 5) is Redrive.OBSOLETE
+    assert run.queues.next() is None  # nothing sent for it
+    assert redrive_letter(run.store, run.transitions, message, 5) is Redrive.MOVED
+    moved = run.job(job_id)
+    assert moved.ticket != message.ticket and moved.timeline[-1].event == "redriven by an operator"
+    assert moved.timeline[-1].detail == {"step": "validate", "receives": 5}
+    # The same letter again (a second operator, a retried command): its ticket is stale now.
+    assert redrive_letter(run.store, run.transitions, message, 5) is Redrive.OBSOLETE
+    job = run.run(job_id)
+    assert job.status is JobStatus.PUBLISHED
+    assert applied_once(run)
+    assert redrive_letter(run.store, run.transitions, message, 5) is Redrive.OBSOLETE  # ended
+
+
+def test_move_on_confirms_a_publishing_job_rather_than_validating_it() -> None:
+    """An update of ours may be out: the next step is a read of the schedule (CONFIRM), never a
+    second publish; an ended job is not moved at all."""
+    run, job_id = start(demo(events=[]))
+    while run.job(job_id).status is not JobStatus.PUBLISHING:
+        assert step(run)
+    while run.queues.next() is not None:  # its confirm message is lost
+        pass
+    job = move_on(run.transitions, run.job(job_id), "moved on by the watchdog")
+    delivery = run.queues.next()
+    assert delivery is not None and JobMessage.model_validate_json(delivery.body).step.value == "confirm"
+    assert JobMessage.model_validate_json(delivery.body).ticket == job.ticket
+    run.pipeline.process(delivery.queue, JobMessage.model_validate_json(delivery.body))
+    ended = run.run(job_id)
+    assert ended.status is JobStatus.PUBLISHED and applied_once(run)
+    with pytest.raises(JobEnded):
+        move_on(run.transitions, ended, "too late")

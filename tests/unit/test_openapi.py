@@ -99,6 +99,13 @@ def test_get_and_cancel_answers(document: dict[str, Any]) -> None:
     assert {"status", "reasonCode", "detail", "attempts", "timeline", "capacity", "callback"} <= set(
         view["properties"]
     )
+    # Dry runs (issue 11): the request's flag, the view's, and their own end.
+    assert {"type": "boolean"} in document["components"]["schemas"]["PublishRequest"]["properties"]["dryRun"][
+        "anyOf"
+    ]
+    assert "dryRun" in view["properties"]
+    assert "CHECKED" in document["components"]["schemas"]["JobStatus"]["enum"]
+    assert "DRY_RUN" in document["components"]["schemas"]["ReasonCode"]["enum"]
     cancel = document["paths"]["/publishes/{publishId}/cancel"]["post"]
     assert set(cancel["responses"]) == {"200", "400", "401", "404", "409", "500", "503"}
 

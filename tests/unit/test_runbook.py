@@ -108,3 +108,49 @@ def test_the_dashboard_shows_outcomes_times_conflicts_genesys_queues_and_callbac
     assert set(alarm_widget["properties"]["alarms"]) == {
         f"arn:{lid}" for lid in template.of_type("AWS::CloudWatch::Alarm")
     }
+
+
+# What a placeholder stands for when a documented command is parsed.
+PLACEHOLDERS = {
+    "<publishId>": "0123abcd",
+    "<scheduleId>": "sched-demo",
+    "<status>": "FAILED",
+    "<time>": "2026-01-01T00:00:00Z",
+    "<queue>": "validation",
+}
+
+
+def documented_ops_commands() -> list[str]:
+    """Every `wfm-publish ops ...` the docs show, in code blocks or inline code, comments dropped."""
+    found = []
+    for doc in (RUNBOOK, ROOT / "README.md", ROOT / "docs" / "architecture.md"):
+        for line in doc.read_text().splitlines():
+            for match in re.finditer(r"wfm-publish (ops [^`#]*)", line):
+                found.append(match.group(1).strip())
+    return found
+
+
+def test_the_documented_ops_commands_are_the_real_cli() -> None:
+    """docs/runbook.md's commands are what `wfm-publish ops` accepts: each one parses (options written as
+    `[...]` included), so a renamed command or option fails here, not in an incident."""
+    import shlex
+
+    from wfm_publish_local.cli import _parser
+
+    commands = documented_ops_commands()
+    assert len(commands) >= 15
+    verbs = set()
+    for command in commands:
+        text = command.replace("[", "").replace("]", "")
+        for placeholder, value in PLACEHOLDERS.items():
+            text = text.replace(placeholder, value)
+        assert "<" not in text, f"an unknown placeholder in {command!r}"
+        words = shlex.split(text)
+        if words == ["ops"]:
+            continue  # the tool's name in prose
+        try:
+            args = _parser().parse_args([words[0], "--local", "stack.json", *words[1:]])
+        except SystemExit:
+            pytest.fail(f"the docs show `wfm-publish {command}`, which the CLI does not accept")
+        verbs.add(args.ops_command)
+    assert verbs == {"jobs", "show", "cancel", "dlq", "notify", "stuck", "check"}

@@ -297,3 +297,46 @@ def test_strict_waits_out_a_429_on_the_capacity_check() -> None:
     # The scope was saved with the 429 and reused after it, not computed again.
     assert names.count("telephony scope") == 1
     assert names.index("telephony scope") < names.index("rate limited by Genesys")
+
+
+# --- dry runs (dryRun: true) ---------------------------------------------------------------------------
+
+
+def test_a_dry_run_waits_checks_capacity_and_ends_checked_without_publishing() -> None:
+    for mode in ("strict", "deferred", "off"):  # the checks run whatever the mode says about a publish
+        run, job_id = start(scenario("demo"), request("sched-demo", "bu-demo", mode, dryRun=True))
+        job = run.run(job_id)
+        assert job.status is JobStatus.CHECKED and job.status.terminal, mode
+        assert job.reason_code is ReasonCode.DRY_RUN
+        assert job.capacity is not None and job.capacity.ok
+        names = events(job)
+        assert (
+            names.index("telephony not settled") < names.index("telephony settled") < names.index("checked")
+        )
+        assert "publishing" not in names and job.publish_attempts == 0
+        assert run.simulator.stats()["publishesApplied"] == {}
+        assert job_view(job)["dryRun"] is True and job_view(job)["capacity"]["ok"] is True
+
+
+def test_a_dry_run_over_capacity_ends_checked_with_the_report() -> None:
+    run, job_id = start(scenario("capacity-exceeded"), request("sched-cap", "bu-cap", dryRun=True))
+    job = run.run(job_id)
+    assert job.status is JobStatus.CHECKED
+    assert job.reason_code is ReasonCode.CAPACITY_EXCEEDED
+    assert job.capacity is not None and not job.capacity.ok and job.capacity.summary in (job.detail or "")
+    assert run.simulator.stats()["publishesApplied"] == {}
+
+
+def test_a_dry_run_takes_no_claim_and_is_never_joined() -> None:
+    run, dry_id = start(scenario("demo"), request("sched-demo", "bu-demo", dryRun=True))
+    assert run.store.active_job("sched-demo") is None  # no schedule claim
+    real = run.intake.accept(PublishRequest.model_validate(request("sched-demo", "bu-demo")), "key-2")
+    assert real.body["joined"] is False and real.body["publishId"] != dry_id
+    again = run.intake.accept(
+        PublishRequest.model_validate(request("sched-demo", "bu-demo", dryRun=True)), "key-3"
+    )
+    assert again.body["joined"] is False and again.body["publishId"] not in {dry_id, real.body["publishId"]}
+    assert run.store.active_job("sched-demo") is not None  # the real publish holds it
+    assert run.run(dry_id).status is JobStatus.CHECKED
+    assert run.run(real.body["publishId"]).status is JobStatus.PUBLISHED
+    assert run.simulator.stats()["publishesApplied"] == {"sched-demo": 1}

@@ -1,6 +1,6 @@
 """Issue 9's promises, checked on a world after its run (chaos.virtual.World).
 
-1. At most one update of ours applied per job, and never two jobs for one request.
+1. At most one update of ours applied per job, and never two jobs for one request; a dry run posts none.
 2. Every publishId ever answered exists and ends terminal by its deadline plus one step.
 3. No job is non-terminal with nothing in flight for longer than the watchdog bound (counted from
    when its step was due: a job waiting for a publishTime weeks ahead has nothing to do till then).
@@ -66,6 +66,11 @@ def one_update_per_job(world: World, jobs: dict[str, Job]) -> list[str]:
         out.append(
             f"[1] {_applied(world)} updates applied, more than the jobs account for ({_accounted(jobs)})"
         )
+    out += [
+        f"[1] dry run {j.job_id} {j.status.value} after {j.publish_attempts} publish attempt(s)"
+        for j in jobs.values()
+        if j.request.dry_run and (j.publish_attempts or j.status is JobStatus.PUBLISHED)
+    ]
     return out
 
 

@@ -357,6 +357,11 @@ class World:
             self.ask(self.rng.uniform(0, 120), "k-3", "a", conflicting)
         if self.rng.random() < 0.3:
             self.at(self.rng.uniform(0, 300), self._cancel_one, "cancel")
+        if (
+            self.rng.random() < 0.3
+        ):  # a dry run of the same schedule (issue 11): never claims, never publishes
+            dry = {**base, "dryRun": True, "callback": {"table": "problem", "sysId": "d" * 32}}
+            self.ask(self.rng.uniform(0, 120), "k-4", "a", dry)
 
     # --- running ---------------------------------------------------------------------------------------
 

@@ -119,6 +119,9 @@ class PublishView(Wire):
     business_unit_id: str | None = None
     week_id: str | None = None
     status: JobStatus
+    dry_run: bool | None = Field(
+        default=None, description="true: a dry run; it ends CHECKED, never publishes"
+    )
     reason_code: ReasonCode | None = Field(default=None, description="set when the job ended")
     detail: str | None = Field(default=None, description="what happened, for a person")
     attempts: Attempts

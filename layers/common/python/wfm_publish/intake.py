@@ -114,6 +114,9 @@ class Intake:
         self, request: PublishRequest, key: str, now: float, deadline_at: float
     ) -> dict[str, Any]:
         job_id = job_id_for(key)
+        if request.dry_run:
+            # A dry run publishes nothing: it takes no claim, so it never blocks or joins a real publish.
+            return self._start(job_id, request, key, now, deadline_at)
         for _ in range(JOIN_ROUNDS):
             active = self._store.claim_schedule(request.schedule_id, job_id, now, deadline_at)
             if active is None:
@@ -134,7 +137,8 @@ class Intake:
         except Exception:
             # Nothing of this job exists: free the schedule at once. (After a failed write the claim
             # stays: that write may still land, and a retry must then join it, not start another.)
-            self._store.release_schedule(request.schedule_id, job_id)
+            if not request.dry_run:
+                self._store.release_schedule(request.schedule_id, job_id)
             raise
         try:
             self._store.create_job(job)
@@ -240,6 +244,7 @@ def job_view(job: Job) -> dict[str, Any]:
         "businessUnitId": job.business_unit_id,
         "weekId": job.week_id,
         "status": job.status.value,
+        **({"dryRun": True} if job.request.dry_run else {}),
         "reasonCode": job.reason_code.value if job.reason_code else None,
         "detail": job.detail,
         "attempts": {

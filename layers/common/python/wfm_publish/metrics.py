@@ -147,7 +147,7 @@ def seconds(name: str, value: float, **dimensions: str) -> None:
 
 def job_ended(job: Job) -> None:
     """The outcome metrics of one ended job. Called once per job, from the stream record of its move to
-    PUBLISHED, FAILED or CANCELLED, so every path that ends a job is counted the same way."""
+    a terminal status, so every path that ends a job is counted the same way."""
     status = job.status.value
     count(JOBS_ENDED, Status=status, Reason=job.reason_code.value if job.reason_code else status)
     count(JOBS_ENDED, Status=status)  # the failure-rate alarm's terms: one series per status

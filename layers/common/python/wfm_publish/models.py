@@ -104,6 +104,14 @@ class PublishRequest(Wire):
         description="give up after this many seconds from publishTime (or now); may only shorten the "
         "configured deadline (JOB_DEADLINE_SECONDS, default 8 h)",
     )
+    # None when absent (not False), as for callback.progress: existing requests' idempotency hashes stay.
+    dry_run: bool | None = Field(
+        default=None,
+        strict=True,  # JSON true/false, not "true" or 1
+        description="true: check only (scope, telephony readiness, capacity, whatever validationMode says),"
+        " never publish; the job ends CHECKED with the capacity report. It takes no claim on the schedule:"
+        " it never blocks or joins a real publish",
+    )
 
     @field_validator("schedule_id", "business_unit_id")
     @classmethod
@@ -145,10 +153,11 @@ class JobStatus(StrEnum):
     PUBLISHED = "PUBLISHED"
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
+    CHECKED = "CHECKED"  # a dry run's end: checked, never published (reason DRY_RUN or CAPACITY_EXCEEDED)
 
     @property
     def terminal(self) -> bool:
-        return self in {JobStatus.PUBLISHED, JobStatus.FAILED, JobStatus.CANCELLED}
+        return self in TERMINAL_STATUSES
 
 
 class ReasonCode(StrEnum):
@@ -163,6 +172,12 @@ class ReasonCode(StrEnum):
     GENESYS_AUTH_FAILED = "GENESYS_AUTH_FAILED"
     CANCELLED = "CANCELLED"
     PROCESSING_FAILED = "PROCESSING_FAILED"  # a step kept failing and its message went to a DLQ
+    DRY_RUN = "DRY_RUN"  # a dry run passed every check (JobStatus.CHECKED)
+
+
+# Every list of terminal statuses (template.yaml's stream filters, the store's conditions) is this one;
+# tests/unit/test_template.py holds the template's filters to it.
+TERMINAL_STATUSES = frozenset({JobStatus.PUBLISHED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.CHECKED})
 
 
 class TimelineEntry(Wire):

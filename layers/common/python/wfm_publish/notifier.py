@@ -1,8 +1,9 @@
 """Tell ServiceNow how a job ended: the callback record gets its status, reason and a work note.
 
-The notifier reads the jobs table's DynamoDB stream, filtered to a job's status changing to PUBLISHED,
-FAILED or CANCELLED (template.yaml), so a crash never loses a notification: the stream keeps the record
-and Lambda retries it (then bisects, then sends it to NotifierDLQ). A delivery is recorded on the job
+The notifier reads the jobs table's DynamoDB stream, filtered to a job's status changing to a terminal
+one (PUBLISHED, FAILED, CANCELLED, or CHECKED for a dry run; template.yaml), so a crash never loses a
+notification: the stream keeps the record and Lambda retries it (then bisects, then sends it to
+NotifierDLQ). A delivery is recorded on the job
 (`notifiedStatus`), so a redelivered record does not PATCH twice unless the crash came between the
 PATCH and that write: the same fields are set again and one more work note is added.
 

@@ -188,7 +188,8 @@ class Pipeline:
         now = self.clock.now()
         job = self._locate(job)
         mode = job.request.validation_mode
-        if mode is ValidationMode.OFF:
+        dry_run = bool(job.request.dry_run)
+        if mode is ValidationMode.OFF and not dry_run:
             self._publish(job)  # no wait, no telephony read, no capacity check
             return
         # Every read below goes through the observations other jobs made a moment ago.
@@ -207,9 +208,14 @@ class Pipeline:
                 if settled is None:
                     return  # sent back to wait
                 job = settled
-            if mode is ValidationMode.STRICT and job.capacity is None:
+            # A dry run checks capacity whatever the mode: the report is what it is for.
+            if (mode is ValidationMode.STRICT or dry_run) and job.capacity is None:
                 report = self._capacity(job, telephony, observer)
                 job = job.model_copy(deep=True, update={"capacity": report})
+                if dry_run:
+                    reason = ReasonCode.DRY_RUN if report.ok else ReasonCode.CAPACITY_EXCEEDED
+                    self.transitions.finish(job, JobStatus.CHECKED, reason, f"dry run: {report.summary}")
+                    return
                 if not report.ok:
                     self.transitions.finish(
                         job, JobStatus.FAILED, ReasonCode.CAPACITY_EXCEEDED, report.summary
@@ -317,6 +323,9 @@ class Pipeline:
 
     def _publish(self, job: Job, schedule: Schedule | None = None) -> None:
         """Publish from `schedule` (read just now by the caller) or from a fresh read."""
+        if job.request.dry_run:  # never reached by a dry run (it ends after its checks); a guard
+            self.transitions.finish(job, JobStatus.CHECKED, ReasonCode.DRY_RUN, "dry run: nothing published")
+            return
         bu, week = _where(job)
         if schedule is None:
             schedule = self.genesys.schedule(bu, week, job.schedule_id)

@@ -196,29 +196,10 @@ class Services:
         return Notifier(self.store, lambda: self.servicenow, self.clock)
 
     def _servicenow_credentials(self) -> ServiceNowCredentials:
-        from wfm_publish.servicenow import ServiceNowCredentials
-
         name = self.settings.servicenow_credentials_secret
         if not name:
             raise ConfigurationError("SERVICENOW_CREDENTIALS_SECRET is not set")
-        problem = (
-            'the ServiceNow credentials secret must be JSON {"username": "...", "password": "..."}'
-            ' (with "clientId" and "clientSecret" for OAuth)'
-        )
-        try:
-            secret = json.loads(self._secret_text(name, "ServiceNow credentials"))
-            values = [secret.get(k) for k in ("username", "password", "clientId", "clientSecret")]
-        except (ValueError, AttributeError):
-            raise ConfigurationError(problem) from None  # never chain: the document is the secret
-        username, password, client_id, client_secret = values
-        if not (isinstance(username, str) and username and isinstance(password, str) and password):
-            raise ConfigurationError(problem)
-        return ServiceNowCredentials(
-            username,
-            password,
-            client_id if isinstance(client_id, str) and client_id else None,
-            client_secret if isinstance(client_secret, str) and client_secret else None,
-        )
+        return servicenow_credentials_from(self._secret_text(name, "ServiceNow credentials"))
 
     def _secret_text(self, name: str, what: str) -> str:
         from aws_lambda_powertools.utilities import parameters
@@ -244,6 +225,30 @@ class Services:
         # No region (a unit test): Powertools builds its own provider, as it did before.
         with contextlib.suppress(BotoCoreError):
             DEFAULT_PROVIDERS["secrets"] = SecretsProvider(boto3_client=self._client("secretsmanager"))
+
+
+def servicenow_credentials_from(text: str) -> ServiceNowCredentials:
+    """The ServiceNow credentials secret's value (the notifier's, and `wfm-publish ops notify`'s)."""
+    from wfm_publish.servicenow import ServiceNowCredentials
+
+    problem = (
+        'the ServiceNow credentials secret must be JSON {"username": "...", "password": "..."}'
+        ' (with "clientId" and "clientSecret" for OAuth)'
+    )
+    try:
+        secret = json.loads(text)
+        values = [secret.get(k) for k in ("username", "password", "clientId", "clientSecret")]
+    except (ValueError, AttributeError):
+        raise ConfigurationError(problem) from None  # never chain: the document is the secret
+    username, password, client_id, client_secret = values
+    if not (isinstance(username, str) and username and isinstance(password, str) and password):
+        raise ConfigurationError(problem)
+    return ServiceNowCredentials(
+        username,
+        password,
+        client_id if isinstance(client_id, str) and client_id else None,
+        client_secret if isinstance(client_secret, str) and client_secret else None,
+    )
 
 
 _services: Services | None = None

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import json
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
@@ -43,6 +45,7 @@ DUE_INDEX = "due"  # sparse: only jobs that are not terminal carry `dueShard` an
 DUE_SHARD = "due"
 STATUS_INDEX = "byStatus"  # status, createdAt: the operator's listing
 _TERMINAL = [s.value for s in JobStatus if s.terminal]
+_NOT_ENDED = f"NOT (#s IN ({', '.join(f':t{i}' for i in range(len(_TERMINAL)))}))"
 
 
 class IdempotencyStatus(StrEnum):
@@ -139,7 +142,7 @@ class DynamoJobStore:
             self._update(
                 {"S": f"job#{job_id}"},
                 "SET #j.#k = :joiner",
-                "attribute_exists(pk) AND attribute_exists(#j) AND NOT (#s IN (:t0, :t1, :t2))",
+                f"attribute_exists(pk) AND attribute_exists(#j) AND {_NOT_ENDED}",
                 {"#j": "joiners", "#k": joiner.key, "#s": "status"},
                 {":joiner": {"S": joiner.model_dump_json(by_alias=True, exclude_none=True)}}
                 | {f":t{i}": {"S": s} for i, s in enumerate(_TERMINAL)},
@@ -165,17 +168,28 @@ class DynamoJobStore:
 
     def jobs_by_status(self, status: JobStatus, since: float = 0.0, most: int = 100) -> list[str]:
         """Jobs in `status` created at or after `since`, newest first (the status index)."""
-        answer = self._call(
-            self._db.query,
-            TableName=self._table,
-            IndexName=STATUS_INDEX,
-            KeyConditionExpression="#s = :status AND #c >= :since",
-            ExpressionAttributeNames={"#s": "status", "#c": "createdAt"},
-            ExpressionAttributeValues={":status": {"S": status.value}, ":since": {"N": f"{since:.3f}"}},
-            ScanIndexForward=False,
-            Limit=most,
-        )
-        return [str(item["pk"]["S"]).removeprefix("job#") for item in answer.get("Items", [])]
+        return list(itertools.islice(self.iter_jobs_by_status(status, since, page=most), most))
+
+    def iter_jobs_by_status(self, status: JobStatus, since: float = 0.0, page: int = 100) -> Iterator[str]:
+        """The same, page after page for as long as the caller reads (the operator's filtered listing)."""
+        start: dict[str, Any] | None = None
+        while True:
+            answer = self._call(
+                self._db.query,
+                TableName=self._table,
+                IndexName=STATUS_INDEX,
+                KeyConditionExpression="#s = :status AND #c >= :since",
+                ExpressionAttributeNames={"#s": "status", "#c": "createdAt"},
+                ExpressionAttributeValues={":status": {"S": status.value}, ":since": {"N": f"{since:.3f}"}},
+                ScanIndexForward=False,
+                Limit=page,
+                **({"ExclusiveStartKey": start} if start else {}),
+            )
+            for item in answer.get("Items", []):
+                yield str(item["pk"]["S"]).removeprefix("job#")
+            start = answer.get("LastEvaluatedKey")
+            if not start:
+                return
 
     # --- one active job per schedule ---------------------------------------------------------------
 

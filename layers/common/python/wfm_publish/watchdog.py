@@ -12,12 +12,14 @@ longer than OVERDUE_AFTER + the sweep interval = STUCK_BOUND (7 minutes; documen
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
 
 from aws_lambda_powertools import Logger
 
 from wfm_publish.clock import Clock
-from wfm_publish.errors import StaleJob
-from wfm_publish.models import JobStatus, Step
+from wfm_publish.errors import JobEnded, StaleJob
+from wfm_publish.models import Job, JobMessage, JobStatus, Step
 from wfm_publish.queues import Queue
 from wfm_publish.store import JobStore
 from wfm_publish.transitions import Transitions
@@ -37,6 +39,22 @@ class Rescue:
     raced: int = 0  # moved by someone else meanwhile: nothing to do
 
 
+def move_on(transitions: Transitions, job: Job, event: str, /, **detail: Any) -> Job:
+    """Give a job that is not ended a fresh message for its next step, now, through the one transition
+    path: the watchdog's rescue and the operator's DLQ redrive (never a stale message sent again, whose
+    ticket would do nothing). Raises StaleJob when the job moved meanwhile; JobEnded when it ended."""
+    if job.status.terminal:
+        raise JobEnded(job.job_id)
+    # An update of ours may be out: confirm it (a read). Otherwise look at telephony again, which
+    # publishes when ready (a re-read of the schedule first notices an update of ours that landed).
+    step = Step.CONFIRM if job.status is JobStatus.PUBLISHING else Step.VALIDATE
+    # At the step's due time: now for an overdue job, later for a redriven letter whose job waits for
+    # its publishTime (a hop of a long wait that kept failing).
+    now = transitions.clock.now()
+    delay = max(0.0, (job.due_at if job.due_at is not None else now) - now)
+    return transitions.move(job, job.status, step, delay, event, queue=Queue.VALIDATION, **detail)
+
+
 def rescue_overdue(
     store: JobStore, transitions: Transitions, clock: Clock, *, overdue_after: float = OVERDUE_AFTER
 ) -> Rescue:
@@ -47,23 +65,32 @@ def rescue_overdue(
         if job is None or job.status.terminal or (job.due_at or 0.0) >= now - overdue_after:
             continue  # the index lags the table: it moved on since
         counts.found += 1
-        # An update of ours may be out: confirm it (a read). Otherwise look at telephony again, which
-        # publishes when ready (a re-read of the schedule first notices an update of ours that landed).
-        step = Step.CONFIRM if job.status is JobStatus.PUBLISHING else Step.VALIDATE
         overdue = round(now - (job.due_at or now), 1)
         try:
-            transitions.move(
-                job,
-                job.status,
-                step,
-                0.0,
-                "moved on by the watchdog",
-                queue=Queue.VALIDATION,
-                overdueSeconds=overdue,
-            )
+            move_on(transitions, job, "moved on by the watchdog", overdueSeconds=overdue)
         except StaleJob:
             counts.raced += 1
             continue
         counts.moved += 1
         logger.warning("stuck job moved on", extra={"job_id": job_id, "overdue_seconds": overdue})
     return counts
+
+
+class Redrive(StrEnum):
+    MOVED = "moved"  # the job got a fresh message for its step
+    OBSOLETE = "obsolete"  # the job ended, moved past the letter, or is gone: the letter does nothing
+    RACED = "raced"  # the job moved while we looked: its new message carries it
+
+
+def redrive_letter(store: JobStore, transitions: Transitions, message: JobMessage, receives: int) -> Redrive:
+    """An operator's redrive of a dead letter: the job whose current message it is moves on with a fresh
+    ticket (move_on). The letter itself is never sent again; whatever the outcome, it can go."""
+    job = store.get_job(message.job_id)
+    if job is None or job.status.terminal or job.ticket != message.ticket:
+        return Redrive.OBSOLETE
+    try:
+        move_on(transitions, job, "redriven by an operator", step=message.step.value, receives=receives)
+    except StaleJob:
+        return Redrive.RACED
+    logger.warning("dead letter redriven", extra={"job_id": job.job_id, "step": message.step.value})
+    return Redrive.MOVED
