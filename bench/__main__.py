@@ -1,4 +1,4 @@
-"""`python -m bench`: every benchmark in one run; the strategies' figures go to bench/results/.
+"""`python -m bench`: every benchmark in one run; their figures go to bench/results/<name>.json.
 
 python -m bench                 # everything
 python -m bench strategies      # only the named benchmarks
@@ -17,7 +17,8 @@ from typing import Any
 RESULTS = Path(__file__).resolve().parent / "results"
 # Each module has `run() -> dict`, prints its own table and returns its figures. Optional ones run
 # when they exist (other issues add them).
-BENCHMARKS = ["strategies", "capacity", "coldstart"]
+# weekly before cost: the bill reuses the weekly run rather than simulating it again.
+BENCHMARKS = ["strategies", "capacity", "coldstart", "weekly", "cost"]
 REQUIRED = {"strategies"}
 
 
@@ -33,9 +34,9 @@ def main(argv: list[str]) -> int:
         module = importlib.import_module(f"bench.{name}")
         print(f"\n=== {name} ===\n")
         figures: dict[str, Any] = module.run()
-        if name == "strategies":
+        if name in {"strategies", "weekly", "cost", "coldstart"}:
             RESULTS.mkdir(exist_ok=True)
-            target = RESULTS / "strategies.json"
+            target = RESULTS / f"{name}.json"
             target.write_text(json.dumps(figures, indent=2) + "\n")
             shown = target.relative_to(Path.cwd()) if target.is_relative_to(Path.cwd()) else target
             print(f"figures written to {shown}")

@@ -88,10 +88,10 @@ def get_schedule_publish(scheduleId: ScheduleId) -> SchedulePublish:
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    if "httpMethod" not in event:
-        from wfm_publish.weekly import start_weekly
+    if "httpMethod" not in event:  # the weekly schedule: one WeeklyQueue message per business unit
+        from wfm_publish.weekly import fan_out
 
-        return start_weekly(services(), event)
+        return fan_out(services(), event)
     try:
         api.guard(event, services().signing_secrets, services().clock.now())  # 401, 413, 415
     except api.ApiProblem as refused:

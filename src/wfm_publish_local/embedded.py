@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import requests
 
-from wfm_publish.models import JobStatus
+from wfm_publish.models import Job, JobStatus
 from wfm_publish_local.client import SignedAuth, local_hmac_secret
 from wfm_publish_local.servicenow import ServiceNowStandIn
 from wfm_publish_local.simulator.model import GenesysSimulator
@@ -50,6 +50,7 @@ class EmbeddedStack:
         environment: dict[str, str] | None = None,
         hmac_secret: str | None = None,
         stream_retry_delay: float = 0.1,
+        poll: Collection[str] | None = None,
         aws_endpoint: str | None = None,
     ) -> None:
         self.scenario: Scenario = load_scenario(str(scenario))
@@ -59,6 +60,7 @@ class EmbeddedStack:
         self._visibility_timeout = visibility_timeout
         self._environment = environment or {}
         self._stream_retry_delay = stream_retry_delay
+        self._poll = poll  # None: every event source runs (LocalStack's poll)
         self._aws_endpoint = aws_endpoint
         self.hmac_secret = local_hmac_secret(hmac_secret)
         self.auth = SignedAuth(self.hmac_secret)
@@ -94,6 +96,7 @@ class EmbeddedStack:
             visibility_timeout=self._visibility_timeout,
             api_port=self._api_port,
             stream_retry_delay=self._stream_retry_delay,
+            poll=self._poll,
             aws_endpoint=self._aws_endpoint,
         )
         services.reset()  # the functions' clients must see this stack's environment
@@ -148,6 +151,33 @@ class EmbeddedStack:
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"publish {publish_id}: not done within {timeout:g} s: {current}")
             time.sleep(0.2)
+
+    def wait_for_queue_empty(self, logical_id: str, *, timeout: float = 60.0) -> None:
+        """Until the queue holds nothing visible, in flight or delayed (twice in a row: a consumer may
+        be between deleting one message and sending the next)."""
+        assert self.stack is not None, "start() the stack first"
+        deadline = time.monotonic() + timeout
+        quiet = 0
+        while quiet < 2:
+            depth = self.stack.queue_depth(logical_id)
+            quiet = quiet + 1 if not any(depth.values()) else 0
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"{logical_id} still holds messages after {timeout:g} s: {depth}")
+            time.sleep(0.2)
+
+    def weekly_jobs(self) -> list[Job]:
+        """Every job a weekly run started (its key `weekly:<bu>:<week>`), read through the store."""
+        from wfm_publish.store import DynamoJobStore
+
+        assert self.stack is not None, "start() the stack first"
+        client = self.stack.client("dynamodb")
+        store = DynamoJobStore(client, self.stack.table_name)
+        pages = client.get_paginator("scan").paginate(
+            TableName=self.stack.table_name, ProjectionExpression="pk"
+        )
+        ids = [i["pk"]["S"][4:] for page in pages for i in page["Items"] if i["pk"]["S"].startswith("job#")]
+        jobs = [job for job in map(store.get_job, ids) if job is not None]
+        return [job for job in jobs if (job.idempotency_key or "").startswith("weekly:")]
 
     def events(self, source: str | None = "wfm-publish") -> list[dict[str, Any]]:
         """The events the functions put on the default EventBridge bus, oldest first."""

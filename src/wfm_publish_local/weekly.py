@@ -2,7 +2,11 @@
 
 The local org's "now" is the scenario's `today` (when it sets one) at the current UTC time of day, so a
 scenario's fixed weeks line up; `--at` names the moment instead. `--times 2` delivers the event twice, as
-EventBridge Scheduler may: the second delivery starts nothing.
+EventBridge Scheduler may: the second delivery sends nothing (the run's fan-out is complete).
+
+The run is fanned out as on AWS: the scheduled event puts one WeeklyQueue message per business unit,
+paced (WEEKLY_STARTS_PER_MINUTE), and WeeklyUnitFunction takes each; this waits for that queue to
+empty, then follows the jobs started.
 """
 
 from __future__ import annotations
@@ -52,7 +56,6 @@ def run(
         stack.simulator.reset()
         due = due or local_now(stack.scenario)
         print(f"wfm-publish weekly: scenario {scenario.name}, due {due.isoformat(timespec='seconds')}")
-        started: list[str] = []
         for delivery in range(1, max(1, times) + 1):
             try:
                 result = stack.stack.fire_schedule(
@@ -61,25 +64,30 @@ def run(
             except Exception as exc:
                 print(f"delivery {delivery}: the run failed and EventBridge Scheduler would retry it: {exc}")
                 return 1
-            print(f"delivery {delivery}:")
-            for kind in ("started", "already", "skipped", "failed"):
-                for entry in result.get(kind, []):
-                    print(f"  {kind:<8} {_describe(entry)}")
-            started += [e["publishId"] for e in result.get("started", [])]
             if result.get("rejected"):
-                print(f"  event rejected: {result['rejected']}")
+                print(f"delivery {delivery}: event rejected: {result['rejected']}")
                 return 1
-        ended = [_follow(stack, publish_id, timeout) for publish_id in started]
-        for job in ended:
-            print(f"  {job['publishId']}  {job.get('scheduleId')}  {job['status']}  {job.get('detail', '')}")
-        return 0 if all(j["status"] == "PUBLISHED" for j in ended) else 1
-
-
-def _describe(entry: dict[str, Any]) -> str:
-    where = f"{entry.get('businessUnitId')} week {entry.get('weekId', '?')}"
-    if "publishId" in entry:
-        return f"{where}: {entry.get('scheduleId')} -> publish {entry['publishId']} ({entry.get('status')})"
-    return f"{where}: {entry.get('why', '')}"
+            print(
+                f"delivery {delivery}: run {result['run']}: {result['businessUnits']} business units, "
+                f"{result['sent']} sent to WeeklyQueue, {result['alreadySent']} already sent"
+            )
+        stack.wait_for_queue_empty("WeeklyQueue", timeout=timeout)
+        jobs = stack.weekly_jobs()
+        named = set(business_units or [bu.id for bu in stack.scenario.business_units])
+        for job in sorted(jobs, key=lambda j: j.business_unit_id or ""):
+            print(f"  started  {job.business_unit_id} week {job.week_id}: {job.schedule_id} -> {job.job_id}")
+        for bu in sorted(named - {j.business_unit_id for j in jobs}):
+            print(f"  no job   {bu}: no unpublished schedule that week (the function's log says why)")
+        dead = stack.stack.dlq_messages("WeeklyQueue")
+        if dead:
+            print(f"  {len(dead)} business unit(s) in WeeklyDLQ")
+        ended = [_follow(stack, job.job_id, timeout) for job in jobs]
+        for answer in ended:
+            print(
+                f"  {answer['publishId']}  {answer.get('scheduleId')}  {answer['status']}  "
+                f"{answer.get('detail', '')}"
+            )
+        return 0 if not dead and all(a["status"] == "PUBLISHED" for a in ended) else 1
 
 
 def _follow(stack: EmbeddedStack, publish_id: str, timeout: float) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """The weekly publish on the local stack (scenarios/weekly.yaml): the ScheduleV2 event as EventBridge
-Scheduler delivers it, delivered twice (and then several times at once), starts one job per business
-unit, each for its own week; jobs end PUBLISHED."""
+Scheduler delivers it, delivered twice (and then several times at once), fans out one WeeklyQueue
+message per business unit and starts one job per business unit, each for its own week; jobs end
+PUBLISHED."""
 
 from __future__ import annotations
 
@@ -21,7 +22,10 @@ DUE = datetime(2023, 10, 25, 6, 0, tzinfo=UTC)  # Wednesday: scenarios/weekly.ya
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[EmbeddedStack]:
-    with EmbeddedStack(SCENARIO, visibility_timeout=2) as running:
+    # Business units one second apart instead of two: the pacing is tested in tests/unit/test_weekly.py.
+    with EmbeddedStack(
+        SCENARIO, visibility_timeout=2, environment={"WEEKLY_STARTS_PER_MINUTE": "60"}
+    ) as running:
         running.simulator.reset()
         yield running
 
@@ -34,24 +38,11 @@ def fire(stack: EmbeddedStack, **overrides: Any) -> dict[str, Any]:
     return result
 
 
-def job_items(stack: EmbeddedStack) -> list[dict[str, Any]]:
-    assert stack.stack is not None
-    pages = stack.stack.client("dynamodb").get_paginator("scan").paginate(TableName=stack.stack.table_name)
-    return [item for page in pages for item in page["Items"] if item["pk"]["S"].startswith("job#")]
-
-
 def test_a_weekly_event_delivered_twice_starts_one_job_per_business_unit(stack: EmbeddedStack) -> None:
     first = fire(stack)
     second = fire(stack)
-    started = {(s["businessUnitId"], s["weekId"], s["scheduleId"]) for s in first["started"]}
-    assert started == {
-        ("bu-london", "2023-10-30", "sched-london-next"),  # Monday weeks, Europe/London
-        ("bu-sydney", "2023-10-29", "sched-sydney-next"),  # Sunday weeks, Australia/Sydney
-    }
-    assert [(s["businessUnitId"], s["weekId"]) for s in first["skipped"]] == [("bu-chicago", "2023-10-28")]
-    assert second["started"] == []
-    assert {a["publishId"] for a in second["already"]} == {s["publishId"] for s in first["started"]}
-    assert len(job_items(stack)) == 2
+    assert (first["businessUnits"], first["sent"]) == (3, 3)  # one WeeklyQueue message each
+    assert (second["sent"], second["alreadySent"]) == (0, 3)  # the run's fan-out was complete
 
     # EventBridge Scheduler may deliver the same run several times at once.
     results: list[dict[str, Any]] = []
@@ -60,21 +51,28 @@ def test_a_weekly_event_delivered_twice_starts_one_job_per_business_unit(stack: 
         thread.start()
     for thread in threads:
         thread.join()
-    assert all(r["started"] == [] for r in results)
-    assert len(job_items(stack)) == 2
+    assert all(r["sent"] == 0 for r in results)
 
-    for started_job in first["started"]:
-        ended = stack.wait_for_publish(started_job["publishId"])
+    stack.wait_for_queue_empty("WeeklyQueue")
+    jobs = stack.weekly_jobs()
+    assert {(j.business_unit_id, j.week_id, j.schedule_id) for j in jobs} == {
+        ("bu-london", "2023-10-30", "sched-london-next"),  # Monday weeks, Europe/London
+        ("bu-sydney", "2023-10-29", "sched-sydney-next"),  # Sunday weeks, Australia/Sydney
+    }  # bu-chicago (Saturday weeks, America/Chicago): only a published schedule for 2023-10-28
+    assert stack.stack is not None and stack.stack.dlq_messages("WeeklyQueue") == []
+
+    for job in jobs:
+        ended = stack.wait_for_publish(job.job_id)
         assert ended["status"] == "PUBLISHED", ended
-        assert (ended["businessUnitId"], ended["weekId"]) == (
-            started_job["businessUnitId"],
-            started_job["weekId"],
-        )
+        assert (ended["businessUnitId"], ended["weekId"]) == (job.business_unit_id, job.week_id)
     applied = stack.genesys_stats()["publishesApplied"]
     assert applied == {"sched-london-next": 1, "sched-sydney-next": 1}
 
 
 def test_named_business_units_and_weeks_ahead_from_the_event(stack: EmbeddedStack) -> None:
+    before = {j.job_id for j in stack.weekly_jobs()}
     result = fire(stack, businessUnitIds=["bu-london"], weeksAhead=0)
+    assert (result["businessUnits"], result["sent"]) == (1, 1)
+    stack.wait_for_queue_empty("WeeklyQueue")
     # This week's London schedule is already published: nothing to do.
-    assert result["started"] == [] and result["skipped"][0]["weekId"] == "2023-10-23"
+    assert {j.job_id for j in stack.weekly_jobs()} == before

@@ -71,6 +71,8 @@ def test_environment_contract(stack: LocalStack) -> None:
     assert env["JOBS_TABLE"] == stack.table_name
     assert env["VALIDATION_QUEUE_URL"] == stack.queue_url("ValidationQueue")
     assert env["CONFLICT_QUEUE_URL"] == stack.queue_url("ConflictQueue")
+    assert env["WEEKLY_QUEUE_URL"] == stack.queue_url("WeeklyQueue")  # created from the template
+    assert env["WEEKLY_STARTS_PER_MINUTE"] == "34"
     assert env["GENESYS_CREDENTIALS_SECRET"] == stack.secret_arn("GenesysCredentials")
     assert env["GENESYS_REGION"] == "us-east-1"
     assert env["GENESYS_BASE_URL"] == "http://127.0.0.1:9"
@@ -88,6 +90,7 @@ def test_functions_and_routes(stack: LocalStack) -> None:
         "ConflictRetryFunction",
         "NotifierFunction",
         "DeadLettersFunction",
+        "WeeklyUnitFunction",
         "WatchdogFunction",
         "AnnouncerFunction",
     }

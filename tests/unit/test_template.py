@@ -27,7 +27,11 @@ TEMPLATE = ROOT / "template.yaml"
 SAM = ROOT / ".venv-sam" / "bin" / "sam"
 CFN_LINT = ROOT / ".venv" / "bin" / "cfn-lint"
 
-SQS_FUNCTIONS = {"TrunkValidationFunction": "ValidationQueue", "ConflictRetryFunction": "ConflictQueue"}
+SQS_FUNCTIONS = {
+    "TrunkValidationFunction": "ValidationQueue",
+    "ConflictRetryFunction": "ConflictQueue",
+    "WeeklyUnitFunction": "WeeklyQueue",
+}
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +140,7 @@ def test_functions_runtime_and_handlers(template: Template) -> None:
         "ConflictRetryFunction",
         "NotifierFunction",
         "DeadLettersFunction",
+        "WeeklyUnitFunction",
         "WatchdogFunction",
         "GenesysEventsFunction",
         "AnnouncerFunction",
@@ -235,7 +240,7 @@ def test_sqs_event_sources(template: Template) -> None:
 def test_every_consumed_queue_has_a_dlq(template: Template) -> None:
     queues = template.queues
     consumed = {e.queue for f in template.functions.values() for e in f.sqs_events}
-    assert consumed == {"ValidationQueue", "ConflictQueue"}
+    assert consumed == {"ValidationQueue", "ConflictQueue", "WeeklyQueue"}
     for lid in consumed:
         redrive = queues[lid].redrive
         assert redrive is not None, f"{lid} has no RedrivePolicy"
@@ -243,6 +248,7 @@ def test_every_consumed_queue_has_a_dlq(template: Template) -> None:
         assert redrive.max_receive_count == 5
     assert queues["ValidationQueue"].redrive.target == "ValidationDLQ"  # type: ignore[union-attr]
     assert queues["ConflictQueue"].redrive.target == "ConflictDLQ"  # type: ignore[union-attr]
+    assert queues["WeeklyQueue"].redrive.target == "WeeklyDLQ"  # type: ignore[union-attr]
 
 
 def test_dlqs_keep_messages_14_days(template: Template) -> None:
@@ -354,7 +360,7 @@ def _policy_targets(template: Template, lid: str) -> dict[str, set[str]]:
 def test_policies_match_what_each_function_does(template: Template) -> None:
     assert _policy_targets(template, "PublishTriggerFunction") == {
         "DynamoDBCrudPolicy": {"JobsTable"},
-        "SQSSendMessagePolicy": {"ValidationQueue"},
+        "SQSSendMessagePolicy": {"ValidationQueue", "WeeklyQueue"},  # intake, the weekly fan-out
         # the signing secret (API), the Genesys client (the weekly run lists business units)
         "AWSSecretsManagerGetSecretValuePolicy": {"ApiSigningSecret", "GenesysCredentials"},
     }
@@ -370,6 +376,12 @@ def test_policies_match_what_each_function_does(template: Template) -> None:
     assert _policy_targets(template, "DeadLettersFunction") == {
         "DynamoDBCrudPolicy": {"JobsTable"},  # ends the stranded jobs
         "SQSPollerPolicy": {"ValidationDLQ", "ConflictDLQ"},  # reads and deletes the letters it settles
+    }
+    assert _policy_targets(template, "WeeklyUnitFunction") == {
+        "DynamoDBCrudPolicy": {"JobsTable"},
+        # intake, and its own queue (a 429's wait, a hop past SQS's 15-minute delay)
+        "SQSSendMessagePolicy": {"ValidationQueue", "WeeklyQueue"},
+        "AWSSecretsManagerGetSecretValuePolicy": {"GenesysCredentials"},
     }
     for lid in ("TrunkValidationFunction", "ConflictRetryFunction"):
         assert _policy_targets(template, lid) == {
@@ -609,12 +621,15 @@ def test_every_function_has_bounded_concurrency(template: Template) -> None:
     # queue functions' reservation must cover their event sources' MaximumConcurrency.
     pipeline_min = int(template.data["Parameters"]["PipelineConcurrency"]["MinValue"])
     for lid in SQS_FUNCTIONS:
-        assert template.functions[lid].properties["ReservedConcurrentExecutions"] == {
-            "Ref": "PipelineConcurrency"
-        }
+        reserved = template.functions[lid].properties["ReservedConcurrentExecutions"]
+        if lid == "WeeklyUnitFunction":
+            floor = int(reserved)  # its own: two, as its MaximumConcurrency (the pace is the fan-out's)
+        else:
+            assert reserved == {"Ref": "PipelineConcurrency"}
+            floor = pipeline_min
         (source,) = template.functions[lid].sqs_events
         maximum = template.functions[lid].properties["Events"][source.name]["Properties"]["ScalingConfig"]
-        assert pipeline_min >= maximum["MaximumConcurrency"]
+        assert floor >= maximum["MaximumConcurrency"], lid
 
 
 def test_api_access_log_names_the_request_and_the_caller(template: Template) -> None:

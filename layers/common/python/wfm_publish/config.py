@@ -68,6 +68,11 @@ class Settings(BaseModel):
     validation_dlq_url: str | None = None  # the dead-letter sweep reads these two
     conflict_dlq_url: str | None = None
     servicenow_credentials_secret: str | None = None  # {"username", "password"[, "clientId", "clientSecret"]}
+    # The weekly run (PublishTriggerFunction fans out, WeeklyUnitFunction takes each business unit).
+    weekly_queue_url: str | None = None
+    # Business units started per minute: Genesys' 300 requests/min per token over the calls one
+    # business unit costs (its two reads and its job's pipeline); docs/benchmark.md measures it.
+    weekly_starts_per_minute: float = Field(default=34.0, gt=0)
     event_bus_name: str = Field(default="default", min_length=1)  # AnnouncerFunction: where job changes go
 
     @model_validator(mode="after")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
 from wfm_publish.clock import Clock, SystemClock
 from wfm_publish.config import Settings
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from wfm_publish.servicenow import ServiceNowClient, ServiceNowCredentials
     from wfm_publish.store import DynamoJobStore
     from wfm_publish.transitions import Transitions
+    from wfm_publish.weekly import DynamoRunLog, SqsWeeklyQueue
 
 SECRET_MAX_AGE = 300  # seconds Powertools keeps the credentials before reading the secret again
 
@@ -33,31 +34,34 @@ class Services:
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
+        self._clients: dict[str, Any] = {}
+
+    def _client(self, service: Literal["sqs", "dynamodb", "secretsmanager"]) -> Any:
+        """One boto3 client per service for the container: each costs ~40 ms and a few MiB to build."""
+        if service not in self._clients:
+            import boto3
+
+            self._clients[service] = boto3.client(service)
+        return self._clients[service]
 
     @cached_property
     def store(self) -> DynamoJobStore:
-        import boto3
-
         from wfm_publish.store import DynamoJobStore
 
-        return DynamoJobStore(boto3.client("dynamodb"), self.settings.jobs_table, self.settings.job_ttl_days)
+        return DynamoJobStore(self._client("dynamodb"), self.settings.jobs_table, self.settings.job_ttl_days)
 
     @cached_property
     def queues(self) -> QueueSender:
-        import boto3
-
         from wfm_publish.queues import Queue, QueueSender, SqsTransport
 
         urls = {
             Queue.VALIDATION: self.settings.validation_queue_url,
             Queue.CONFLICT: self.settings.conflict_queue_url,
         }
-        return QueueSender(SqsTransport(boto3.client("sqs"), urls), self.clock)
+        return QueueSender(SqsTransport(self._client("sqs"), urls), self.clock)
 
     @cached_property
     def dead_letters(self) -> DeadLetters:
-        import boto3
-
         from wfm_publish.queues import DeadLetters, Queue
 
         urls = {
@@ -69,7 +73,7 @@ class Services:
             raise ConfigurationError(
                 f"set VALIDATION_DLQ_URL and CONFLICT_DLQ_URL (missing: {', '.join(missing)})"
             )
-        return DeadLetters(boto3.client("sqs"), {q: str(url) for q, url in urls.items()})
+        return DeadLetters(self._client("sqs"), {q: str(url) for q, url in urls.items()})
 
     @cached_property
     def genesys(self) -> GenesysClient:
@@ -111,6 +115,26 @@ class Services:
         )
         return Pipeline(self.store, self.queues, self.genesys, self.clock, timing, options=options)
 
+    # --- the weekly run (fan-out and per business unit) ----------------------------------------------
+
+    @cached_property
+    def weekly_queue(self) -> SqsWeeklyQueue:
+        from wfm_publish.weekly import SqsWeeklyQueue
+
+        if not self.settings.weekly_queue_url:
+            raise ConfigurationError("WEEKLY_QUEUE_URL is not set (!Ref WeeklyQueue)")
+        return SqsWeeklyQueue(self._client("sqs"), self.settings.weekly_queue_url)
+
+    @cached_property
+    def weekly_runs(self) -> DynamoRunLog:
+        from wfm_publish.weekly import DynamoRunLog
+
+        return DynamoRunLog(self._client("dynamodb"), self.settings.jobs_table, self.settings.job_ttl_days)
+
+    @property
+    def weekly_starts_per_minute(self) -> float:
+        return self.settings.weekly_starts_per_minute
+
     def _credentials(self) -> Credentials:
         """The OAuth client from Secrets Manager, cached by Powertools for SECRET_MAX_AGE seconds.
 
@@ -123,6 +147,7 @@ class Services:
         from wfm_publish.genesys import Credentials
 
         name = self.settings.genesys_credentials_secret
+        self._share_session_with_secrets()
         try:
             raw = parameters.get_secret(name, max_age=SECRET_MAX_AGE)
         except parameters.exceptions.GetParameterError as exc:
@@ -180,15 +205,30 @@ class Services:
             raise ConfigurationError("SERVICENOW_CREDENTIALS_SECRET is not set")
         return servicenow_credentials_from(self._secret_text(name, "ServiceNow credentials"))
 
-    @staticmethod
-    def _secret_text(name: str, what: str) -> str:
+    def _secret_text(self, name: str, what: str) -> str:
         from aws_lambda_powertools.utilities import parameters
 
+        self._share_session_with_secrets()
         try:
             raw = parameters.get_secret(name, max_age=SECRET_MAX_AGE)
         except parameters.exceptions.GetParameterError as exc:
             raise ConfigurationError(f"cannot read the {what} secret {name!r}: {exc}") from None
         return raw if isinstance(raw, str) else bytes(raw).decode()
+
+    def _share_session_with_secrets(self) -> None:
+        """Powertools' secrets provider on the container's boto3 session: built on its own it opens a
+        new Session, which loads the endpoint and service data again (~50 ms of a cold start)."""
+        import contextlib
+
+        from aws_lambda_powertools.utilities.parameters import SecretsProvider
+        from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
+        from botocore.exceptions import BotoCoreError
+
+        if "secrets" in DEFAULT_PROVIDERS:
+            return
+        # No region (a unit test): Powertools builds its own provider, as it did before.
+        with contextlib.suppress(BotoCoreError):
+            DEFAULT_PROVIDERS["secrets"] = SecretsProvider(boto3_client=self._client("secretsmanager"))
 
 
 def servicenow_credentials_from(text: str) -> ServiceNowCredentials:

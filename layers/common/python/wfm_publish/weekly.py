@@ -1,41 +1,70 @@
-"""The weekly publish: for each business unit, publish the schedule of the week `weeksAhead` ahead.
+"""The weekly publish, fanned out: one queue message per business unit, each taken on its own.
 
 The EventBridge Scheduler event (template.yaml, `Weekly`) names the business units (a list, or "all")
 and how many weeks ahead; it carries the time the run was due (`scheduledTime`), so a retried
-delivery hours later works out the same weeks. Per business unit:
+delivery hours later works out the same weeks.
+
+**Fan-out** (`fan_out`, PublishTriggerFunction): lists the business units (one paged listing), and
+sends one `WeeklyUnit` message per business unit to WeeklyQueue, ten per SendMessageBatch. Nothing
+else is read: no business unit, no schedule. The messages are paced with SQS delays, business unit i
+due at `startedAt + i / startsPerMinute`, so the Genesys calls of the whole run (the unit's two reads
+and its job's pipeline) stay under the rate limit instead of bursting into 429s. A start further
+off than SQS's 15-minute delay carries `notBefore` and hops. Progress is checkpointed on a
+`weeklyrun#<run>` item (the last business unit sent, in sorted order, every 100 and at the end): a
+re-delivered event re-sends only the business units after the checkpoint, and a complete run's
+re-delivery sends nothing and reads nothing from Genesys. A concurrent duplicate delivery may send
+some messages twice; that is harmless, because of the key below.
+
+**Per business unit** (`take_units`, WeeklyUnitFunction, fed by WeeklyQueue):
 
 * the week is counted in the business unit's own time zone from its own first day of the week;
 * the schedule is the most recently modified unpublished one of that week (none: logged, skipped);
-* the job is started through intake with the key `weekly:<buId>:<weekId>`, so a re-delivered event
-  starts nothing twice: the second delivery replays (or joins) the first one's job.
+* the job is started through intake with the key `weekly:<buId>:<weekId>`, so a message delivered
+  twice starts nothing twice: the second replays (or joins) the first one's job.
 
-One business unit failing does not stop the others. When any failed for a reason that may pass (Genesys
-or storage unavailable), the run raises after trying them all, so EventBridge Scheduler retries it
-(RetryPolicy in template.yaml); the business units already started replay on the retry.
+A 429 puts that message and the rest of its batch back on the queue, delayed by Retry-After (a wait is
+a queue delay, never a sleep). A reason that may pass (Genesys or storage unavailable) fails the
+record: SQS redelivers it, and after maxReceiveCount it lands in WeeklyDLQ (with an alarm). A business
+unit that does not exist or is misconfigured is logged and dropped: retrying cannot help it.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+import hashlib
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aws_lambda_powertools import Logger
 from pydantic import AwareDatetime, Field, StringConstraints, ValidationError
 
-from wfm_publish.errors import ConfigurationError, GenesysNotFound, WfmPublishError
-from wfm_publish.intake import IdempotencyKeyReused, RequestInProgress
+from wfm_publish.errors import (
+    ConfigurationError,
+    GenesysNotFound,
+    GenesysRateLimited,
+    StoreError,
+    WfmPublishError,
+)
 from wfm_publish.models import PublishRequest, Wire, field_errors
 
 if TYPE_CHECKING:
-    from wfm_publish.services import Services
+    from collections.abc import Sequence
+
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sqs import SQSClient
+
+    from wfm_publish.clock import Clock
+    from wfm_publish.intake import Intake
 
 logger = Logger(child=True)
 DAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 KEY_PREFIX = "weekly:"
-PARALLEL = 8  # business units looked at at once: 100 fit well inside the function's 30 s
+SQS_BATCH = 10  # SendMessageBatch's limit
+CHECKPOINT_EVERY = 100  # business units sent between two progress writes
+MAX_DELAY = 900  # SQS's longest DelaySeconds; a later start hops
+DAY = 86400
 
 BusinessUnitId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
 
@@ -49,20 +78,64 @@ class WeeklyEvent(Wire):
     scheduled_time: AwareDatetime | None = Field(default=None, description="when the run was due")
 
 
-class WeeklyIncomplete(WfmPublishError):
-    """Some business units could not be looked at for a reason that may pass: retry the whole run."""
+class WeeklyUnit(Wire):
+    """One business unit's share of a weekly run: the body of a WeeklyQueue message."""
 
-    def __init__(self, result: dict[str, Any]) -> None:
-        failed = ", ".join(f["businessUnitId"] for f in result["failed"])
-        super().__init__(f"the weekly publish did not reach every business unit ({failed}); retry it")
-        self.result = result
+    run: str
+    business_unit_id: BusinessUnitId
+    weeks_ahead: int = Field(ge=0, le=8)
+    scheduled_time: AwareDatetime
+    not_before: float | None = None  # epoch seconds: a start beyond SQS's 15-minute delay hops
 
 
-@dataclass(frozen=True)
-class _Outcome:
-    kind: Literal["started", "already", "skipped", "failed"]
-    entry: dict[str, Any]
-    retryable: bool = False
+# --- the parts the weekly run uses (Services in Lambda; memory ones in tests and the benchmark) ------
+
+
+class HasId(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+class WeeklyGenesys(Protocol):
+    def business_units(self) -> Sequence[HasId]: ...
+    def business_unit(self, bu_id: str) -> dict[str, Any]: ...
+    def schedules(self, bu_id: str, week_id: str) -> list[dict[str, Any]]: ...
+
+
+class WeeklyQueue(Protocol):
+    def send_batch(self, entries: Sequence[tuple[str, int]]) -> None:
+        """Send up to 10 (body, delay seconds) messages; raise if any was not taken."""
+
+
+@dataclass
+class RunProgress:
+    started_at: float  # when business unit 0 was due: the pacing of a resumed run keeps its slots
+    sent_through: str | None = None  # the last business unit sent, in sorted order
+    complete: bool = False
+    total: int = 0
+
+
+class RunLog(Protocol):
+    def progress(self, run: str) -> RunProgress | None: ...
+    def record(self, run: str, progress: RunProgress, now: float) -> None: ...
+
+
+class WeeklyParts(Protocol):
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def genesys(self) -> WeeklyGenesys: ...
+    @property
+    def intake(self) -> Intake: ...
+    @property
+    def weekly_queue(self) -> WeeklyQueue: ...
+    @property
+    def weekly_runs(self) -> RunLog: ...
+    @property
+    def weekly_starts_per_minute(self) -> float: ...
+
+
+# --- weeks and schedules -----------------------------------------------------------------------------
 
 
 def weekly_key(bu_id: str, week: date) -> str:
@@ -104,57 +177,284 @@ def _modified(entry: dict[str, Any]) -> float:
         return float("-inf")
 
 
-def start_weekly(services: Services, event: dict[str, Any]) -> dict[str, Any]:
+# --- the fan-out -------------------------------------------------------------------------------------
+
+
+def run_id(event: WeeklyEvent, due: datetime) -> str:
+    """One run per due time, weeks ahead and set of business units: its deliveries share progress."""
+    units = event.business_unit_ids
+    who = "all" if units == "all" else hashlib.sha256(",".join(sorted(set(units))).encode()).hexdigest()[:16]
+    return f"{due.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}/{event.weeks_ahead}/{who}"
+
+
+def fan_out(parts: WeeklyParts, event: dict[str, Any]) -> dict[str, Any]:
+    """The scheduled event -> one paced WeeklyQueue message per business unit not yet sent."""
     try:
         weekly = WeeklyEvent.model_validate(event)
     except ValidationError as exc:
         # A malformed event is a deployment mistake: retrying it cannot help, so do not raise.
         logger.error("weekly event rejected", extra={"errors": field_errors(exc)})
-        return {"started": [], "already": [], "skipped": [], "failed": [], "rejected": field_errors(exc)}
-    now = weekly.scheduled_time.timestamp() if weekly.scheduled_time else services.clock.now()
+        return {"sent": 0, "rejected": field_errors(exc)}
+    now = parts.clock.now()
+    due = weekly.scheduled_time or datetime.fromtimestamp(now, UTC)
+    run = run_id(weekly, due)
+    progress = parts.weekly_runs.progress(run)
+    if progress is not None and progress.complete:
+        logger.info("weekly run already fanned out", extra={"run": run, "businessUnits": progress.total})
+        return {"run": run, "businessUnits": progress.total, "sent": 0, "alreadySent": progress.total}
     if weekly.business_unit_ids == "all":
-        bu_ids = [bu.id for bu in services.genesys.business_units()]  # raises: the scheduler retries
+        listed = [bu.id for bu in parts.genesys.business_units()]  # raises: the scheduler retries
     else:
-        bu_ids = list(dict.fromkeys(weekly.business_unit_ids))
-    with ThreadPoolExecutor(max_workers=PARALLEL, thread_name_prefix="weekly") as pool:
-        outcomes = list(pool.map(lambda bu: _one(services, bu, now, weekly.weeks_ahead), bu_ids))
-    result: dict[str, Any] = {"started": [], "already": [], "skipped": [], "failed": []}
-    for outcome in outcomes:
-        result[outcome.kind].append(outcome.entry)
-    logger.info(
-        "weekly publish",
-        extra={k: len(v) for k, v in result.items()} | {"weeksAhead": weekly.weeks_ahead},
-    )
-    if any(o.retryable for o in outcomes):
-        raise WeeklyIncomplete(result)
+        listed = list(weekly.business_unit_ids)
+    bu_ids = sorted(set(listed))  # a stable order, so a checkpoint names a place in it
+    progress = progress or RunProgress(started_at=now)
+    progress.total = len(bu_ids)
+    through = progress.sent_through
+    pending = [(i, bu) for i, bu in enumerate(bu_ids) if through is None or bu > through]
+    gap = 60.0 / parts.weekly_starts_per_minute
+    since_checkpoint = 0
+    for start in range(0, len(pending), SQS_BATCH):
+        chunk = pending[start : start + SQS_BATCH]
+        entries = []
+        for index, bu in chunk:
+            slot = progress.started_at + index * gap
+            unit = WeeklyUnit(
+                run=run,
+                business_unit_id=bu,
+                weeks_ahead=weekly.weeks_ahead,
+                scheduled_time=due,
+                not_before=slot if slot - now > MAX_DELAY else None,
+            )
+            # Rounded, not up: the pacing is a rate, and SQS counts whole seconds.
+            delay = max(0, min(MAX_DELAY, round(slot - now)))
+            entries.append((unit.model_dump_json(by_alias=True, exclude_none=True), delay))
+        parts.weekly_queue.send_batch(entries)
+        progress.sent_through = chunk[-1][1]
+        since_checkpoint += len(chunk)
+        last = start + SQS_BATCH >= len(pending)
+        if last or since_checkpoint >= CHECKPOINT_EVERY:
+            progress.complete = last
+            parts.weekly_runs.record(run, progress, now)
+            since_checkpoint = 0
+    if not pending:  # everything was sent before the last checkpoint: only the end was not noted
+        progress.complete = True
+        parts.weekly_runs.record(run, progress, now)
+    result = {"run": run, "businessUnits": len(bu_ids), "sent": len(pending)}
+    result["alreadySent"] = len(bu_ids) - len(pending)
+    logger.info("weekly run fanned out", extra=result | {"weeksAhead": weekly.weeks_ahead})
     return result
 
 
-def _one(services: Services, bu_id: str, now: float, weeks_ahead: int) -> _Outcome:
+def sqs_delay(seconds: float) -> int:
+    # Round up: a wait Genesys asked for (Retry-After) is never cut short.
+    return max(0, min(MAX_DELAY, math.ceil(seconds)))
+
+
+# --- one business unit -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: Literal["started", "already", "skipped", "dropped", "deferred", "retry"]
+    entry: dict[str, Any] = field(default_factory=dict)
+
+
+def take_units(parts: WeeklyParts, records: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """A WeeklyQueue batch of (message id, body) -> SQS's partial batch answer.
+
+    A 429 puts the record and every later one back on the queue, delayed by Retry-After: the rest of
+    the batch would meet the same limit."""
+    failures: list[dict[str, str]] = []
+    counts: dict[str, int] = {}
+    resume_at: float | None = None
+    for message_id, body in records:
+        outcome = _take(parts, body, resume_at)
+        if outcome.kind == "deferred" and "resumeAt" in outcome.entry:
+            resume_at = max(resume_at or 0.0, outcome.entry["resumeAt"])
+        counts[outcome.kind] = counts.get(outcome.kind, 0) + 1
+        if outcome.kind == "retry":
+            failures.append({"itemIdentifier": message_id})
+    logger.info("weekly business units taken", extra=counts)
+    return {"batchItemFailures": failures}
+
+
+def _take(parts: WeeklyParts, body: str, resume_at: float | None) -> Outcome:
+    try:
+        unit = WeeklyUnit.model_validate_json(body)
+    except ValidationError as exc:
+        logger.error("unreadable weekly message", extra={"errors": field_errors(exc), "body": body[:200]})
+        return Outcome("retry")  # to the DLQ after maxReceiveCount, for a person
+    now = parts.clock.now()
+    wait = max(resume_at or 0.0, unit.not_before or 0.0) - now
+    if wait > 0:  # not yet: back on the queue, the wait a queue delay
+        return _defer(parts, unit, wait, now)
+    try:
+        return one_unit(parts, unit)
+    except GenesysRateLimited as limited:
+        logger.info("weekly unit rate limited", extra={"businessUnitId": unit.business_unit_id})
+        deferred = _defer(parts, unit, limited.retry_after, now)
+        return Outcome(deferred.kind, deferred.entry | {"resumeAt": now + limited.retry_after})
+
+
+def _defer(parts: WeeklyParts, unit: WeeklyUnit, wait: float, now: float) -> Outcome:
+    later = unit.model_copy(update={"not_before": now + wait if wait > MAX_DELAY else None})
+    body = later.model_dump_json(by_alias=True, exclude_none=True)
+    try:
+        parts.weekly_queue.send_batch([(body, sqs_delay(wait))])
+    except WfmPublishError:
+        logger.exception("weekly message not deferred", extra={"businessUnitId": unit.business_unit_id})
+        return Outcome("retry")
+    return Outcome("deferred", {"businessUnitId": unit.business_unit_id})
+
+
+def one_unit(parts: WeeklyParts, unit: WeeklyUnit) -> Outcome:  # noqa: PLR0911 - one return per outcome
+    """Start this business unit's job for its week (GenesysRateLimited propagates: the caller defers)."""
+    from wfm_publish.intake import IdempotencyKeyReused, RequestInProgress
+
+    bu_id = unit.business_unit_id
     where: dict[str, Any] = {"businessUnitId": bu_id}
     try:
-        settings = services.genesys.business_unit(bu_id).get("settings") or {}
+        settings = parts.genesys.business_unit(bu_id).get("settings") or {}
         week = target_week(
-            now, settings.get("timeZone") or "UTC", settings.get("startDayOfWeek") or "Monday", weeks_ahead
+            unit.scheduled_time.timestamp(),
+            settings.get("timeZone") or "UTC",
+            settings.get("startDayOfWeek") or "Monday",
+            unit.weeks_ahead,
         )
         where["weekId"] = week.isoformat()
-        chosen = pick_schedule(services.genesys.schedules(bu_id, week.isoformat()), week)
+        chosen = pick_schedule(parts.genesys.schedules(bu_id, week.isoformat()), week)
         if chosen is None:
             logger.info("no unpublished schedule to publish", extra=where)
-            return _Outcome("skipped", where | {"why": "no unpublished schedule this week"})
+            return Outcome("skipped", where | {"why": "no unpublished schedule this week"})
         request = PublishRequest(schedule_id=str(chosen["id"]), business_unit_id=bu_id, week_id=week)
-        accepted = services.intake.accept(request, weekly_key(bu_id, week))
-    except (IdempotencyKeyReused, RequestInProgress) as exc:
+        accepted = parts.intake.accept(request, weekly_key(bu_id, week))
+    except IdempotencyKeyReused as exc:
         # This week's run already started this business unit (maybe with a schedule edited since).
         logger.info("business unit already started this week", extra=where | {"why": str(exc)})
-        return _Outcome("already", where | {"why": str(exc)})
+        return Outcome("already", where | {"why": str(exc)})
+    except RequestInProgress:
+        # A duplicate of this message is starting the job right now: look again once it has (if it
+        # fails and releases the key, this one starts the job).
+        logger.info("business unit being started by a duplicate", extra=where)
+        return Outcome("retry", where)
     except (GenesysNotFound, ConfigurationError) as exc:
-        logger.error("business unit skipped", extra=where | {"why": str(exc)})
-        return _Outcome("failed", where | {"why": str(exc)})
-    except Exception as exc:  # Genesys or storage unavailable: worth the scheduler's retry
+        logger.error("business unit dropped", extra=where | {"why": str(exc)})
+        return Outcome("dropped", where | {"why": str(exc)})
+    except GenesysRateLimited:
+        raise
+    except Exception:  # Genesys or storage unavailable: worth SQS's redelivery
         logger.exception("business unit not reached", extra=where)
-        return _Outcome("failed", where | {"why": f"{type(exc).__name__}: {exc}"}, retryable=True)
+        return Outcome("retry", where)
     answer = accepted.body | {"businessUnitId": bu_id, "weekId": week.isoformat()}
     if accepted.replayed or accepted.body.get("joined"):
-        return _Outcome("already", answer | {"replayed": accepted.replayed})
-    return _Outcome("started", answer)
+        return Outcome("already", answer | {"replayed": accepted.replayed})
+    logger.info("weekly job started", extra=answer)
+    return Outcome("started", answer)
+
+
+# --- AWS adapters ------------------------------------------------------------------------------------
+
+
+class SqsWeeklyQueue:
+    def __init__(self, client: SQSClient, url: str) -> None:
+        self._sqs = client
+        self._url = url
+
+    def send_batch(self, entries: Sequence[tuple[str, int]]) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from wfm_publish.queues import QueueError
+
+        try:
+            answer = self._sqs.send_message_batch(
+                QueueUrl=self._url,
+                Entries=[
+                    {"Id": str(i), "MessageBody": body, "DelaySeconds": delay}
+                    for i, (body, delay) in enumerate(entries)
+                ],
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise QueueError(f"could not send to the weekly queue: {exc}") from exc
+        if answer.get("Failed"):
+            # The caller fails: the scheduler (fan-out) or SQS (deferral) retries, and a re-sent
+            # business unit costs nothing twice (its key).
+            raise QueueError(f"the weekly queue refused {len(answer['Failed'])} of {len(entries)} messages")
+
+
+class DynamoRunLog:
+    """`weeklyrun#<run>` items in the jobs table: how far a run's fan-out got."""
+
+    def __init__(self, client: DynamoDBClient, table: str, ttl_days: int = 30) -> None:
+        self._db = client
+        self._table = table
+        self._ttl = ttl_days * DAY
+
+    def progress(self, run: str) -> RunProgress | None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            item = self._db.get_item(
+                TableName=self._table, Key={"pk": {"S": f"weeklyrun#{run}"}}, ConsistentRead=True
+            ).get("Item")
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"DynamoDB: cannot read the weekly run {run}: {exc}") from exc
+        if not item:
+            return None
+        return RunProgress(
+            started_at=float(item["startedAt"]["N"]),
+            sent_through=item.get("sentThrough", {}).get("S"),
+            complete=bool(item.get("complete", {}).get("BOOL")),
+            total=int(item.get("total", {}).get("N", "0")),
+        )
+
+    def record(self, run: str, progress: RunProgress, now: float) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        values: dict[str, Any] = {
+            ":s": {"N": f"{progress.started_at:.3f}"},
+            ":t": {"S": progress.sent_through or ""},
+            ":c": {"BOOL": progress.complete},
+            ":n": {"N": str(progress.total)},
+            ":e": {"N": str(int(now + self._ttl))},
+        }
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": f"weeklyrun#{run}"}},
+                # The first delivery's start stays; a duplicate delivery behind us never moves us back.
+                UpdateExpression=(
+                    "SET startedAt = if_not_exists(startedAt, :s), sentThrough = :t, "
+                    "#c = :c, #n = :n, expiresAt = :e"
+                ),
+                ConditionExpression="attribute_not_exists(sentThrough) OR sentThrough <= :t",
+                ExpressionAttributeNames={"#c": "complete", "#n": "total"},
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return  # a concurrent delivery got further: its checkpoint stands
+            raise StoreError(f"DynamoDB: cannot note the weekly run {run}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StoreError(f"DynamoDB: cannot note the weekly run {run}: {exc}") from exc
+
+
+class MemoryRunLog:
+    """RunLog in memory (tests, the virtual benchmark), with the conditions of DynamoRunLog."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, RunProgress] = {}
+        self.reads = 0
+        self.writes = 0
+
+    def progress(self, run: str) -> RunProgress | None:
+        self.reads += 1
+        held = self.runs.get(run)
+        return None if held is None else RunProgress(**vars(held))
+
+    def record(self, run: str, progress: RunProgress, now: float) -> None:
+        self.writes += 1
+        held = self.runs.get(run)
+        if held is not None and (held.sent_through or "") > (progress.sent_through or ""):
+            return
+        started = held.started_at if held is not None else progress.started_at
+        self.runs[run] = RunProgress(started, progress.sent_through, progress.complete, progress.total)
