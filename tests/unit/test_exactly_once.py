@@ -72,7 +72,7 @@ def test_a_job_whose_message_was_lost_is_moved_on_by_the_watchdog() -> None:
     assert rescue_overdue(run.store, run.transitions, run.clock).moved == 1
     job = run.run(job_id)
     assert job.status is JobStatus.PUBLISHED
-    assert any(e.event == "moved on by the watchdog" for e in job.timeline)
+    assert any(e.event == "step sent again by the watchdog" for e in job.timeline)
     assert applied_once(run)
 
 
@@ -144,3 +144,28 @@ def test_move_on_confirms_a_publishing_job_rather_than_validating_it() -> None:
     assert ended.status is JobStatus.PUBLISHED and applied_once(run)
     with pytest.raises(JobEnded):
         move_on(run.transitions, ended, "too late")
+
+
+def test_the_watchdog_never_makes_a_message_late_in_a_backlog_stale() -> None:
+    """A message only delayed (a backlog) keeps its ticket: the watchdog sends a duplicate of it, so
+    whichever copy comes first carries the job; a fresh ticket would send it to the back again."""
+    run, job_id = start(demo())
+    late = run.queues.next()  # the job's message, stuck in a backlog
+    assert late is not None
+    run.clock.advance(OVERDUE_AFTER + 10)
+    assert rescue_overdue(run.store, run.transitions, run.clock).moved == 1
+    assert run.job(job_id).ticket == JobMessage.model_validate_json(late.body).ticket
+    run.pipeline.process(late.queue, JobMessage.model_validate_json(late.body))  # the late one still counts
+    assert run.job(job_id).status is not JobStatus.QUEUED
+    assert run.run(job_id).status is JobStatus.PUBLISHED
+    assert applied_once(run)
+
+
+def test_the_watchdog_ends_a_job_stuck_past_its_deadline_at_once() -> None:
+    run, job_id = start(demo(), {**REQUEST, "deadlineSeconds": 60})
+    while run.queues.next() is not None:  # every message lost
+        pass
+    run.clock.advance(OVERDUE_AFTER + 10)
+    assert rescue_overdue(run.store, run.transitions, run.clock).moved == 1
+    job = run.job(job_id)
+    assert (job.status, job.reason_code) == (JobStatus.FAILED, ReasonCode.DEADLINE_EXCEEDED)

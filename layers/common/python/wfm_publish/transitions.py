@@ -76,6 +76,17 @@ class Transitions:
         moved.record(now, event, **detail)
         return self.store.save_job(moved)
 
+    def resend(self, job: Job, step: Step, event: str, /, **detail: Any) -> Job:
+        """Send the job's current step again, with its current ticket: a duplicate, harmless as any SQS
+        duplicate (whichever copy runs first moves the job; the other is stale then). The watchdog's
+        rescue: a message only delayed in a backlog is not made stale, and a lost one is replaced."""
+        now = self.clock.now()
+        message = JobMessage(job_id=job.job_id, ticket=job.ticket, step=step, version=job.version + 1)
+        self.queues.send(Queue.VALIDATION, message, 0.0)
+        noted = job.model_copy(deep=True, update={"due_at": now})
+        noted.record(now, event, **detail)
+        return self.store.save_job(noted)
+
     def note(self, job: Job, event: str, /, **detail: Any) -> Job:
         """Record what happened without moving the job: its ticket and its message stay as they are."""
         now = self.clock.now()

@@ -1,9 +1,11 @@
 """The watchdog: every job that is not ended has a step due (`Job.due_at`, the table's `due` index).
-A job whose step is overdue by more than OVERDUE_AFTER has nothing in flight that will move it: its
-message was dropped as an orphan while a slow write committed its ticket, or lost with a crash that
-left nothing to redeliver. The watchdog moves it on with a fresh ticket through the one transition
-path (a stale message still in flight then does nothing), and the step itself ends the job if its
-deadline has passed.
+A job whose step is overdue by more than OVERDUE_AFTER may have nothing in flight that will move it:
+its message was dropped as an orphan while a slow write committed its ticket, or lost with a crash
+that left nothing to redeliver; or its message is only late, behind a backlog. So the watchdog sends
+the job's current step again with its current ticket (Transitions.resend): a duplicate, harmless as
+any SQS duplicate, that replaces a lost message without making a late one stale (a fresh ticket
+would, and under a backlog would push the job to the back again and again). A job past its deadline
+with no update of ours out is ended at once.
 
 Bound: the sweep runs every SWEEP_MINUTES (template.yaml), so no job sits with nothing in flight for
 longer than OVERDUE_AFTER + the sweep interval = STUCK_BOUND (7 minutes; documented: at most 10).
@@ -19,10 +21,10 @@ from aws_lambda_powertools import Logger
 
 from wfm_publish.clock import Clock
 from wfm_publish.errors import JobEnded, StaleJob
-from wfm_publish.models import Job, JobMessage, JobStatus, Step
+from wfm_publish.models import Job, JobMessage, JobStatus, ReasonCode, Step
 from wfm_publish.queues import Queue
 from wfm_publish.store import JobStore
-from wfm_publish.transitions import Transitions
+from wfm_publish.transitions import Transitions, may_still_land
 
 logger = Logger(child=True)
 
@@ -35,8 +37,15 @@ MOST_PER_SWEEP = 200
 @dataclass
 class Rescue:
     found: int = 0  # overdue in the index
-    moved: int = 0  # moved on with a fresh message
+    moved: int = 0  # its step sent again (or, past its deadline, ended)
     raced: int = 0  # moved by someone else meanwhile: nothing to do
+
+
+def step_for(job: Job) -> Step:
+    """The step that carries a job on: an update of ours may be out, so confirm it (a read); otherwise
+    look at telephony again, which publishes when ready (a re-read of the schedule first notices an
+    update of ours that landed)."""
+    return Step.CONFIRM if job.status is JobStatus.PUBLISHING else Step.VALIDATE
 
 
 def move_on(transitions: Transitions, job: Job, event: str, /, **detail: Any) -> Job:
@@ -45,9 +54,7 @@ def move_on(transitions: Transitions, job: Job, event: str, /, **detail: Any) ->
     ticket would do nothing). Raises StaleJob when the job moved meanwhile; JobEnded when it ended."""
     if job.status.terminal:
         raise JobEnded(job.job_id)
-    # An update of ours may be out: confirm it (a read). Otherwise look at telephony again, which
-    # publishes when ready (a re-read of the schedule first notices an update of ours that landed).
-    step = Step.CONFIRM if job.status is JobStatus.PUBLISHING else Step.VALIDATE
+    step = step_for(job)
     # At the step's due time: now for an overdue job, later for a redriven letter whose job waits for
     # its publishTime (a hop of a long wait that kept failing).
     now = transitions.clock.now()
@@ -67,7 +74,19 @@ def rescue_overdue(
         counts.found += 1
         overdue = round(now - (job.due_at or now), 1)
         try:
-            move_on(transitions, job, "moved on by the watchdog", overdueSeconds=overdue)
+            if now >= job.deadline_at and not may_still_land(job):
+                # Past its deadline with nothing of ours out: end it here, rather than queue a step
+                # behind a backlog that may be why it is late.
+                transitions.finish(
+                    job,
+                    JobStatus.FAILED,
+                    ReasonCode.DEADLINE_EXCEEDED,
+                    f"the job's deadline passed while {job.status.value}, its step {overdue:.0f} s overdue",
+                )
+            else:
+                transitions.resend(
+                    job, step_for(job), "step sent again by the watchdog", overdueSeconds=overdue
+                )
         except StaleJob:
             counts.raced += 1
             continue
