@@ -22,6 +22,7 @@ import requests
 
 from wfm_publish.models import JobStatus
 from wfm_publish_local.client import SignedAuth, local_hmac_secret
+from wfm_publish_local.runner import CrashPlan
 from wfm_publish_local.servicenow import ServiceNowStandIn
 from wfm_publish_local.simulator.model import GenesysSimulator
 from wfm_publish_local.simulator.scenario import Scenario, load_scenario
@@ -42,7 +43,7 @@ DEFAULT_SCENARIO = ROOT / "scenarios" / "demo.yaml"
 class EmbeddedStack:
     def __init__(
         self,
-        scenario: Path | str = DEFAULT_SCENARIO,
+        scenario: Path | str | Scenario = DEFAULT_SCENARIO,
         *,
         api_port: int = 0,
         simulator_port: int = 0,
@@ -51,8 +52,10 @@ class EmbeddedStack:
         hmac_secret: str | None = None,
         stream_retry_delay: float = 0.1,
         aws_endpoint: str | None = None,
+        crash: CrashPlan | None = None,
+        sqs_concurrency: int = 1,
     ) -> None:
-        self.scenario: Scenario = load_scenario(str(scenario))
+        self.scenario: Scenario = scenario if isinstance(scenario, Scenario) else load_scenario(str(scenario))
         self.simulator = GenesysSimulator(self.scenario)
         self.simulator_server = SimulatorServer(self.simulator, port=simulator_port)
         self._api_port = api_port
@@ -60,6 +63,8 @@ class EmbeddedStack:
         self._environment = environment or {}
         self._stream_retry_delay = stream_retry_delay
         self._aws_endpoint = aws_endpoint
+        self._crash = crash
+        self._sqs_concurrency = sqs_concurrency
         self.hmac_secret = local_hmac_secret(hmac_secret)
         self.auth = SignedAuth(self.hmac_secret)
         self.servicenow = ServiceNowStandIn()
@@ -93,6 +98,8 @@ class EmbeddedStack:
             api_port=self._api_port,
             stream_retry_delay=self._stream_retry_delay,
             aws_endpoint=self._aws_endpoint,
+            crash=self._crash,
+            sqs_concurrency=self._sqs_concurrency,
         )
         services.reset()  # the functions' clients must see this stack's environment
         self.stack.start()
