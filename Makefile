@@ -8,12 +8,13 @@ export SAM_CLI_TELEMETRY := 0
 export __SAM_CLI_APP_DIR := $(CURDIR)/.sam-cli
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help dev demo serve weekly openapi test unit integration e2e lint typecheck template-lint bench build clean
+.PHONY: help dev demo serve weekly openapi test unit integration e2e lint typecheck template-lint bench chaos-stack build clean
 
 help:
 	@echo "make demo   - run the main job on the embedded local stack (no Docker, no AWS account)"
 	@echo "make test   - lint, type-check, validate the template, run every test"
 	@echo "make bench  - benchmarks that print figures"
+	@echo "make chaos-stack - 1,000 jobs on the local stack under faults and crashes; the invariants (issue 9)"
 	@echo "make weekly - fire the weekly publish now on the local stack (scenarios/weekly.yaml)"
 	@echo "make openapi - regenerate docs/openapi.json from the code (a test fails when it drifts)"
 
@@ -71,6 +72,13 @@ test: lint typecheck template-lint
 
 bench: dev
 	$(BIN)/python -m bench
+
+# Issue 9: 1,000 jobs on the real local stack behind the fault proxy, with worker crashes and Genesys
+# faults; exits 1 on any broken invariant. CHAOS_JOBS / CHAOS_SEED change the run.
+CHAOS_JOBS ?= 1000
+CHAOS_SEED ?= 9
+chaos-stack: dev
+	$(BIN)/python -m wfm_publish_local.chaos.stack --jobs $(CHAOS_JOBS) --seed $(CHAOS_SEED)
 
 build: $(SAM_VENV)/bin/sam
 	PYENV_VERSION=3.11.7:3.12.1 $(SAM_VENV)/bin/sam build --template-file template.yaml

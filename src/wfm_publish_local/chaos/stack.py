@@ -31,6 +31,7 @@ import json
 import logging
 import os
 import random
+import subprocess
 import sys
 import threading
 import time
@@ -66,8 +67,10 @@ class ChaosOptions:
     jobs: int = 30
     seed: int = 1
     send_rate: float = 8.0  # first requests per second
-    visibility_timeout: int = 5  # seconds: a dead worker's record comes back after this
-    overdue_after: float = 15.0  # the watchdog's bound for the run (300 s in production)
+    visibility_timeout: int = 10  # seconds: a dead worker's record comes back after this
+    # The watchdog's bound for the run (300 s in production): longer than a message waits in the
+    # run's queues when they are busiest, or the watchdog moves jobs that are only queued.
+    overdue_after: float = 45.0
     sweep_every: float = 3.0  # seconds between watchdog and dead-letter sweeps
     crash_rate: float = 0.05  # per invocation of the queue functions and the notifier
     api_crash_rate: float = 0.01  # per API invocation (the caller retries a 502 with the same key)
@@ -83,6 +86,7 @@ class ChaosOptions:
     callback_timeout: float = 60.0  # then every callback must have arrived within this
     lost_writes: float = 0.03  # DynamoDB answers lost after commit
     faults: bool = True
+    moto_process: bool = True  # moto server in a child process (a second core), else in this one
     # The run's time scale for the pipeline (pipeline.Timing): an update whose outcome is unknown (a
     # worker that died between committing PUBLISHING and posting it) is confirmed for this long before
     # the job validates again (180 s in production), and another writer's update is waited for as long.
@@ -489,18 +493,53 @@ class Outcome:
         return not self.violations
 
 
-@contextmanager
-def moto_server() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
+# moto server in a process of its own: it is most of the CPU a run spends, and this one (the runner,
+# the proxy, the simulator) holds the GIL for the rest. It is still ThreadedMotoServer on 127.0.0.1.
+_MOTO_CHILD = """
+import logging, sys
+from moto.server import ThreadedMotoServer
+logging.getLogger("werkzeug").setLevel(logging.ERROR)
+server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+server.start()
+print(server.get_host_and_port()[1], flush=True)
+sys.stdin.read()  # until the parent closes it, or dies
+server.stop()
+"""
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
+
+@contextmanager
+def moto_server(own_process: bool = True) -> Iterator[str]:
+    """A ThreadedMotoServer on 127.0.0.1: in a child process (it stops when this process closes its
+    stdin, or dies), or in this one."""
+    if not own_process:
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        try:
+            yield f"http://127.0.0.1:{server.get_host_and_port()[1]}"
+        finally:
+            server.stop()
+        return
+    child = subprocess.Popen(  # noqa: S603 - our own interpreter and script
+        [sys.executable, "-c", _MOTO_CHILD],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
-        yield f"http://{host}:{port}"
+        assert child.stdout is not None
+        port = int(child.stdout.readline())
+        yield f"http://127.0.0.1:{port}"
     finally:
-        server.stop()
+        if child.stdin is not None:
+            child.stdin.close()
+        try:
+            child.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
 
 
 class Sweeper:
@@ -543,22 +582,42 @@ class Sweeper:
                 log.info("sweep failed", exc_info=True)
 
 
-def scan_jobs(moto_url: str, table: str) -> dict[str, Job]:
-    """Every job in the table, read from moto directly (not through the fault proxy)."""
-    client = boto3.session.Session().client(
-        "dynamodb",
-        endpoint_url=moto_url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",  # noqa: S106 - moto's
-    )
-    jobs: dict[str, Job] = {}
-    for page in client.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
-        for item in page.get("Items", []):
+class Table:
+    """The jobs table read from moto directly (not through the fault proxy): one client for the run
+    (a client per read would load botocore's models each time)."""
+
+    def __init__(self, moto_url: str, name: str) -> None:
+        self.name = name
+        self._client = boto3.session.Session().client(
+            "dynamodb",
+            endpoint_url=moto_url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",  # noqa: S106 - moto's
+        )
+
+    def jobs(self) -> dict[str, Job]:
+        """Every job, whole."""
+        jobs: dict[str, Job] = {}
+        for item in self._scan({}):
             if str(item["pk"]["S"]).startswith("job#"):
                 job = job_from_item(item)
                 jobs[job.job_id] = job
-    return jobs
+        return jobs
+
+    def statuses(self) -> dict[str, str]:
+        """Job id -> status, cheaply (the progress loop reads this every few seconds)."""
+        projection = {"ProjectionExpression": "pk, #s", "ExpressionAttributeNames": {"#s": "status"}}
+        return {
+            str(item["pk"]["S"]).removeprefix("job#"): str(item["status"]["S"])
+            for item in self._scan(projection)
+            if str(item["pk"]["S"]).startswith("job#")
+        }
+
+    def _scan(self, extra: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        pages = self._client.get_paginator("scan").paginate(TableName=self.name, ConsistentRead=True, **extra)
+        for page in pages:
+            yield from page.get("Items", [])
 
 
 def run(options: ChaosOptions, echo: Callable[[str], None] = print) -> Outcome:
@@ -586,7 +645,7 @@ def run(options: ChaosOptions, echo: Callable[[str], None] = print) -> Outcome:
     if not options.faults:
         plan.rules = []
     with ExitStack() as running:
-        moto = running.enter_context(moto_server())
+        moto = running.enter_context(moto_server(options.moto_process))
         proxy = running.enter_context(FaultProxy(moto, plan, lifetime=options.timeout + 600))
         embedded = EmbeddedStack(
             scenario,
@@ -612,13 +671,14 @@ def run(options: ChaosOptions, echo: Callable[[str], None] = print) -> Outcome:
         send_started = time.monotonic()
         sending = threading.Thread(target=sender.run, args=(actions, stop), name="chaos-send", daemon=True)
         sending.start()
-        jobs = wait_for_jobs(options, moto, stack.table_name, sending, sender, echo, began)
+        table = Table(moto, stack.table_name)
+        wait_for_jobs(options, table, sending, sender, echo, began)
         stop.set()
         sending.join(timeout=180)
         send_seconds = sender.last_answer_at - send_started
         settled = time.monotonic()
-        wait_for_callbacks(options, embedded, jobs)
-        jobs = scan_jobs(moto, stack.table_name)  # the notes of the deliveries included
+        wait_for_callbacks(options, embedded, table.jobs())
+        jobs = table.jobs()  # the notes of the deliveries included
         violations = check(options, jobs, sender.answers, embedded, client)
         sim = embedded.simulator.stats()
         figures = Figures(
@@ -664,32 +724,32 @@ def shorten_timing(options: ChaosOptions) -> None:
 
 def wait_for_jobs(
     options: ChaosOptions,
-    moto: str,
-    table: str,
+    table: Table,
     sending: threading.Thread,
     sender: Sender,
     echo: Callable[[str], None],
     began: float,
-) -> dict[str, Job]:
+) -> None:
     """Until the requests are all sent and every job (in the table, and every id answered) ended."""
     last_report = 0.0
+    terminal = {s.value for s in JobStatus if s.terminal}
     while True:
-        jobs = scan_jobs(moto, table)
+        statuses = table.statuses()
         answered = {a.publish_id for a in list(sender.answers) if a.publish_id}
-        open_jobs = [j for j in jobs.values() if not j.status.terminal]
-        unknown = answered - set(jobs)
+        open_jobs = [j for j, s in statuses.items() if s not in terminal]
+        unknown = answered - set(statuses)
         done = not sending.is_alive() and not open_jobs and not unknown
         elapsed = time.monotonic() - began
         if done or elapsed > options.timeout:
-            return jobs
+            return
         if elapsed - last_report >= 15:
             last_report = elapsed
-            counts = Counter(j.status.value for j in jobs.values())
+            counts = Counter(statuses.values())
             echo(
-                f"  t={elapsed:5.0f}s  {len(jobs)} jobs, {len(open_jobs)} not ended"
+                f"  t={elapsed:5.0f}s  {len(statuses)} jobs, {len(open_jobs)} not ended"
                 f"  {dict(sorted(counts.items()))}"
             )
-        time.sleep(1.0)
+        time.sleep(2.0)
 
 
 def expected_callbacks(job: Job) -> list[tuple[str, str]]:
