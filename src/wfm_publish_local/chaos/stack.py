@@ -471,6 +471,7 @@ class Figures:
     redeliveries: int = 0
     watchdog_moved: int = 0
     watchdog_found: int = 0
+    longest_overdue: float = 0.0  # the longest a job sat with nothing in flight before the watchdog moved it
     dead_letters: int = 0
     publishes_applied: int = 0
     callbacks: int = 0
@@ -698,6 +699,15 @@ def run(options: ChaosOptions, echo: Callable[[str], None] = print) -> Outcome:
             redeliveries=sum(stack.redeliveries.values()),
             watchdog_moved=sweeper.moved,
             watchdog_found=sweeper.found,
+            longest_overdue=max(
+                (
+                    float(e.detail.get("overdueSeconds", 0.0))
+                    for j in jobs.values()
+                    for e in j.timeline
+                    if e.event == "moved on by the watchdog" and e.detail
+                ),
+                default=0.0,
+            ),
             dead_letters=sweeper.dead_letters,
             publishes_applied=sum(sim["publishesApplied"].values()),
             callbacks=len(embedded.servicenow.updates()),
@@ -991,7 +1001,10 @@ def report(outcome: Outcome, echo: Callable[[str], None] = print) -> None:
     echo(f"  Genesys faults  {dict(sorted(f.genesys_faults.items()))}")
     echo(f"  crashes         {sum(f.crashes.values())}  {dict(sorted(f.crashes.items()))}")
     echo(f"  redeliveries    {f.redeliveries}")
-    echo(f"  watchdog        {f.watchdog_moved} moved on ({f.watchdog_found} found overdue)")
+    echo(
+        f"  watchdog        {f.watchdog_moved} moved on ({f.watchdog_found} found overdue; the longest"
+        f" overdue {f.longest_overdue:.0f} s, bound {o.stuck_bound:.0f} s)"
+    )
     echo(f"  dead letters    {f.dead_letters} settled")
     echo(f"  Genesys         {f.publishes_applied} updates applied; {f.callbacks} callbacks delivered")
     echo(
