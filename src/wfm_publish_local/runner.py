@@ -137,7 +137,15 @@ class CrashPlan:
         plan.crashes                         # Counter: function -> deaths
     """
 
-    def __init__(self, rates: Mapping[str, float], seed: int = 0, most_points: int = 16) -> None:
+    def __init__(
+        self,
+        rates: Mapping[str, float],
+        seed: int = 0,
+        most_points: int = 16,
+        script: Mapping[str, Sequence[int]] | None = None,
+    ) -> None:
+        """script: function -> the points at which its first invocations die, in order (0: lives), before
+        any draw: a reproduction of one death at one place."""
         for name, rate in rates.items():
             if not 0.0 <= rate <= 1.0:
                 raise ValueError(f"{name}: a crash rate is within 0..1, got {rate}")
@@ -151,6 +159,7 @@ class CrashPlan:
         self._lock = threading.Lock()
         self._local = threading.local()
         self._installed: list[Any] = []
+        self._script = {name: list(points) for name, points in (script or {}).items()}
 
     def install(self, events: Any) -> None:
         """Hook into an event emitter (`boto3.DEFAULT_SESSION.events`): clients created from it
@@ -176,7 +185,11 @@ class CrashPlan:
         """Arm the plan for one invocation on this thread (drawn under the lock: one draw per call)."""
         rate = self.rates.get(logical_id, 0.0)
         with self._lock:
-            point = self._rng.randint(1, self.most_points) if rate and self._rng.random() < rate else 0
+            scripted = self._script.get(logical_id)
+            if scripted:
+                point = scripted.pop(0)
+            else:
+                point = self._rng.randint(1, self.most_points) if rate and self._rng.random() < rate else 0
         self._local.function, self._local.left = logical_id, point
         try:
             yield
