@@ -79,7 +79,7 @@ bench: dev
 # queues the jobs up, and queued jobs look stuck to the run's short watchdog bound.
 CHAOS_JOBS ?= 1000
 CHAOS_SEED ?= 9
-CHAOS_RATE ?= 2.5
+CHAOS_RATE ?= 1.5
 chaos-stack: dev
 	$(BIN)/python -m wfm_publish_local.chaos.stack --jobs $(CHAOS_JOBS) --seed $(CHAOS_SEED) --send-rate $(CHAOS_RATE) --timeout 1500
 

@@ -859,13 +859,15 @@ def check(options: ChaosOptions, evidence: Evidence) -> list[Violation]:  # noqa
             )
     for key, held in sorted(by_key.items()):
         if len(held) > 1:
-            found.append(
-                Violation(
-                    1,
-                    f"idempotency key {key}: {len(held)} jobs",
-                    [line for j in held for line in trace(j, answers_by_key.get(key, []))],
-                )
-            )
+            held.sort(key=lambda j: j.created_at)
+            said = answers_by_key.get(key.removeprefix("api:"), [])  # the API keeps keys as api:<key>
+            first = held[0].created_at
+            lines = [line for j in held for line in trace(j)]
+            lines += [
+                f"  job {j.job_id} created +{j.created_at - first:.1f}s after the first" for j in held[1:]
+            ]
+            lines += [f"  answer sent +{a.sent_at - first:.1f}s: {a.brief()}"[:300] for a in said]
+            found.append(Violation(1, f"idempotency key {key}: {len(held)} jobs", lines))
 
     # (2) every publishId answered exists and ended
     answered = {a.publish_id: a for a in answers if a.publish_id and a.kind != "cancel"}
@@ -1054,6 +1056,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-crash-rate", type=float, default=ChaosOptions.api_crash_rate)
     parser.add_argument("--visibility-timeout", type=int, default=ChaosOptions.visibility_timeout)
     parser.add_argument(
+        "--overdue-after", type=float, default=ChaosOptions.overdue_after, help="the watchdog's bound (s)"
+    )
+    parser.add_argument(
         "--deadline-jobs", type=int, default=None, help="jobs that must end at their deadline (60 s)"
     )
     parser.add_argument(
@@ -1075,6 +1080,7 @@ def main(argv: list[str] | None = None) -> int:
         crash_rate=args.crash_rate,
         api_crash_rate=args.api_crash_rate,
         visibility_timeout=args.visibility_timeout,
+        overdue_after=args.overdue_after,
         deadline_jobs=args.deadline_jobs,
         timeout=args.timeout,
         faults=not args.no_faults,
