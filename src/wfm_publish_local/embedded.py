@@ -22,6 +22,7 @@ import requests
 
 from wfm_publish.models import Job, JobStatus
 from wfm_publish_local.client import SignedAuth, local_hmac_secret
+from wfm_publish_local.runner import CrashPlan
 from wfm_publish_local.servicenow import ServiceNowStandIn
 from wfm_publish_local.simulator.model import GenesysSimulator
 from wfm_publish_local.simulator.scenario import Scenario, load_scenario
@@ -42,7 +43,7 @@ DEFAULT_SCENARIO = ROOT / "scenarios" / "demo.yaml"
 class EmbeddedStack:
     def __init__(
         self,
-        scenario: Path | str = DEFAULT_SCENARIO,
+        scenario: Path | str | Scenario = DEFAULT_SCENARIO,
         *,
         api_port: int = 0,
         simulator_port: int = 0,
@@ -52,8 +53,10 @@ class EmbeddedStack:
         stream_retry_delay: float = 0.1,
         poll: Collection[str] | None = None,
         aws_endpoint: str | None = None,
+        crash: CrashPlan | None = None,
+        sqs_concurrency: int = 1,
     ) -> None:
-        self.scenario: Scenario = load_scenario(str(scenario))
+        self.scenario: Scenario = scenario if isinstance(scenario, Scenario) else load_scenario(str(scenario))
         self.simulator = GenesysSimulator(self.scenario)
         self.simulator_server = SimulatorServer(self.simulator, port=simulator_port)
         self._api_port = api_port
@@ -62,6 +65,8 @@ class EmbeddedStack:
         self._stream_retry_delay = stream_retry_delay
         self._poll = poll  # None: every event source runs (LocalStack's poll)
         self._aws_endpoint = aws_endpoint
+        self._crash = crash
+        self._sqs_concurrency = sqs_concurrency
         self.hmac_secret = local_hmac_secret(hmac_secret)
         self.auth = SignedAuth(self.hmac_secret)
         self.servicenow = ServiceNowStandIn()
@@ -98,6 +103,8 @@ class EmbeddedStack:
             stream_retry_delay=self._stream_retry_delay,
             poll=self._poll,
             aws_endpoint=self._aws_endpoint,
+            crash=self._crash,
+            sqs_concurrency=self._sqs_concurrency,
         )
         services.reset()  # the functions' clients must see this stack's environment
         self.stack.start()

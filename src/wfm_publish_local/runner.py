@@ -12,6 +12,9 @@ called with real-format events and a Lambda context object:
 * `EmfCapture`: what CloudWatch would make of the functions' output: the embedded-metric-format lines
   they print are kept (and summed by `metric_totals`) instead of going to the console.
 * `EventCapture`: the events the functions put on the default EventBridge bus (moto's), kept for reading.
+* `CrashPlan`: optional, seeded worker deaths: an invocation dies at a drawn point among its AWS calls
+  (before or after one), as a Lambda that was killed; its SQS records come back after the visibility
+  timeout, its stream batch is retried, its API request answers 502.
 
 `stack.LocalStack` wires these to the moto server and the resources built from the template.
 """
@@ -25,12 +28,15 @@ import importlib.util
 import io
 import json
 import logging
+import random
 import re
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
@@ -49,8 +55,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ApiFront",
+    "CrashPlan",
     "EmfCapture",
     "EventCapture",
+    "FunctionCrashed",
     "FunctionTimeoutError",
     "LambdaContext",
     "LocalFunction",
@@ -112,6 +120,108 @@ class FunctionTimeoutError(RuntimeError):
     """The handler ran past the function's Timeout: Lambda would have stopped it and reported an error."""
 
 
+class WorkerCrash(BaseException):
+    """Raised inside a handler by a CrashPlan. A BaseException, so no `except Exception` in the code
+    under test can catch it and carry on: the invocation ends there, like a Lambda that was killed."""
+
+
+class FunctionCrashed(RuntimeError):
+    """What the runner reports for an invocation that a CrashPlan killed (the event source then does
+    what Lambda does after a failed invocation)."""
+
+
+class CrashPlan:
+    """Seeded worker deaths. Each invocation of a function with a rate draws once: with that
+    probability it dies at point k (uniform in 1..`most_points`), where the points are the moments
+    before and after each AWS call it makes (botocore's before-call and after-call events). Dying
+    after a call is dying after its commit, with the answer in hand and nothing done with it. An
+    invocation that makes fewer calls than k does not die (only real deaths are counted).
+
+    The hook is thread-local: concurrent invocations (API threads, pollers) each count their own
+    calls, and AWS calls made outside an invocation (the test's own clients) never die.
+
+        plan = CrashPlan({"TrunkValidationFunction": 0.1}, seed=3)
+        LocalStack(..., crash=plan)          # installs the hook on boto3's default session
+        plan.crashes                         # Counter: function -> deaths
+    """
+
+    def __init__(
+        self,
+        rates: Mapping[str, float],
+        seed: int = 0,
+        most_points: int = 16,
+        script: Mapping[str, Sequence[int]] | None = None,
+    ) -> None:
+        """script: function -> the points at which its first invocations die, in order (0: lives), before
+        any draw: a reproduction of one death at one place."""
+        for name, rate in rates.items():
+            if not 0.0 <= rate <= 1.0:
+                raise ValueError(f"{name}: a crash rate is within 0..1, got {rate}")
+        if most_points < 1:
+            raise ValueError("most_points must be at least 1")
+        self.rates = dict(rates)
+        self.most_points = most_points
+        self.crashes: Counter[str] = Counter()  # function -> invocations that died
+        self.points: Counter[str] = Counter()  # "before"/"after" -> where they died
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._installed: list[Any] = []
+        self._script = {name: list(points) for name, points in (script or {}).items()}
+
+    def install(self, events: Any) -> None:
+        """Hook into an event emitter (`boto3.DEFAULT_SESSION.events`): clients created from it
+        afterwards carry the hook (botocore copies the session's handlers into each client)."""
+        tag = f"crash-plan-{id(self)}"
+        events.register("before-call", self._before, unique_id=f"{tag}-before")
+        events.register("after-call", self._after, unique_id=f"{tag}-after")
+        self._installed.append(events)
+
+    def uninstall(self) -> None:
+        tag = f"crash-plan-{id(self)}"
+        for events in self._installed:
+            events.unregister("before-call", unique_id=f"{tag}-before")
+            events.unregister("after-call", unique_id=f"{tag}-after")
+        self._installed = []
+
+    def total(self) -> int:
+        with self._lock:
+            return sum(self.crashes.values())
+
+    @contextmanager
+    def invocation(self, logical_id: str) -> Iterator[None]:
+        """Arm the plan for one invocation on this thread (drawn under the lock: one draw per call)."""
+        rate = self.rates.get(logical_id, 0.0)
+        with self._lock:
+            scripted = self._script.get(logical_id)
+            if scripted:
+                point = scripted.pop(0)
+            else:
+                point = self._rng.randint(1, self.most_points) if rate and self._rng.random() < rate else 0
+        self._local.function, self._local.left = logical_id, point
+        try:
+            yield
+        finally:
+            self._local.left = 0
+
+    def _before(self, **_: Any) -> None:
+        self._tick("before")
+
+    def _after(self, **_: Any) -> None:
+        self._tick("after")
+
+    def _tick(self, where: str) -> None:
+        left = getattr(self._local, "left", 0)
+        if not left:
+            return
+        self._local.left = left - 1
+        if left == 1:
+            with self._lock:
+                self.crashes[self._local.function] += 1
+                self.points[where] += 1
+            raise WorkerCrash(f"{self._local.function} died {where} an AWS call (crash plan)")
+
+
 class LocalFunction:
     """One function of the template, loaded lazily from `<CodeUri>/<module>.py`, invoked in-process."""
 
@@ -124,8 +234,10 @@ class LocalFunction:
         module_prefix: str,
         region: str = "us-east-1",
         enforce_timeout: bool = True,
+        crash: CrashPlan | None = None,
     ) -> None:
         self.spec = spec
+        self.crash = crash
         self.code_dir = code_dir
         self.physical_name = physical_name
         self.region = region
@@ -195,7 +307,15 @@ class LocalFunction:
             self.invocations += 1
         started = time.monotonic()
         try:
-            result = handler(event, context)
+            if self.crash is None:
+                result = handler(event, context)
+            else:
+                with self.crash.invocation(self.logical_id):
+                    result = handler(event, context)
+        except WorkerCrash as crash:
+            with self._lock:
+                self.errors += 1
+            raise FunctionCrashed(f"{self.logical_id}: {crash}") from None
         except Exception:
             with self._lock:
                 self.errors += 1
@@ -650,6 +770,7 @@ class SqsPoller(_PollingThread):
         self.region = region
         self.wait_seconds = wait_seconds
         self.batches = 0
+        self.redeliveries = 0  # records received before (ApproximateReceiveCount > 1)
         super().__init__(f"sqs-{function.logical_id}-{source.name}")
 
     def _poll(self) -> None:
@@ -687,6 +808,9 @@ class SqsPoller(_PollingThread):
     def process(self, messages: Sequence[MessageTypeDef]) -> None:
         """Invoke the function with one batch and delete what Lambda would delete."""
         self.batches += 1
+        self.redeliveries += sum(
+            1 for m in messages if int((m.get("Attributes") or {}).get("ApproximateReceiveCount", "1")) > 1
+        )
         event = sqs_event(messages, self.queue_arn, self.region)
         ids = [m.get("MessageId", "") for m in messages]
         try:

@@ -32,6 +32,7 @@ import boto3
 from wfm_publish_local.runner import (
     ACCOUNT_ID,
     ApiFront,
+    CrashPlan,
     EmfCapture,
     EventCapture,
     EventRelay,
@@ -129,6 +130,9 @@ class LocalStack:
     enforce_timeouts: an invocation longer than the function's Timeout counts as failed.
     aws_endpoint: an existing AWS-compatible endpoint (http://127.0.0.1:<port>) to provision in and
         use, instead of starting a moto server; None starts one.
+    crash: a seeded CrashPlan that kills invocations at AWS calls (installed on boto3's default
+        session while the stack runs, so the functions' clients carry it); None: no deaths.
+    sqs_concurrency: pollers per SQS event source (Lambda runs several batches of one queue at once).
     """
 
     def __init__(
@@ -148,7 +152,13 @@ class LocalStack:
         stream_retry_delay: float = 0.1,
         stream_poll_interval: float = 0.25,
         aws_endpoint: str | None = None,
+        crash: CrashPlan | None = None,
+        sqs_concurrency: int = 1,
     ) -> None:
+        if sqs_concurrency < 1:
+            raise ValueError("sqs_concurrency must be at least 1")
+        self.crash = crash
+        self.sqs_concurrency = sqs_concurrency
         self.root = Path(root) if root is not None else REPO_ROOT
         path = Path(template_path)
         self.template_path = path if path.is_absolute() else self.root / path
@@ -207,6 +217,9 @@ class LocalStack:
         try:
             self._start_moto()
             self._run_reset_hooks()
+            if self.crash is not None:
+                # Before any function creates a client: each client copies the session's handlers.
+                self.crash.install(boto3._get_default_session().events)
             self._create_resources()
             self._capture_output()
             self._resolve_environment()
@@ -229,6 +242,8 @@ class LocalStack:
             self._api = None
         for function in self.functions.values():
             function.unload()
+        if self.crash is not None:
+            self.crash.uninstall()
         self._run_reset_hooks()
         self._release_output()
         for path in self._added_paths:
@@ -278,6 +293,15 @@ class LocalStack:
     def invocations(self) -> dict[str, int]:
         """Invocations so far, per function logical id."""
         return {lid: f.invocations for lid, f in self.functions.items()}
+
+    @property
+    def redeliveries(self) -> dict[str, int]:
+        """SQS records delivered again (received before), per function logical id."""
+        counts: dict[str, int] = {}
+        for poller in self.pollers:
+            lid = poller.function.logical_id
+            counts[lid] = counts.get(lid, 0) + poller.redeliveries
+        return counts
 
     @property
     def errors(self) -> dict[str, int]:
@@ -705,6 +729,7 @@ class LocalStack:
                 module_prefix=prefix,
                 region=self.region,
                 enforce_timeout=self.enforce_timeouts,
+                crash=self.crash,
             )
 
     def _start_api(self) -> None:
@@ -741,16 +766,17 @@ class LocalStack:
             for stream in function.spec.stream_events:
                 self._start_stream_poller(function, stream)
             for source in function.spec.sqs_events:
-                poller = SqsPoller(
-                    function,
-                    source,
-                    client=self.client("sqs"),
-                    queue_url=self.queue_url(source.queue),
-                    queue_arn=self.queue_arn(source.queue),
-                    region=self.region,
-                )
-                poller.start()
-                self.pollers.append(poller)
+                for _ in range(self.sqs_concurrency):
+                    poller = SqsPoller(
+                        function,
+                        source,
+                        client=self.client("sqs"),
+                        queue_url=self.queue_url(source.queue),
+                        queue_arn=self.queue_arn(source.queue),
+                        region=self.region,
+                    )
+                    poller.start()
+                    self.pollers.append(poller)
 
     def _start_stream_poller(self, function: LocalFunction, source: StreamEvent) -> None:
         stream_arn = self.attributes.get((source.table, "StreamArn"))

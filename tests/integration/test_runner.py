@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import requests
 
+from wfm_publish_local.runner import CrashPlan
 from wfm_publish_local.stack import LocalStack
 
 pytestmark = pytest.mark.integration
@@ -293,3 +294,32 @@ def test_a_stack_restarts_with_fresh_resources() -> None:
     with stack:
         assert stack.queue_url("WorkQueue") != first
         assert requests.get(f"{stack.api_url}/items/x", timeout=10).status_code == 200
+
+
+# ---------------------------------------------------------------- worker crashes (issue 9)
+
+
+def test_a_crashed_invocation_is_a_dead_lambda_its_record_comes_back_and_reaches_the_dlq() -> None:
+    """Every invocation dies at point 1 or 2: before its AWS call (nothing written) or after it (the
+    write committed, nothing after it). Either way the record comes back after the visibility
+    timeout, and after maxReceiveCount (2) receives it is in the DLQ."""
+    plan = CrashPlan({"WorkerFunction": 1.0}, seed=4, most_points=2)
+    with LocalStack(TEMPLATE, visibility_timeout=1, poll=[], crash=plan) as stack:
+        stack.client("sqs").send_message(
+            QueueUrl=stack.queue_url("WorkQueue"), MessageBody=json.dumps({"id": "doomed"})
+        )
+        stack.client("sqs").list_queues()  # the test's own calls never die
+        stack.start_polling("WorkerFunction")
+        dead = stack.wait_until(lambda: stack.dlq_messages("WorkQueue"), timeout=15, message="the DLQ")
+        assert [json.loads(m["body"])["id"] for m in dead] == ["doomed"]
+        assert stack.invocations["WorkerFunction"] == stack.errors["WorkerFunction"] == 2
+        assert plan.crashes == {"WorkerFunction": 2} and sum(plan.points.values()) == 2
+        assert _attempts(stack, "doomed") == plan.points["after"]  # a death after the call kept its write
+        assert stack.redeliveries["WorkerFunction"] == 1
+    # the hook leaves with the stack: the session's clients made later never die
+    assert not plan._installed
+
+
+def test_crash_rates_are_checked() -> None:
+    with pytest.raises(ValueError, match=r"within 0\.\.1"):
+        CrashPlan({"WorkerFunction": 1.5})
