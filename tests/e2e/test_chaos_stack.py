@@ -143,8 +143,9 @@ def test_a_broken_invariant_is_found(
 @pytest.mark.timeout(120)
 def test_a_retry_after_the_api_died_past_the_job_write_publishes_once() -> None:
     """Found by this run (seed 11): two jobs and two publishes for one request, before job ids derived
-    from the key. The first API invocation dies right after its 4th AWS call (create_job's PutItem: lock, claim,
-    send, write); the caller retries the same key and body, as ServiceNow does after a 502."""
+    from the key. The first API invocation dies right after its 4th AWS call (create_job's PutItem:
+    lock, claim, send, write); the caller retries the same key and body, as ServiceNow does after a
+    502."""
     plan = CrashPlan({}, script={"PublishTriggerFunction": [8]})
     body = {
         **SERVICENOW_BODY,
