@@ -159,16 +159,23 @@ def every_request_is_told(
 def same_key_same_answer(world: World, jobs: dict[str, Job]) -> list[str]:
     out = []
     first: dict[str, tuple[str, str]] = {}  # key -> (body, publishId) of its first 202
+    won_at: dict[str, float] = {}  # key -> when a body first won it (before, another body may try)
     for answer in sorted(world.answers, key=lambda a: a.at):
         if answer.status != 202 or not answer.publish_id:
             continue
         body, publish_id = first.setdefault(answer.key, (answer.body, answer.publish_id))
+        won_at.setdefault(answer.key, answer.at)
         if (answer.body, answer.publish_id) != (body, publish_id):
             then = f"{answer.publish_id} ({answer.body})"
             out.append(f"[6] key {answer.key} answered {publish_id} ({body}), then {then}")
     for answer in world.answers:
         accepted = first.get(answer.key)
-        if accepted and answer.body != accepted[0] and answer.status not in {422, 502, 503}:
+        if (
+            accepted
+            and answer.at > won_at[answer.key]
+            and answer.body != accepted[0]
+            and answer.status not in {422, 502, 503}
+        ):
             out.append(f"[6] key {answer.key} with another body answered {answer.status}, not 422")
     return out
 
