@@ -278,6 +278,16 @@ class VirtualRun:
                 return job
         return self.job(job_id)
 
+    def step(self) -> bool:
+        """Deliver the next message, as the queue would, letting its failure through (a test wants to
+        see it); False when none is left."""
+        delivery = self.queues.next()
+        if delivery is None:
+            return False
+        self.clock.advance_to(delivery.due)
+        self.pipeline.process(delivery.queue, JobMessage.model_validate_json(delivery.body))
+        return True
+
     def job(self, job_id: str) -> Job:
         job = self.store.get_job(job_id)
         if job is None:

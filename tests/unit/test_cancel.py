@@ -10,7 +10,7 @@ import yaml
 
 from wfm_publish.cancel import CancelRefused, PublishNotFound, Refusal, cancel
 from wfm_publish.clock import VirtualClock
-from wfm_publish.models import Job, JobMessage, JobStatus, PublishRequest, ReasonCode
+from wfm_publish.models import Job, JobStatus, PublishRequest, ReasonCode
 from wfm_publish.pipeline import Timing
 from wfm_publish.queues import QueueSender
 from wfm_publish.transitions import Transitions
@@ -32,16 +32,6 @@ def start(**changes: Any) -> tuple[VirtualRun, str]:
     return run, accepted.body["publishId"]
 
 
-def step(run: VirtualRun) -> bool:
-    """Deliver the next message, as the queue would; False when none is left."""
-    delivery = run.queues.next()
-    if delivery is None:
-        return False
-    run.clock.advance_to(delivery.due)
-    run.pipeline.process(delivery.queue, JobMessage.model_validate_json(delivery.body))
-    return True
-
-
 def test_a_queued_job_is_cancelled_and_its_messages_do_nothing() -> None:
     run, job_id = start()
     done = cancel(run.store, run.transitions, job_id)
@@ -51,7 +41,7 @@ def test_a_queued_job_is_cancelled_and_its_messages_do_nothing() -> None:
         False,
     )
     assert "sched-demo" not in run.store.active  # the schedule is free for a new request
-    while step(run):
+    while run.step():
         pass
     job = run.store.jobs[job_id]
     assert job.status is JobStatus.CANCELLED
@@ -84,7 +74,7 @@ def test_a_published_job_cannot_be_cancelled() -> None:
 def test_a_cancel_that_meets_a_publish_in_progress_says_so_and_the_job_publishes() -> None:
     run, job_id = start(events=[])  # no telephony change, no other writer: straight to publishing
     while run.store.jobs[job_id].status is not JobStatus.PUBLISHING:
-        assert step(run)
+        assert run.step()
     with pytest.raises(CancelRefused) as caught:
         cancel(run.store, run.transitions, job_id)
     assert caught.value.refusal is Refusal.PUBLISH_IN_PROGRESS
@@ -114,7 +104,7 @@ def test_a_cancel_that_wins_the_race_stops_the_publish() -> None:
     store = CancelBetweenReadAndWrite(run)
     run.pipeline.store = store
     store.armed_for = job_id  # the validation step reads the job, then the cancel commits
-    while step(run):
+    while run.step():
         pass
     assert store.cancelled is not None
     assert run.store.jobs[job_id].status is JobStatus.CANCELLED

@@ -14,16 +14,6 @@ from wfm_publish.errors import JobEnded
 from wfm_publish.intake import LOCK_SECONDS, IdempotencyKeyReused
 from wfm_publish.models import JobMessage, JobStatus, PublishRequest, ReasonCode
 from wfm_publish.watchdog import OVERDUE_AFTER, Redrive, move_on, redrive_letter, rescue_overdue
-from wfm_publish_local.virtual import VirtualRun
-
-
-def step(run: VirtualRun) -> bool:
-    delivery = run.queues.next()
-    if delivery is None:
-        return False
-    run.clock.advance_to(delivery.due)
-    run.pipeline.process(delivery.queue, JobMessage.model_validate_json(delivery.body))
-    return True
 
 
 def test_an_update_whose_answer_was_lost_cannot_be_cancelled_and_ends_published() -> None:
@@ -31,7 +21,7 @@ def test_an_update_whose_answer_was_lost_cannot_be_cancelled_and_ends_published(
     lost = fault(UPDATE, ["pass"], "POST", latencySeconds=120)  # applied, answered after the timeout
     run, job_id = start(demo(faults=[lost]))
     while not any(e.event == "update outcome unknown; confirming" for e in run.job(job_id).timeline):
-        assert step(run)
+        assert run.step()
     assert run.job(job_id).status is JobStatus.PUBLISHING  # not WAITING: its outcome is unknown
     with pytest.raises(CancelRefused) as refused:
         cancel(run.store, run.transitions, job_id)
@@ -100,7 +90,7 @@ def test_a_retry_whose_first_answer_was_lost_gets_the_same_job_even_after_it_end
     run.store.items.pop("idem#key-1")  # the key's record never made it
     again = run.intake.accept(PublishRequest.model_validate(REQUEST), "key-1")
     assert again.body["publishId"] == job_id
-    while step(run):
+    while run.step():
         pass
     assert applied_once(run)
 
@@ -132,7 +122,7 @@ def test_move_on_confirms_a_publishing_job_rather_than_validating_it() -> None:
     second publish; an ended job is not moved at all."""
     run, job_id = start(demo(events=[]))
     while run.job(job_id).status is not JobStatus.PUBLISHING:
-        assert step(run)
+        assert run.step()
     while run.queues.next() is not None:  # its confirm message is lost
         pass
     job = move_on(run.transitions, run.job(job_id), "moved on by the watchdog")
