@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable, Collection
 from pathlib import Path
 from types import TracebackType
@@ -133,6 +134,20 @@ class EmbeddedStack:
     def api_url(self) -> str:
         assert self.stack is not None, "start() the stack first"
         return self.stack.api_url
+
+    def accept(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST /publishes with a fresh Idempotency-Key, signed as ServiceNow signs it: the 202's body.
+        Anything but a 202 is an error here (tests that want refusals send their own requests)."""
+        answer = requests.post(
+            f"{self.api_url}/publishes",
+            json=body,
+            headers={"Idempotency-Key": str(uuid.uuid4())},
+            auth=self.auth,
+            timeout=15,
+        )
+        if answer.status_code != 202:
+            raise AssertionError(f"POST /publishes answered {answer.status_code}: {answer.text}")
+        return dict(answer.json())
 
     def publish_status(self, publish_id: str) -> dict[str, Any]:
         """GET /publishes/{publishId}, signed as ServiceNow signs it."""

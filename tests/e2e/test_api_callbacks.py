@@ -36,19 +36,6 @@ def sys_id() -> str:
     return uuid.uuid4().hex  # 32 hex digits, like a ServiceNow sys_id
 
 
-def post(stack: EmbeddedStack, body: dict[str, Any]) -> str:
-    answer = requests.post(
-        f"{stack.api_url}/publishes",
-        json=body,
-        headers={"Idempotency-Key": str(uuid.uuid4())},
-        auth=stack.auth,
-        timeout=15,
-    )
-    assert answer.status_code == 202, answer.text
-    publish_id: str = answer.json()["publishId"]
-    return publish_id
-
-
 def get(stack: EmbeddedStack, publish_id: str) -> dict[str, Any]:
     answer: dict[str, Any] = requests.get(
         f"{stack.api_url}/publishes/{publish_id}", auth=stack.auth, timeout=15
@@ -70,15 +57,14 @@ def unknown_schedule(record: str) -> dict[str, Any]:
 def test_the_callback_record_hears_each_end(stack: EmbeddedStack, end: str) -> None:
     record = sys_id()
     if end == "PUBLISHED":
-        publish_id = post(
-            stack, {**SERVICENOW_BODY, "validationMode": "off", "callback": {"table": TABLE, "sysId": record}}
-        )
+        body = {**SERVICENOW_BODY, "validationMode": "off", "callback": {"table": TABLE, "sysId": record}}
+        publish_id = stack.accept(body)["publishId"]
     elif end == "FAILED":
-        publish_id = post(stack, unknown_schedule(record))
+        publish_id = stack.accept(unknown_schedule(record))["publishId"]
     else:
         later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
         body = {**SERVICENOW_BODY, "publishTime": later, "callback": {"table": TABLE, "sysId": record}}
-        publish_id = post(stack, body)
+        publish_id = stack.accept(body)["publishId"]
         cancelled = requests.post(
             f"{stack.api_url}/publishes/{publish_id}/cancel", auth=stack.auth, timeout=15
         )
@@ -102,7 +88,7 @@ def test_a_notifier_crash_is_retried_from_the_stream_and_delivered(stack: Embedd
     record = sys_id()
     stack.servicenow.fail_next(1, status=503)
     stack.servicenow.fail_next(1, drop=True)  # the connection dies with no answer
-    publish_id = post(stack, unknown_schedule(record))
+    publish_id = stack.accept(unknown_schedule(record))["publishId"]
     (update,) = stack.servicenow.wait_for_updates(1, sys_id=record, timeout=60)
     assert update.body is not None and update.body["u_wfm_publish_status"] == "FAILED"
     attempts = [r.status for r in stack.servicenow.received if r.sys_id == record]
@@ -115,7 +101,7 @@ def test_a_callback_that_cannot_be_delivered_ends_in_the_dlq(stack: EmbeddedStac
     assert stack.stack is not None
     record = sys_id()
     stack.servicenow.fail_next(50, status=500)
-    publish_id = post(stack, unknown_schedule(record))
+    publish_id = stack.accept(unknown_schedule(record))["publishId"]
     dead = stack.stack.wait_until(
         lambda: stack.stack.peek_messages("NotifierDLQ"),  # type: ignore[union-attr]
         timeout=60,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,14 +29,7 @@ def stack() -> Iterator[EmbeddedStack]:
 def test_the_update_outcome_of_a_publish_is_recorded_from_its_notification(stack: EmbeddedStack) -> None:
     assert stack.stack is not None
     assert "GenesysEventsFunction" in stack.stack.functions  # the bus is set: the rule exists
-    answer = requests.post(
-        f"{stack.api_url}/publishes",
-        json=SERVICENOW_BODY,
-        headers={"Idempotency-Key": str(uuid.uuid4())},
-        auth=stack.auth,
-        timeout=10,
-    )
-    publish_id = answer.json()["publishId"]
+    publish_id = stack.accept(SERVICENOW_BODY)["publishId"]
     assert stack.wait_for_publish(publish_id)["status"] == "PUBLISHED"
     store = DynamoJobStore(stack.stack.client("dynamodb"), stack.stack.table_name)
     job = store.get_job(publish_id)
@@ -57,14 +49,7 @@ def test_a_check_that_saw_the_edge_updating_is_woken_by_the_change_end(stack: Em
     publishes within the test's minute only because the change's end event woke it."""
     assert stack.stack is not None
     stack.simulator.reset()  # the demo's Edge update runs again from t = 0 (0..8 s)
-    answer = requests.post(
-        f"{stack.api_url}/publishes",
-        json=SERVICENOW_BODY,
-        headers={"Idempotency-Key": str(uuid.uuid4())},
-        auth=stack.auth,
-        timeout=10,
-    )
-    publish_id = answer.json()["publishId"]
+    publish_id = stack.accept(SERVICENOW_BODY)["publishId"]
     assert stack.wait_for_publish(publish_id)["status"] == "PUBLISHED"
     store = DynamoJobStore(stack.stack.client("dynamodb"), stack.stack.table_name)
     job = store.get_job(publish_id)

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from wfm_publish.models import JobMessage, JobStatus, Step
 from wfm_publish.store import DynamoJobStore
@@ -60,18 +58,6 @@ def text(serve_line: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tu
     return code, out.out + out.err
 
 
-def post(stack: EmbeddedStack, body: dict[str, Any]) -> dict[str, Any]:
-    answer = requests.post(
-        f"{stack.api_url}/publishes",
-        json=body,
-        headers={"Idempotency-Key": str(uuid.uuid4())},
-        auth=stack.auth,
-        timeout=10,
-    )
-    assert answer.status_code == 202, answer.text
-    return dict(answer.json())
-
-
 def later(hours: float = 1.0) -> str:
     return (datetime.now(UTC) + timedelta(hours=hours)).isoformat()
 
@@ -84,7 +70,7 @@ def store(stack: EmbeddedStack) -> DynamoJobStore:
 def test_jobs_show_and_notify_a_published_job(
     stack: EmbeddedStack, serve_line: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    publish_id = post(stack, {**SERVICENOW_BODY, "callback": DEMO_CALLBACK})["publishId"]
+    publish_id = stack.accept({**SERVICENOW_BODY, "callback": DEMO_CALLBACK})["publishId"]
     assert stack.wait_for_publish(publish_id, timeout=90)["status"] == "PUBLISHED"
 
     code, rows = ops(serve_line, capsys, "jobs", "--status", "published", "--schedule", "sched-demo")
@@ -116,7 +102,7 @@ def test_cancel_refuses_what_it_must_and_notify_tells_the_record_after_the_dlq(
     # ServiceNow down for every retry the stream makes: the end lands in the notifier's DLQ.
     stack.servicenow.fail_next(200, status=503)
     body = {**SERVICENOW_BODY, "publishTime": later(), "callback": DEMO_CALLBACK}
-    publish_id = post(stack, body)["publishId"]
+    publish_id = stack.accept(body)["publishId"]
     code, job = ops(serve_line, capsys, "cancel", publish_id)
     assert (code, job["status"]) == (0, "CANCELLED")
     code, problem = text(serve_line, capsys, "cancel", publish_id)
@@ -143,7 +129,7 @@ def test_cancel_refuses_what_it_must_and_notify_tells_the_record_after_the_dlq(
     assert ops(serve_line, capsys, "dlq", "list", "notifier")[1] == []
 
     # A job that ended cannot be cancelled: the core refuses, the CLI says why and exits 1.
-    published = post(stack, {**SERVICENOW_BODY, "validationMode": "off"})["publishId"]
+    published = stack.accept({**SERVICENOW_BODY, "validationMode": "off"})["publishId"]
     stack.wait_for_publish(published, timeout=60)
     code, problem = text(serve_line, capsys, "cancel", published)
     assert code == 1 and "already ended PUBLISHED" in problem
@@ -156,7 +142,7 @@ def test_dlq_redrive_moves_the_job_on_with_a_fresh_ticket_never_the_stale_messag
 ) -> None:
     assert stack.stack is not None
     jobs = store(stack)
-    waiting = post(stack, {**SERVICENOW_BODY, "scheduleId": "sched-later", "publishTime": later()})
+    waiting = stack.accept({**SERVICENOW_BODY, "scheduleId": "sched-later", "publishTime": later()})
     job = jobs.get_job(waiting["publishId"])
     assert job is not None and job.status is JobStatus.QUEUED
     sqs = stack.stack.client("sqs")
@@ -192,7 +178,7 @@ def test_stuck_lists_overdue_jobs(
     stack: EmbeddedStack, serve_line: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     jobs = store(stack)
-    publish_id = post(stack, {**SERVICENOW_BODY, "scheduleId": "sched-stuck", "publishTime": later()})[
+    publish_id = stack.accept({**SERVICENOW_BODY, "scheduleId": "sched-stuck", "publishTime": later()})[
         "publishId"
     ]
     job = jobs.get_job(publish_id)
@@ -215,8 +201,8 @@ def test_check_is_a_dry_run_that_never_publishes_or_joins(
 ) -> None:
     # The dry run waits for telephony to settle (the demo's Edge update): a real publish of the same
     # schedule sent meanwhile starts its own job, and the dry run never publishes.
-    dry = post(stack, {**SERVICENOW_BODY, "dryRun": True, "callback": DEMO_CALLBACK})
-    real = post(stack, SERVICENOW_BODY)
+    dry = stack.accept({**SERVICENOW_BODY, "dryRun": True, "callback": DEMO_CALLBACK})
+    real = stack.accept(SERVICENOW_BODY)
     assert real["joined"] is False and real["publishId"] != dry["publishId"]
     checked = stack.wait_for_publish(dry["publishId"], timeout=90)
     assert checked["status"] == "CHECKED" and checked["reasonCode"] == "DRY_RUN", checked

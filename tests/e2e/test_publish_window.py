@@ -27,19 +27,6 @@ def stack() -> Iterator[EmbeddedStack]:
         yield running
 
 
-def post(stack: EmbeddedStack, body: dict[str, Any]) -> str:
-    answer = requests.post(
-        f"{stack.api_url}/publishes",
-        json=body,
-        headers={"Idempotency-Key": str(uuid.uuid4())},
-        auth=stack.auth,
-        timeout=15,
-    )
-    assert answer.status_code == 202, answer.text
-    publish_id: str = answer.json()["publishId"]
-    return publish_id
-
-
 def window(stack: EmbeddedStack, schedule: str = SCHEDULE) -> requests.Response:
     return requests.get(f"{stack.api_url}/schedules/{schedule}/publish", auth=stack.auth, timeout=15)
 
@@ -59,7 +46,7 @@ def test_the_window_is_open_while_a_publish_is_in_flight(stack: EmbeddedStack) -
     closed = window(stack).json()
     assert (closed["scheduleId"], closed["inFlight"], closed.get("publishId")) == (SCHEDULE, False, None)
     later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
-    publish_id = post(stack, {**SERVICENOW_BODY, "publishTime": later})
+    publish_id = stack.accept({**SERVICENOW_BODY, "publishTime": later})["publishId"]
     answer = window(stack)
     assert answer.status_code == 200
     body = answer.json()
@@ -87,7 +74,7 @@ def test_progress_callbacks_events_and_metrics_follow_a_publish(stack: EmbeddedS
     stack.simulator.reset()
     record = uuid.uuid4().hex
     callback = {"table": TABLE, "sysId": record, "progress": True}
-    publish_id = post(stack, {**SERVICENOW_BODY, "validationMode": "off", "callback": callback})
+    publish_id = stack.accept({**SERVICENOW_BODY, "validationMode": "off", "callback": callback})["publishId"]
     job = stack.wait_for_publish(publish_id, lambda j: j.get("callback", {}).get("notified"), timeout=60)
     assert job["status"] == "PUBLISHED"
     started, ended = stack.servicenow.wait_for_updates(2, table=TABLE, sys_id=record, timeout=30)
