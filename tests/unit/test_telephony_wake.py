@@ -6,12 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from tests.unit.test_pipeline import demo, start
-from wfm_publish import wake
+from wfm_publish import readiness, wake
 from wfm_publish.clock import iso
-from wfm_publish.models import JobStatus
+from wfm_publish.models import Job, JobStatus
 from wfm_publish.pipeline import Timing
 from wfm_publish.wake import NOT_SETTLED
-from wfm_publish_local.virtual import VirtualRun
+from wfm_publish_local.virtual import MemoryJobStore, VirtualRun
 
 EDGE = "edge-demo-1"
 CHANGE = {"type": "telephonyChange", "kind": "softwareUpdate", "entityId": EDGE, "start": 0, "end": 600}
@@ -65,7 +65,7 @@ def test_a_duplicate_and_a_stale_event_do_nothing() -> None:
     assert before.checked_at is not None
     # Stale: the change it reports happened before the job's last check read telephony.
     stale = wake.on_telephony(
-        edge_event(EDGE, before.checked_at - 1), run.store, run.transitions, run.clock.now()
+        edge_event(EDGE, before.checked_at - 10), run.store, run.transitions, run.clock.now()
     )
     assert stale is not None and stale.woken == [] and stale.skipped == {job_id: "checked after the event"}
     assert run.job(job_id).version == before.version and run.queues.messages_sent == sent
@@ -76,8 +76,9 @@ def test_a_duplicate_and_a_stale_event_do_nothing() -> None:
     assert first is not None and first.woken == [job_id]
     woken = run.job(job_id)
     assert woken.due_at == run.clock.now() and run.queues.messages_sent == sent + 1
-    # The same event again (at least once delivery), and another one before the check ran: nothing.
-    for again in (fresh, edge_event("trunk-demo-1", run.clock.now(), "ev-3")):
+    # The same event again (at least once delivery), and an earlier one: the check the wake sent reads
+    # after both, so nothing.
+    for again in (fresh, edge_event("trunk-demo-1", run.clock.now() - 2, "ev-3")):
         twice = wake.on_telephony(again, run.store, run.transitions, run.clock.now())
         assert twice is not None and twice.woken == []
     assert run.job(job_id).version == woken.version and run.queues.messages_sent == sent + 1
@@ -128,3 +129,81 @@ def test_every_event_lost_leaves_the_safety_poll_to_find_the_settled_telephony()
     checks = [e.at for e in job.timeline if e.event in (NOT_SETTLED, "telephony settled")]
     assert checks[1] - checks[0] == Timing().safety_poll
     assert run.simulator.stats()["publishesApplied"] == {"sched-demo": 1}
+
+
+SHORT_CHANGE = {"type": "telephonyChange", "kind": "softwareUpdate", "entityId": EDGE, "start": 0, "end": 7}
+
+
+class ChangeEndsBeforeTheCheckCommits(MemoryJobStore):
+    """The store, with the Edge's update ending (and its event handled) between the first check's read
+    of telephony and that check's write: the events function runs apart from the pipeline."""
+
+    run: VirtualRun
+
+    def save_job(self, job: Job) -> Job:
+        if job.timeline[-1].event == NOT_SETTLED and not getattr(self, "done", False):
+            self.done = True
+            self.run.clock.advance_to(job.created_at + SHORT_CHANGE["end"] + 1)
+            self.run.simulator.pump()
+            self.run.deliver_events()
+        return super().save_job(job)
+
+
+def test_an_event_during_a_check_that_read_before_it_wakes_the_job_again() -> None:
+    store = ChangeEndsBeforeTheCheckCommits()
+    run, job_id = start(demo(events=[SHORT_CHANGE]), events=True, store=store)
+    store.run = run
+    job = run.run(job_id, limit=600)
+    assert store.done and run.events_delivered > 0
+    # Not left to the safety poll (2,400 s): the check that read before the event was made stale and
+    # another one read the settled Edge.
+    assert job.status is JobStatus.PUBLISHED, [e.event for e in job.timeline]
+    assert wake.WOKEN in [e.event for e in job.timeline]
+    assert run.simulator.stats()["publishesApplied"] == {"sched-demo": 1}
+
+
+def test_a_check_on_another_jobs_older_read_is_woken_by_an_event_after_that_read() -> None:
+    run, job_id = start(demo(events=[SHORT_CHANGE]), events=True)
+    # Another job on the same site read it at t = 3, during the update, and shared what it saw.
+    t0 = run.job(job_id).created_at
+    run.clock.advance_to(t0 + 3)
+    seen = readiness.read_pool(run.genesys, "site", "site-demo").doc()
+    run.store.put_observation("site:site-demo", run.clock.now(), seen, 3600)
+    # The job's first check (t = 5 + a moment) reuses that read; the update ends at t = 7, and its
+    # event comes after the check.
+    run.clock.advance_to(t0 + 7.5)
+    assert run.step()
+    job = run.job(job_id)
+    assert job.timeline[-1].event == NOT_SETTLED and job.checked_at == t0 + 3
+    run.simulator.pump()
+    run.deliver_events()
+    assert run.job(job_id).timeline[-1].event == wake.WOKEN
+    assert run.run(job_id, limit=600).status is JobStatus.PUBLISHED
+
+
+class ChangeEndsBeforeTheWatch(MemoryJobStore):
+    """The store, with the Edge's update ending (and its event handled, finding no job) between the
+    first check's read of the scope and its watch on the scope's entities."""
+
+    run: VirtualRun
+
+    def watch(self, job_id: str, entity_ids: list[str], until: float) -> None:
+        if not getattr(self, "done", False):
+            self.done = True
+            job = self.get_job(job_id)
+            assert job is not None
+            self.run.clock.advance_to(job.created_at + SHORT_CHANGE["end"] + 1)
+            self.run.simulator.pump()
+            self.run.deliver_events()
+        super().watch(job_id, entity_ids, until)
+
+
+def test_a_change_before_the_watch_is_found_by_polling_not_left_to_the_safety_poll() -> None:
+    store = ChangeEndsBeforeTheWatch()
+    run, job_id = start(demo(events=[SHORT_CHANGE]), events=True, store=store)
+    store.run = run
+    job = run.run(job_id, limit=600)
+    assert store.done and run.events_delivered > 0
+    assert job.status is JobStatus.PUBLISHED, [e.event for e in job.timeline]
+    first = next(e for e in job.timeline if e.event == NOT_SETTLED)
+    assert first.detail["nextCheckInSeconds"] < Timing().safety_poll

@@ -9,14 +9,19 @@
 5. Each callback record gets the job's terminal state exactly once, and never another.
 6. The same key with the same body always answers the same publishId; with another body, 422.
 7. No wait passes the deadline.
+8. With telephony events, no job sits out a wait that counts on them (longer than polling would
+   wait) after an event it had not seen was handled: it is woken (or was moved) before the wait is over.
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
+from wfm_publish import scope
 from wfm_publish.models import Job, JobStatus
+from wfm_publish.waiting import check_interval
 from wfm_publish.watchdog import STUCK_BOUND
 
 if TYPE_CHECKING:
@@ -35,6 +40,7 @@ def check(world: World) -> list[str]:
         each_record_hears_once,
         same_key_same_answer,
         no_wait_past_the_deadline,
+        no_wake_lost,
     )
     return [violation for rule in checks for violation in rule(world, jobs)]
 
@@ -191,6 +197,34 @@ def no_wait_past_the_deadline(world: World, jobs: dict[str, Job]) -> list[str]:
                 f"[7] job {job_id} was sent a message due {due - job.deadline_at:.0f} s after its deadline"
             ]
     return []
+
+
+def no_wake_lost(world: World, jobs: dict[str, Job]) -> list[str]:
+    """A wait on telephony longer than polling would wait (committed at c, telephony read at r, due at
+    d: a wait that counts on events) sat out to its end while an event for an entity of the job's
+    scope, stamped after r, was handled well before d: a lost wake. r is a worker's clock, off by up
+    to the skew: only events surely after the read count."""
+    out = []
+    polling = check_interval(math.inf, world.simulator.scenario.settle_window_seconds)
+    for job_id, committed, read_at, due in world.telephony_waits:
+        job = jobs.get(job_id)
+        if job is None or job.scope is None or due - committed <= polling + world.rates.skew:
+            continue
+        if any(committed < w < due - 1.0 for w in world.job_writes[job_id]):
+            continue  # moved on (woken, rescued, ended) before the wait was over
+        watched = set(scope.entities(job.scope))
+        missed = [
+            (entity, at)
+            for entity, at, handled in world.telephony_heard
+            if entity in watched and at > read_at + world.rates.skew and handled < due - 5.0
+        ]
+        if missed:
+            entity, at = missed[0]
+            out.append(
+                f"[8] job {job_id} waited {due - committed:.0f} s on telephony it read at {read_at:.1f}, "
+                f"though an event for {entity} at {at:.1f} was handled before the wait was over"
+            )
+    return out
 
 
 def _step_bound() -> float:

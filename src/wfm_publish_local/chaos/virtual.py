@@ -87,6 +87,7 @@ class Rates:
     genesys_before: float = 0.03
     genesys_after: float = 0.02
     genesys_429: float = 0.03
+    genesys_slow: float = 0.1  # events worlds only
     skew: float = 2.0
 
 
@@ -237,6 +238,11 @@ class FaultyGenesys(InProcessAdapter):
             body = json.dumps({"status": 429, "code": "too.many.requests", "message": "Rate limit exceeded"})
             return self._build(request, 429, headers, body.encode())
         response = super().send(request, *args, **kwargs)
+        if not token and w.events and w.latency.random() < w.rates.genesys_slow:
+            # The answer takes a while: meanwhile telephony changes and its events are handled (the
+            # race between a check's read and its write, invariant 8).
+            w.count("genesys answer slow")
+            w.run_meanwhile(w.latency.uniform(0.5, 5.0))
         if not token and w.roll(w.rates.genesys_after):
             w.count("genesys answer lost after")
             raise requests.exceptions.ReadTimeout("injected: answer lost", request=request)
@@ -279,6 +285,13 @@ class World:
         self.last_patch: tuple[str, str] | None = None
         self.undelivered: list[str] = []
         self.requests_open = 0
+        # For invariant 8 (events worlds): when each job was written, its waits on telephony (job id,
+        # committed at, read telephony at, due at), and each telephony event handled (entity id,
+        # stamped at, handled by).
+        self.job_writes: defaultdict[str, list[float]] = defaultdict(list)
+        self.telephony_waits: list[tuple[str, float, float, float]] = []
+        self.telephony_heard: list[tuple[str, float, float]] = []
+        self.pump_at: float | None = None  # when the simulator is next pumped (events worlds)
 
         self.raw = self._scenario()
         self.simulator = GenesysSimulator(parse_scenario(self.raw), self.clock)
@@ -300,6 +313,7 @@ class World:
         # function and read by the confirm step, telephony events waking jobs. Drawn apart from `rng`
         # so the other half keep the fault schedules they always had.
         self.events = random.Random(seed ^ 0x5EED).random() < 0.5
+        self.latency = random.Random(seed ^ 0x5_1A7E)  # its own draws: the other faults stay as they were
         timing = Timing(settle_window=self.simulator.scenario.settle_window_seconds, events=self.events)
         self.pipeline = Pipeline(self.store, sender, genesys, self.worker_clock, timing, random.Random(seed))
         self.transitions = self.pipeline.transitions
@@ -378,6 +392,8 @@ class World:
         self.at(WATCHDOG_EVERY, self._watchdog, "watchdog")
         self.at(DEAD_LETTERS_EVERY, self._sweep, "dead letters")
         self.at(60.0, self._sample, "sample")
+        if self.events:
+            self._keep_genesys_time()
         stop = self.clock.now() + limit
         while self.agenda and self.agenda[0].due <= stop and self._busy():
             self._step()
@@ -396,6 +412,17 @@ class World:
         if entry.ticket:
             self.live[entry.ticket] -= 1
         entry.action()
+        if self.events:
+            self._keep_genesys_time()
+
+    def _keep_genesys_time(self) -> None:
+        """The org's changes happen when they are due, not at our next request: their events go out
+        then (the simulator applies time lazily, on a request or a pump)."""
+        due = self.simulator.next_due()
+        if due is not None and due != self.pump_at:
+            self.pump_at = due
+            # A moment after: `due` is a sum at the epoch's scale, where a float rounds to ~1e-7 s.
+            self.at(max(0.0, due - self.clock.now()) + 0.001, self.simulator.pump, "genesys clock")
 
     def run_meanwhile(self, seconds: float) -> None:
         """A slow call: the world goes on for `seconds` (other workers' work) before it returns."""
@@ -558,8 +585,11 @@ class World:
             woken = wake.on_telephony(event, self.store, self.transitions, now)
             if woken is None:
                 genesys_events.handle(event, self.store, now)
-            elif woken.woken:
-                self.count("job woken by a telephony event")
+            else:
+                at = wake.event_time(event, now)
+                self.telephony_heard.append((woken.entity_id, at, self.clock.now()))
+                if woken.woken:
+                    self.count("job woken by a telephony event")
         except (Crash, Exception) as failure:
             self.note(f"genesys event failed ({type(failure).__name__}); EventBridge retries")
             if attempt <= 8:
@@ -570,6 +600,8 @@ class World:
     def _on_write(self, table: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
         if new is None or not str(new["pk"]["S"]).startswith("job#"):
             return
+        if self.events:
+            self._note_job_write(new)
         ended = new["status"]["S"] in {s.value for s in JobStatus if s.terminal}
         was = old is not None and old["status"]["S"] in {s.value for s in JobStatus if s.terminal}
         if ended and not was:
@@ -578,6 +610,15 @@ class World:
             self.note(f"job {job.job_id[:6]} ended {job.status.value} {job.reason_code}: {job.detail}")
             image = copy.deepcopy(new)
             self.at(0.5, lambda: self._notify(image, 1), "stream")
+
+    def _note_job_write(self, item: dict[str, Any]) -> None:
+        job_id = str(item["pk"]["S"]).removeprefix("job#")
+        self.job_writes[job_id].append(self.clock.now())
+        if item["status"]["S"] != JobStatus.WAITING.value:
+            return
+        job = job_from_item(item)
+        if job.timeline[-1].event == wake.NOT_SETTLED and job.checked_at is not None and job.due_at:
+            self.telephony_waits.append((job_id, self.clock.now(), job.checked_at, job.due_at))
 
     def _notify(self, image: dict[str, Any], attempt: int) -> None:
         try:

@@ -202,6 +202,7 @@ class Intake:
             updated_at=now,
             deadline_at=deadline_at,
             due_at=now + first_delay(request, now),
+            step=Step.VALIDATE,
             idempotency_key=key,
         )
         job.record(now, "accepted", firstCheckInSeconds=round(first_delay(request, now), 1))

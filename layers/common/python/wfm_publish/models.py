@@ -302,6 +302,12 @@ class CapacityReport(Wire):
         }
 
 
+class Step(StrEnum):
+    VALIDATE = "validate"  # is telephony settled? then publish
+    CONFIRM = "confirm"  # has our published update been applied?
+    CONFLICT = "conflict"  # a publish got 409: classify and act
+
+
 class Joiner(Wire):
     """A request that joined a job in flight: its key, and the record to tell how the job ended."""
 
@@ -341,6 +347,7 @@ class Job(Wire):
     notified_at: float | None = None
     # When the job's next step is due (the delay of the message in flight): the watchdog's index.
     due_at: float | None = None
+    step: Step | None = None  # what the message in flight runs (None: ended, or written before this field)
     # Requests that joined this job (their callbacks hear its end too). Kept in an item attribute of
     # its own, beside the document, so a join never races a pipeline step's write (store.add_joiner).
     joiners: list[Joiner] = Field(default_factory=list, exclude=True)
@@ -359,12 +366,6 @@ class Job(Wire):
 
 
 # --- messages between steps ----------------------------------------------------------------------
-
-
-class Step(StrEnum):
-    VALIDATE = "validate"  # is telephony settled? then publish
-    CONFIRM = "confirm"  # has our published update been applied?
-    CONFLICT = "conflict"  # a publish got 409: classify and act
 
 
 class GenesysErrorBody(Lenient):

@@ -220,9 +220,11 @@ class Pipeline:
         if mode is ValidationMode.OFF and not dry_run:
             self._publish(job)  # no wait, no telephony read, no capacity check
             return
-        # Every read below goes through the observations other jobs made a moment ago.
-        observer = readiness.Observer(self.store, now)
+        # Every read below goes through the observations other jobs made a moment ago, none older than
+        # the move that sent this step (wake.py counts on it).
+        observer = readiness.Observer(self.store, now, newer_than=job.updated_at)
         telephony = job.scope
+        watched_at = None
         if telephony is None:  # once per job: the scope is stable, later checks reuse it
             calls = self.genesys.calls_made
             telephony = self._scope(job, observer)
@@ -230,11 +232,12 @@ class Pipeline:
             job.record(
                 now, "telephony scope", **scope.describe(telephony), reads=self.genesys.calls_made - calls
             )
-            if self.timing.events:  # before the first check: an event after it finds the job
+            if self.timing.events:  # an event from now on finds the job
                 self.store.watch(job.job_id, scope.entities(telephony), job.deadline_at)
+                watched_at = self.clock.now()
         try:
             if job.request.telephony_sync.enabled:
-                settled = self._settled(job, telephony, observer, now)
+                settled = self._settled(job, telephony, observer, now, watched_at)
                 if settled is None:
                     return  # sent back to wait
                 job = settled
@@ -262,9 +265,15 @@ class Pipeline:
         return scope.compute(self.genesys, observer, bu, week, job.schedule_id, self.options)
 
     def _settled(
-        self, job: Job, telephony: TelephonyScope, observer: readiness.Observer, now: float
+        self,
+        job: Job,
+        telephony: TelephonyScope,
+        observer: readiness.Observer,
+        now: float,
+        watched_at: float | None = None,
     ) -> Job | None:
-        """The job with this readiness check recorded, or None when it was sent back to wait."""
+        """The job with this readiness check recorded, or None when it was sent back to wait.
+        `watched_at`: when this step started watching the scope's entities (its first check)."""
         seen = readiness.check(
             self.genesys,
             observer,
@@ -274,22 +283,25 @@ class Pipeline:
             settle_window=self.timing.settle_window,
             max_age=self.options.observation_max_age,
             max_calls_key=self.options.max_calls_key,
-            newer_than=job.updated_at if job.readiness_checks else None,
         )
         first_check_at = job.first_check_at or now
         changes = {
             "first_check_at": first_check_at,
             "readiness_checks": job.readiness_checks + 1,
             "blocked_by": list(seen.blocked_by),
-            "checked_at": now,  # when telephony was read: an event after this wakes the job
+            # When the state judged was read: an event after this wakes the job (wake.py).
+            "checked_at": seen.read_at if seen.read_at is not None else now,
         }
         if not seen.ready:
+            # Events stand in for polling only for what was read once they could find the job: a
+            # change between a read made before the watch and the watch itself wakes nobody.
+            watched = seen.read_at is None or watched_at is None or seen.read_at >= watched_at
             delay = waiting.next_check_delay(
                 seen,
                 waited=now - first_check_at,
                 now=now,
                 deadline_at=job.deadline_at,
-                poll=self.timing.safety_poll if self.timing.events else None,
+                poll=self.timing.safety_poll if self.timing.events and watched else None,
             )
             self.transitions.move(
                 job,

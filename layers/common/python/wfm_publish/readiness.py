@@ -18,7 +18,6 @@ dial through), so a change elsewhere in the org never holds a publish. Reads are
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -210,18 +209,28 @@ class Observer:
     A failing table never fails a check: it only costs the Genesys read the table would have saved.
     """
 
-    def __init__(self, store: ObservationStore | None, now: float) -> None:
+    def __init__(self, store: ObservationStore | None, now: float, newer_than: float | None = None) -> None:
+        """`newer_than`: reuse nothing read at or before it. A job's step passes the time of the move
+        that sent it, so the step sees any change that came before it (wake.py counts on that), and a
+        job never takes its own old look for news."""
         self._store = store
         self.now = now
+        self.newer_than = newer_than
         self._local: dict[str, Any] = {}
         self.shared = 0  # observations reused from another job (or an earlier invocation)
         self.stored = 0  # observations this invocation wrote for others
+        self._read_at: dict[str, float] = {}  # key -> when what `get` answered was read
+
+    def read_at(self, key: str) -> float:
+        """When the answer `get(key)` gave was read: an observation reused from another job is as old
+        as that job's read, not as this invocation."""
+        return self._read_at.get(key, self.now)
 
     def get(
         self, key: str, max_age: float, read: Callable[[], Any], *, newer_than: float | None = None
     ) -> Any:
         """`read()`, or what another job stored under `key` within `max_age` seconds (and after
-        `newer_than`: a job that already looked at something learns nothing from its own old look)."""
+        `newer_than`, and the observer's)."""
         if key in self._local:
             return self._local[key]
         if self._store is not None and max_age > 0:
@@ -230,10 +239,12 @@ class Observer:
                 hit = self._store.get_observation(key)
             except StoreError as exc:
                 logger.warning("shared observation unreadable", extra={"key": key, "error": str(exc)})
-            oldest = max(self.now - max_age, newer_than if newer_than is not None else -math.inf)
-            if hit is not None and oldest <= hit[0] <= self.now + max_age and hit[0] != newer_than:
+            bounds = [b for b in (newer_than, self.newer_than) if b is not None]
+            oldest = max([self.now - max_age, *bounds])
+            if hit is not None and oldest <= hit[0] <= self.now + max_age and hit[0] not in bounds:
                 self.shared += 1
                 self._local[key] = hit[1]
+                self._read_at[key] = min(hit[0], self.now)
                 return hit[1]
         data = read()
         if self._store is not None and max_age > 0:
@@ -274,13 +285,9 @@ def pool_snapshot(
     *,
     max_age: float,
     max_calls_key: str = MAX_CONCURRENT_CALLS_KEY,
-    newer_than: float | None = None,
 ) -> PoolSnapshot:
     doc = observer.get(
-        f"{kind}:{pool_id}",
-        max_age,
-        lambda: read_pool(reader, kind, pool_id, max_calls_key).doc(),
-        newer_than=newer_than,
+        f"{kind}:{pool_id}", max_age, lambda: read_pool(reader, kind, pool_id, max_calls_key).doc()
     )
     return PoolSnapshot.from_doc(doc)
 
@@ -317,6 +324,9 @@ class Readiness:
     reads: int = 0  # Genesys calls this check made
     shared: int = 0  # observations reused from other jobs
     snapshots: tuple[PoolSnapshot, ...] = ()  # the full read, when there was one
+    # When the oldest state this check judged was read (an observation reused from another job is as
+    # old as its read): a telephony event after it may not be reflected (wake.py).
+    read_at: float | None = None
 
     @property
     def ready(self) -> bool:
@@ -384,20 +394,16 @@ def check(
     settle_window: float,
     max_age: float = OBSERVATION_MAX_AGE,
     max_calls_key: str = MAX_CONCURRENT_CALLS_KEY,
-    newer_than: float | None = None,
 ) -> Readiness:
     """Is the job's telephony scope settled? The entities that blocked it last time are re-read first,
-    one at a time; the whole scope is read only once they all look healthy. `newer_than`: the job's
-    previous check, so it never takes its own old look for news."""
+    one at a time; the whole scope is read only once they all look healthy."""
     calls_before = _calls(reader)
     shared_before = observer.shared
     remaining = list(blocked_by)
     rechecked: list[str] = []
     while remaining:
         ref = remaining[0]
-        doc = observer.get(
-            ref, max_age, partial(_entity_doc, reader, ref, max_calls_key), newer_than=newer_than
-        )
+        doc = observer.get(ref, max_age, partial(_entity_doc, reader, ref, max_calls_key))
         rechecked.append(ref)
         seen = Observation.from_doc(doc) if doc else None
         if seen is not None and seen.counted and not seen.healthy:
@@ -410,6 +416,7 @@ def check(
                 rechecked=tuple(rechecked),
                 reads=_calls(reader) - calls_before,
                 shared=observer.shared - shared_before,
+                read_at=min(observer.read_at(r) for r in rechecked),
             )
         remaining.pop(0)
     snapshots = tuple(
@@ -420,17 +427,18 @@ def check(
             p.id,
             max_age=max_age,
             max_calls_key=max_calls_key,
-            newer_than=newer_than,
         )
         for p in scope.pools
     )
     judged = judge([o for s in snapshots for o in s.observations], now, settle_window)
+    keys = rechecked + [f"{p.kind}:{p.id}" for p in scope.pools]
     return replace(
         judged,
         rechecked=tuple(rechecked),
         reads=_calls(reader) - calls_before,
         shared=observer.shared - shared_before,
         snapshots=snapshots,
+        read_at=min((observer.read_at(k) for k in keys), default=now),
     )
 
 

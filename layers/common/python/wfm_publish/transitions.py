@@ -70,7 +70,13 @@ class Transitions:
         self.queues.send(queue, message, delay)
         moved = job.model_copy(
             deep=True,
-            update={"status": status, "ticket": ticket, "updated_at": now, "due_at": now + delay}
+            update={
+                "status": status,
+                "ticket": ticket,
+                "step": step,
+                "updated_at": now,
+                "due_at": now + delay,
+            }
             | (changes or {}),
         )
         moved.record(now, event, **detail)
@@ -83,7 +89,7 @@ class Transitions:
         now = self.clock.now()
         message = JobMessage(job_id=job.job_id, ticket=job.ticket, step=step, version=job.version + 1)
         self.queues.send(Queue.VALIDATION, message, 0.0)
-        noted = job.model_copy(deep=True, update={"due_at": now})
+        noted = job.model_copy(deep=True, update={"due_at": now, "step": step})
         noted.record(now, event, **detail)
         return self.store.save_job(noted)
 
@@ -115,6 +121,7 @@ class Transitions:
                 "ticket": new_ticket(),
                 "updated_at": now,
                 "due_at": None,
+                "step": None,
             },
         )
         ended.record(now, status.value.lower(), reason=reason.value, detail=detail, **(extra or {}), **more)

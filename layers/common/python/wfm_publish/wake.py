@@ -7,11 +7,17 @@ one read per event. Each such job that waits on telephony is moved, through the 
 to a readiness check at once: the check then sees the change (and when its settle window closes)
 without waiting for the next poll.
 
-Delivery is at least once and unordered, so an event does nothing to a job that:
-- read telephony after the event's time (`checked_at`; a stale or duplicate event),
-- already has a step due by now (`due_at`: a second message would only be a duplicate),
-- is not waiting on telephony (publishing, confirming, backing off) or has ended (then it is pruned
-  from the watch item).
+Delivery is at least once and unordered, so an event does nothing to a job that has seen it:
+- its last check read telephony after the event's time (`checked_at`, the time of the oldest state it
+  judged: an observation another job read is as old as that read), or
+- its check is due or running, sent by a move after the event's time (every check reads nothing older
+  than the move that sent it: readiness.Observer's `newer_than`), or by a wake for this event or a
+  later one.
+Our clock and Genesys' may differ: an event stamped within CLOCK_MARGIN before a read still wakes.
+A check that is due or running but was sent before the event may have read before it: the job is
+moved again, which makes that check's commit stale and sends a check that reads after the event.
+An event also does nothing to a job that is not waiting on telephony (publishing, confirming, backing
+off from Genesys) or has ended (then it is pruned from the watch item).
 """
 
 from __future__ import annotations
@@ -41,6 +47,9 @@ WOKEN = "woken by a telephony event"
 # events function does not import the pipeline (readiness, capacity, the Genesys client).
 NOT_SETTLED = "telephony not settled"
 AFTER_CONFLICT = "waiting after conflict"
+# Genesys stamps an event with its clock, a check with ours: an event stamped less than this before a
+# read may have come after it (the clocks differ), so it still wakes the job.
+CLOCK_MARGIN = 5.0
 
 
 @dataclass
@@ -71,16 +80,24 @@ def event_time(event: dict[str, Any], now: float) -> float:
         return now
 
 
-def waiting_on_telephony(job: Job) -> bool:
-    return (
-        job.status is JobStatus.WAITING
-        and bool(job.timeline)
-        and job.timeline[-1].event
-        in {
-            NOT_SETTLED,
-            AFTER_CONFLICT,
-        }
-    )
+def has_seen(job: Job, at: float, now: float) -> bool | None:
+    """Do the job's telephony reads see a change made at `at`? Its due or running check sees what came
+    before the move that sent it, its last check what came before its read. None: the job is not
+    waiting on telephony."""
+    if job.status not in (JobStatus.QUEUED, JobStatus.WAITING) or job.step not in (Step.VALIDATE, None):
+        return None
+    last = job.timeline[-1] if job.timeline else None
+    if job.due_at is None or job.due_at <= now:  # a check is due or running
+        woken_for = last.detail.get("eventAt") if last is not None and last.event == WOKEN else None
+        if isinstance(woken_for, int | float) and woken_for >= at:
+            return True  # sent for this event or a later one (both stamped by Genesys' clock)
+        return job.updated_at >= at + CLOCK_MARGIN
+    if last is not None and last.event == NOT_SETTLED:
+        read_at = job.checked_at if job.checked_at is not None else job.updated_at
+        return read_at >= at + CLOCK_MARGIN
+    if last is not None and last.event == AFTER_CONFLICT:
+        return job.updated_at >= at + CLOCK_MARGIN  # a 409 for telephony: its time
+    return None  # backing off from Genesys: its next check is due soon and reads anew
 
 
 def on_telephony(
@@ -115,14 +132,11 @@ def _wake_one(
         job = store.get_job(job_id)
         if job is None or job.status.terminal:
             return "ended"
-        if not waiting_on_telephony(job):
+        seen = has_seen(job, at, now)
+        if seen is None:
             return "not waiting on telephony"
-        # A check's read time; after a 409 for telephony, the 409's (the job's last write).
-        seen_at = job.checked_at if job.timeline[-1].event == NOT_SETTLED else job.updated_at
-        if seen_at is not None and seen_at >= at:
+        if seen:
             return "checked after the event"
-        if job.due_at is not None and job.due_at <= now:
-            return "a step is already due"
         try:
             transitions.move(
                 job, JobStatus.WAITING, Step.VALIDATE, 0.0, WOKEN, topic=topic, entityId=entity_id, eventAt=at
