@@ -8,9 +8,8 @@ from typing import Any
 from tests.unit.test_pipeline import demo, start
 from wfm_publish import readiness, wake
 from wfm_publish.clock import iso
-from wfm_publish.models import Job, JobStatus
+from wfm_publish.models import NOT_SETTLED, Job, JobStatus
 from wfm_publish.pipeline import Timing
-from wfm_publish.wake import NOT_SETTLED
 from wfm_publish_local.virtual import MemoryJobStore, VirtualRun
 
 EDGE = "edge-demo-1"

@@ -45,7 +45,7 @@ from wfm_publish.clock import VirtualClock
 from wfm_publish.errors import WfmPublishError
 from wfm_publish.genesys import Credentials, GenesysClient
 from wfm_publish.intake import IdempotencyKeyReused, Intake, JoinConflict, RequestInProgress
-from wfm_publish.models import JobMessage, JobStatus, PublishRequest
+from wfm_publish.models import NOT_SETTLED, JobMessage, JobStatus, PublishRequest
 from wfm_publish.notifier import ID_FIELD, STATUS_FIELD, Notifier
 from wfm_publish.pipeline import Pipeline, Timing
 from wfm_publish.queues import Queue, QueueError, QueueSender
@@ -617,7 +617,7 @@ class World:
         if item["status"]["S"] != JobStatus.WAITING.value:
             return
         job = job_from_item(item)
-        if job.timeline[-1].event == wake.NOT_SETTLED and job.checked_at is not None and job.due_at:
+        if job.timeline[-1].event == NOT_SETTLED and job.checked_at is not None and job.due_at:
             self.telephony_waits.append((job_id, self.clock.now(), job.checked_at, job.due_at))
 
     def _notify(self, image: dict[str, Any], attempt: int) -> None:

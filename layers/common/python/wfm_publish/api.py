@@ -95,6 +95,8 @@ class TimelineItem(Wire):
     at: str = Field(description="ISO-8601 UTC")
     event: str
     detail: dict[str, Any] | None = None
+    times: int | None = Field(default=None, description="a repeated event: how often (its last detail shown)")
+    until: str | None = Field(default=None, description="ISO-8601 UTC: a repeated event's last time")
 
 
 class CallbackView(Wire):

@@ -259,6 +259,7 @@ def job_view(job: Job) -> dict[str, Any]:
         **telephony_view(job),
         "timeline": [
             {"at": iso(e.at), "event": e.event, **({"detail": e.detail} if e.detail else {})}
+            | ({"times": e.times, "until": iso(e.until)} if e.until is not None else {})
             for e in job.timeline
         ],
     }

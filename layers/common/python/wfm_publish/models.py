@@ -185,9 +185,17 @@ class TimelineEntry(Wire):
     at: float
     event: str
     detail: dict[str, Any] = Field(default_factory=dict)
+    # A repeated event (COALESCED) is one entry: how often it happened, the last time, the last detail.
+    times: int | None = None  # None: once
+    until: float | None = None
 
 
 TIMELINE_LIMIT = 200  # keeps a job item far below DynamoDB's 400 KB
+# The look at telephony that found it still changing, repeated for as long as a change lasts: counted
+# in one entry ("telephony not settled x 87, 10:02-15:58", the last blockers), so a job item and each
+# write of it stay the same size however long the wait (issue 12).
+NOT_SETTLED = "telephony not settled"
+COALESCED = frozenset({NOT_SETTLED})
 
 
 # --- the telephony a schedule depends on, and whether its trunks can carry it (issue 4) ----------
@@ -359,6 +367,12 @@ class Job(Wire):
     timeline: list[TimelineEntry] = Field(default_factory=list)
 
     def record(self, at: float, event: str, /, **detail: Any) -> None:
+        last = self.timeline[-1] if self.timeline else None
+        if last is not None and last.event == event and event in COALESCED:
+            self.timeline[-1] = last.model_copy(
+                update={"times": (last.times or 1) + 1, "until": at, "detail": detail}
+            )
+            return
         self.timeline.append(TimelineEntry(at=at, event=event, detail=detail))
         if len(self.timeline) > TIMELINE_LIMIT:
             # Keep how it started and what happened lately.

@@ -29,6 +29,7 @@ from wfm_publish.errors import (
 from wfm_publish.genesys import GenesysClient, Schedule
 from wfm_publish.genesys_events import OperationOutcome
 from wfm_publish.models import (
+    NOT_SETTLED,
     CapacityReport,
     GenesysErrorBody,
     Job,
@@ -43,7 +44,7 @@ from wfm_publish.queues import Queue, QueueSender
 from wfm_publish.scope import TelephonyOptions
 from wfm_publish.store import JobStore
 from wfm_publish.transitions import Transitions, may_still_land
-from wfm_publish.wake import AFTER_CONFLICT, NOT_SETTLED
+from wfm_publish.wake import AFTER_CONFLICT
 
 logger = Logger(child=True)
 

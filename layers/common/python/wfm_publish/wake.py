@@ -30,7 +30,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from wfm_publish.errors import StaleJob
-from wfm_publish.models import Job, JobStatus, Step
+from wfm_publish.models import NOT_SETTLED, Job, JobStatus, Step
 from wfm_publish.store import DynamoJobStore
 from wfm_publish.transitions import Transitions
 
@@ -43,9 +43,8 @@ TELEPHONY_TOPICS = (
     re.compile(r"^v2\.telephony\.providers\.edges\.([^.]+)$"),
 )
 WOKEN = "woken by a telephony event"
-# The timeline events of a job waiting on telephony (the pipeline's moves). Defined here so the
-# events function does not import the pipeline (readiness, capacity, the Genesys client).
-NOT_SETTLED = "telephony not settled"
+# The timeline events of a job waiting on telephony (the pipeline's moves). Defined here (and in
+# models) so the events function does not import the pipeline (readiness, capacity, the Genesys client).
 AFTER_CONFLICT = "waiting after conflict"
 # Genesys stamps an event with its clock, a check with ours: an event stamped less than this before a
 # read may have come after it (the clocks differ), so it still wakes the job.
