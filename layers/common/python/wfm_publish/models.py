@@ -374,6 +374,17 @@ class Job(Wire):
             )
             return
         self.timeline.append(TimelineEntry(at=at, event=event, detail=detail))
+        self._trim()
+
+    def recount(self, looks: int, until: float | None) -> None:
+        """Count `looks` more of the last entry's event (quiet looks that wrote nothing), the last at
+        `until`."""
+        last = self.timeline[-1] if self.timeline else None
+        if looks > 0 and last is not None and last.event in COALESCED:
+            again = {"times": (last.times or 1) + looks, "until": until or last.until}
+            self.timeline[-1] = last.model_copy(update=again)
+
+    def _trim(self) -> None:
         if len(self.timeline) > TIMELINE_LIMIT:
             # Keep how it started and what happened lately.
             self.timeline = self.timeline[:20] + self.timeline[-(TIMELINE_LIMIT - 20) :]
@@ -409,6 +420,10 @@ class JobMessage(Wire):
     # before that write, so it can arrive first: a job still below this version has not caught up yet.
     version: int | None = None
     early: int = 0  # how often it arrived before its write and was sent back
+    # Looks at telephony since the job's last write that found the same blockers: a quiet look sends
+    # the next one with the same ticket and writes nothing; the next write counts them (issue 12).
+    quiet: int = 0
+    looked_at: float | None = None  # when the quiet look that sent this one read telephony
     not_before: float | None = None  # set on waits longer than one SQS delay (900 s)
     conflict: GenesysErrorBody | None = None
 

@@ -62,6 +62,11 @@ class Timing:
     safety_poll: float = 2400.0  # with events: the wait between checks while telephony still changes
 
 
+# Polling, a job waiting on a change writes at most once per QUIET_WINDOW: looks in between that find
+# nothing new write nothing (`_settled`). A look is quiet only if the next one comes QUIET_MARGIN
+# before the job's due time, so the write lands before the watchdog would see the job overdue.
+QUIET_WINDOW = 1800.0
+QUIET_MARGIN = 60.0
 EARLY_LOOKS = 5  # a message that arrived before its job's write is sent back this often, at most
 EARLY_WAIT = 1.0  # seconds before the first of those looks; each next one waits twice as long
 DEFERRED_CAPACITY_TRIES = 5  # deferred mode: a capacity check Genesys keeps refusing ends as a warning
@@ -147,7 +152,7 @@ class Pipeline:
             if self.clock.now() >= job.deadline_at:
                 self._at_deadline(job)
             elif message.step is Step.VALIDATE:
-                self._validate(job)
+                self._validate(job, message.quiet, message.looked_at)
             elif message.step is Step.CONFIRM:
                 self._confirm(job)
             else:
@@ -213,7 +218,9 @@ class Pipeline:
 
     # --- steps ---------------------------------------------------------------------------------------
 
-    def _validate(self, job: Job) -> None:
+    def _validate(self, job: Job, quiet: int = 0, looked_at: float | None = None) -> None:
+        """`quiet`: looks since the job's last write that wrote nothing, the last at `looked_at`
+        (JobMessage.quiet)."""
         now = self.clock.now()
         job = self._locate(job)
         mode = job.request.validation_mode
@@ -223,7 +230,7 @@ class Pipeline:
             return
         # Every read below goes through the observations other jobs made a moment ago, none older than
         # the move that sent this step (wake.py counts on it).
-        observer = readiness.Observer(self.store, now, newer_than=job.updated_at)
+        observer = readiness.Observer(self.store, now, newer_than=max(job.updated_at, looked_at or 0.0))
         telephony = job.scope
         watched_at = None
         if telephony is None:  # once per job: the scope is stable, later checks reuse it
@@ -238,7 +245,7 @@ class Pipeline:
                 watched_at = self.clock.now()
         try:
             if job.request.telephony_sync.enabled:
-                settled = self._settled(job, telephony, observer, now, watched_at)
+                settled = self._settled(job, telephony, observer, now, watched_at, quiet, looked_at)
                 if settled is None:
                     return  # sent back to wait
                 job = settled
@@ -272,9 +279,16 @@ class Pipeline:
         observer: readiness.Observer,
         now: float,
         watched_at: float | None = None,
+        quiet: int = 0,
+        looked_at: float | None = None,
     ) -> Job | None:
         """The job with this readiness check recorded, or None when it was sent back to wait.
-        `watched_at`: when this step started watching the scope's entities (its first check)."""
+        `watched_at`: when this step started watching the scope's entities (its first check).
+
+        Polling (no telephony events), a look that finds the same blockers as the job's last write is
+        quiet: it sends the next look and writes nothing, as long as the job's due time (the bound its
+        last write set) covers that next look. So a job writes once per QUIET_WINDOW while a change
+        lasts, not once per look (issue 12); the write counts the quiet looks."""
         seen = readiness.check(
             self.genesys,
             observer,
@@ -286,9 +300,12 @@ class Pipeline:
             max_calls_key=self.options.max_calls_key,
         )
         first_check_at = job.first_check_at or now
+        if quiet:
+            job = job.model_copy(deep=True)
+            job.recount(quiet, looked_at)
         changes = {
             "first_check_at": first_check_at,
-            "readiness_checks": job.readiness_checks + 1,
+            "readiness_checks": job.readiness_checks + 1 + quiet,
             "blocked_by": list(seen.blocked_by),
             # When the state judged was read: an event after this wakes the job (wake.py).
             "checked_at": seen.read_at if seen.read_at is not None else now,
@@ -304,6 +321,11 @@ class Pipeline:
                 deadline_at=job.deadline_at,
                 poll=self.timing.safety_poll if self.timing.events and watched else None,
             )
+            polling = not self.timing.events and seen.settles_at is None
+            same = job.readiness_checks > 0 and list(seen.blocked_by) == job.blocked_by
+            if polling and same and job.due_at is not None and now + delay + QUIET_MARGIN <= job.due_at:
+                self.transitions.look_again(job, delay, quiet + 1, now)
+                return None
             self.transitions.move(
                 job,
                 JobStatus.WAITING,
@@ -311,6 +333,7 @@ class Pipeline:
                 delay,
                 NOT_SETTLED,
                 changes=changes,
+                write_by=now + QUIET_WINDOW if polling else None,
                 **seen.summary(),
                 nextCheckInSeconds=round(delay, 1),
             )

@@ -57,12 +57,17 @@ class Transitions:
         queue: Queue = Queue.VALIDATION,
         conflict: GenesysErrorBody | None = None,
         changes: dict[str, Any] | None = None,
+        write_by: float | None = None,
         **detail: Any,
     ) -> Job:
         """Send `step` after `delay` (bounded by the deadline), then commit `status` with its ticket.
+        `write_by`: quiet looks may follow until then, so the job is due (for the watchdog) by then.
         Raises StaleJob when another worker moved the job first (its message then never counts)."""
         now = self.clock.now()
         delay = bounded_delay(delay, now, job.deadline_at)
+        due_at = now + delay
+        if write_by is not None:
+            due_at = max(due_at, min(write_by, job.deadline_at))
         ticket = new_ticket()
         message = JobMessage(
             job_id=job.job_id, ticket=ticket, step=step, conflict=conflict, version=job.version + 1
@@ -75,12 +80,28 @@ class Transitions:
                 "ticket": ticket,
                 "step": step,
                 "updated_at": now,
-                "due_at": now + delay,
+                "due_at": due_at,
             }
             | (changes or {}),
         )
         moved.record(now, event, **detail)
         return self.store.save_job(moved)
+
+    def look_again(self, job: Job, delay: float, quiet: int, looked_at: float) -> None:
+        """A quiet look: the next readiness check after `delay`, with the job's current ticket, and no
+        write (the job's last write made it due by then: `move(write_by=...)`). A duplicate of it,
+        after a crash or an SQS redelivery, runs a second chain of looks until the next write gives the
+        job a new ticket; each look is a read, so that costs reads, never a second publish."""
+        now = self.clock.now()
+        message = JobMessage(
+            job_id=job.job_id,
+            ticket=job.ticket,
+            step=Step.VALIDATE,
+            version=job.version,
+            quiet=quiet,
+            looked_at=looked_at,
+        )
+        self.queues.send(Queue.VALIDATION, message, bounded_delay(delay, now, job.deadline_at))
 
     def resend(self, job: Job, step: Step, event: str, /, **detail: Any) -> Job:
         """Send the job's current step again, with its current ticket: a duplicate, harmless as any SQS
