@@ -145,12 +145,13 @@ def test_functions_runtime_and_handlers(template: Template) -> None:
         "GenesysEventsFunction",
         "AnnouncerFunction",
     }
-    for function in functions.values():
+    for name, function in functions.items():
         assert function.runtime in {"python3.12", "python3.13"}
         assert function.properties["Architectures"] == ["arm64"]
         assert function.properties["Tracing"] == "Active"
         assert function.timeout == 30
-        assert function.memory_size == 512
+        # ServiceNow waits on the API's answer; the rest wait on I/O (template.yaml).
+        assert function.memory_size == (512 if name == "PublishTriggerFunction" else 256)
         assert function.handler == "app.handler"
         assert function.code_uri.startswith("functions/")
         assert {"Ref": "CommonLayer"} in function.layers
