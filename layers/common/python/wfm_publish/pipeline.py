@@ -228,9 +228,13 @@ class Pipeline:
         if mode is ValidationMode.OFF and not dry_run:
             self._publish(job)  # no wait, no telephony read, no capacity check
             return
-        # Every read below goes through the observations other jobs made a moment ago, none older than
-        # the move that sent this step (wake.py counts on it).
-        observer = readiness.Observer(self.store, now, newer_than=max(job.updated_at, looked_at or 0.0))
+        # Every read below goes through the observations other jobs made a moment ago. Telephony state
+        # none older than the move that sent this step (wake.py counts on it), or the quiet look before
+        # it; a first look may take any that is fresh, as it polls again soon whatever it sees (the
+        # watch is written after its reads: `_settled`).
+        first = job.scope is None
+        newer_than = None if first else max(job.updated_at, looked_at or 0.0)
+        observer = readiness.Observer(self.store, now, newer_than=newer_than)
         telephony = job.scope
         watched_at = None
         if telephony is None:  # once per job: the scope is stable, later checks reuse it

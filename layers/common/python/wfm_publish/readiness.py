@@ -210,9 +210,10 @@ class Observer:
     """
 
     def __init__(self, store: ObservationStore | None, now: float, newer_than: float | None = None) -> None:
-        """`newer_than`: reuse nothing read at or before it. A job's step passes the time of the move
-        that sent it, so the step sees any change that came before it (wake.py counts on that), and a
-        job never takes its own old look for news."""
+        """`newer_than`: reuse no telephony state (`get(state=True)`) read at or before it. A job's
+        step passes the time of the move that sent it, so the step sees any change that came before it
+        (wake.py counts on that), and a job never takes its own old look for news. Reference data
+        (campaigns, queue members) is shared whatever its age within `max_age`."""
         self._store = store
         self.now = now
         self.newer_than = newer_than
@@ -227,7 +228,13 @@ class Observer:
         return self._read_at.get(key, self.now)
 
     def get(
-        self, key: str, max_age: float, read: Callable[[], Any], *, newer_than: float | None = None
+        self,
+        key: str,
+        max_age: float,
+        read: Callable[[], Any],
+        *,
+        newer_than: float | None = None,
+        state: bool = False,
     ) -> Any:
         """`read()`, or what another job stored under `key` within `max_age` seconds (and after
         `newer_than`, and the observer's)."""
@@ -239,7 +246,7 @@ class Observer:
                 hit = self._store.get_observation(key)
             except StoreError as exc:
                 logger.warning("shared observation unreadable", extra={"key": key, "error": str(exc)})
-            bounds = [b for b in (newer_than, self.newer_than) if b is not None]
+            bounds = [b for b in (newer_than, self.newer_than if state else None) if b is not None]
             oldest = max([self.now - max_age, *bounds])
             if hit is not None and oldest <= hit[0] <= self.now + max_age and hit[0] not in bounds:
                 self.shared += 1
@@ -287,7 +294,10 @@ def pool_snapshot(
     max_calls_key: str = MAX_CONCURRENT_CALLS_KEY,
 ) -> PoolSnapshot:
     doc = observer.get(
-        f"{kind}:{pool_id}", max_age, lambda: read_pool(reader, kind, pool_id, max_calls_key).doc()
+        f"{kind}:{pool_id}",
+        max_age,
+        lambda: read_pool(reader, kind, pool_id, max_calls_key).doc(),
+        state=True,
     )
     return PoolSnapshot.from_doc(doc)
 
@@ -403,7 +413,7 @@ def check(
     rechecked: list[str] = []
     while remaining:
         ref = remaining[0]
-        doc = observer.get(ref, max_age, partial(_entity_doc, reader, ref, max_calls_key))
+        doc = observer.get(ref, max_age, partial(_entity_doc, reader, ref, max_calls_key), state=True)
         rechecked.append(ref)
         seen = Observation.from_doc(doc) if doc else None
         if seen is not None and seen.counted and not seen.healthy:
