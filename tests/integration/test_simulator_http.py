@@ -14,8 +14,8 @@ import requests
 import yaml
 
 from wfm_publish.clock import VirtualClock
+from wfm_publish_local.simulator.loading import load_scenario, parse_scenario
 from wfm_publish_local.simulator.model import GenesysSimulator
-from wfm_publish_local.simulator.scenario import load_scenario, parse_scenario
 from wfm_publish_local.simulator.server import SimulatorServer
 
 pytestmark = pytest.mark.integration
