@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import sys
+import time
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import datetime
@@ -29,22 +30,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
 
-from wfm_publish_local.runner import (
-    ACCOUNT_ID,
-    ApiFront,
-    CrashPlan,
-    EmfCapture,
-    EventCapture,
-    EventRelay,
-    LocalFunction,
-    Route,
-    SqsPoller,
-    StreamPoller,
-    invoke_async,
-    rule_targets,
-    schedule_input,
-    wait_until,
-)
+from wfm_publish_local.runner.apigateway import ApiFront, Route
+from wfm_publish_local.runner.crash import CrashPlan
+from wfm_publish_local.runner.eventbridge import EventCapture, EventRelay, invoke_async, rule_targets
+from wfm_publish_local.runner.function import ACCOUNT_ID, LocalFunction
+from wfm_publish_local.runner.metrics import EmfCapture
+from wfm_publish_local.runner.scheduler import schedule_input
+from wfm_publish_local.runner.sqs import SqsPoller
+from wfm_publish_local.runner.streams import StreamPoller
 from wfm_publish_local.template import Resolver, StreamEvent, Template, TemplateError
 
 if TYPE_CHECKING:
@@ -446,7 +439,14 @@ class LocalStack:
         message: str = "condition",
     ) -> T:
         """Poll predicate until truthy and return its value; TimeoutError after timeout seconds."""
-        return wait_until(predicate, timeout, interval, message)
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"{message} not met within {timeout:g} s")
+            time.sleep(interval)
 
     # ------------------------------------------------------------ internals
 

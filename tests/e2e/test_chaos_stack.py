@@ -25,7 +25,7 @@ from wfm_publish_local.chaos.stack import (
 )
 from wfm_publish_local.demo import SERVICENOW_BODY
 from wfm_publish_local.embedded import EmbeddedStack
-from wfm_publish_local.runner import CrashPlan
+from wfm_publish_local.runner.crash import CrashPlan
 
 pytestmark = pytest.mark.e2e
 

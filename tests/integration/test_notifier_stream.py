@@ -12,7 +12,8 @@ from typing import Any
 import boto3
 import pytest
 
-from wfm_publish_local.runner import StreamPoller, filter_matches
+from wfm_publish_local.runner.patterns import filter_matches
+from wfm_publish_local.runner.streams import StreamPoller
 from wfm_publish_local.template import StreamEvent, Template
 
 pytestmark = pytest.mark.integration

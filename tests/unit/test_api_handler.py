@@ -20,7 +20,7 @@ from wfm_publish.intake import RequestInProgress
 from wfm_publish.queues import QueueError
 from wfm_publish.signature import signed_headers
 from wfm_publish_local.demo import SERVICENOW_BODY
-from wfm_publish_local.runner import LambdaContext
+from wfm_publish_local.runner.function import LambdaContext
 
 HANDLER = Path(__file__).resolve().parents[2] / "functions" / "publish_trigger" / "app.py"
 SECRET = "unit-secret"

@@ -16,7 +16,7 @@ import pytest
 
 from wfm_publish.models import Job
 from wfm_publish.notifier import Outcome
-from wfm_publish_local.runner import LambdaContext
+from wfm_publish_local.runner.function import LambdaContext
 
 ROOT = Path(__file__).resolve().parents[2]
 HANDLER = ROOT / "functions" / "notifier" / "app.py"

@@ -50,7 +50,7 @@ from wfm_publish.models import Job, JobStatus
 from wfm_publish.store import job_from_item
 from wfm_publish_local.embedded import EmbeddedStack
 from wfm_publish_local.faultproxy import FaultProxy, data_plane_plan
-from wfm_publish_local.runner import CrashPlan
+from wfm_publish_local.runner.crash import CrashPlan
 from wfm_publish_local.simulator.loading import parse_scenario
 from wfm_publish_local.simulator.scenario import Scenario
 
