@@ -10,8 +10,9 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from wfm_publish_local.intrinsics import Resolver
 from wfm_publish_local.runner.function import ACCOUNT_ID
-from wfm_publish_local.template import Resolver, Template, TemplateError
+from wfm_publish_local.template import Template, TemplateError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import boto3
 
 from wfm_publish_local.environment import FAKE_CREDENTIALS, ProcessEnvironment
+from wfm_publish_local.intrinsics import Resolver
 from wfm_publish_local.provision import DEFAULT_SECRET_VALUES, Resources
 from wfm_publish_local.runner.apigateway import ApiFront, Route
 from wfm_publish_local.runner.crash import CrashPlan
@@ -38,7 +39,8 @@ from wfm_publish_local.runner.metrics import EmfCapture
 from wfm_publish_local.runner.scheduler import schedule_input
 from wfm_publish_local.runner.sqs import SqsPoller
 from wfm_publish_local.runner.streams import StreamPoller
-from wfm_publish_local.template import Resolver, StreamEvent, Template, TemplateError
+from wfm_publish_local.specs import StreamEvent
+from wfm_publish_local.template import Template, TemplateError
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

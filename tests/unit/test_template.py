@@ -13,14 +13,9 @@ from typing import Any
 
 import pytest
 
+from wfm_publish_local.intrinsics import ResolutionError, Resolver
 from wfm_publish_local.runner.scheduler import schedule_input
-from wfm_publish_local.template import (
-    ResolutionError,
-    Resolver,
-    Template,
-    TemplateError,
-    load_yaml,
-)
+from wfm_publish_local.template import Template, TemplateError, load_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"

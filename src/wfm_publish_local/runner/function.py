@@ -17,7 +17,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
 
 from wfm_publish_local.runner.crash import CrashPlan, FunctionCrashed, WorkerCrash
-from wfm_publish_local.template import FunctionSpec
+from wfm_publish_local.specs import FunctionSpec
 
 if TYPE_CHECKING:
     from wfm_publish_local.runner.metrics import EmfCapture

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from wfm_publish_local.runner.eventsource import PollingThread, batch_item_failures
 from wfm_publish_local.runner.function import LocalFunction
-from wfm_publish_local.template import SqsEvent
+from wfm_publish_local.specs import SqsEvent
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
