@@ -17,7 +17,7 @@ import pytest
 import requests
 from pydantic import BaseModel
 
-from tests.support.genesys import Org, contract_org, serving
+from tests.support.genesys import TRUNK_FIELDS, Org, contract_org, serving
 from wfm_publish import genesys as g
 from wfm_publish.config import Settings
 from wfm_publish.errors import (
@@ -85,21 +85,6 @@ UPLOAD_URL_FIELDS = {"uploadKey", "url", "headers"}
 UPDATE_FIELDS = {"status", "operationId"}  # `result` comes with Complete; an update answers Processing
 NOTICE_FIELDS = {"status", "operationId", "eventType"}
 EVENT_TYPES = {"Update", "Import", "Copy", "Delete"}
-TRUNK_FIELDS = {
-    "state",
-    "trunkType",
-    "edge",
-    "edgeGroup",
-    "trunkBase",
-    "inService",
-    "enabled",
-    "connectedStatus",
-    "optionsStatus",
-    "registersStatus",
-    "ipStatus",
-    "version",
-    "dateModified",
-}
 TRUNK_STATES = {"active", "inactive", "deleted"}
 CONNECTED_FIELDS = {"connected", "connectedStateTime"}
 CALLS_FIELDS = {"inboundCallCount", "outboundCallCount"}

@@ -13,6 +13,7 @@ import pytest
 import requests
 import yaml
 
+from tests.support.genesys import TRUNK_FIELDS
 from wfm_publish.clock import VirtualClock
 from wfm_publish_local.simulator.loading import load_scenario, parse_scenario
 from wfm_publish_local.simulator.model import GenesysSimulator
@@ -209,23 +210,7 @@ def test_telephony_shapes_and_path_trap(org: Org) -> None:
     trunks = org.get(EDGES + "/trunks", **{"edge.id": "edge-demo-1", "trunkType": "EXTERNAL"})
     assert [t["id"] for t in trunks["entities"]] == ["trunk-demo-1", "trunk-demo-2"]
     trunk = org.get(EDGES + "/trunks/trunk-demo-1")
-    assert {
-        "id",
-        "name",
-        "state",
-        "trunkType",
-        "edge",
-        "edgeGroup",
-        "trunkBase",
-        "inService",
-        "enabled",
-        "connectedStatus",
-        "optionsStatus",
-        "registersStatus",
-        "ipStatus",
-        "version",
-        "dateModified",
-    } <= set(trunk)
+    assert {"id", "name", *TRUNK_FIELDS} <= set(trunk)
     assert trunk["connectedStatus"]["connected"] is False  # the edge is restarting
 
     metrics = org.get(EDGES + "/trunks/metrics", trunkIds="trunk-demo-1,trunk-demo-2")

@@ -13,6 +13,23 @@ from wfm_publish_local.simulator import GenesysSimulator, parse_scenario
 from wfm_publish_local.simulator.notifications import DeliveredQueryBook
 from wfm_publish_local.simulator.server import SimulatorServer
 
+# What a trunk (TrunkEntityListing's Trunk) carries at least, as the client reads it.
+TRUNK_FIELDS = {
+    "state",
+    "trunkType",
+    "edge",
+    "edgeGroup",
+    "trunkBase",
+    "inService",
+    "enabled",
+    "connectedStatus",
+    "optionsStatus",
+    "registersStatus",
+    "ipStatus",
+    "version",
+    "dateModified",
+}
+
 
 def contract_org(**changes: Any) -> dict[str, Any]:
     """The demo org, plus an agentless campaign on its site and a preview campaign on its edge group
