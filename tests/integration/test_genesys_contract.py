@@ -17,7 +17,7 @@ import pytest
 import requests
 from pydantic import BaseModel
 
-from tests.support.genesys import TRUNK_FIELDS, Org, contract_org, serving
+from tests.support.genesys import ERROR_FIELDS, TRUNK_FIELDS, Org, contract_org, serving
 from wfm_publish import genesys as g
 from wfm_publish.config import Settings
 from wfm_publish.errors import (
@@ -50,18 +50,6 @@ SCHED = (*WEEK, "sched-demo")
 # --- the field lists of shared/GENESYS_API.md ----------------------------------------------------------
 
 TOKEN_FIELDS = {"access_token", "token_type", "expires_in"}
-ERROR_FIELDS = {
-    "message",
-    "code",
-    "status",
-    "entityId",
-    "entityName",
-    "messageWithParams",
-    "messageParams",
-    "contextId",
-    "details",
-    "errors",
-}
 ERROR_DETAIL_FIELDS = {"errorCode", "fieldName", "entityId", "entityName"}
 BU_SETTINGS_FIELDS = {"startDayOfWeek", "timeZone"}
 SCHEDULE_LIST_FIELDS = {

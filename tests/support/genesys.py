@@ -13,6 +13,20 @@ from wfm_publish_local.simulator import GenesysSimulator, parse_scenario
 from wfm_publish_local.simulator.notifications import DeliveredQueryBook
 from wfm_publish_local.simulator.server import SimulatorServer
 
+# Genesys' error body: every key it may carry.
+ERROR_FIELDS = {
+    "message",
+    "code",
+    "status",
+    "entityId",
+    "entityName",
+    "messageWithParams",
+    "messageParams",
+    "contextId",
+    "details",
+    "errors",
+}
+
 # What a trunk (TrunkEntityListing's Trunk) carries at least, as the client reads it.
 TRUNK_FIELDS = {
     "state",
