@@ -118,7 +118,7 @@ def _events(stack: Any) -> dict[str, list[dict[str, Any]]]:
     from wfm_publish.store import DynamoJobStore
     from wfm_publish.weekly import WeeklyUnit
     from wfm_publish_local.demo import DEMO_CALLBACK
-    from wfm_publish_local.runner import api_gateway_event
+    from wfm_publish_local.runner.apigateway import api_gateway_event
 
     local = stack.stack
     events: dict[str, list[dict[str, Any]]] = {name: [] for name in FUNCTIONS}

@@ -23,7 +23,7 @@ from typing import Any
 from bench.meter import ROOT, Engine, LogMeter, metered_logs
 from wfm_publish.pipeline import Timing
 from wfm_publish.weekly import fan_out
-from wfm_publish_local.simulator.scenario import load_scenario
+from wfm_publish_local.simulator.loading import load_scenario
 
 SCENARIO = ROOT / "scenarios" / "weekly-1000.yaml"
 DUE = datetime(2023, 10, 18, 6, 0, tzinfo=UTC)  # Wednesday: one week ahead is Monday 2023-10-23 everywhere

@@ -23,10 +23,11 @@ import requests
 
 from wfm_publish.models import Job, JobStatus
 from wfm_publish_local.client import SignedAuth, local_hmac_secret
-from wfm_publish_local.runner import CrashPlan
+from wfm_publish_local.runner.crash import CrashPlan
 from wfm_publish_local.servicenow import ServiceNowStandIn
+from wfm_publish_local.simulator.loading import load_scenario
 from wfm_publish_local.simulator.model import GenesysSimulator
-from wfm_publish_local.simulator.scenario import Scenario, load_scenario
+from wfm_publish_local.simulator.scenario import Scenario
 from wfm_publish_local.simulator.server import SimulatorServer
 from wfm_publish_local.stack import LocalStack
 

@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
-import uuid
+import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -29,42 +28,30 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
 
-from wfm_publish_local.runner import (
-    ACCOUNT_ID,
-    ApiFront,
-    CrashPlan,
-    EmfCapture,
-    EventCapture,
-    EventRelay,
-    LocalFunction,
-    Route,
-    SqsPoller,
-    StreamPoller,
-    invoke_async,
-    rule_targets,
-    schedule_input,
-    wait_until,
-)
-from wfm_publish_local.template import Resolver, StreamEvent, Template, TemplateError
+from wfm_publish_local.environment import FAKE_CREDENTIALS, ProcessEnvironment
+from wfm_publish_local.intrinsics import Resolver
+from wfm_publish_local.provision import DEFAULT_SECRET_VALUES, Resources
+from wfm_publish_local.runner.apigateway import ApiFront, Route
+from wfm_publish_local.runner.crash import CrashPlan
+from wfm_publish_local.runner.eventbridge import EventCapture, EventRelay, invoke_async, rule_targets
+from wfm_publish_local.runner.function import ACCOUNT_ID, LocalFunction
+from wfm_publish_local.runner.metrics import EmfCapture
+from wfm_publish_local.runner.scheduler import schedule_input
+from wfm_publish_local.runner.sqs import SqsPoller
+from wfm_publish_local.runner.streams import StreamPoller
+from wfm_publish_local.specs import StreamEvent
+from wfm_publish_local.template import Template, TemplateError
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
-    from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sqs import SQSClient
 
-__all__ = ["DEFAULT_SECRET_VALUES", "LOCAL_ENVIRONMENT", "REPO_ROOT", "LocalStack"]
+__all__ = ["LOCAL_ENVIRONMENT", "REPO_ROOT", "LocalStack"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-# What the local stack puts in the template's secrets unless told otherwise: the Genesys Cloud
-# simulator accepts these client credentials.
-DEFAULT_SECRET_VALUES: Mapping[str, str] = {
-    "GenesysCredentials": json.dumps({"clientId": "local-client", "clientSecret": "local-secret"}),
-}
 
 # Set for every function on top of the template's environment (environment_overrides win).
 LOCAL_ENVIRONMENT: Mapping[str, str] = {
@@ -79,35 +66,6 @@ RESET_HOOKS: tuple[tuple[str, str], ...] = (
     ("wfm_publish.services", "reset"),
     ("aws_lambda_powertools.utilities.parameters.constants", "DEFAULT_PROVIDERS.clear"),
 )
-
-_FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-# Variables that would send boto3 elsewhere than the moto server, or to a real account.
-_SCRUBBED = (
-    "AWS_PROFILE",
-    "AWS_SESSION_TOKEN",
-    "AWS_SECURITY_TOKEN",
-    "AWS_CONFIG_FILE",
-    "AWS_SHARED_CREDENTIALS_FILE",
-)
-
-_QUEUE_ATTRIBUTES = (
-    "VisibilityTimeout",
-    "MessageRetentionPeriod",
-    "DelaySeconds",
-    "MaximumMessageSize",
-    "ReceiveMessageWaitTimeSeconds",
-    "FifoQueue",
-    "ContentBasedDeduplication",
-    "DeduplicationScope",
-    "FifoThroughputLimit",
-    "SqsManagedSseEnabled",
-)
-
-
-def _attribute_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 class LocalStack:
@@ -176,23 +134,21 @@ class LocalStack:
         self.stream_poll_interval = stream_poll_interval
         self.aws_endpoint = aws_endpoint.rstrip("/") if aws_endpoint else None
 
-        self.refs: dict[str, str] = {}
-        self.attributes: dict[tuple[str, str], str] = {}
         self.environment: dict[str, str] = {}
         self.functions: dict[str, LocalFunction] = {}
         self.pollers: list[SqsPoller] = []
         self.stream_pollers: list[StreamPoller] = []
         self.relays: list[EventRelay] = []
-        self._suffix = uuid.uuid4().hex[:12].upper()
         self._moto: Any = None
         self._endpoint: str | None = None
         self._api: ApiFront | None = None
-        self._saved_env: dict[str, str | None] = {}
+        self._env = ProcessEnvironment()
         self._added_paths: list[str] = []
         self._sqs: SQSClient | None = None
         self._started = False
         self.metrics: EmfCapture | None = None  # the EMF lines the functions printed (while started)
         self._event_capture: EventCapture | None = None
+        self.resources = self._resources()
 
     # ------------------------------------------------------------ lifecycle
 
@@ -212,17 +168,21 @@ class LocalStack:
         if self._started:
             return self
         self._started = True
-        self.refs, self.attributes, self.environment, self.functions = {}, {}, {}, {}
-        self._suffix = uuid.uuid4().hex[:12].upper()
+        self.resources, self.environment, self.functions = self._resources(), {}, {}
         try:
             self._start_moto()
             self._run_reset_hooks()
             if self.crash is not None:
                 # Before any function creates a client: each client copies the session's handlers.
                 self.crash.install(boto3._get_default_session().events)
-            self._create_resources()
+            self.resources.create()
             self._capture_output()
-            self._resolve_environment()
+            self.environment = {
+                **self.resources.function_environment(),
+                **LOCAL_ENVIRONMENT,
+                **self.environment_overrides,
+            }
+            self._env.set(self.environment)
             self._load_functions()
             for function in self.functions.values():
                 function.output = self.metrics
@@ -254,13 +214,23 @@ class LocalStack:
             self._moto.stop()
             self._moto = None
         elif self._endpoint is not None:
-            self._delete_resources()  # the endpoint outlives this stack: leave nothing behind
-        self._restore_environment()
+            self.resources.delete()  # the endpoint outlives this stack: leave nothing behind
+        self._env.restore()
         self._endpoint = None
         self._sqs = None
         self._started = False
 
     # ------------------------------------------------------------ accessors
+
+    @property
+    def refs(self) -> dict[str, str]:
+        """Logical id -> what Ref answers for it in this stack."""
+        return self.resources.refs
+
+    @property
+    def attributes(self) -> dict[tuple[str, str], str]:
+        """(logical id, attribute) -> what Fn::GetAtt answers for it in this stack."""
+        return self.resources.attributes
 
     @property
     def endpoint_url(self) -> str:
@@ -314,8 +284,8 @@ class LocalStack:
             service,  # type: ignore[call-overload]
             endpoint_url=self.endpoint_url,
             region_name=self.region,
-            aws_access_key_id=_FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=_FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         )
 
     def peek_messages(self, logical_id: str) -> list[dict[str, Any]]:
@@ -446,7 +416,14 @@ class LocalStack:
         message: str = "condition",
     ) -> T:
         """Poll predicate until truthy and return its value; TimeoutError after timeout seconds."""
-        return wait_until(predicate, timeout, interval, message)
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"{message} not met within {timeout:g} s")
+            time.sleep(interval)
 
     # ------------------------------------------------------------ internals
 
@@ -473,11 +450,6 @@ class LocalStack:
             self._sqs = self.client("sqs")
         return self._sqs
 
-    def _name(self, logical_id: str, limit: int = 80) -> str:
-        """A CloudFormation-style physical name: <stack>-<LogicalId>-<RANDOM>."""
-        name = f"{self.stack_name}-{logical_id}"
-        return f"{name[: limit - 13]}-{self._suffix}"
-
     def _start_moto(self) -> None:
         if self.aws_endpoint is not None:
             self._endpoint = self.aws_endpoint
@@ -489,34 +461,8 @@ class LocalStack:
             self._moto.start()
             host, port = self._moto.get_host_and_port()
             self._endpoint = f"http://{host}:{port}"
-        self._set_environment(
-            {
-                "AWS_ENDPOINT_URL": self._endpoint,
-                **_FAKE_CREDENTIALS,
-                "AWS_DEFAULT_REGION": self.region,
-                "AWS_REGION": self.region,
-            }
-        )
-        for name in [*_SCRUBBED, *(k for k in os.environ if k.startswith("AWS_ENDPOINT_URL_"))]:
-            self._unset_environment(name)
-
-    def _set_environment(self, values: Mapping[str, str]) -> None:
-        for name, value in values.items():
-            self._saved_env.setdefault(name, os.environ.get(name))
-            os.environ[name] = value
-
-    def _unset_environment(self, name: str) -> None:
-        if name in os.environ:
-            self._saved_env.setdefault(name, os.environ[name])
-            del os.environ[name]
-
-    def _restore_environment(self) -> None:
-        for name, value in self._saved_env.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        self._saved_env = {}
+        self.resources.endpoint = self._endpoint
+        self._env.point_at(self._endpoint, self.region)
 
     @staticmethod
     def _run_reset_hooks() -> None:
@@ -527,25 +473,28 @@ class LocalStack:
             if callable(hook):
                 hook()
 
-    def _resolver(self) -> Resolver:
-        return Resolver(
+    def _resources(self) -> Resources:
+        """Fresh names (a new suffix) for each start."""
+        return Resources(
             self.template,
-            refs=self.refs,
-            attributes=self.attributes,
-            parameters=self.parameters,
-            pseudo={
-                "AWS::Region": self.region,
-                "AWS::StackName": self.stack_name,
-                "AWS::AccountId": ACCOUNT_ID,
-            },
+            self.parameters,
+            self.client,
+            stack_name=self.stack_name,
+            region=self.region,
+            secret_values=self.secret_values,
+            visibility_timeout=self.visibility_timeout,
+            endpoint=self._endpoint or "",
         )
+
+    def _resolver(self) -> Resolver:
+        return self.resources.resolver()
 
     def _capture_output(self) -> None:
         """CloudWatch's part: EMF lines become metrics (kept in self.metrics, not printed), and the
         default bus's events are kept for `events()`."""
         self.metrics = EmfCapture()
         self._event_capture = EventCapture(
-            self.client("events"), self._sqs_client(), self._name("EventCapture", 80)
+            self.client("events"), self._sqs_client(), self.resources.name("EventCapture", 80)
         )
 
     def _release_output(self) -> None:
@@ -554,156 +503,10 @@ class LocalStack:
             self.metrics.uninstall()
         self._event_capture = None
 
-    def _create_resources(self) -> None:
-        self._create_secrets()
-        self._create_queues()
-        self._create_tables()
-        self._name_other_resources()
-
-    def _create_secrets(self) -> None:
-        secrets: SecretsManagerClient = self.client("secretsmanager")
-        for lid, spec in self.template.secrets.items():
-            value = self.secret_values.get(lid) or spec.secret_string
-            if value is None:
-                generated = json.loads(spec.generate_template or "{}")
-                if spec.generate_key:
-                    generated[spec.generate_key] = uuid.uuid4().hex
-                value = json.dumps(generated)
-            arn = secrets.create_secret(Name=self._name(lid, 512), SecretString=value)["ARN"]
-            self.refs[lid] = arn
-            self.attributes[(lid, "Id")] = arn
-
-    def _create_queues(self) -> None:
-        sqs = self._sqs_client()
-        pending = dict(self.template.queues)
-        while pending:
-            ready = [q for q in pending.values() if q.redrive is None or q.redrive.target in self.refs]
-            if not ready:
-                raise TemplateError(
-                    f"queues redrive to queues the template does not define: {sorted(pending)}"
-                )
-            for spec in ready:
-                del pending[spec.logical_id]
-                props = self._resolver().resolve(dict(spec.properties))
-                attributes = {k: _attribute_text(props[k]) for k in _QUEUE_ATTRIBUTES if k in props}
-                if self.visibility_timeout is not None:
-                    attributes["VisibilityTimeout"] = str(self.visibility_timeout)
-                if spec.redrive is not None:
-                    attributes["RedrivePolicy"] = json.dumps(
-                        {
-                            "deadLetterTargetArn": self.attributes[(spec.redrive.target, "Arn")],
-                            "maxReceiveCount": spec.redrive.max_receive_count,
-                        }
-                    )
-                name = str(props.get("QueueName") or self._name(spec.logical_id, 75 if spec.fifo else 80))
-                if spec.fifo and not name.endswith(".fifo"):
-                    name += ".fifo"
-                url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]  # type: ignore[arg-type]
-                attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
-                arn = attrs["QueueArn"]
-                self.refs[spec.logical_id] = url
-                self.attributes[(spec.logical_id, "Arn")] = arn
-                self.attributes[(spec.logical_id, "QueueName")] = name
-                self.attributes[(spec.logical_id, "QueueUrl")] = url
-
-    def _create_tables(self) -> None:
-        dynamodb: DynamoDBClient = self.client("dynamodb")
-        for lid, spec in self.template.tables.items():
-            props = self._resolver().resolve(dict(spec.properties))
-            name = str(props.get("TableName") or self._name(lid, 255))
-            request: dict[str, Any] = {
-                "TableName": name,
-                "KeySchema": props["KeySchema"],
-                "AttributeDefinitions": props["AttributeDefinitions"],
-                "BillingMode": spec.billing_mode,
-            }
-            if spec.billing_mode == "PROVISIONED":
-                request["ProvisionedThroughput"] = props.get(
-                    "ProvisionedThroughput", {"ReadCapacityUnits": 5, "WriteCapacityUnits": 5}
-                )
-            for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
-                if key in props:
-                    request[key] = props[key]
-            if "StreamSpecification" in props:  # CloudFormation's has no StreamEnabled: its presence is it
-                request["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
-            description = dynamodb.create_table(**request)["TableDescription"]
-            if spec.ttl_attribute:
-                dynamodb.update_time_to_live(
-                    TableName=name,
-                    TimeToLiveSpecification={"AttributeName": spec.ttl_attribute, "Enabled": True},
-                )
-            self.refs[lid] = name
-            self.attributes[(lid, "Arn")] = description.get("TableArn", "")
-            if "LatestStreamArn" in description:
-                self.attributes[(lid, "StreamArn")] = description["LatestStreamArn"]
-
-    def _delete_resources(self) -> None:
-        """Best effort: the queues, tables and secrets this stack made in a shared endpoint."""
-        made = [
-            (lid, self.template.resource_type(lid)) for lid in self.refs if lid in self.template.resources
-        ]
-        for lid, kind in made:
-            try:
-                if kind == "AWS::SQS::Queue":
-                    self.client("sqs").delete_queue(QueueUrl=self.refs[lid])
-                elif kind == "AWS::DynamoDB::Table":
-                    self.client("dynamodb").delete_table(TableName=self.refs[lid])
-                elif kind == "AWS::SecretsManager::Secret":
-                    self.client("secretsmanager").delete_secret(
-                        SecretId=self.refs[lid], ForceDeleteWithoutRecovery=True
-                    )
-            except Exception as exc:  # leaving one behind must not fail the stop
-                log.warning("could not delete %s in %s: %s", lid, self._endpoint, exc)
-
-    def _name_other_resources(self) -> None:
-        """Refs/attributes for resources the local stack does not create, so an environment that
-        names them still resolves (a function's name, a topic's ARN, …)."""
-        region, account = self.region, ACCOUNT_ID
-        for lid in self.template.resources:
-            if lid in self.refs:
-                continue
-            kind = self.template.resource_type(lid)
-            name = self._name(lid, 64)
-            if kind in {"AWS::Serverless::Function", "AWS::Lambda::Function"}:
-                self.refs[lid] = name
-                self.attributes[(lid, "Arn")] = f"arn:aws:lambda:{region}:{account}:function:{name}"
-            elif kind in {"AWS::Serverless::LayerVersion", "AWS::Lambda::LayerVersion"}:
-                self.refs[lid] = f"arn:aws:lambda:{region}:{account}:layer:{name}:1"
-            elif kind == "AWS::SNS::Topic":
-                self.refs[lid] = f"arn:aws:sns:{region}:{account}:{name}"
-                self.attributes[(lid, "TopicArn")] = self.refs[lid]
-                self.attributes[(lid, "TopicName")] = name
-            elif kind in {"AWS::Serverless::Api", "AWS::ApiGateway::RestApi"}:
-                self.refs[lid] = self._suffix.lower()[:10]
-                self.attributes[(lid, "RootResourceId")] = "root"
-            else:
-                self.refs[lid] = name
-                self.attributes[(lid, "Arn")] = f"arn:aws:local:{region}:{account}:{lid}/{name}"
-
-    def _resolve_environment(self) -> None:
-        resolver = self._resolver()
-        merged: dict[str, str] = {}
-        owners: dict[str, str] = {}
-        conflicts: list[str] = []
-        for lid, spec in self.template.functions.items():
-            for name, raw in spec.environment.items():
-                value = resolver.resolve_str(raw)
-                if name in merged and merged[name] != value:
-                    conflicts.append(f"{name}: {owners[name]}={merged[name]!r} vs {lid}={value!r}")
-                merged.setdefault(name, value)
-                owners.setdefault(name, lid)
-        if conflicts:
-            raise TemplateError(
-                "functions set the same environment variable to different values; one local process "
-                "cannot host both: " + "; ".join(conflicts)
-            )
-        self.environment = {**merged, **LOCAL_ENVIRONMENT, **self.environment_overrides}
-        self._set_environment(self.environment)
-
     def _load_functions(self) -> None:
         base = self.template.directory
         layers = self.template.layers
-        prefix = f"_wfm_local_{self._suffix}"
+        prefix = f"_wfm_local_{self.resources.suffix}"
         resolver = self._resolver()
         for lid, spec in self.template.functions.items():
             if spec.condition is not None and not resolver.condition(spec.condition):
@@ -725,7 +528,7 @@ class LocalStack:
             self.functions[lid] = LocalFunction(
                 spec,
                 (base / spec.code_uri).resolve(),
-                self.refs.get(lid, self._name(lid, 64)),
+                self.refs.get(lid, self.resources.name(lid, 64)),
                 module_prefix=prefix,
                 region=self.region,
                 enforce_timeout=self.enforce_timeouts,

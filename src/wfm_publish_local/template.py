@@ -1,55 +1,44 @@
-"""template.yaml as data: the CloudFormation short-form tags, typed views of the resources, a resolver.
+"""template.yaml as data: the CloudFormation short-form tags and typed views of the resources (specs.py).
 
 The template is the single source of truth for resource shapes. The local stack builds its moto
-queues, table and secrets from these views, resolves each function's environment with `Resolver`,
-and the tests check the template's invariants through the same views.
+queues, table and secrets from these views, resolves each function's environment with
+`intrinsics.Resolver`, and the tests check the template's invariants through the same views.
 
     template = Template.load("template.yaml")
     template.queues["ValidationQueue"].redrive   # Redrive(target="ValidationDLQ", max_receive_count=5)
     template.functions["TrunkValidationFunction"].sqs_events[0].batch_size
-    Resolver(template, refs={...}, attributes={...}).resolve({"Ref": "JobsTable"})
 """
 
 from __future__ import annotations
 
-import base64
 import json
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
 import yaml
 
-__all__ = [
-    "PSEUDO_PARAMETER_DEFAULTS",
-    "ApiEvent",
-    "FunctionSpec",
-    "KeyElement",
-    "LayerSpec",
-    "ParameterSpec",
-    "QueueSpec",
-    "Redrive",
-    "ResolutionError",
-    "Resolver",
-    "ScheduleEvent",
-    "SecretSpec",
-    "SqsEvent",
-    "StreamEvent",
-    "TableSpec",
-    "Template",
-    "TemplateError",
-    "load_yaml",
-]
+from wfm_publish_local.specs import (
+    ApiEvent,
+    FunctionSpec,
+    KeyElement,
+    LayerSpec,
+    ParameterSpec,
+    QueueSpec,
+    Redrive,
+    RuleEvent,
+    ScheduleEvent,
+    SecretSpec,
+    SqsEvent,
+    StreamEvent,
+    TableSpec,
+)
+
+__all__ = ["Template", "TemplateError", "load_yaml"]
 
 
 class TemplateError(ValueError):
     """The template is not what the local stack can read (a missing property, a bad reference)."""
-
-
-class ResolutionError(TemplateError):
-    """An intrinsic function refers to something the resolver was not given."""
 
 
 # ---------------------------------------------------------------- YAML with CloudFormation tags
@@ -93,186 +82,6 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise TemplateError(f"{path}: not a CloudFormation template")
     return cast(dict[str, Any], data)
-
-
-# ---------------------------------------------------------------- typed views
-
-
-@dataclass(frozen=True)
-class ParameterSpec:
-    name: str
-    type: str
-    default: str | None
-    allowed_values: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Redrive:
-    target: str
-    """Logical id of the dead-letter queue."""
-    max_receive_count: int
-
-
-@dataclass(frozen=True)
-class QueueSpec:
-    logical_id: str
-    visibility_timeout: int
-    message_retention_period: int
-    delay_seconds: int
-    fifo: bool
-    redrive: Redrive | None
-    properties: Mapping[str, Any]
-    """The raw (unresolved) Properties, for anything the fields above do not carry."""
-
-
-@dataclass(frozen=True)
-class KeyElement:
-    attribute_name: str
-    key_type: str
-
-
-@dataclass(frozen=True)
-class TableSpec:
-    logical_id: str
-    key_schema: tuple[KeyElement, ...]
-    attribute_definitions: Mapping[str, str]
-    """Attribute name -> type (S, N, B)."""
-    ttl_attribute: str | None
-    billing_mode: str
-    point_in_time_recovery: bool
-    sse_enabled: bool
-    properties: Mapping[str, Any]
-
-    @property
-    def hash_key(self) -> str:
-        return next(k.attribute_name for k in self.key_schema if k.key_type == "HASH")
-
-    @property
-    def global_indexes(self) -> list[dict[str, Any]]:
-        """The GlobalSecondaryIndexes as declared (create_table takes them as they are)."""
-        return [dict(index) for index in self.properties.get("GlobalSecondaryIndexes", [])]
-
-
-@dataclass(frozen=True)
-class SecretSpec:
-    logical_id: str
-    description: Any
-    secret_string: str | None
-    """SecretString when the template sets one."""
-    generate_template: str | None
-    """GenerateSecretString.SecretStringTemplate."""
-    generate_key: str | None
-    """GenerateSecretString.GenerateStringKey."""
-
-
-@dataclass(frozen=True)
-class LayerSpec:
-    logical_id: str
-    content_uri: str
-    build_method: str | None
-
-
-@dataclass(frozen=True)
-class ApiEvent:
-    name: str
-    method: str
-    """Upper case; ANY matches every method."""
-    path: str
-    rest_api_id: str | None
-    """Logical id of the AWS::Serverless::Api, None for SAM's implicit API."""
-
-
-@dataclass(frozen=True)
-class SqsEvent:
-    name: str
-    queue: str
-    """Logical id of the queue (from !GetAtt Queue.Arn)."""
-    batch_size: int
-    function_response_types: tuple[str, ...]
-    maximum_batching_window: int
-
-    @property
-    def report_batch_item_failures(self) -> bool:
-        return "ReportBatchItemFailures" in self.function_response_types
-
-
-@dataclass(frozen=True)
-class StreamEvent:
-    """A DynamoDB event source: the table's stream -> the function, with Lambda's error handling."""
-
-    name: str
-    table: str
-    """Logical id of the table (from !GetAtt Table.StreamArn)."""
-    starting_position: str
-    batch_size: int
-    maximum_batching_window: int
-    maximum_retry_attempts: int
-    """-1: retry until the record expires."""
-    maximum_record_age: int
-    """Seconds; -1: no limit."""
-    bisect_on_error: bool
-    function_response_types: tuple[str, ...]
-    on_failure: str | None
-    """Logical id of the OnFailure SQS queue."""
-    filters: tuple[Mapping[str, Any], ...]
-    """FilterCriteria patterns, parsed."""
-
-    @property
-    def report_batch_item_failures(self) -> bool:
-        return "ReportBatchItemFailures" in self.function_response_types
-
-
-@dataclass(frozen=True)
-class ScheduleEvent:
-    name: str
-    type: str
-    """ScheduleV2 (EventBridge Scheduler) or Schedule (EventBridge rule)."""
-    schedule_expression: Any
-    timezone: Any
-    input: Any
-    """The Input JSON text, exactly as the template has it (a string, or an intrinsic such as !Sub)."""
-
-
-@dataclass(frozen=True)
-class RuleEvent:
-    """EventBridgeRule: events on a bus that match a pattern invoke the function."""
-
-    name: str
-    event_bus: Any
-    """EventBusName, unresolved (None: the default bus)."""
-    pattern: Mapping[str, Any]
-    """The event pattern (the same matching as a stream's FilterCriteria)."""
-
-
-@dataclass(frozen=True)
-class FunctionSpec:
-    logical_id: str
-    code_uri: str
-    handler: str
-    runtime: str
-    timeout: int
-    memory_size: int
-    environment: Mapping[str, Any]
-    """Globals merged with the function's own variables, unresolved."""
-    layers: tuple[Any, ...]
-    policies: tuple[Any, ...]
-    api_events: tuple[ApiEvent, ...] = ()
-    sqs_events: tuple[SqsEvent, ...] = ()
-    stream_events: tuple[StreamEvent, ...] = ()
-    schedule_events: tuple[ScheduleEvent, ...] = ()
-    rule_events: tuple[RuleEvent, ...] = ()
-    properties: Mapping[str, Any] = field(default_factory=dict)
-    """Globals merged with the function's Properties, unresolved."""
-    condition: str | None = None
-    """The resource's Condition: the function exists only where it holds."""
-
-    @property
-    def handler_module(self) -> str:
-        return self.handler.rsplit(".", 1)[0]
-
-    @property
-    def handler_function(self) -> str:
-        return self.handler.rsplit(".", 1)[1]
 
 
 # SAM's defaults when neither Globals nor the function say.
@@ -382,8 +191,8 @@ class Template:
             out[name] = ParameterSpec(
                 name=name,
                 type=str(spec.get("Type", "String")),
-                default=None if default is None else _scalar_text(default),
-                allowed_values=tuple(_scalar_text(v) for v in spec.get("AllowedValues") or ()),
+                default=None if default is None else scalar_text(default),
+                allowed_values=tuple(scalar_text(v) for v in spec.get("AllowedValues") or ()),
             )
         return out
 
@@ -596,174 +405,7 @@ def _stream_event(lid: str, name: str, ev: Mapping[str, Any]) -> StreamEvent:
     )
 
 
-def _scalar_text(value: Any) -> str:
+def scalar_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
-
-
-# ---------------------------------------------------------------- resolver
-
-PSEUDO_PARAMETER_DEFAULTS: Mapping[str, str] = {
-    "AWS::Region": "us-east-1",
-    "AWS::AccountId": "123456789012",
-    "AWS::Partition": "aws",
-    "AWS::URLSuffix": "amazonaws.com",
-    "AWS::StackName": "wfm-publish-local",
-    "AWS::StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/wfm-publish-local/local",
-    "AWS::NotificationARNs": "",
-}
-
-_NO_VALUE = object()
-_SUB_VARIABLE = re.compile(r"\$\{([^}]*)\}")
-
-
-class Resolver:
-    """Turns intrinsic functions into local values.
-
-    refs: logical id -> what !Ref returns (queue URL, table name, secret ARN, …).
-    attributes: (logical id, attribute) -> what !GetAtt returns (("ValidationQueue", "Arn") -> arn).
-    parameters: parameter name -> value (see Template.parameter_values).
-    pseudo: AWS::Region and friends (defaults in PSEUDO_PARAMETER_DEFAULTS).
-    """
-
-    def __init__(
-        self,
-        template: Template,
-        refs: Mapping[str, str] | None = None,
-        attributes: Mapping[tuple[str, str], str] | None = None,
-        parameters: Mapping[str, str] | None = None,
-        pseudo: Mapping[str, str] | None = None,
-    ) -> None:
-        self.template = template
-        self.refs: dict[str, str] = dict(refs or {})
-        self.attributes: dict[tuple[str, str], str] = dict(attributes or {})
-        self.parameters: dict[str, str] = (
-            dict(parameters) if parameters is not None else template.parameter_values()
-        )
-        self.pseudo: dict[str, str] = {**PSEUDO_PARAMETER_DEFAULTS, **(pseudo or {})}
-        self._conditions: dict[str, bool] = {}
-
-    def resolve(self, value: Any) -> Any:
-        """Resolve every intrinsic in value (recursively); AWS::NoValue entries are dropped."""
-        result = self._resolve(value)
-        return None if result is _NO_VALUE else result
-
-    def resolve_str(self, value: Any) -> str:
-        """Resolve to the text an environment variable would hold."""
-        result = self.resolve(value)
-        if isinstance(result, (dict, list)):
-            return json.dumps(result)
-        return "" if result is None else _scalar_text(result)
-
-    def condition(self, name: str) -> bool:
-        if name not in self._conditions:
-            if name not in self.template.conditions:
-                raise ResolutionError(f"unknown condition {name}")
-            self._conditions[name] = bool(self._resolve(self.template.conditions[name]))
-        return self._conditions[name]
-
-    # ------------------------------------------------------------ internals
-
-    def _resolve(self, value: Any) -> Any:
-        if isinstance(value, list):
-            return [r for r in (self._resolve(v) for v in value) if r is not _NO_VALUE]
-        if not isinstance(value, dict):
-            return value
-        if len(value) == 1:
-            key, arg = next(iter(value.items()))
-            if key == "Ref":
-                return self._ref(str(arg))
-            if key == "Condition":
-                return self.condition(str(arg))
-            if isinstance(key, str) and key.startswith("Fn::"):
-                return self._function(key, arg)
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            resolved = self._resolve(item)
-            if resolved is not _NO_VALUE:
-                out[key] = resolved
-        return out
-
-    def _ref(self, name: str) -> Any:
-        if name == "AWS::NoValue":
-            return _NO_VALUE
-        if name in self.parameters:
-            return self.parameters[name]
-        if name in self.pseudo:
-            return self.pseudo[name]
-        if name in self.refs:
-            return self.refs[name]
-        raise ResolutionError(
-            f"!Ref {name}: no value for it (not a parameter, pseudo parameter or known resource)"
-        )
-
-    def _getatt(self, arg: Any) -> str:
-        if isinstance(arg, str):
-            arg = arg.split(".", 1)
-        logical_id, attribute = str(arg[0]), str(self._resolve(arg[1]))
-        try:
-            return self.attributes[(logical_id, attribute)]
-        except KeyError:
-            raise ResolutionError(f"!GetAtt {logical_id}.{attribute}: no value for it") from None
-
-    def _sub(self, arg: Any) -> str:
-        if isinstance(arg, list):
-            text, variables = str(arg[0]), {k: self._resolve(v) for k, v in (arg[1] or {}).items()}
-        else:
-            text, variables = str(arg), {}
-
-        def replace(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name.startswith("!"):  # ${!Literal} -> ${Literal}
-                return "${" + name[1:] + "}"
-            if name in variables:
-                return _scalar_text(variables[name])
-            if "." in name and name.split(".", 1)[0] in self.template.resources:
-                return self._getatt(name)
-            return _scalar_text(self._ref(name))
-
-        return _SUB_VARIABLE.sub(replace, text)
-
-    def _function(self, key: str, arg: Any) -> Any:  # noqa: C901, PLR0911, PLR0912 - one branch per intrinsic
-        if key == "Fn::GetAtt":
-            return self._getatt(arg)
-        if key == "Fn::Sub":
-            return self._sub(arg)
-        if key == "Fn::If":
-            name, if_true, if_false = arg
-            return self._resolve(if_true if self.condition(str(name)) else if_false)
-        if key == "Fn::Equals":
-            left, right = (self._resolve(a) for a in arg)
-            return _scalar_text(left) == _scalar_text(right)
-        if key == "Fn::Not":
-            return not self._resolve(arg[0])
-        if key == "Fn::And":
-            return all(self._resolve(a) for a in arg)
-        if key == "Fn::Or":
-            return any(self._resolve(a) for a in arg)
-        if key == "Fn::Join":
-            delimiter, items = arg
-            return str(delimiter).join(_scalar_text(i) for i in self._resolve(items))
-        if key == "Fn::Select":
-            index, items = arg
-            return self._resolve(items)[int(self._resolve(index))]
-        if key == "Fn::Split":
-            delimiter, text = arg
-            return str(self._resolve(text)).split(str(delimiter))
-        if key == "Fn::FindInMap":
-            name, top, second = (self._resolve(a) for a in arg[:3])
-            try:
-                return self.template.mappings[name][top][second]
-            except KeyError:
-                raise ResolutionError(f"!FindInMap {name}/{top}/{second}: not in Mappings") from None
-        if key == "Fn::Base64":
-            return base64.b64encode(str(self._resolve(arg)).encode()).decode()
-        if key == "Fn::ToJsonString":
-            return json.dumps(self._resolve(arg), separators=(",", ":"))
-        if key == "Fn::Length":
-            return len(self._resolve(arg))
-        if key == "Fn::GetAZs":
-            region = self._resolve(arg) or self.pseudo["AWS::Region"]
-            return [f"{region}a", f"{region}b", f"{region}c"]
-        raise ResolutionError(f"{key} is not supported by the local resolver")

@@ -15,11 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import requests
 from moto.server import ThreadedMotoServer
 
+from tests.support.aws import aws_client
 from wfm_publish_local.client import SignedAuth
 from wfm_publish_local.demo import DEMO_CALLBACK, SERVICENOW_BODY
 from wfm_publish_local.embedded import ROOT, EmbeddedStack
@@ -39,16 +39,6 @@ def moto() -> Iterator[str]:
     host, port = server.get_host_and_port()
     yield f"http://{host}:{port}"
     server.stop()
-
-
-def aws(url: str, service: str) -> Any:
-    return boto3.session.Session().client(
-        service,  # type: ignore[call-overload]
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
 
 
 def publish(api_url: str, auth: SignedAuth, body: dict[str, Any]) -> str:
@@ -76,8 +66,8 @@ def test_two_stacks_share_one_moto_server(moto: str, tmp_path: Path) -> None:
     """One stack in this process, one `wfm-publish serve --aws-endpoint` in another, one moto server."""
     # moto keeps its state per process, so other tests' in-process servers show here too: count what
     # these two stacks add and leave, not what the endpoint holds.
-    before = set(aws(moto, "dynamodb").list_tables()["TableNames"])
-    queues_before = len(aws(moto, "sqs").list_queues().get("QueueUrls", []))
+    before = set(aws_client("dynamodb", moto).list_tables()["TableNames"])
+    queues_before = len(aws_client("sqs", moto).list_queues().get("QueueUrls", []))
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     other = subprocess.Popen(
         [sys.executable, "-m", "wfm_publish_local.cli", "serve", "--port", "0", "--aws-endpoint", moto],
@@ -92,9 +82,9 @@ def test_two_stacks_share_one_moto_server(moto: str, tmp_path: Path) -> None:
         started = json.loads(other.stdout.readline())
         assert started["aws"] == moto
         with EmbeddedStack(aws_endpoint=moto) as here:
-            tables = set(aws(moto, "dynamodb").list_tables()["TableNames"]) - before
+            tables = set(aws_client("dynamodb", moto).list_tables()["TableNames"]) - before
             assert len(tables) == 2 and here.stack is not None and here.stack.table_name in tables
-            listed = set(aws(moto, "sqs").list_queues()["QueueUrls"])
+            listed = set(aws_client("sqs", moto).list_queues()["QueueUrls"])
             ours = {here.stack.queue_url(lid) for lid in here.stack.template.queues}
             assert len(ours) == len(here.stack.template.queues) and ours <= listed
             assert len(listed) - queues_before >= 2 * len(ours)  # and the other stack's beside them
@@ -130,11 +120,11 @@ def test_two_stacks_share_one_moto_server(moto: str, tmp_path: Path) -> None:
                 == 404
             )
         # a stack leaves nothing behind in an endpoint it did not start
-        assert len(set(aws(moto, "dynamodb").list_tables()["TableNames"]) - before) == 1
+        assert len(set(aws_client("dynamodb", moto).list_tables()["TableNames"]) - before) == 1
     finally:
         other.terminate()
         other.wait(timeout=30)
-    assert set(aws(moto, "dynamodb").list_tables()["TableNames"]) - before == set()
+    assert set(aws_client("dynamodb", moto).list_tables()["TableNames"]) - before == set()
 
 
 def demo_behind(proxy: FaultProxy, timeout: float = 100) -> tuple[dict[str, Any], dict[str, Any]]:

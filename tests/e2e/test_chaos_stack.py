@@ -12,20 +12,13 @@ from collections.abc import Callable
 import pytest
 
 from wfm_publish.models import JobStatus
-from wfm_publish_local.chaos.stack import (
-    Answer,
-    ChaosOptions,
-    Client,
-    Evidence,
-    Outcome,
-    Table,
-    check,
-    report,
-    run,
-)
+from wfm_publish_local.chaos.stack.checks import Evidence, check
+from wfm_publish_local.chaos.stack.options import ChaosOptions
+from wfm_publish_local.chaos.stack.run import Outcome, Table, report, run
+from wfm_publish_local.chaos.stack.traffic import Answer, Client
 from wfm_publish_local.demo import SERVICENOW_BODY
 from wfm_publish_local.embedded import EmbeddedStack
-from wfm_publish_local.runner import CrashPlan
+from wfm_publish_local.runner.crash import CrashPlan
 
 pytestmark = pytest.mark.e2e
 

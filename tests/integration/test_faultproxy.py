@@ -8,12 +8,12 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 import requests
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from tests.support.aws import aws_client
 from wfm_publish_local.faultproxy import FaultKind, FaultPlan, FaultProxy, FaultRule, identify
 
 pytestmark = pytest.mark.integration
@@ -21,13 +21,10 @@ pytestmark = pytest.mark.integration
 
 def client(service: str, url: str, mode: str = "legacy") -> Any:
     """botocore's retry modes: legacy (boto3's default) and standard (what AWS_RETRY_MODE may pick)."""
-    return boto3.session.Session().client(
-        service,  # type: ignore[call-overload]
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=Config(retries={"mode": mode}, connect_timeout=2, read_timeout=5),  # type: ignore[typeddict-item]
+    return aws_client(
+        service,
+        url,
+        Config(retries={"mode": mode}, connect_timeout=2, read_timeout=5),  # type: ignore[typeddict-item]
     )
 
 

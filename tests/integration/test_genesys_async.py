@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.integration.test_genesys_contract import Org, contract_org, serving
+from tests.support.genesys import Org, contract_org, serving
 from wfm_publish import genesys as g
 from wfm_publish import genesys_events
 from wfm_publish.errors import GenesysPending

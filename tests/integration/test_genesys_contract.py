@@ -9,18 +9,16 @@ import json
 import re
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 import requests
-import yaml
 from pydantic import BaseModel
 
+from tests.support.genesys import ERROR_FIELDS, TRUNK_FIELDS, Org, contract_org, serving
 from wfm_publish import genesys as g
-from wfm_publish.clock import VirtualClock
 from wfm_publish.config import Settings
 from wfm_publish.errors import (
     GenesysConflict,
@@ -36,9 +34,6 @@ from wfm_publish.genesys import Credentials, GenesysClient
 from wfm_publish.models import GenesysErrorBody, JobStatus, PublishRequest
 from wfm_publish.pipeline import Timing
 from wfm_publish.services import Services
-from wfm_publish_local.simulator import GenesysSimulator, parse_scenario
-from wfm_publish_local.simulator.notifications import DeliveredQueryBook
-from wfm_publish_local.simulator.server import SimulatorServer
 from wfm_publish_local.virtual import VirtualRun
 
 pytestmark = pytest.mark.integration
@@ -55,18 +50,6 @@ SCHED = (*WEEK, "sched-demo")
 # --- the field lists of shared/GENESYS_API.md ----------------------------------------------------------
 
 TOKEN_FIELDS = {"access_token", "token_type", "expires_in"}
-ERROR_FIELDS = {
-    "message",
-    "code",
-    "status",
-    "entityId",
-    "entityName",
-    "messageWithParams",
-    "messageParams",
-    "contextId",
-    "details",
-    "errors",
-}
 ERROR_DETAIL_FIELDS = {"errorCode", "fieldName", "entityId", "entityName"}
 BU_SETTINGS_FIELDS = {"startDayOfWeek", "timeZone"}
 SCHEDULE_LIST_FIELDS = {
@@ -90,21 +73,6 @@ UPLOAD_URL_FIELDS = {"uploadKey", "url", "headers"}
 UPDATE_FIELDS = {"status", "operationId"}  # `result` comes with Complete; an update answers Processing
 NOTICE_FIELDS = {"status", "operationId", "eventType"}
 EVENT_TYPES = {"Update", "Import", "Copy", "Delete"}
-TRUNK_FIELDS = {
-    "state",
-    "trunkType",
-    "edge",
-    "edgeGroup",
-    "trunkBase",
-    "inService",
-    "enabled",
-    "connectedStatus",
-    "optionsStatus",
-    "registersStatus",
-    "ipStatus",
-    "version",
-    "dateModified",
-}
 TRUNK_STATES = {"active", "inactive", "deleted"}
 CONNECTED_FIELDS = {"connected", "connectedStateTime"}
 CALLS_FIELDS = {"inboundCallCount", "outboundCallCount"}
@@ -168,70 +136,6 @@ def assert_model_fields_served(model: type[BaseModel], answer: dict[str, Any]) -
 
 
 # --- a simulator over HTTP and the real client -------------------------------------------------------------
-
-
-def contract_org(**changes: Any) -> dict[str, Any]:
-    """The demo org, plus an agentless campaign on its site and a preview campaign on its edge group
-    (so every campaign shape is served)."""
-    raw: dict[str, Any] = yaml.safe_load((SCENARIOS / "demo.yaml").read_text())
-    raw["campaigns"] += [
-        {
-            "id": "campaign-agentless",
-            "name": "Reminders",
-            "dialingMode": "agentless",
-            "campaignStatus": "on",
-            "queueId": "queue-outbound",
-            "siteId": "site-demo",
-            "outboundLineCount": 5,
-        },
-        {
-            "id": "campaign-preview",
-            "dialingMode": "preview",
-            "campaignStatus": "off",
-            "queueId": "queue-outbound",
-            "edgeGroupId": "edgegroup-demo",
-        },
-    ]
-    # Only the other writer who edits before the first update: no telephony change in the way.
-    raw["events"] = [e for e in raw["events"] if e["type"] == "writerEdit"]
-    raw.update(changes)
-    return raw
-
-
-class Org:
-    def __init__(self, server: SimulatorServer, simulator: GenesysSimulator, clock: VirtualClock) -> None:
-        self.server = server
-        self.sim = simulator
-        self.clock = clock
-        self.client = self.new_client()
-
-    def new_client(self, **kwargs: Any) -> GenesysClient:
-        creds = self.sim.scenario.credentials
-        # The org's notifications reach the client's pending queries as the genesys_events function's do.
-        queries = DeliveredQueryBook(self.sim.notifier, self.sim.pump, self.clock.now)
-        return GenesysClient(
-            self.server.url,
-            lambda: Credentials(creds.client_id, creds.client_secret),
-            monotonic=self.clock.now,
-            wall_clock=self.clock.now,
-            **({"queries": queries} | kwargs),
-        )
-
-    def raw(self, route: str, ids: dict[str, str] | None = None, **params: str) -> dict[str, Any]:
-        """The JSON answer as served, fetched through the client's own authenticated transport."""
-        return self.client._call("GET", route, ids, params=params or None)
-
-    def calls(self) -> dict[str, int]:
-        calls: dict[str, int] = self.sim.stats()["calls"]
-        return calls
-
-
-@contextmanager
-def serving(raw: dict[str, Any]) -> Iterator[Org]:
-    clock = VirtualClock()
-    simulator = GenesysSimulator(parse_scenario(raw), clock)
-    with SimulatorServer(simulator) as server:
-        yield Org(server, simulator, clock)
 
 
 @pytest.fixture(scope="module")

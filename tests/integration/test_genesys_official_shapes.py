@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.integration.test_genesys_contract import Org, contract_org, serving
+from tests.support.genesys import Org, contract_org, serving
 from wfm_publish import genesys as g
 from wfm_publish.errors import GenesysPending
 from wfm_publish_local.genesys_models import shapes

@@ -12,8 +12,10 @@ from typing import Any
 import boto3
 import pytest
 
-from wfm_publish_local.runner import StreamPoller, filter_matches
-from wfm_publish_local.template import StreamEvent, Template
+from wfm_publish_local.runner.patterns import filter_matches
+from wfm_publish_local.runner.streams import StreamPoller
+from wfm_publish_local.specs import StreamEvent
+from wfm_publish_local.template import Template
 
 pytestmark = pytest.mark.integration
 

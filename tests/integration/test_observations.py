@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from tests.unit.test_validation_modes import T0, request, scenario
+from tests.support.virtual import T0, request
+from tests.support.virtual import raw_scenario as scenario
 from wfm_publish.clock import VirtualClock
 from wfm_publish.models import JobMessage, JobStatus, PublishRequest
 from wfm_publish.pipeline import Timing

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 
-from wfm_publish_local.runner import CrashPlan
+from wfm_publish_local.runner.crash import CrashPlan
 from wfm_publish_local.stack import LocalStack
 
 pytestmark = pytest.mark.integration

@@ -13,9 +13,10 @@ import pytest
 import requests
 import yaml
 
+from tests.support.genesys import ERROR_FIELDS, TRUNK_FIELDS
 from wfm_publish.clock import VirtualClock
+from wfm_publish_local.simulator.loading import load_scenario, parse_scenario
 from wfm_publish_local.simulator.model import GenesysSimulator
-from wfm_publish_local.simulator.scenario import load_scenario, parse_scenario
 from wfm_publish_local.simulator.server import SimulatorServer
 
 pytestmark = pytest.mark.integration
@@ -24,18 +25,6 @@ SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 WFM = "/api/v2/workforcemanagement/businessunits"
 SCHEDULE = WFM + "/bu-demo/weeks/2023-10-23/schedules/sched-demo"
 EDGES = "/api/v2/telephony/providers/edges"
-ERROR_KEYS = {
-    "message",
-    "code",
-    "status",
-    "entityId",
-    "entityName",
-    "messageWithParams",
-    "messageParams",
-    "contextId",
-    "details",
-    "errors",
-}
 
 
 class Org:
@@ -105,7 +94,7 @@ def assert_genesys_error(resp: requests.Response, status: int, code: str) -> dic
     assert resp.status_code == status, resp.text
     body = resp.json()
     # The entity's fields only when the error is about one (Genesys leaves empty fields out).
-    assert ERROR_KEYS - {"entityId", "entityName"} <= set(body) <= ERROR_KEYS | {"limit"}
+    assert ERROR_FIELDS - {"entityId", "entityName"} <= set(body) <= ERROR_FIELDS | {"limit"}
     assert body["code"] == code
     assert body["status"] == status
     assert resp.headers["ININ-Correlation-Id"] == body["contextId"]
@@ -209,23 +198,7 @@ def test_telephony_shapes_and_path_trap(org: Org) -> None:
     trunks = org.get(EDGES + "/trunks", **{"edge.id": "edge-demo-1", "trunkType": "EXTERNAL"})
     assert [t["id"] for t in trunks["entities"]] == ["trunk-demo-1", "trunk-demo-2"]
     trunk = org.get(EDGES + "/trunks/trunk-demo-1")
-    assert {
-        "id",
-        "name",
-        "state",
-        "trunkType",
-        "edge",
-        "edgeGroup",
-        "trunkBase",
-        "inService",
-        "enabled",
-        "connectedStatus",
-        "optionsStatus",
-        "registersStatus",
-        "ipStatus",
-        "version",
-        "dateModified",
-    } <= set(trunk)
+    assert {"id", "name", *TRUNK_FIELDS} <= set(trunk)
     assert trunk["connectedStatus"]["connected"] is False  # the edge is restarting
 
     metrics = org.get(EDGES + "/trunks/metrics", trunkIds="trunk-demo-1,trunk-demo-2")

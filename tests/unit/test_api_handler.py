@@ -3,26 +3,23 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
+from tests.support.handlers import loaded_handler
 from wfm_publish.clock import SystemClock
 from wfm_publish.errors import ConfigurationError, StoreError
 from wfm_publish.intake import RequestInProgress
 from wfm_publish.queues import QueueError
 from wfm_publish.signature import signed_headers
 from wfm_publish_local.demo import SERVICENOW_BODY
-from wfm_publish_local.runner import LambdaContext
+from wfm_publish_local.runner.function import LambdaContext
 
-HANDLER = Path(__file__).resolve().parents[2] / "functions" / "publish_trigger" / "app.py"
 SECRET = "unit-secret"
 
 
@@ -45,13 +42,8 @@ class FakeServices:
 
 @pytest.fixture
 def app() -> Iterator[ModuleType]:
-    spec = importlib.util.spec_from_file_location("_publish_trigger_under_test", HANDLER)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+    with loaded_handler("publish_trigger") as module:
+        yield module
 
 
 def post(app: ModuleType, error: Exception, sent: dict[str, Any] = SERVICENOW_BODY) -> dict[str, Any]:

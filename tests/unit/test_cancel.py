@@ -2,34 +2,21 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
+from tests.support import virtual
 from wfm_publish.cancel import CancelRefused, PublishNotFound, Refusal, cancel
-from wfm_publish.clock import VirtualClock
-from wfm_publish.models import Job, JobStatus, PublishRequest, ReasonCode
-from wfm_publish.pipeline import Timing
+from wfm_publish.models import Job, JobStatus, ReasonCode
 from wfm_publish.queues import QueueSender
 from wfm_publish.transitions import Transitions
-from wfm_publish_local.demo import SERVICENOW_BODY
-from wfm_publish_local.simulator import GenesysSimulator, parse_scenario
 from wfm_publish_local.virtual import MemoryJobStore, VirtualRun
-
-SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 
 
 def start(**changes: Any) -> tuple[VirtualRun, str]:
-    raw: dict[str, Any] = yaml.safe_load((SCENARIOS / "demo.yaml").read_text())
-    raw.update(changes)
-    scenario = parse_scenario(raw)
-    clock = VirtualClock()
-    simulator = GenesysSimulator(scenario, clock)
-    run = VirtualRun(simulator, clock, Timing(settle_window=scenario.settle_window_seconds))
-    accepted = run.intake.accept(PublishRequest.model_validate(SERVICENOW_BODY), "key-1")
-    return run, accepted.body["publishId"]
+    """demo.yaml, with the top-level keys given replaced, and the demo's request accepted."""
+    return virtual.start(virtual.demo(**changes))
 
 
 def test_a_queued_job_is_cancelled_and_its_messages_do_nothing() -> None:

@@ -15,13 +15,14 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.virtual import REQUEST, edge_update, events, start
+from tests.support.virtual import quiet_demo as demo
 from wfm_publish.clock import VirtualClock
 from wfm_publish.conflicts import ConflictKind, classify, landed
 from wfm_publish.errors import GenesysConflict
 from wfm_publish.genesys import GenesysClient, Schedule
-from wfm_publish.models import GenesysErrorBody, Job, JobStatus, PublishRequest, ReasonCode
+from wfm_publish.models import GenesysErrorBody, JobStatus, PublishRequest, ReasonCode
 from wfm_publish.pipeline import Timing
-from wfm_publish_local.demo import SERVICENOW_BODY
 from wfm_publish_local.simulator import GenesysSimulator, parse_scenario
 from wfm_publish_local.virtual import VirtualRun, virtual_client
 
@@ -198,31 +199,10 @@ def test_classification_invariants_over_every_combination() -> None:
 
 # --- what the pipeline does with each kind, in virtual time ------------------------------------------
 
-REQUEST = SERVICENOW_BODY  # the ServiceNow REST message, as the demo sends it
 UPDATE_ROUTE = (
     "POST /api/v2/workforcemanagement/businessunits/{buId}/weeks/{weekId}/schedules/{scheduleId}/update"
 )
 UPDATE = f"/api/v2/workforcemanagement/businessunits/{BU}/weeks/{WEEK}/schedules/{SID}/update"
-
-
-def demo(**changes: Any) -> dict[str, Any]:
-    raw: dict[str, Any] = yaml.safe_load((SCENARIOS / "demo.yaml").read_text())
-    raw["events"] = []
-    raw.update(changes)
-    return raw
-
-
-def start(raw: dict[str, Any]) -> tuple[VirtualRun, str]:
-    scenario = parse_scenario(raw)
-    clock = VirtualClock()
-    run = VirtualRun(
-        GenesysSimulator(scenario, clock), clock, Timing(settle_window=scenario.settle_window_seconds)
-    )
-    return run, str(run.intake.accept(PublishRequest.model_validate(REQUEST), "key-1").body["publishId"])
-
-
-def events(job: Job) -> list[str]:
-    return [e.event for e in job.timeline]
 
 
 def test_another_writer_editing_an_already_published_schedule_is_published_again_not_taken_as_ours() -> None:
@@ -319,9 +299,7 @@ def test_the_edge_a_telephony_409_names_is_re_read_first_next_time() -> None:
     publish is refused naming it, and the next check starts from that Edge."""
     raw = demo()
     raw["settleWindowSeconds"] = 30
-    raw["events"] = [
-        {"type": "telephonyChange", "kind": "softwareUpdate", "entityId": "edge-demo-1", "start": 0, "end": 4}
-    ]
+    raw["events"] = [edge_update(4)]
     scenario = parse_scenario(raw)
     clock = VirtualClock()
     run = VirtualRun(GenesysSimulator(scenario, clock), clock, Timing(settle_window=5))

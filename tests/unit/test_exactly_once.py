@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.unit.test_pipeline_faults import REQUEST, UPDATE, applied_once, demo, fault, start
+from tests.support.virtual import REQUEST, UPDATE, applied_once, fault, start
+from tests.support.virtual import quiet_demo as demo
 from wfm_publish.cancel import CancelRefused, Refusal, cancel
 from wfm_publish.errors import JobEnded
 from wfm_publish.intake import LOCK_SECONDS, IdempotencyKeyReused

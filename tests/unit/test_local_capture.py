@@ -11,7 +11,7 @@ import threading
 import tomllib
 from pathlib import Path
 
-from wfm_publish_local.runner import EmfCapture, metric_totals
+from wfm_publish_local.runner.metrics import EmfCapture, metric_totals
 
 ROOT = Path(__file__).resolve().parents[2]
 

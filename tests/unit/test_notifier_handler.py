@@ -4,9 +4,7 @@ an earlier record of the batch fails and Lambda retries the shard from it."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -14,12 +12,12 @@ from typing import Any
 
 import pytest
 
+from tests.support.handlers import loaded_handler
 from wfm_publish.models import Job
 from wfm_publish.notifier import Outcome
-from wfm_publish_local.runner import LambdaContext
+from wfm_publish_local.runner.function import LambdaContext
 
 ROOT = Path(__file__).resolve().parents[2]
-HANDLER = ROOT / "functions" / "notifier" / "app.py"
 SAMPLE = json.loads((ROOT / "events" / "ddb_stream_job_ended.json").read_text())["Records"][0]
 
 
@@ -42,13 +40,8 @@ class FakeServices:
 
 @pytest.fixture
 def app() -> Iterator[ModuleType]:
-    spec = importlib.util.spec_from_file_location("_notifier_under_test", HANDLER)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+    with loaded_handler("notifier") as module:
+        yield module
 
 
 def record(job_id: str, sequence: int) -> dict[str, Any]:

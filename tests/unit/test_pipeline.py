@@ -2,40 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
-import yaml
-
-from wfm_publish.clock import VirtualClock
-from wfm_publish.models import Job, JobMessage, JobStatus, PublishRequest, ReasonCode, Step
-from wfm_publish.pipeline import Timing
+from tests.support.virtual import REQUEST, demo, edge_update, events, start
+from wfm_publish.models import JobMessage, JobStatus, ReasonCode, Step
 from wfm_publish.queues import Queue
-from wfm_publish_local.demo import SERVICENOW_BODY
-from wfm_publish_local.simulator import GenesysSimulator, parse_scenario
-from wfm_publish_local.virtual import VirtualRun
-
-SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
-REQUEST = SERVICENOW_BODY  # the ServiceNow REST message, as the demo sends it
-
-
-def demo(**changes: Any) -> dict[str, Any]:
-    raw: dict[str, Any] = yaml.safe_load((SCENARIOS / "demo.yaml").read_text())
-    raw.update(changes)
-    return raw
-
-
-def start(raw: dict[str, Any], request: dict[str, Any] | None = None, **run: Any) -> tuple[VirtualRun, str]:
-    scenario = parse_scenario(raw)
-    clock = VirtualClock()
-    simulator = GenesysSimulator(scenario, clock)
-    pipeline = VirtualRun(simulator, clock, Timing(settle_window=scenario.settle_window_seconds), **run)
-    accepted = pipeline.intake.accept(PublishRequest.model_validate(request or REQUEST), "key-1")
-    return pipeline, accepted.body["publishId"]
-
-
-def events(job: Job) -> list[str]:
-    return [entry.event for entry in job.timeline]
 
 
 def test_waits_for_telephony_then_recovers_from_a_stale_version_409() -> None:
@@ -98,13 +67,7 @@ def test_a_lost_update_operation_is_noticed_and_published_again() -> None:
 
 
 def test_a_change_longer_than_the_deadline_fails_with_a_reason() -> None:
-    change = {
-        "type": "telephonyChange",
-        "kind": "softwareUpdate",
-        "entityId": "edge-demo-1",
-        "start": 0,
-        "end": 7200,
-    }
+    change = edge_update(7200)
     run, job_id = start(demo(events=[change]), deadline_seconds=600)
     job = run.run(job_id)
     assert job.status is JobStatus.FAILED

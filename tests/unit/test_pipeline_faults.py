@@ -5,54 +5,24 @@ happy paths and the first cut of each fault; these pin the rest (reads and write
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
+from tests.support.virtual import REQUEST, SCHEDULE, UPDATE, applied_once, edge_update, fault, start
+from tests.support.virtual import quiet_demo as demo
 from wfm_publish.clock import VirtualClock
 from wfm_publish.models import Job, JobStatus, PublishRequest, ReasonCode, TimelineEntry
 from wfm_publish.pipeline import Timing
-from wfm_publish_local.demo import SERVICENOW_BODY
 from wfm_publish_local.simulator import GenesysSimulator, parse_scenario
 from wfm_publish_local.virtual import VirtualRun
 
-SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
-SCHEDULE = "/api/v2/workforcemanagement/businessunits/bu-demo/weeks/2023-10-23/schedules/sched-demo"
 UPLOAD_URL = SCHEDULE + "/update/uploadurl"
-UPDATE = SCHEDULE + "/update"
 UPDATE_ROUTE = (
     "POST /api/v2/workforcemanagement/businessunits/{buId}/weeks/{weekId}/schedules/{scheduleId}/update"
 )
-REQUEST = SERVICENOW_BODY  # the ServiceNow REST message, as the demo sends it
 BACKING_OFF = "Genesys unavailable; backing off"
 RATE_LIMITED = "rate limited by Genesys"
-
-
-def demo(**changes: Any) -> dict[str, Any]:
-    raw: dict[str, Any] = yaml.safe_load((SCENARIOS / "demo.yaml").read_text())
-    raw["events"] = []  # no telephony change, no other writer: only the fault under test
-    raw.update(changes)
-    return raw
-
-
-def start(
-    raw: dict[str, Any], request: dict[str, Any] | None = None, *, seed: int = 0, **run: Any
-) -> tuple[VirtualRun, str]:
-    scenario = parse_scenario(raw)
-    clock = VirtualClock()
-    simulator = GenesysSimulator(scenario, clock)
-    virtual = VirtualRun(simulator, clock, Timing(settle_window=scenario.settle_window_seconds), seed, **run)
-    accepted = virtual.intake.accept(PublishRequest.model_validate(request or REQUEST), "key-1")
-    return virtual, accepted.body["publishId"]
-
-
-def fault(path: str, sequence: list[Any], method: str | None = None, **more: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {"path": path, "sequence": sequence, **more}
-    if method:
-        out["method"] = method
-    return out
 
 
 def entries(job: Job, event: str) -> list[TimelineEntry]:
@@ -63,10 +33,6 @@ def gap_after(job: Job, entry: TimelineEntry) -> float:
     """Virtual seconds between an entry and the next one: how long the job waited on the queue."""
     later = [e.at for e in job.timeline if e.at > entry.at]
     return min(later) - entry.at
-
-
-def applied_once(run: VirtualRun, schedule_id: str = "sched-demo") -> bool:
-    return bool(run.simulator.stats()["publishesApplied"] == {schedule_id: 1})
 
 
 # --- 429 ------------------------------------------------------------------------------------------------
@@ -214,13 +180,7 @@ def test_a_401_a_fresh_token_does_not_cure_fails_genesys_auth_failed() -> None:
 
 
 def test_short_lived_tokens_are_renewed_before_they_expire_through_a_long_wait() -> None:
-    change = {
-        "type": "telephonyChange",
-        "kind": "softwareUpdate",
-        "entityId": "edge-demo-1",
-        "start": 0,
-        "end": 3600,
-    }
+    change = edge_update(3600)
     raw = demo(credentials={"clientId": "local-client", "clientSecret": "local-secret", "expiresIn": 300})
     raw["events"] = [change]
     run, job_id = start(raw)
@@ -286,17 +246,7 @@ def test_a_failed_update_operation_is_published_again_exactly_once() -> None:
 
 
 def test_one_token_serves_every_call_of_several_jobs() -> None:
-    raw = demo(
-        events=[
-            {
-                "type": "telephonyChange",
-                "kind": "softwareUpdate",
-                "entityId": "edge-demo-1",
-                "start": 0,
-                "end": 60,
-            }
-        ]
-    )
+    raw = demo(events=[edge_update(60)])
     run, first = start(raw)
     assert run.run(first).status is JobStatus.PUBLISHED
     # Two more jobs for the same schedule, one after the other, on the same container.

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from wfm_publish_local.template import Resolver, Template
+from wfm_publish_local.intrinsics import Resolver
+from wfm_publish_local.template import Template
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNBOOK = ROOT / "docs" / "runbook.md"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.support.virtual import edge_update
 from wfm_publish import readiness, scope
 from wfm_publish.clock import VirtualClock
 from wfm_publish.genesys import Edge, Trunk
@@ -128,13 +129,7 @@ def test_a_trunk_that_just_reconnected_is_inside_the_settle_window() -> None:
 
 
 def test_blockers_are_rechecked_first_and_the_whole_scope_only_once_they_clear() -> None:
-    update = {
-        "type": "telephonyChange",
-        "kind": "softwareUpdate",
-        "entityId": "edge-demo-1",
-        "start": 0,
-        "end": 60,
-    }
+    update = edge_update(60)
     run = org("demo", events=[update])
     found = compute(run, "bu-demo", "sched-demo")
 

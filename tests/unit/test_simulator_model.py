@@ -14,8 +14,9 @@ import requests
 import yaml
 
 from wfm_publish.clock import VirtualClock
+from wfm_publish_local.simulator.loading import ScenarioError, load_scenario, parse_scenario
 from wfm_publish_local.simulator.model import GenesysSimulator
-from wfm_publish_local.simulator.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
+from wfm_publish_local.simulator.scenario import Scenario
 from wfm_publish_local.simulator.transport import InProcessAdapter
 from wfm_publish_local.simulator.wire import SimResponse
 

@@ -7,23 +7,18 @@ from __future__ import annotations
 import json
 import math
 import random
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
+from tests.support.virtual import REQUEST, accept, demo, edge_update, virtual_run
 from wfm_publish import waiting
 from wfm_publish.clock import VirtualClock
 from wfm_publish.models import JobMessage, JobStatus, PublishRequest, ReasonCode, Step
-from wfm_publish.pipeline import Timing
 from wfm_publish.queues import EARLY_TOLERANCE, MAX_DELAY, Queue, QueueSender
 from wfm_publish.readiness import Observation, Readiness, judge
-from wfm_publish_local.demo import SERVICENOW_BODY
-from wfm_publish_local.simulator import GenesysSimulator, parse_scenario
 from wfm_publish_local.virtual import VirtualRun
 
-SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 CASES = 3000
 SETTLE_WINDOWS = (0.0, 1.0, 2.0, 5.0, 30.0, 60.0, 300.0, 1200.0)
 
@@ -185,7 +180,6 @@ def test_any_wait_hops_through_the_queue_at_most_900_s_at_a_time_and_arrives_on_
 
 # --- through the pipeline -------------------------------------------------------------------------------
 
-REQUEST = SERVICENOW_BODY  # the ServiceNow REST message, as the demo sends it
 UPDATE = "/api/v2/workforcemanagement/businessunits/bu-demo/weeks/2023-10-23/schedules/sched-demo/update"
 EDGE = "/api/v2/telephony/providers/edges/edge-demo-1"
 
@@ -193,10 +187,7 @@ EDGE = "/api/v2/telephony/providers/edges/edge-demo-1"
 def start(
     events: list[dict[str, Any]], faults: list[dict[str, Any]] | None = None, **request: Any
 ) -> tuple[VirtualRun, str, list[int]]:
-    raw: dict[str, Any] = yaml.safe_load((SCENARIOS / "demo.yaml").read_text())
-    raw.update(events=events, faults=faults or [], settleWindowSeconds=30)
-    clock = VirtualClock()
-    run = VirtualRun(GenesysSimulator(parse_scenario(raw), clock), clock, Timing(settle_window=30))
+    run = virtual_run(demo(events=events, faults=faults or [], settleWindowSeconds=30))
     delays: list[int] = []
     send = run.queues.send
 
@@ -205,8 +196,7 @@ def start(
         send(queue, body, delay_seconds)
 
     run.queues.send = recording  # type: ignore[method-assign]
-    accepted = run.intake.accept(PublishRequest.model_validate({**REQUEST, **request}), "key-1")
-    return run, str(accepted.body["publishId"]), delays
+    return run, accept(run, {**REQUEST, **request}), delays
 
 
 @pytest.mark.parametrize("retry_after", [1, 7, 61, 900, 901, 2500])
@@ -214,13 +204,7 @@ def start(
 def test_retry_after_is_honoured_on_the_queue_and_costs_no_publish_attempt(
     path: str, retry_after: int
 ) -> None:
-    change = {
-        "type": "telephonyChange",
-        "kind": "softwareUpdate",
-        "entityId": "edge-demo-1",
-        "start": 0,
-        "end": 8,
-    }
+    change = edge_update(8)
     limited = {"path": path, "sequence": [429], "retryAfter": retry_after}
     run, job_id, delays = start([change], [limited])
     job = run.run(job_id)
@@ -233,13 +217,7 @@ def test_retry_after_is_honoured_on_the_queue_and_costs_no_publish_attempt(
 
 
 def test_the_pipeline_never_looks_past_a_requests_deadline() -> None:
-    change = {
-        "type": "telephonyChange",
-        "kind": "softwareUpdate",
-        "entityId": "edge-demo-1",
-        "start": 0,
-        "end": 7200,
-    }
+    change = edge_update(7200)
     run, job_id, delays = start([change], deadlineSeconds=600)
     job = run.run(job_id)
     assert job.status is JobStatus.FAILED

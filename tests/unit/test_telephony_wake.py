@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.unit.test_pipeline import demo, start
+from tests.support.virtual import demo, edge_update, start
 from wfm_publish import readiness, wake
 from wfm_publish.clock import iso
 from wfm_publish.models import NOT_SETTLED, Job, JobStatus
@@ -13,7 +13,7 @@ from wfm_publish.pipeline import Timing
 from wfm_publish_local.virtual import MemoryJobStore, VirtualRun
 
 EDGE = "edge-demo-1"
-CHANGE = {"type": "telephonyChange", "kind": "softwareUpdate", "entityId": EDGE, "start": 0, "end": 600}
+CHANGE = edge_update(600, entity_id=EDGE)
 
 
 def edge_event(entity_id: str, at: float, event_id: str = "ev-1") -> dict[str, Any]:
@@ -130,7 +130,7 @@ def test_every_event_lost_leaves_the_safety_poll_to_find_the_settled_telephony()
     assert run.simulator.stats()["publishesApplied"] == {"sched-demo": 1}
 
 
-SHORT_CHANGE = {"type": "telephonyChange", "kind": "softwareUpdate", "entityId": EDGE, "start": 0, "end": 7}
+SHORT_CHANGE = edge_update(7, entity_id=EDGE)
 
 
 class ChangeEndsBeforeTheCheckCommits(MemoryJobStore):

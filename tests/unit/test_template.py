@@ -13,14 +13,9 @@ from typing import Any
 
 import pytest
 
-from wfm_publish_local.runner import schedule_input
-from wfm_publish_local.template import (
-    ResolutionError,
-    Resolver,
-    Template,
-    TemplateError,
-    load_yaml,
-)
+from wfm_publish_local.intrinsics import ResolutionError, Resolver
+from wfm_publish_local.runner.scheduler import schedule_input
+from wfm_publish_local.template import Template, TemplateError, load_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -671,7 +666,7 @@ def test_announcer_hears_every_status_change_and_nothing_else(template: Template
     """The announcer's filters, against every (old, new) status pair: a change passes, a write that keeps
     the status does not. QUEUED is only ever the first status (the job's INSERT)."""
     from wfm_publish.models import JobStatus
-    from wfm_publish_local.runner import filter_matches
+    from wfm_publish_local.runner.patterns import filter_matches
 
     (source,) = template.functions["AnnouncerFunction"].stream_events
     assert source.on_failure == "AnnouncerDLQ" and source.report_batch_item_failures

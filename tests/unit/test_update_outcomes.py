@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.unit.test_pipeline import demo, events, start
+from tests.support.virtual import demo, events, start
 from wfm_publish.models import JobStatus, ReasonCode
 
 SID = "sched-demo"

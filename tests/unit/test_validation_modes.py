@@ -7,57 +7,23 @@ off      = publish at once: no telephony read, no capacity check
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import yaml
-
-from wfm_publish.clock import VirtualClock
+from tests.support.virtual import T0, accept, edge_update, events, request, virtual_run
+from tests.support.virtual import raw_scenario as scenario
 from wfm_publish.intake import job_view
 from wfm_publish.models import Job, JobStatus, PublishRequest, ReasonCode
-from wfm_publish.pipeline import Timing
 from wfm_publish.scope import TelephonyOptions
-from wfm_publish_local.simulator import GenesysSimulator, parse_scenario
 from wfm_publish_local.virtual import VirtualRun
-
-SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
-T0 = 1_700_000_000.0  # VirtualClock's start: simulator t = 0
-
-
-def scenario(name: str, **changes: Any) -> dict[str, Any]:
-    raw: dict[str, Any] = yaml.safe_load((SCENARIOS / f"{name}.yaml").read_text())
-    raw.update(changes)
-    return raw
-
-
-def request(schedule_id: str, bu: str, mode: str = "strict", **more: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "scheduleId": schedule_id,
-        "validationMode": mode,
-        "telephonySync": {"enabled": True, "retryCount": 3, "delayMs": 5000},
-        "businessUnitId": bu,
-        "weekId": "2023-10-23",
-    }
-    body.update(more)
-    return body
 
 
 def start(
     raw: dict[str, Any], body: dict[str, Any], options: TelephonyOptions | None = None, key: str = "key-1"
 ) -> tuple[VirtualRun, str]:
-    parsed = parse_scenario(raw)
-    clock = VirtualClock(T0)
-    run = VirtualRun(
-        GenesysSimulator(parsed, clock), clock, Timing(settle_window=parsed.settle_window_seconds)
-    )
+    run = virtual_run(raw)
     if options is not None:
         run.pipeline.options = options
-    accepted = run.intake.accept(PublishRequest.model_validate(body), key)
-    return run, accepted.body["publishId"]
-
-
-def events(job: Job) -> list[str]:
-    return [e.event for e in job.timeline]
+    return run, accept(run, body, key)
 
 
 def first(job: Job, event: str) -> float:
@@ -73,13 +39,7 @@ def telephony_calls(run: VirtualRun) -> int:
 
 def test_a_change_on_an_edge_the_schedule_uses_holds_the_publish_until_it_settles() -> None:
     # demo.yaml without its other writer: LON-EDGE-01 updates its software t 0-8, settle window 2 s.
-    update = {
-        "type": "telephonyChange",
-        "kind": "softwareUpdate",
-        "entityId": "edge-demo-1",
-        "start": 0,
-        "end": 8,
-    }
+    update = edge_update(8)
     run, job_id = start(scenario("demo", events=[update]), request("sched-demo", "bu-demo"))
     job = run.run(job_id)
     assert job.status is JobStatus.PUBLISHED
@@ -94,13 +54,7 @@ def test_a_change_on_an_edge_the_schedule_uses_holds_the_publish_until_it_settle
 
 def test_a_waiting_check_costs_one_read() -> None:
     # A 2-hour Edge update: every check while it runs re-reads only the Edge that blocks.
-    update = {
-        "type": "telephonyChange",
-        "kind": "softwareUpdate",
-        "entityId": "edge-demo-1",
-        "start": 0,
-        "end": 7200,
-    }
+    update = edge_update(7200)
     run, job_id = start(scenario("demo", events=[update]), request("sched-demo", "bu-demo"))
     job = run.run(job_id)
     assert job.status is JobStatus.PUBLISHED
@@ -205,13 +159,7 @@ def test_strict_fails_capacity_exceeded_with_the_hand_counted_intervals() -> Non
 
 
 def test_strict_within_capacity_publishes_after_checking() -> None:
-    update = {
-        "type": "telephonyChange",
-        "kind": "softwareUpdate",
-        "entityId": "edge-demo-1",
-        "start": 0,
-        "end": 8,
-    }
+    update = edge_update(8)
     run, job_id = start(scenario("demo", events=[update]), request("sched-demo", "bu-demo"))
     job = run.run(job_id)
     assert job.status is JobStatus.PUBLISHED
@@ -254,13 +202,7 @@ def test_off_publishes_at_once() -> None:
 
 
 def test_off_does_not_wait_for_telephony_even_while_it_changes() -> None:
-    update = {
-        "type": "telephonyChange",
-        "kind": "softwareUpdate",
-        "entityId": "edge-cap-1",
-        "start": 0,
-        "end": 600,
-    }
+    update = edge_update(600, entity_id="edge-cap-1")
     raw = scenario("capacity-exceeded", events=[update])
     run, job_id = start(raw, request("sched-cap", "bu-cap", "off"))
     job = run.run(job_id)

@@ -13,8 +13,8 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from wfm_publish_local.simulator.loading import load_scenario
 from wfm_publish_local.simulator.model import GenesysSimulator
-from wfm_publish_local.simulator.scenario import load_scenario
 
 log = logging.getLogger(__name__)
 

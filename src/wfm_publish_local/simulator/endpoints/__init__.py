@@ -1,0 +1,1 @@
+"""The simulator's endpoint families, one module each; the route table is in model.py."""

@@ -1,0 +1,97 @@
+"""Telephony: edges, trunks, trunk base settings and sites."""
+
+from __future__ import annotations
+
+from wfm_publish_local.simulator.org import Org
+from wfm_publish_local.simulator.wire import ApiError, SimRequest, SimResponse, not_found, page
+
+
+class TelephonyApi:
+    """Edges, trunks (and their metrics), trunk base settings and sites, as they are at the moment
+    of the request."""
+
+    def __init__(self, org: Org) -> None:
+        self.org = org
+
+    def edge_list(self, req: SimRequest) -> SimResponse:
+        m = self.org.moment(self.org.elapsed())
+        site, group = req.arg("site.id"), req.arg("edgeGroup.id")
+        edges = [
+            e
+            for e in self.org.topology.edges.values()
+            if (site is None or e.site_id == site) and (group is None or e.edge_group_id == group)
+        ]
+        return self.org.ok(page(req, [self.org.telephony.edge(e, m) for e in edges]))
+
+    def edge_get(self, req: SimRequest) -> SimResponse:
+        edge = self.org.topology.edges.get(req.params["edgeId"])
+        if edge is None:
+            raise not_found("edge", req.params["edgeId"])
+        return self.org.ok(self.org.telephony.edge(edge, self.org.moment(self.org.elapsed())))
+
+    def trunk_list(self, req: SimRequest) -> SimResponse:
+        m = self.org.moment(self.org.elapsed())
+        edge, base, kind = req.arg("edge.id"), req.arg("trunkBase.id"), req.arg("trunkType")
+        trunks = [
+            x
+            for x in self.org.topology.trunks.values()
+            if (edge is None or x.edge_id == edge)
+            and (base is None or x.trunk_base_id == base)
+            and (kind is None or x.trunk_type == kind.upper())
+        ]
+        return self.org.ok(page(req, [self.org.telephony.trunk(x, m) for x in trunks]))
+
+    def trunk_get(self, req: SimRequest) -> SimResponse:
+        trunk = self.org.topology.trunks.get(req.params["trunkId"])
+        if trunk is None:
+            raise not_found("trunk", req.params["trunkId"])
+        return self.org.ok(self.org.telephony.trunk(trunk, self.org.moment(self.org.elapsed())))
+
+    def trunk_metrics(self, req: SimRequest) -> SimResponse:
+        ids = req.args("trunkIds")
+        if not ids:
+            raise ApiError(
+                400, "bad.request", "trunkIds is required", error_code="missing", field_name="trunkIds"
+            )
+        m = self.org.moment(self.org.elapsed())
+        out = []
+        for trunk_id in ids:
+            trunk = self.org.topology.trunks.get(trunk_id)
+            if trunk is None:
+                raise not_found("trunk", trunk_id)
+            out.append(self.org.telephony.trunk_metrics(trunk, m))
+        return self.org.ok(out)
+
+    def trunk_base_get(self, req: SimRequest) -> SimResponse:
+        base = self.org.topology.trunk_bases.get(req.params["trunkBaseId"])
+        if base is None:
+            raise not_found("trunk base settings", req.params["trunkBaseId"])
+        view = self.org.telephony.trunk_base(
+            base, self.org.moment(self.org.elapsed()), "properties" in req.expand()
+        )
+        return self.org.ok(view)
+
+    def trunk_base_list(self, req: SimRequest) -> SimResponse:
+        m = self.org.moment(self.org.elapsed())
+        name = req.arg("name")
+        with_properties = "properties" in req.expand()
+        bases = [
+            self.org.telephony.trunk_base(b, m, with_properties)
+            for b in self.org.topology.trunk_bases.values()
+            if name is None or (b.name or b.id) == name
+        ]
+        return self.org.ok(page(req, bases))
+
+    def site_list(self, req: SimRequest) -> SimResponse:
+        name = req.arg("name")
+        sites = [
+            self.org.telephony.site(s.id)
+            for s in self.org.topology.sites.values()
+            if name is None or (s.name or s.id) == name
+        ]
+        return self.org.ok(page(req, sites))
+
+    def site_get(self, req: SimRequest) -> SimResponse:
+        if req.params["siteId"] not in self.org.topology.sites:
+            raise not_found("site", req.params["siteId"])
+        return self.org.ok(self.org.telephony.site(req.params["siteId"]))

@@ -1,0 +1,175 @@
+"""Reading a scenario: YAML to a validated, expanded `Scenario`, every reference checked.
+
+Apart from the schema (scenario.py) so that generate.py, which builds on the schema, is a plain
+import here rather than a circle.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+from pydantic.alias_generators import to_camel
+
+from wfm_publish_local.simulator.generate import expand
+from wfm_publish_local.simulator.scenario import WEEKDAYS, Scenario, TelephonyChange
+
+
+class ScenarioError(ValueError):
+    """A scenario file that cannot be served; the message names the file and the field."""
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read, validate and expand a scenario file; any problem is a ScenarioError naming the field."""
+    source = Path(path)
+    try:
+        raw = yaml.safe_load(source.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ScenarioError(f"{source}: cannot read scenario: {exc}") from exc
+    return parse_scenario(raw if raw is not None else {}, source=str(source))
+
+
+def parse_scenario(raw: Any, source: str = "<scenario>") -> Scenario:
+    """Validate a scenario already loaded as Python data (tests build them inline)."""
+    if not isinstance(raw, dict):
+        raise ScenarioError(f"{source}: the scenario must be a mapping, got {type(raw).__name__}")
+    try:
+        scenario = Scenario.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{_loc(err['loc'])}: {err['msg']}" for err in exc.errors())
+        raise ScenarioError(f"{source}: {problems}") from exc
+    if scenario.generate is not None:
+        try:
+            scenario = expand(scenario)
+        except ValidationError as exc:
+            problems = "; ".join(f"{_loc(err['loc'])}: {err['msg']}" for err in exc.errors())
+            raise ScenarioError(f"{source}: generate: {problems}") from exc
+    problems_found = check_references(scenario)
+    if problems_found:
+        raise ScenarioError(f"{source}: " + "; ".join(problems_found))
+    return scenario
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _duplicates(name: str, ids: list[str]) -> list[str]:
+    return [f"{name}: duplicate id {d!r}" for d, n in sorted(Counter(ids).items()) if n > 1]
+
+
+def _missing(field: str, value: str | None, known: set[str], what: str) -> list[str]:
+    if value is None or value in known:
+        return []
+    return [f"{field}: unknown {what} {value!r}"]
+
+
+def check_references(s: Scenario) -> list[str]:
+    """Every id a scenario refers to must exist; answers one message per broken reference."""
+    problems: list[str] = []
+    for name in ("business_units", "management_units", "agents", "schedules", "queues", "sites"):
+        problems += _duplicates(to_camel(name), [x.id for x in getattr(s, name)])
+    for name in ("edges", "trunk_bases", "trunks", "campaigns"):
+        problems += _duplicates(to_camel(name), [x.id for x in getattr(s, name)])
+    problems += _check_org(s)
+    problems += _check_schedules(s)
+    problems += _check_telephony(s)
+    problems += _check_events(s)
+    return problems
+
+
+def _check_org(s: Scenario) -> list[str]:
+    bus = {b.id for b in s.business_units}
+    agents = {a.id for a in s.agents}
+    mus = {m.id for m in s.management_units}
+    out: list[str] = []
+    for i, mu in enumerate(s.management_units):
+        out += _missing(f"managementUnits[{i}].businessUnitId", mu.business_unit_id, bus, "business unit")
+        for a in mu.agents:
+            out += _missing(f"managementUnits[{i}].agents", a, agents, "agent")
+    for i, q in enumerate(s.queues):
+        for a in q.members:
+            out += _missing(f"queues[{i}].members", a, agents, "agent")
+        for m in q.member_management_unit_ids:
+            out += _missing(f"queues[{i}].memberManagementUnitIds", m, mus, "management unit")
+    queues = {q.id for q in s.queues}
+    sites = {x.id for x in s.sites}
+    groups = {e.edge_group_id for e in s.edges if e.edge_group_id}
+    for i, c in enumerate(s.campaigns):
+        out += _missing(f"campaigns[{i}].queueId", c.queue_id, queues, "queue")
+        out += _missing(f"campaigns[{i}].siteId", c.site_id, sites, "site")
+        out += _missing(f"campaigns[{i}].edgeGroupId", c.edge_group_id, groups, "edge group (set on an edge)")
+    return out
+
+
+def _check_schedules(s: Scenario) -> list[str]:
+    bus = {b.id: b for b in s.business_units}
+    mus = {m.id: m for m in s.management_units}
+    agents = {a.id for a in s.agents}
+    out: list[str] = []
+    for i, sch in enumerate(s.schedules):
+        where = f"schedules[{i}]"
+        bu = bus.get(sch.business_unit_id)
+        if bu is None:
+            out.append(f"{where}.businessUnitId: unknown business unit {sch.business_unit_id!r}")
+            continue
+        if WEEKDAYS[sch.week_id.weekday()] != bu.start_day_of_week:
+            out.append(
+                f"{where}.weekId: {sch.week_id} is a {WEEKDAYS[sch.week_id.weekday()]} but business unit "
+                f"{bu.id!r} starts its weeks on {bu.start_day_of_week}"
+            )
+        for m in sch.management_unit_ids or []:
+            if m not in mus:
+                out.append(f"{where}.managementUnitIds: unknown management unit {m!r}")
+            elif mus[m].business_unit_id != bu.id:
+                out.append(f"{where}.managementUnitIds: {m!r} belongs to another business unit")
+        for j, group in enumerate(sch.shifts):
+            out += _missing(f"{where}.shifts[{j}].managementUnitId", group.management_unit_id, set(mus), "MU")
+            for a in group.agents or []:
+                out += _missing(f"{where}.shifts[{j}].agents", a, agents, "agent")
+            days = [d for d in group.days if isinstance(d, int) and not 0 <= d < 7 * sch.week_count]
+            if days:
+                out.append(f"{where}.shifts[{j}].days: offsets {days} fall outside the schedule's weeks")
+    return out
+
+
+def _check_telephony(s: Scenario) -> list[str]:
+    sites = {x.id for x in s.sites}
+    edges = {e.id for e in s.edges}
+    bases = {b.id for b in s.trunk_bases}
+    out: list[str] = []
+    for i, e in enumerate(s.edges):
+        out += _missing(f"edges[{i}].siteId", e.site_id, sites, "site")
+    for i, t in enumerate(s.trunks):
+        out += _missing(f"trunks[{i}].edgeId", t.edge_id, edges, "edge")
+        out += _missing(f"trunks[{i}].trunkBaseId", t.trunk_base_id, bases, "trunk base")
+    return out
+
+
+_CHANGE_TARGET = {
+    "softwareUpdate": "edges",
+    "edgeNotActive": "edges",
+    "trunkDisconnected": "trunks",
+    "trunkBaseResaved": "trunk_bases",
+}
+
+
+def _check_events(s: Scenario) -> list[str]:
+    schedules = {x.id for x in s.schedules}
+    out: list[str] = []
+    for i, ev in enumerate(s.events):
+        if isinstance(ev, TelephonyChange):
+            target = _CHANGE_TARGET[ev.kind]
+            known = {x.id for x in getattr(s, target)}
+            out += _missing(
+                f"events[{i}].entityId", ev.entity_id, known, f"{to_camel(target)[:-1]} for {ev.kind}"
+            )
+        else:
+            out += _missing(f"events[{i}].scheduleId", ev.schedule_id, schedules, "schedule")
+    return out
