@@ -3,23 +3,13 @@ per look; the looks in between send the next one with the same ticket and write 
 
 from __future__ import annotations
 
-from tests.unit.test_pipeline import demo, start
+from tests.support.virtual import demo, edge_update, start
 from wfm_publish.models import NOT_SETTLED, JobMessage, JobStatus
 from wfm_publish.pipeline import QUIET_MARGIN, QUIET_WINDOW
 from wfm_publish.watchdog import rescue_overdue
 from wfm_publish_local.virtual import VirtualRun
 
 SIX_HOURS = 6 * 3600.0
-
-
-def edge_update(seconds: float) -> dict[str, object]:
-    return {
-        "type": "telephonyChange",
-        "kind": "softwareUpdate",
-        "entityId": "edge-demo-1",
-        "start": 0,
-        "end": seconds,
-    }
 
 
 def counting_job_writes(run: VirtualRun) -> list[str]:

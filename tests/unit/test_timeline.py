@@ -3,19 +3,9 @@
 
 from __future__ import annotations
 
-from tests.unit.test_pipeline import demo, start
+from tests.support.virtual import demo, edge_update, start
 from wfm_publish.intake import job_view
 from wfm_publish.models import NOT_SETTLED, Job, JobStatus
-
-
-def edge_update(seconds: float) -> dict[str, object]:
-    return {
-        "type": "telephonyChange",
-        "kind": "softwareUpdate",
-        "entityId": "edge-demo-1",
-        "start": 0,
-        "end": seconds,
-    }
 
 
 def published_after(seconds: float) -> tuple[Job, int]:
