@@ -195,7 +195,8 @@ class Ops:
     # --- cancel, notify ---------------------------------------------------------------------------
 
     def cancel(self, publish_id: str) -> Job:
-        from wfm_publish.cancel import CancelContended, CancelRefused, PublishNotFound, cancel
+        from wfm_publish.cancel import cancel
+        from wfm_publish.errors import CancelContended, CancelRefused, PublishNotFound
 
         try:
             return cancel(self.store, self.transitions(), publish_id, "cancelled by an operator").job

@@ -10,9 +10,10 @@ from collections.abc import Iterator
 import pytest
 
 from wfm_publish.clock import VirtualClock
+from wfm_publish.errors import CallbackRejected, ServiceNowError
 from wfm_publish.models import Callback, Job, JobStatus, Joiner, PublishRequest, ReasonCode
 from wfm_publish.notifier import Notifier, Outcome, callback_fields
-from wfm_publish.servicenow import CallbackRejected, ServiceNowClient, ServiceNowCredentials, ServiceNowError
+from wfm_publish.servicenow import ServiceNowClient, ServiceNowCredentials
 from wfm_publish_local.servicenow import DEFAULT_PASSWORD, DEFAULT_USERNAME, ServiceNowStandIn
 from wfm_publish_local.virtual import MemoryJobStore
 

@@ -6,9 +6,9 @@ import uuid
 
 import pytest
 
-from wfm_publish.errors import JobAlreadyExists, StaleJob
+from wfm_publish.errors import IdempotencyTaken, JobAlreadyExists, StaleJob
 from wfm_publish.models import Job, JobStatus, PublishRequest
-from wfm_publish.store import DynamoJobStore, IdempotencyStatus, IdempotencyTaken
+from wfm_publish.store import DynamoJobStore, IdempotencyStatus
 
 NOW = 1_700_000_000.0
 LATER = NOW + 3600

@@ -13,9 +13,7 @@ import pytest
 
 from tests.support.handlers import loaded_handler
 from wfm_publish.clock import SystemClock
-from wfm_publish.errors import ConfigurationError, StoreError
-from wfm_publish.intake import RequestInProgress
-from wfm_publish.queues import QueueError
+from wfm_publish.errors import ConfigurationError, QueueError, RequestInProgress, StoreError
 from wfm_publish.signature import signed_headers
 from wfm_publish_local.demo import SERVICENOW_BODY
 from wfm_publish_local.runner.function import LambdaContext

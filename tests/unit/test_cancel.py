@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from tests.support import virtual
-from wfm_publish.cancel import CancelRefused, PublishNotFound, Refusal, cancel
+from wfm_publish.cancel import Refusal, cancel
+from wfm_publish.errors import CancelRefused, PublishNotFound
 from wfm_publish.models import Job, JobStatus, ReasonCode
 from wfm_publish.queues import QueueSender
 from wfm_publish.transitions import Transitions

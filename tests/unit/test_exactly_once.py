@@ -10,9 +10,9 @@ import pytest
 
 from tests.support.virtual import REQUEST, UPDATE, applied_once, fault, start
 from tests.support.virtual import quiet_demo as demo
-from wfm_publish.cancel import CancelRefused, Refusal, cancel
-from wfm_publish.errors import JobEnded
-from wfm_publish.intake import LOCK_SECONDS, IdempotencyKeyReused
+from wfm_publish.cancel import Refusal, cancel
+from wfm_publish.errors import CancelRefused, IdempotencyKeyReused, JobEnded
+from wfm_publish.intake import LOCK_SECONDS
 from wfm_publish.models import JobMessage, JobStatus, PublishRequest, ReasonCode
 from wfm_publish.watchdog import OVERDUE_AFTER, Redrive, move_on, redrive_letter, rescue_overdue
 

@@ -16,8 +16,8 @@ import pytest
 
 from wfm_publish import api, signature
 from wfm_publish.api import ApiProblem, ProblemCode
-from wfm_publish.errors import ConfigurationError
-from wfm_publish.signature import SignatureRejected, secrets_from, sign, signed_headers, verify
+from wfm_publish.errors import ConfigurationError, SignatureRejected
+from wfm_publish.signature import secrets_from, sign, signed_headers, verify
 
 SECRET = "s3cret-for-tests"
 NOW = 1_698_415_200.0

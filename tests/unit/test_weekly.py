@@ -13,9 +13,15 @@ from typing import Any
 import pytest
 
 from wfm_publish.clock import VirtualClock
-from wfm_publish.errors import ConfigurationError, GenesysNotFound, GenesysRateLimited, GenesysTransient
+from wfm_publish.errors import (
+    ConfigurationError,
+    GenesysNotFound,
+    GenesysRateLimited,
+    GenesysTransient,
+    QueueError,
+)
 from wfm_publish.intake import Intake
-from wfm_publish.queues import Queue, QueueError, QueueSender
+from wfm_publish.queues import Queue, QueueSender
 from wfm_publish.weekly import (
     MemoryRunLog,
     fan_out,

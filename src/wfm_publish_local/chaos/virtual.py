@@ -40,15 +40,24 @@ import yaml
 from botocore.exceptions import ClientError
 
 from wfm_publish import genesys_events, wake
-from wfm_publish.cancel import CancelContended, CancelRefused, PublishNotFound, cancel
+from wfm_publish.cancel import cancel
 from wfm_publish.clock import VirtualClock
-from wfm_publish.errors import WfmPublishError
+from wfm_publish.errors import (
+    CancelContended,
+    CancelRefused,
+    IdempotencyKeyReused,
+    JoinConflict,
+    PublishNotFound,
+    QueueError,
+    RequestInProgress,
+    WfmPublishError,
+)
 from wfm_publish.genesys import Credentials, GenesysClient
-from wfm_publish.intake import IdempotencyKeyReused, Intake, JoinConflict, RequestInProgress
+from wfm_publish.intake import Intake
 from wfm_publish.models import NOT_SETTLED, JobMessage, JobStatus, PublishRequest
 from wfm_publish.notifier import ID_FIELD, STATUS_FIELD, Notifier
 from wfm_publish.pipeline import Pipeline, Timing
-from wfm_publish.queues import Queue, QueueError, QueueSender
+from wfm_publish.queues import Queue, QueueSender
 from wfm_publish.store import DynamoJobStore, job_from_item
 from wfm_publish.watchdog import STUCK_BOUND, rescue_overdue
 from wfm_publish_local.memorydb import MemoryDynamoDB

@@ -23,12 +23,22 @@ from aws_lambda_powertools import Logger
 from pydantic import ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from wfm_publish.cancel import CancelContended, Cancelled, CancelRefused, PublishNotFound
-from wfm_publish.errors import ConfigurationError, StoreError
-from wfm_publish.intake import Accepted, IdempotencyKeyReused, JoinConflict, RequestInProgress, job_view
+from wfm_publish.cancel import Cancelled
+from wfm_publish.errors import (
+    CancelContended,
+    CancelRefused,
+    ConfigurationError,
+    IdempotencyKeyReused,
+    JoinConflict,
+    PublishNotFound,
+    QueueError,
+    RequestInProgress,
+    SignatureRejected,
+    StoreError,
+)
+from wfm_publish.intake import Accepted, job_view
 from wfm_publish.models import CapacityReport, Job, JobStatus, ReasonCode, Wire
-from wfm_publish.queues import QueueError
-from wfm_publish.signature import SignatureRejected, verify
+from wfm_publish.signature import verify
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response

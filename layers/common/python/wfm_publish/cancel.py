@@ -21,7 +21,7 @@ from enum import StrEnum
 
 from aws_lambda_powertools import Logger
 
-from wfm_publish.errors import StaleJob, WfmPublishError
+from wfm_publish.errors import CancelContended, CancelRefused, PublishNotFound, StaleJob
 from wfm_publish.models import Job, JobStatus, ReasonCode
 from wfm_publish.store import JobStore
 from wfm_publish.transitions import Transitions, may_still_land
@@ -33,23 +33,6 @@ ATTEMPTS = 5  # conditional-write races lost in a row before giving up (each one
 class Refusal(StrEnum):
     ALREADY_ENDED = "ALREADY_ENDED"
     PUBLISH_IN_PROGRESS = "PUBLISH_IN_PROGRESS"
-
-
-class PublishNotFound(WfmPublishError):
-    """404: no job has this id (or it expired)."""
-
-
-class CancelRefused(WfmPublishError):
-    """409: the job already ended, or an update of it may be applied by Genesys."""
-
-    def __init__(self, message: str, refusal: Refusal, job: Job) -> None:
-        super().__init__(message)
-        self.refusal = refusal
-        self.job = job
-
-
-class CancelContended(WfmPublishError):
-    """The job kept moving under the cancel; the caller may retry (503)."""
 
 
 @dataclass(frozen=True)

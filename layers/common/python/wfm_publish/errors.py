@@ -1,11 +1,14 @@
-"""Domain exceptions. Adapters turn transport errors into these; nothing else leaks past them."""
+"""Every error the core raises on purpose, in one place: adapters turn transport errors into these, and
+the edges (the API, the handlers) map them to answers; nothing else leaks past them."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from wfm_publish.cancel import Refusal
     from wfm_publish.models import GenesysErrorBody, Job
+    from wfm_publish.store import IdempotencyRecord
 
 
 class WfmPublishError(Exception):
@@ -133,3 +136,101 @@ class GenesysNotFound(GenesysError):
 
 class GenesysRejected(GenesysError):
     """Any other 4xx: the request itself is wrong and retrying will not help."""
+
+
+# --- the store ---------------------------------------------------------------------------------------
+
+
+class IdempotencyTaken(WfmPublishError):
+    """The key is already held; `record` is what holds it (the caller replays, refuses or waits)."""
+
+    def __init__(self, record: IdempotencyRecord) -> None:
+        super().__init__(f"idempotency key {record.key} is taken")
+        self.record = record
+
+
+# --- the queues --------------------------------------------------------------------------------------
+
+
+class QueueError(WfmPublishError):
+    """SQS refused or failed a send; the step raising it will be retried by redelivery."""
+
+
+# --- intake (the publish API and the weekly run) -----------------------------------------------------
+
+
+class IdempotencyKeyReused(WfmPublishError):
+    """422: the key was first used with another body."""
+
+
+class RequestInProgress(WfmPublishError):
+    """409: the first request with this key is still being answered; retry shortly."""
+
+
+class ScheduleBeingAccepted(RequestInProgress):
+    """409: another request for this schedule is being accepted this moment; retry shortly (it will
+    then join that job, which exists by then)."""
+
+
+class JoinConflict(WfmPublishError):
+    """409: a job for this schedule is in flight with other options; wait for it, or cancel it."""
+
+    def __init__(self, message: str, job: Job, differences: list[str]) -> None:
+        super().__init__(message)
+        self.job = job
+        self.differences = differences
+
+
+# --- cancel ------------------------------------------------------------------------------------------
+
+
+class PublishNotFound(WfmPublishError):
+    """404: no job has this id (or it expired)."""
+
+
+class CancelRefused(WfmPublishError):
+    """409: the job already ended, or an update of it may be applied by Genesys."""
+
+    def __init__(self, message: str, refusal: Refusal, job: Job) -> None:
+        super().__init__(message)
+        self.refusal = refusal
+        self.job = job
+
+
+class CancelContended(WfmPublishError):
+    """The job kept moving under the cancel; the caller may retry (503)."""
+
+
+# --- the API signature -------------------------------------------------------------------------------
+
+
+class SignatureRejected(WfmPublishError):
+    """401: the request is not signed, signed with another secret, for another request, or too long ago."""
+
+
+# --- ServiceNow (the callback) -----------------------------------------------------------------------
+
+
+class ServiceNowError(WfmPublishError):
+    """ServiceNow could not be told; another try may succeed (`transient`)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        transient: bool = True,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.transient = transient
+        self.retry_after = retry_after
+
+
+class CallbackRejected(ServiceNowError):
+    """ServiceNow refused the callback for good (401 after a token renewal, 403, 404, another 4xx):
+    another try gets the same answer. The record should be logged and dropped, not retried."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message, status=status, transient=False)

@@ -9,10 +9,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wfm_publish.clock import Clock, iso
-from wfm_publish.errors import JobAlreadyExists, JobEnded, WfmPublishError
+from wfm_publish.errors import (
+    IdempotencyKeyReused,
+    IdempotencyTaken,
+    JobAlreadyExists,
+    JobEnded,
+    JoinConflict,
+    RequestInProgress,
+    ScheduleBeingAccepted,
+)
 from wfm_publish.models import Job, JobMessage, Joiner, PublishRequest, Step, ValidationMode
 from wfm_publish.queues import Queue, QueueSender
-from wfm_publish.store import IdempotencyStatus, IdempotencyTaken, JobStore
+from wfm_publish.store import IdempotencyStatus, JobStore
 
 LOCK_SECONDS = 30.0  # a request still "in progress" after this was lost with its Lambda
 JOIN_ROUNDS = 3  # a job that keeps ending under a join this often: the caller retries
@@ -20,28 +28,6 @@ JOIN_ROUNDS = 3  # a job that keeps ending under a join this often: the caller r
 # told the outcome too); any of these differing is another request, refused with 409.
 JOIN_MUST_MATCH = ("publish_time", "validation_mode", "telephony_sync", "deadline_seconds")
 JOIN_MUST_MATCH_IF_GIVEN = ("business_unit_id", "week_id")
-
-
-class IdempotencyKeyReused(WfmPublishError):
-    """422: the key was first used with another body."""
-
-
-class RequestInProgress(WfmPublishError):
-    """409: the first request with this key is still being answered; retry shortly."""
-
-
-class ScheduleBeingAccepted(RequestInProgress):
-    """409: another request for this schedule is being accepted this moment; retry shortly (it will
-    then join that job, which exists by then)."""
-
-
-class JoinConflict(WfmPublishError):
-    """409: a job for this schedule is in flight with other options; wait for it, or cancel it."""
-
-    def __init__(self, message: str, job: Job, differences: list[str]) -> None:
-        super().__init__(message)
-        self.job = job
-        self.differences = differences
 
 
 @dataclass(frozen=True)

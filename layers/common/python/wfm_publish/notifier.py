@@ -23,9 +23,8 @@ from typing import TYPE_CHECKING
 from aws_lambda_powertools import Logger
 
 from wfm_publish.clock import Clock
-from wfm_publish.errors import StaleJob, StoreError
+from wfm_publish.errors import CallbackRejected, StaleJob, StoreError
 from wfm_publish.models import Callback, Job, JobStatus, ReasonCode
-from wfm_publish.servicenow import CallbackRejected
 from wfm_publish.store import JobStore
 
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
-from wfm_publish.errors import WfmPublishError
+from wfm_publish.errors import QueueError
 from wfm_publish.models import JobMessage
 
 if TYPE_CHECKING:
@@ -25,10 +25,6 @@ EARLY_TOLERANCE = 0.5
 class Queue(StrEnum):
     VALIDATION = "validation"
     CONFLICT = "conflict"
-
-
-class QueueError(WfmPublishError):
-    """SQS refused or failed a send; the step raising it will be retried by redelivery."""
 
 
 class QueueTransport(Protocol):

@@ -27,35 +27,10 @@ from urllib.parse import quote
 
 import requests
 
-from wfm_publish.errors import WfmPublishError
+from wfm_publish.errors import CallbackRejected, ServiceNowError
 
 DEFAULT_TIMEOUT = (3.05, 10.0)
 TOKEN_MARGIN_SECONDS = 60.0
-
-
-class ServiceNowError(WfmPublishError):
-    """ServiceNow could not be told; another try may succeed (`transient`)."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        transient: bool = True,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.transient = transient
-        self.retry_after = retry_after
-
-
-class CallbackRejected(ServiceNowError):
-    """ServiceNow refused the callback for good (401 after a token renewal, 403, 404, another 4xx):
-    another try gets the same answer. The record should be logged and dropped, not retried."""
-
-    def __init__(self, message: str, *, status: int | None = None) -> None:
-        super().__init__(message, status=status, transient=False)
 
 
 # Worth another try: ServiceNow busy (429, 5xx), the request timed out (408), the record was locked by

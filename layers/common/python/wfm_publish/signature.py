@@ -27,7 +27,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from urllib.parse import parse_qsl, quote, unquote
 
-from wfm_publish.errors import ConfigurationError, WfmPublishError
+from wfm_publish.errors import ConfigurationError, SignatureRejected
 
 SIGNATURE_HEADER = "X-Signature"
 TIMESTAMP_HEADER = "X-Signature-Timestamp"
@@ -39,10 +39,6 @@ _RETIRED = re.compile(r"v1=[0-9a-fA-F]*")
 _METHOD = re.compile(r"[A-Za-z]{1,16}")
 
 Query = str | Mapping[str, str | Sequence[str]] | Iterable[tuple[str, str]] | None
-
-
-class SignatureRejected(WfmPublishError):
-    """401: the request is not signed, signed with another secret, for another request, or too long ago."""
 
 
 def _encode(text: str) -> str:

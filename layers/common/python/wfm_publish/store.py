@@ -28,7 +28,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
-from wfm_publish.errors import JobAlreadyExists, JobEnded, StaleJob, StoreError, WfmPublishError
+from wfm_publish.errors import (
+    IdempotencyTaken,
+    JobAlreadyExists,
+    JobEnded,
+    StaleJob,
+    StoreError,
+)
 from wfm_publish.models import Job, JobStatus, Joiner
 
 if TYPE_CHECKING:
@@ -61,14 +67,6 @@ class IdempotencyRecord:
     locked_until: float
     response: dict[str, Any] | None = None
     token: str = ""
-
-
-class IdempotencyTaken(WfmPublishError):
-    """The key is already held; `record` is what holds it (the caller replays, refuses or waits)."""
-
-    def __init__(self, record: IdempotencyRecord) -> None:
-        super().__init__(f"idempotency key {record.key} is taken")
-        self.record = record
 
 
 class JobStore(Protocol):

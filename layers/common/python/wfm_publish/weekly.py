@@ -309,7 +309,7 @@ def _defer(parts: WeeklyParts, unit: WeeklyUnit, wait: float, now: float) -> Out
 
 def one_unit(parts: WeeklyParts, unit: WeeklyUnit) -> Outcome:  # noqa: PLR0911 - one return per outcome
     """Start this business unit's job for its week (GenesysRateLimited propagates: the caller defers)."""
-    from wfm_publish.intake import IdempotencyKeyReused, RequestInProgress
+    from wfm_publish.errors import IdempotencyKeyReused, RequestInProgress
 
     bu_id = unit.business_unit_id
     where: dict[str, Any] = {"businessUnitId": bu_id}
@@ -363,7 +363,7 @@ class SqsWeeklyQueue:
     def send_batch(self, entries: Sequence[tuple[str, int]]) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        from wfm_publish.queues import QueueError
+        from wfm_publish.errors import QueueError
 
         try:
             answer = self._sqs.send_message_batch(
