@@ -5,7 +5,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from wfm_publish.services import services
-from wfm_publish.weekly import take_units
+from wfm_publish.weekly import Weekly, take_units
 
 logger = Logger()
 
@@ -13,4 +13,6 @@ logger = Logger()
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     records = [(r["messageId"], r["body"]) for r in event.get("Records", [])]
-    return take_units(services(), records)
+    s = services()
+    weekly = Weekly(s.clock, s.genesys, s.intake, s.weekly_queue, s.weekly_runs, s.weekly_starts_per_minute)
+    return take_units(weekly, records)

@@ -135,6 +135,18 @@ class WeeklyParts(Protocol):
     def weekly_starts_per_minute(self) -> float: ...
 
 
+@dataclass(frozen=True)
+class Weekly:
+    """What the weekly run uses, named by the handler that wires it (WeeklyParts' fields)."""
+
+    clock: Clock
+    genesys: WeeklyGenesys
+    intake: Intake
+    weekly_queue: WeeklyQueue
+    weekly_runs: RunLog
+    weekly_starts_per_minute: float
+
+
 # --- weeks and schedules -----------------------------------------------------------------------------
 
 
