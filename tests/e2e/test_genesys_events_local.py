@@ -46,17 +46,20 @@ def test_the_update_outcome_of_a_publish_is_recorded_from_its_notification(stack
 
 def test_a_check_that_saw_the_edge_updating_is_woken_by_the_change_end(stack: EmbeddedStack) -> None:
     """With the bus, a check that finds telephony changing waits the 40-minute safety poll: the job
-    publishes within the test's minute only because the change's end event woke it."""
+    publishes within the test's minute only because the change's end event woke it. (A job's first
+    check reads its scope before its watch exists, so it polls again soon; the request asks for that
+    first check at once, so the next one still sees the Edge updating, after the watch.)"""
     assert stack.stack is not None
     stack.simulator.reset()  # the demo's Edge update runs again from t = 0 (0..8 s)
-    publish_id = stack.accept(SERVICENOW_BODY)["publishId"]
+    body = {**SERVICENOW_BODY, "telephonySync": {**SERVICENOW_BODY["telephonySync"], "delayMs": 0}}
+    publish_id = stack.accept(body)["publishId"]
     assert stack.wait_for_publish(publish_id)["status"] == "PUBLISHED"
     store = DynamoJobStore(stack.stack.client("dynamodb"), stack.stack.table_name)
     job = store.get_job(publish_id)
     assert job is not None
     events = [e.event for e in job.timeline]
     polls = [i for i, e in enumerate(job.timeline) if e.detail.get("nextCheckInSeconds", 0) >= 2000]
-    assert polls, f"no check saw the Edge updating: {events}"
+    assert polls, f"no check saw the Edge updating after the watch: {job.timeline}"
     assert events[polls[0] + 1] == "woken by a telephony event", events
     assert publish_id in store.watchers("edge-demo-1")  # listed when its scope was computed
 
