@@ -31,6 +31,7 @@ import boto3
 from wfm_publish_local.environment import FAKE_CREDENTIALS, ProcessEnvironment
 from wfm_publish_local.intrinsics import Resolver
 from wfm_publish_local.provision import DEFAULT_SECRET_VALUES, Resources
+from wfm_publish_local.runner import sqs
 from wfm_publish_local.runner.apigateway import ApiFront, Route
 from wfm_publish_local.runner.crash import CrashPlan
 from wfm_publish_local.runner.eventbridge import EventCapture, EventRelay, invoke_async, rule_targets
@@ -289,43 +290,8 @@ class LocalStack:
         )
 
     def peek_messages(self, logical_id: str) -> list[dict[str, Any]]:
-        """The visible messages of a queue, left on it. Each peek counts as a receive (SQS has no
-        other way to read), so on a queue with a RedrivePolicy it moves messages towards the DLQ."""
-        sqs = self._sqs_client()
-        url = self.queue_url(logical_id)
-        seen: list[dict[str, Any]] = []
-        handles: list[str] = []
-        while True:
-            response = sqs.receive_message(
-                QueueUrl=url,
-                MaxNumberOfMessages=10,
-                VisibilityTimeout=30,
-                WaitTimeSeconds=0,
-                MessageSystemAttributeNames=["All"],
-                MessageAttributeNames=["All"],
-            )
-            batch = response.get("Messages", [])
-            if not batch:
-                break
-            for message in batch:
-                handles.append(message.get("ReceiptHandle", ""))
-                seen.append(
-                    {
-                        "messageId": message.get("MessageId"),
-                        "body": message.get("Body", ""),
-                        "attributes": dict(message.get("Attributes") or {}),
-                        "messageAttributes": dict(message.get("MessageAttributes") or {}),
-                    }
-                )
-        for start in range(0, len(handles), 10):
-            sqs.change_message_visibility_batch(
-                QueueUrl=url,
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0}
-                    for i, h in enumerate(handles[start : start + 10])
-                ],
-            )
-        return seen
+        """The visible messages of a queue, left on it (each peek counts as a receive: `sqs.peek`)."""
+        return sqs.peek(self._sqs_client(), self.queue_url(logical_id))
 
     def dlq_messages(self, logical_id: str) -> list[dict[str, Any]]:
         """Peek at a dead-letter queue: logical_id is the DLQ itself or the queue that redrives to it."""
@@ -337,19 +303,7 @@ class LocalStack:
 
     def queue_depth(self, logical_id: str) -> dict[str, int]:
         """visible / in_flight / delayed message counts (SQS's approximate numbers)."""
-        attrs = self._sqs_client().get_queue_attributes(
-            QueueUrl=self.queue_url(logical_id),
-            AttributeNames=[
-                "ApproximateNumberOfMessages",
-                "ApproximateNumberOfMessagesNotVisible",
-                "ApproximateNumberOfMessagesDelayed",
-            ],
-        )["Attributes"]
-        return {
-            "visible": int(attrs.get("ApproximateNumberOfMessages", 0)),
-            "in_flight": int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),
-            "delayed": int(attrs.get("ApproximateNumberOfMessagesDelayed", 0)),
-        }
+        return sqs.depth(self._sqs_client(), self.queue_url(logical_id))
 
     def events(self, source: str | None = None, detail_type: str | None = None) -> list[dict[str, Any]]:
         """The events the functions put on the default EventBridge bus so far, as a rule's target gets

@@ -1,6 +1,6 @@
 """The SQS event source: one thread per mapping; ReceiveMessage, the SQS batch event, and Lambda's
 rules for what gets deleted (ReportBatchItemFailures: all but the listed records; an exception:
-nothing)."""
+nothing). And a look at a queue without taking from it: its messages (`peek`), its counts (`depth`)."""
 
 from __future__ import annotations
 
@@ -160,3 +160,58 @@ class SqsPoller(PollingThread):
                     {"Id": str(i), "ReceiptHandle": m.get("ReceiptHandle", "")} for i, m in enumerate(chunk)
                 ],
             )
+
+
+def peek(client: SQSClient, queue_url: str) -> list[dict[str, Any]]:
+    """The visible messages of a queue, left on it. Each peek counts as a receive (SQS has no other
+    way to read), so on a queue with a RedrivePolicy it moves messages towards the DLQ."""
+    seen: list[dict[str, Any]] = []
+    handles: list[str] = []
+    while True:
+        response = client.receive_message(
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=10,
+            VisibilityTimeout=30,
+            WaitTimeSeconds=0,
+            MessageSystemAttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        )
+        batch = response.get("Messages", [])
+        if not batch:
+            break
+        for message in batch:
+            handles.append(message.get("ReceiptHandle", ""))
+            seen.append(
+                {
+                    "messageId": message.get("MessageId"),
+                    "body": message.get("Body", ""),
+                    "attributes": dict(message.get("Attributes") or {}),
+                    "messageAttributes": dict(message.get("MessageAttributes") or {}),
+                }
+            )
+    for start in range(0, len(handles), 10):
+        client.change_message_visibility_batch(
+            QueueUrl=queue_url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0}
+                for i, h in enumerate(handles[start : start + 10])
+            ],
+        )
+    return seen
+
+
+def depth(client: SQSClient, queue_url: str) -> dict[str, int]:
+    """visible / in_flight / delayed message counts (SQS's approximate numbers)."""
+    attrs = client.get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=[
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ],
+    )["Attributes"]
+    return {
+        "visible": int(attrs.get("ApproximateNumberOfMessages", 0)),
+        "in_flight": int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),
+        "delayed": int(attrs.get("ApproximateNumberOfMessagesDelayed", 0)),
+    }
