@@ -16,7 +16,6 @@ names no other stack there uses (`<stack>-<LogicalId>-<random>`), and deletes th
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
@@ -38,10 +37,8 @@ from wfm_publish_local.runner.eventbridge import EventCapture, EventRelay, invok
 from wfm_publish_local.runner.function import ACCOUNT_ID, LocalFunction
 from wfm_publish_local.runner.metrics import EmfCapture
 from wfm_publish_local.runner.scheduler import schedule_input
-from wfm_publish_local.runner.sqs import SqsPoller
-from wfm_publish_local.runner.streams import StreamPoller
-from wfm_publish_local.specs import StreamEvent
-from wfm_publish_local.template import Template, TemplateError
+from wfm_publish_local.runner.sources import EventSources
+from wfm_publish_local.template import Template
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -117,7 +114,6 @@ class LocalStack:
         if sqs_concurrency < 1:
             raise ValueError("sqs_concurrency must be at least 1")
         self.crash = crash
-        self.sqs_concurrency = sqs_concurrency
         self.root = Path(root) if root is not None else REPO_ROOT
         path = Path(template_path)
         self.template_path = path if path.is_absolute() else self.root / path
@@ -131,15 +127,17 @@ class LocalStack:
         self.stack_name = stack_name
         self.region = region
         self.enforce_timeouts = enforce_timeouts
-        self.stream_retry_delay = stream_retry_delay
-        self.stream_poll_interval = stream_poll_interval
         self.aws_endpoint = aws_endpoint.rstrip("/") if aws_endpoint else None
 
         self.environment: dict[str, str] = {}
         self.functions: dict[str, LocalFunction] = {}
-        self.pollers: list[SqsPoller] = []
-        self.stream_pollers: list[StreamPoller] = []
-        self.relays: list[EventRelay] = []
+        self.sources = EventSources(
+            self,
+            region=region,
+            sqs_concurrency=sqs_concurrency,
+            stream_poll_interval=stream_poll_interval,
+            stream_retry_delay=stream_retry_delay,
+        )
         self._moto: Any = None
         self._endpoint: str | None = None
         self._api: ApiFront | None = None
@@ -268,11 +266,7 @@ class LocalStack:
     @property
     def redeliveries(self) -> dict[str, int]:
         """SQS records delivered again (received before), per function logical id."""
-        counts: dict[str, int] = {}
-        for poller in self.pollers:
-            lid = poller.function.logical_id
-            counts[lid] = counts.get(lid, 0) + poller.redeliveries
-        return counts
+        return self.sources.redeliveries()
 
     @property
     def errors(self) -> dict[str, int]:
@@ -359,7 +353,7 @@ class LocalStack:
         notifications) to the rules on `bus`, until the stack stops."""
         relay = EventRelay(bus, fetch, lambda event: self.put_events(bus, [event]))
         relay.start()
-        self.relays.append(relay)
+        self.sources.add_relay(relay)
         return relay
 
     @staticmethod
@@ -504,78 +498,17 @@ class LocalStack:
             self._api.start()
 
     def _start_pollers(self) -> None:
-        self._poll([lid for lid in self.functions if self.poll is None or lid in self.poll])
+        self.sources.start(f for lid, f in self.functions.items() if self.poll is None or lid in self.poll)
 
     def start_polling(self, *function_logical_ids: str) -> None:
-        """Start the SQS event sources of these functions (all when none is named) that are not
-        running yet. With poll=[] a test can put messages on a queue first, then start polling, and
+        """Start the SQS and stream event sources of these functions (all when none is named) that are
+        not running yet. With poll=[] a test can put messages on a queue first, then start polling, and
         the first batch holds them all."""
-        self._poll(function_logical_ids or tuple(self.functions))
-
-    def _poll(self, function_logical_ids: Collection[str]) -> None:
-        running = {p.function.logical_id for p in self.pollers} | {
-            p.function.logical_id for p in self.stream_pollers
-        }
-        for lid in function_logical_ids:
-            function = self._function(lid)
-            if lid in running:
-                continue
-            for stream in function.spec.stream_events:
-                self._start_stream_poller(function, stream)
-            for source in function.spec.sqs_events:
-                for _ in range(self.sqs_concurrency):
-                    poller = SqsPoller(
-                        function,
-                        source,
-                        client=self.client("sqs"),
-                        queue_url=self.queue_url(source.queue),
-                        queue_arn=self.queue_arn(source.queue),
-                        region=self.region,
-                    )
-                    poller.start()
-                    self.pollers.append(poller)
-
-    def _start_stream_poller(self, function: LocalFunction, source: StreamEvent) -> None:
-        stream_arn = self.attributes.get((source.table, "StreamArn"))
-        if not stream_arn:
-            raise TemplateError(
-                f"{function.logical_id}.{source.name}: {source.table} has no StreamSpecification"
-            )
-        on_failure = None
-        if source.on_failure is not None:
-            dlq_url = self.queue_url(source.on_failure)
-            sqs = self.client("sqs")
-
-            def on_failure(record: dict[str, Any]) -> None:
-                sqs.send_message(QueueUrl=dlq_url, MessageBody=json.dumps(record))
-
-        poller = StreamPoller(
-            function,
-            source,
-            client=self.client("dynamodbstreams"),
-            stream_arn=stream_arn,
-            on_failure=on_failure,
-            region=self.region,
-            poll_interval=self.stream_poll_interval,
-            retry_delay=self.stream_retry_delay,
-        )
-        poller.start()
-        self.stream_pollers.append(poller)
+        self.sources.start(self._function(lid) for lid in function_logical_ids or tuple(self.functions))
 
     def stop_polling(self) -> None:
-        """Stop every SQS and stream event source (the batch in hand is finished first)."""
-        pollers: list[SqsPoller | StreamPoller | EventRelay] = [
-            *self.pollers,
-            *self.stream_pollers,
-            *self.relays,
-        ]
-        for poller in pollers:
-            poller.request_stop()
-        for poller in pollers:
-            poller.stop()
-        self.pollers = []
-        self.stream_pollers = []
-        self.relays = []
+        """Stop every SQS and stream event source and relay (the batch in hand is finished first)."""
+        self.sources.stop()
 
     def __repr__(self) -> str:
         state = f"moto at {self._endpoint}" if self._started else "stopped"

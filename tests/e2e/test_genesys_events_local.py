@@ -39,7 +39,7 @@ def test_the_update_outcome_of_a_publish_is_recorded_from_its_notification(stack
     assert outcome.result is not None and outcome.result["published"] is True
     # Every notification the org sent was handed to the rule (telephony ones wake jobs: wake.py).
     sent = requests.get(stack.simulator_server.url + "/__sim/notifications", timeout=5).json()["total"]
-    relay = stack.stack.relays[0]
+    relay = stack.stack.sources.relays[0]
     stack.stack.wait_until(lambda: relay.delivered >= sent, timeout=10)
     assert stack.stack.invocations["GenesysEventsFunction"] >= 1
 

@@ -275,13 +275,13 @@ def test_delay_seconds_is_honoured(sqs_stack: LocalStack) -> None:
 def test_stop_stops_the_pollers(sqs_stack: LocalStack) -> None:
     stack = sqs_stack
     stack.start_polling()
-    pollers = list(stack.pollers)
+    pollers = list(stack.sources.sqs)
     assert pollers
     assert all(p.running for p in pollers)
     started = time.monotonic()
     stack.stop_polling()
     assert time.monotonic() - started < 2
-    assert stack.pollers == []
+    assert stack.sources.sqs == []
     stack.wait_until(lambda: not any(p.running for p in pollers), timeout=3, message="poller threads ended")
 
 

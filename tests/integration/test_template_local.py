@@ -86,7 +86,7 @@ def test_environment_contract(stack: LocalStack) -> None:
 def test_functions_and_routes(stack: LocalStack) -> None:
     # Every function of the template but the events function, which needs a Genesys event bus.
     assert set(stack.functions) == set(stack.template.functions) - {"GenesysEventsFunction"}
-    assert stack.pollers == [] and stack.stream_pollers == []  # poll=[]
+    assert stack.sources.sqs == [] and stack.sources.streams == []  # poll=[]
     assert stack.events() == []  # the default bus is captured; nothing has been put yet
     response = requests.get(f"{stack.api_url}/publish", timeout=10)
     assert response.status_code == 403
