@@ -34,7 +34,7 @@ from wfm_publish_local.runner import sqs
 from wfm_publish_local.runner.apigateway import ApiFront, Route
 from wfm_publish_local.runner.crash import CrashPlan
 from wfm_publish_local.runner.eventbridge import EventCapture, EventRelay, invoke_async, rule_targets
-from wfm_publish_local.runner.function import ACCOUNT_ID, LocalFunction
+from wfm_publish_local.runner.function import ACCOUNT_ID, LayerPaths, LocalFunction
 from wfm_publish_local.runner.metrics import EmfCapture
 from wfm_publish_local.runner.scheduler import schedule_input
 from wfm_publish_local.runner.sources import EventSources
@@ -142,7 +142,7 @@ class LocalStack:
         self._endpoint: str | None = None
         self._api: ApiFront | None = None
         self._env = ProcessEnvironment()
-        self._added_paths: list[str] = []
+        self._layer_paths = LayerPaths()
         self._sqs: SQSClient | None = None
         self._started = False
         self.metrics: EmfCapture | None = None  # the EMF lines the functions printed (while started)
@@ -205,10 +205,7 @@ class LocalStack:
             self.crash.uninstall()
         self._run_reset_hooks()
         self._release_output()
-        for path in self._added_paths:
-            if path in sys.path:
-                sys.path.remove(path)
-        self._added_paths = []
+        self._layer_paths.remove()
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
@@ -459,20 +456,7 @@ class LocalStack:
         for lid, spec in self.template.functions.items():
             if spec.condition is not None and not resolver.condition(spec.condition):
                 continue  # not created with these parameters (e.g. no Genesys event bus)
-            for layer_ref in spec.layers:
-                layer_id = layer_ref.get("Ref") if isinstance(layer_ref, dict) else None
-                layer = layers.get(str(layer_id))
-                if layer is None:
-                    continue
-                # With a python BuildMethod, sam build puts ContentUri's contents in python/, so
-                # ContentUri is the import root; without one the folder ships as is: its python/.
-                folder = base / layer.content_uri
-                if not (layer.build_method or "").startswith("python"):
-                    folder = folder / "python"
-                path = str(folder.resolve())
-                if folder.is_dir() and path not in sys.path:
-                    sys.path.append(path)
-                    self._added_paths.append(path)
+            self._layer_paths.add(spec, layers, base)
             self.functions[lid] = LocalFunction(
                 spec,
                 (base / spec.code_uri).resolve(),

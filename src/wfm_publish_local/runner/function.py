@@ -1,5 +1,5 @@
-"""Lambda's part: a function of the template loaded from its CodeUri and invoked in-process with a
-context object."""
+"""Lambda's part: a function of the template loaded from its CodeUri (its layers on the import path)
+and invoked in-process with a context object."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +17,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
 
 from wfm_publish_local.runner.crash import CrashPlan, FunctionCrashed, WorkerCrash
-from wfm_publish_local.specs import FunctionSpec
+from wfm_publish_local.specs import FunctionSpec, LayerSpec
 
 if TYPE_CHECKING:
     from wfm_publish_local.runner.metrics import EmfCapture
@@ -55,6 +55,37 @@ class LambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+class LayerPaths:
+    """The import roots of the functions' layers, put on sys.path (as Lambda mounts a layer's python/
+    under /opt) once each, and taken off by `remove`."""
+
+    def __init__(self) -> None:
+        self.added: list[str] = []
+
+    def add(self, spec: FunctionSpec, layers: Mapping[str, LayerSpec], base: Path) -> None:
+        """The layers `spec` names (by Ref) among `layers`, whose ContentUri is relative to `base`."""
+        for layer_ref in spec.layers:
+            layer_id = layer_ref.get("Ref") if isinstance(layer_ref, dict) else None
+            layer = layers.get(str(layer_id))
+            if layer is None:
+                continue
+            # With a python BuildMethod, sam build puts ContentUri's contents in python/, so
+            # ContentUri is the import root; without one the folder ships as is: its python/.
+            folder = base / layer.content_uri
+            if not (layer.build_method or "").startswith("python"):
+                folder = folder / "python"
+            path = str(folder.resolve())
+            if folder.is_dir() and path not in sys.path:
+                sys.path.append(path)
+                self.added.append(path)
+
+    def remove(self) -> None:
+        for path in self.added:
+            if path in sys.path:
+                sys.path.remove(path)
+        self.added = []
 
 
 class FunctionTimeoutError(RuntimeError):
