@@ -36,7 +36,7 @@ from wfm_publish_local.runner.crash import CrashPlan
 from wfm_publish_local.runner.eventbridge import EventCapture, EventRelay, invoke_async, rule_targets
 from wfm_publish_local.runner.function import ACCOUNT_ID, LayerPaths, LocalFunction
 from wfm_publish_local.runner.metrics import EmfCapture
-from wfm_publish_local.runner.scheduler import schedule_input
+from wfm_publish_local.runner.scheduler import schedule_event, schedule_input
 from wfm_publish_local.runner.sources import EventSources
 from wfm_publish_local.template import Template
 
@@ -320,14 +320,7 @@ class LocalStack:
         return the handler's result (an exception propagates: the scheduler's retries are not run).
         input_overrides replace keys of the (JSON object) Input, as editing the schedule would."""
         function = self._function(function_logical_id)
-        events = [e for e in function.spec.schedule_events if event_name in (None, e.name)]
-        if not events:
-            raise KeyError(f"{function_logical_id} has no schedule event {event_name or ''}".rstrip())
-        if len(events) > 1:
-            raise KeyError(
-                f"{function_logical_id} has several schedule events: name one of {[e.name for e in events]}"
-            )
-        event = events[0]
+        event = schedule_event(function.spec, event_name)
         arn = f"arn:aws:scheduler:{self.region}:{ACCOUNT_ID}:schedule/default/{self.stack_name}-{event.name}"
         raw = event.input if event.input is None else self._resolver().resolve_str(event.input)
         payload = schedule_input(raw, schedule_arn=arn, scheduled_time=scheduled_time)

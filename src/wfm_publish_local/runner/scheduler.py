@@ -1,4 +1,4 @@
-"""EventBridge Scheduler: the payload it delivers to a Lambda target for a ScheduleV2 event."""
+"""EventBridge Scheduler: a function's ScheduleV2 event, and the payload it delivers to the function."""
 
 from __future__ import annotations
 
@@ -8,9 +8,23 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from wfm_publish_local.specs import FunctionSpec, ScheduleEvent
+
 _CONTEXT_ATTRIBUTE = re.compile(
     r"<aws\.scheduler\.(schedule-arn|scheduled-time|execution-id|attempt-number)>"
 )
+
+
+def schedule_event(spec: FunctionSpec, name: str | None = None) -> ScheduleEvent:
+    """The function's schedule event called `name`, or its only one (KeyError for none or several)."""
+    events = [e for e in spec.schedule_events if name in (None, e.name)]
+    if not events:
+        raise KeyError(f"{spec.logical_id} has no schedule event {name or ''}".rstrip())
+    if len(events) > 1:
+        raise KeyError(
+            f"{spec.logical_id} has several schedule events: name one of {[e.name for e in events]}"
+        )
+    return events[0]
 
 
 def schedule_input(
