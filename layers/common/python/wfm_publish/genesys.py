@@ -5,7 +5,8 @@ a 429 becomes a typed error the pipeline turns into a queue delay. One client li
 a Lambda container (`services()`): one session (pooled connections) and one token, renewed early.
 
 The wire models and route templates live in `genesys_wire` (no HTTP stack), the token in
-`genesys_auth`; both are re-exported here, so `from wfm_publish.genesys import Schedule` still works.
+`genesys_auth`, the agent-schedule queries Genesys answers later in `genesys_queries`; their public
+names are re-exported here, so `from wfm_publish.genesys import Schedule` still works.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import email.utils
 import gzip
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -33,7 +33,6 @@ from wfm_publish.errors import (
     GenesysError,
     GenesysForbidden,
     GenesysNotFound,
-    GenesysPending,
     GenesysRateLimited,
     GenesysRejected,
     GenesysServerError,
@@ -51,7 +50,12 @@ from wfm_publish.genesys_auth import (
     login_url,
     renew_margin,
 )
-from wfm_publish.genesys_events import OperationOutcome, supersedes
+from wfm_publish.genesys_queries import (
+    PENDING_QUERY_MAX_AGE,
+    MemoryQueryBook,
+    query_agent_schedules,
+    query_key,
+)
 from wfm_publish.genesys_wire import *  # noqa: F403  (the wire models and routes, re-exported)
 from wfm_publish.genesys_wire import (
     AGENT_SCHEDULES_QUERY,
@@ -78,7 +82,6 @@ from wfm_publish.genesys_wire import (
     Edge,
     LineDistribution,
     OutboundSettings,
-    PendingQuery,
     QueryBook,
     Ref,
     Schedule,
@@ -87,7 +90,6 @@ from wfm_publish.genesys_wire import (
     TrunkBaseSettings,
     TrunkCalls,
     UpdateOperation,
-    agent_schedules_of,
 )
 from wfm_publish.models import GenesysErrorBody
 
@@ -95,6 +97,7 @@ logger = Logger(child=True)
 
 __all__ = [
     "OAUTH",
+    "PENDING_QUERY_MAX_AGE",
     "TOKEN_EARLY_FRACTION",
     "TOKEN_EARLY_RENEWAL",
     "Credentials",
@@ -112,61 +115,7 @@ UPLOAD_TIMEOUT = (3.05, 30.0)  # a big gzip body to the upload URL
 POOL_SIZE = 10  # connections kept per host: one container makes one call at a time, a few hosts
 MAX_PAGES = 1000  # a runaway pager (pageCount that never ends) stops here
 METRICS_BATCH = 50  # trunk ids per /trunks/metrics call, so the URL stays short
-PENDING_QUERY_MAX_AGE = 600.0  # an async query not seen finished by then is asked again
 DEFAULT_RETRY_AFTER = 60.0  # a 429 with no usable Retry-After: wait a whole rate window
-
-
-# --- pending agent-schedule queries ---------------------------------------------------------------------
-
-
-class MemoryQueryBook:
-    """A QueryBook (and genesys_events.EventSink) in one process: notifications are handed to it
-    directly (a single process, the tests)."""
-
-    def __init__(self) -> None:
-        self._keys: dict[str, tuple[str, float]] = {}
-        self._results: dict[str, str | None] = {}  # operation id -> downloadUrl
-        self.outcomes: dict[str, OperationOutcome] = {}
-        self._lock = threading.Lock()
-
-    def pending_query(self, key: str) -> PendingQuery | None:
-        with self._lock:
-            held = self._keys.get(key)
-            if held is None:
-                return None
-            if held[0] in self._results:
-                return PendingQuery(held[0], held[1], "Complete", self._results[held[0]])
-            return PendingQuery(held[0], held[1])
-
-    def begin_query(self, key: str, operation_id: str, started_at: float) -> PendingQuery:
-        with self._lock:
-            self._keys.setdefault(key, (operation_id, started_at))
-        return self.pending_query(key) or PendingQuery(operation_id, started_at)
-
-    def end_query(self, key: str) -> None:
-        with self._lock:
-            held = self._keys.pop(key, None)
-            if held is not None:
-                self._results.pop(held[0], None)
-
-    def record_query_result(self, operation_id: str, download_url: str | None, at: float) -> bool:
-        with self._lock:
-            if operation_id in self._results:
-                return False  # a duplicate
-            self._results[operation_id] = download_url
-            return True
-
-    def record_operation(self, outcome: OperationOutcome) -> bool:
-        with self._lock:
-            if not supersedes(outcome, self.outcomes.get(outcome.operation_id)):
-                return False
-            self.outcomes[outcome.operation_id] = outcome
-            return True
-
-    def operation_outcome(self, operation_id: str) -> OperationOutcome | None:
-        """As `DynamoJobStore.operation_outcome`."""
-        with self._lock:
-            return self.outcomes.get(operation_id)
 
 
 def new_session() -> requests.Session:
@@ -278,35 +227,20 @@ class GenesysClient:
     ) -> list[AgentSchedule]:
         """The agents' shifts in one management unit of a schedule.
 
-        Genesys may answer `Processing` with an operationId; the result is then downloaded from the
-        `downloadUrl` its query result notification carries (recorded in `queries` by the
-        genesys_events function). Until then this raises `GenesysPending` (a transient error: the
-        caller backs off on the queue), and the query stays in `queries` so the next call, in any
-        container, collects it instead of starting another. One not finished in
-        PENDING_QUERY_MAX_AGE is asked again.
+        Genesys may answer `Processing` with an operationId: this then raises `GenesysPending` until
+        the result's notification has reached `queries`, and any container's next call collects it
+        (genesys_queries).
         """
-        key = "|".join((bu_id, week_id, schedule_id, management_unit_id))
-        pending = self.queries.pending_query(key)
-        if pending is not None:
-            if self._wall_clock() - pending.started_at < PENDING_QUERY_MAX_AGE or pending.download_url:
-                return self._collect_query(key, pending)
-            self.queries.end_query(key)  # lost: ask again
         ids = {"buId": bu_id, "weekId": week_id, "scheduleId": schedule_id}
-        answer = self._call(
-            "POST", AGENT_SCHEDULES_QUERY, ids, json_body={"managementUnitId": management_unit_id}
-        )
-        status = str(answer.get("status") or "Complete")
-        if status == "Complete":
-            if answer.get("result") is not None:
-                return agent_schedules_of(answer["result"])
-            if answer.get("downloadUrl"):
-                return agent_schedules_of(self._download(str(answer["downloadUrl"])))
-            return []
-        if status == "Processing" and answer.get("operationId"):
-            pending = self.queries.begin_query(key, str(answer["operationId"]), self._wall_clock())
-            return self._collect_query(key, pending)
-        raise GenesysServerError(
-            f"agent schedule query for {schedule_id} ended {status}", path=AGENT_SCHEDULES_QUERY
+        return query_agent_schedules(
+            self.queries,
+            query_key(bu_id, week_id, schedule_id, management_unit_id),
+            ask=lambda: self._call(
+                "POST", AGENT_SCHEDULES_QUERY, ids, json_body={"managementUnitId": management_unit_id}
+            ),
+            download=self._download,
+            wall_clock=self._wall_clock,
+            schedule_id=schedule_id,
         )
 
     def publish(self, bu_id: str, week_id: str, schedule: Schedule) -> UpdateOperation:
@@ -530,22 +464,6 @@ class GenesysClient:
         body = _answer(response, "download")
         result = body.get("result")
         return result if isinstance(result, dict) else body
-
-    def _collect_query(self, key: str, pending: PendingQuery) -> list[AgentSchedule]:
-        if pending.status == "Processing":
-            raise GenesysPending(
-                f"agent schedule query {pending.operation_id} is still processing",
-                operation_id=pending.operation_id,
-                path=AGENT_SCHEDULES_QUERY,
-            )
-        if pending.status == "Complete" and pending.download_url:
-            schedules = agent_schedules_of(self._download(pending.download_url))
-            self.queries.end_query(key)  # collected: the next call is a new query
-            return schedules
-        self.queries.end_query(key)
-        raise GenesysServerError(
-            f"agent schedule query {pending.operation_id} ended {pending.status}", path=AGENT_SCHEDULES_QUERY
-        )
 
     # --- token -------------------------------------------------------------------------------------------
 
