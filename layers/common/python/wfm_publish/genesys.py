@@ -5,13 +5,13 @@ a 429 becomes a typed error the pipeline turns into a queue delay. One client li
 a Lambda container (`services()`): one session (pooled connections) and one token, renewed early.
 
 The wire models and route templates live in `genesys_wire` (no HTTP stack), the token in
-`genesys_auth`, the agent-schedule queries Genesys answers later in `genesys_queries`; their public
-names are re-exported here, so `from wfm_publish.genesys import Schedule` still works.
+`genesys_auth`, what an answer means (its body or a typed error) in `genesys_answers`, the
+agent-schedule queries Genesys answers later in `genesys_queries`; their public names are re-exported
+here, so `from wfm_publish.genesys import Schedule` still works.
 """
 
 from __future__ import annotations
 
-import email.utils
 import gzip
 import json
 import time
@@ -21,25 +21,21 @@ from urllib.parse import quote, urlsplit
 
 import requests
 from aws_lambda_powertools import Logger
-from pydantic import ValidationError
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from wfm_publish import genesys_wire
 from wfm_publish.config import genesys_base_url
 from wfm_publish.errors import (
-    GenesysConflict,
     GenesysConnectionError,
-    GenesysError,
     GenesysForbidden,
     GenesysNotFound,
-    GenesysRateLimited,
     GenesysRejected,
     GenesysServerError,
     GenesysTimeout,
     GenesysTransient,
-    GenesysUnauthorized,
 )
+from wfm_publish.genesys_answers import DEFAULT_RETRY_AFTER, answer_body
 from wfm_publish.genesys_auth import (
     OAUTH,
     TOKEN_EARLY_FRACTION,
@@ -91,11 +87,11 @@ from wfm_publish.genesys_wire import (
     TrunkCalls,
     UpdateOperation,
 )
-from wfm_publish.models import GenesysErrorBody
 
 logger = Logger(child=True)
 
 __all__ = [
+    "DEFAULT_RETRY_AFTER",
     "OAUTH",
     "PENDING_QUERY_MAX_AGE",
     "TOKEN_EARLY_FRACTION",
@@ -115,7 +111,6 @@ UPLOAD_TIMEOUT = (3.05, 30.0)  # a big gzip body to the upload URL
 POOL_SIZE = 10  # connections kept per host: one container makes one call at a time, a few hosts
 MAX_PAGES = 1000  # a runaway pager (pageCount that never ends) stops here
 METRICS_BATCH = 50  # trunk ids per /trunks/metrics call, so the URL stays short
-DEFAULT_RETRY_AFTER = 60.0  # a 429 with no usable Retry-After: wait a whole rate window
 
 
 def new_session() -> requests.Session:
@@ -154,7 +149,9 @@ class GenesysClient:
         self._monotonic = monotonic
         self._wall_clock = wall_clock
         self.queries: QueryBook = queries if queries is not None else MemoryQueryBook()
-        self._tokens = TokenSource(self.login_url, credentials, self._exchange, _answer, monotonic, timeout)
+        self._tokens = TokenSource(
+            self.login_url, credentials, self._exchange, answer_body, monotonic, timeout
+        )
         self.page_size = page_size  # entities per page of a paged listing (Genesys allows up to 100+)
         # Operational counters (cheap, per container): tokens fetched, renewals forced by a 401, calls.
         self.renewals_on_401 = 0
@@ -380,7 +377,7 @@ class GenesysClient:
             self.renewals_on_401 += 1
             bearer = self._bearer(stale=bearer)
             response = self._api(method, route, url, params, json_body, bearer)
-        return _answer(response, route)
+        return answer_body(response, route)
 
     def _api(
         self, method: str, route: str, url: str, params: dict[str, Any] | None, json_body: Any, bearer: str
@@ -452,7 +449,7 @@ class GenesysClient:
                 f"{response.status_code} on the upload URL", status=response.status_code, path="upload"
             )
         if response.status_code >= 300:
-            _answer(response, "upload")
+            answer_body(response, "upload")
 
     def _download(self, url: str) -> dict[str, Any]:
         """GET a result from its download URL (signed: no bearer token)."""
@@ -461,7 +458,7 @@ class GenesysClient:
             raise GenesysTransient(
                 f"{response.status_code} on the download URL", status=response.status_code, path="download"
             )
-        body = _answer(response, "download")
+        body = answer_body(response, "download")
         result = body.get("result")
         return result if isinstance(result, dict) else body
 
@@ -475,7 +472,7 @@ class GenesysClient:
         return self._tokens.bearer(stale)
 
 
-# --- answers and errors ------------------------------------------------------------------------------
+# --- parameters and pages ------------------------------------------------------------------------------
 
 
 def _only(params: dict[str, str | None]) -> dict[str, Any]:
@@ -486,71 +483,3 @@ def _more(body: dict[str, Any], page: int, entities: list[Any]) -> bool:
     if body.get("pageCount") is not None:
         return page < int(body["pageCount"])
     return bool(body.get("nextUri")) and bool(entities)
-
-
-def _answer(response: requests.Response, path: str) -> dict[str, Any]:
-    """The body of a good answer, or the typed error for a bad one."""
-    status = response.status_code
-    if status < 300:
-        if not response.content:
-            return {}
-        try:
-            body = response.json()
-        except ValueError as exc:
-            raise GenesysServerError(
-                f"{status} on {path}: the answer is not JSON", status=status, path=path
-            ) from exc
-        return body if isinstance(body, dict) else {"entities": body}
-    error = _error_body(response)
-    summary = f"{status} on {path}: {(error.message if error else None) or response.reason}"
-    kwargs: dict[str, Any] = {"status": status, "body": error, "path": path}
-    if status == 409:
-        raise GenesysConflict(summary, **kwargs)
-    if status == 429:
-        retry_after = _retry_after(response.headers.get("Retry-After"), error)
-        raise GenesysRateLimited(summary, retry_after=retry_after, **kwargs)
-    if status == 401:
-        raise GenesysUnauthorized(summary, **kwargs)
-    if status == 403:
-        raise GenesysForbidden(summary, **kwargs)
-    if status == 404:
-        raise GenesysNotFound(summary, **kwargs)
-    if status >= 500 or status == 408:
-        raise GenesysServerError(summary, **kwargs)
-    if status >= 400:
-        raise GenesysRejected(summary, **kwargs)
-    raise GenesysError(summary, **kwargs)
-
-
-def _error_body(response: requests.Response) -> GenesysErrorBody | None:
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    if not isinstance(body, dict):
-        return None
-    try:
-        error = GenesysErrorBody.model_validate(body)
-    except ValidationError:
-        return None
-    if error.context_id is None:
-        error.context_id = response.headers.get("ININ-Correlation-Id")
-    return error
-
-
-def _retry_after(value: str | None, error: GenesysErrorBody | None = None) -> float:
-    """Seconds to wait: the header (seconds or an HTTP date), else the body's retryAfter, else a minute."""
-    for candidate in (value, (error.message_params or {}).get("retryAfter") if error else None):
-        if candidate is None:
-            continue
-        text = str(candidate).strip()
-        try:
-            return max(1.0, float(text))
-        except ValueError:
-            pass
-        try:
-            moment = email.utils.parsedate_to_datetime(text)
-        except (TypeError, ValueError):
-            continue
-        return max(1.0, moment.timestamp() - time.time())
-    return DEFAULT_RETRY_AFTER
