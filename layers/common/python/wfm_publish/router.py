@@ -22,6 +22,7 @@ import re
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar
 from urllib.parse import parse_qs
@@ -126,7 +127,19 @@ class _Param:
     alias: str
     marker: Path | Header | Body
     annotation: Any
-    adapter: TypeAdapter[Any]
+
+    @cached_property
+    def adapter(self) -> TypeAdapter[Any]:
+        """Built at the route's first request, not at import: a cold start builds only its own route's."""
+        if isinstance(self.marker, Body):
+            return TypeAdapter(self.annotation)
+        constraints = Field(
+            min_length=self.marker.min_length,
+            max_length=self.marker.max_length,
+            pattern=getattr(self.marker, "pattern", None),
+        )
+        constrained: Any = Annotated[self.annotation, constraints]
+        return TypeAdapter(constrained)
 
 
 @dataclass
@@ -143,8 +156,15 @@ class _Route:
     def dynamic(self) -> bool:
         return _DYNAMIC.search(self.rule) is not None
 
+    @cached_property
+    def answer_adapter(self) -> TypeAdapter[Any]:
+        return TypeAdapter(self.answer)
+
 
 class Router:
+    """Routes declared with `get`/`post`, exception handlers with `exception_handler`/`not_found` (as on
+    Powertools' resolver); `resolve(event)` answers an API Gateway REST proxy event."""
+
     def __init__(self) -> None:
         self._routes: list[_Route] = []
         self._handlers: dict[type[Exception], Callable[[Any], Reply]] = {}
@@ -198,7 +218,7 @@ class Router:
         try:
             result = route.func(**_arguments(route, event, path_args))
             answer = result if isinstance(result, Answer) else Answer(HTTPStatus.OK.value, result)
-            adapter: TypeAdapter[Any] = TypeAdapter(route.answer)
+            adapter = route.answer_adapter
             try:
                 valid = adapter.validate_python(answer.body, from_attributes=True)
             except ValidationError as invalid:
@@ -294,16 +314,10 @@ def _param(name: str, hint: Any) -> _Param:
     annotation, *extras = typing.get_args(hint)
     marker = next(e for e in extras if isinstance(e, Path | Header | Body))
     if isinstance(marker, Body):
-        return _Param(name, "body", name, marker, annotation, TypeAdapter(annotation))
-    constraints = Field(
-        min_length=marker.min_length,
-        max_length=marker.max_length,
-        pattern=getattr(marker, "pattern", None),
-    )
-    adapter: TypeAdapter[Any] = TypeAdapter(Annotated[annotation, constraints])
+        return _Param(name, "body", name, marker, annotation)
     if isinstance(marker, Header):
-        return _Param(name, "header", marker.alias.lower(), marker, annotation, adapter)  # as Powertools
-    return _Param(name, "path", name, marker, annotation, adapter)
+        return _Param(name, "header", marker.alias.lower(), marker, annotation)  # lower-cased, as Powertools
+    return _Param(name, "path", name, marker, annotation)
 
 
 def _arguments(route: _Route, event: dict[str, Any], path_args: dict[str, str]) -> dict[str, Any]:
