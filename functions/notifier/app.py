@@ -3,13 +3,13 @@ and the job's outcome metrics."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
 from wfm_publish import metrics
+from wfm_publish.batch import partial_batch
 from wfm_publish.notifier import Outcome
 from wfm_publish.services import services
 from wfm_publish.store import job_from_item
@@ -24,18 +24,19 @@ class EarlierRecordFailed(Exception):
 def handle_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
     failed = False
 
-    def notify(record: DynamoDBRecord) -> None:
+    def notify(record: Mapping[str, Any]) -> None:
         # A record that raises is reported by its sequence number: Lambda retries from it (bisecting
         # the batch), and after MaximumRetryAttempts sends it to NotifierDLQ. The records after it come
         # again with it, so they are not attempted now: each record is processed, and counted, once.
         nonlocal failed
+        change = record.get("dynamodb") or {}
         if failed:
-            raise EarlierRecordFailed(record.dynamodb.sequence_number if record.dynamodb else "")
-        change = record.dynamodb
-        if record.raw_event.get("eventName") == "REMOVE":  # a job removed before it ended
-            services().notifier.lost(job_from_item((change.old_image if change else None) or {}))
+            raise EarlierRecordFailed(str(change.get("SequenceNumber") or ""))
+        # The images as the stream holds them ({"S": …}): job_from_item reads that shape.
+        if record.get("eventName") == "REMOVE":  # a job removed before it ended
+            services().notifier.lost(job_from_item(change.get("OldImage") or {}))
             return
-        job = job_from_item((change.new_image if change else None) or {})
+        job = job_from_item(change.get("NewImage") or {})
         try:
             outcome = services().notifier.notify(job)
         except Exception:
@@ -49,10 +50,8 @@ def handle_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
         if job.status.terminal:
             metrics.job_ended(job)  # once per job: only when its end record is done
 
-    processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
-    return dict(
-        process_partial_response(event=event, record_handler=notify, processor=processor, context=context)
-    )
+    # Reported by sequence number: Lambda retries the shard from the first failed record.
+    return partial_batch(event, notify, lambda record: str(record["dynamodb"]["SequenceNumber"]))
 
 
 @logger.inject_lambda_context

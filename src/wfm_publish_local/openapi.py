@@ -17,7 +17,8 @@ COMMITTED = ROOT / "docs" / "openapi.json"
 
 
 def generate() -> str:
-    """The document as committed: the handler's app, described by wfm_publish.api.openapi_document."""
+    """The document as committed: the handler's routes on Powertools' validating resolver
+    (`Router.resolver()`), described by wfm_publish.api.openapi_document."""
     from wfm_publish.api import openapi_document
 
     name = "_wfm_publish_openapi_publish_trigger"
@@ -28,7 +29,7 @@ def generate() -> str:
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
-        document = json.loads(openapi_document(module.app))
+        document = json.loads(openapi_document(module.app.resolver()))
     finally:
         sys.modules.pop(name, None)
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"

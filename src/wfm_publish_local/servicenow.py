@@ -83,6 +83,9 @@ class ServiceNowStandIn:
         class _Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
             server_version = "servicenow-stand-in"
+            # An answer's headers and body are two writes: with Nagle's algorithm on, every answer after a
+            # kept-alive connection's first waited ~40 ms for the client's delayed ACK (each callback).
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 log.debug("servicenow %s", format % args)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tests.support.virtual import REQUEST, demo, edge_update, events, start
 from wfm_publish.models import JobMessage, JobStatus, ReasonCode, Step
+from wfm_publish.pipeline import Pipeline
 from wfm_publish.queues import Queue
+from wfm_publish.scope import TelephonyOptions
 
 
 def test_waits_for_telephony_then_recovers_from_a_stale_version_409() -> None:
@@ -129,3 +133,28 @@ def test_a_validation_message_that_beats_the_job_s_creation_waits_for_it() -> No
     job = run.run(job_id)
     assert job.status is JobStatus.PUBLISHED
     assert run.simulator.stats()["publishesApplied"] == {"sched-demo": 1}
+
+
+def test_only_a_step_that_reads_genesys_builds_the_client_and_the_telephony_options() -> None:
+    """services() hands the pipeline factories (a cold start without requests, the wire models and the
+    telephony code): a stale message and a dead letter never call them; the steps that read do, once."""
+    run, job_id = start(demo(events=[]))
+    built: list[str] = []
+
+    def client() -> Any:
+        built.append("genesys")
+        return run.genesys
+
+    def options() -> TelephonyOptions:
+        built.append("options")
+        return TelephonyOptions()
+
+    lazy = Pipeline(run.store, run.pipeline.queues, client, run.clock, run.pipeline.timing, options=options)
+    run.pipeline = lazy
+    stale = JobMessage(job_id=job_id, ticket="not-the-current-ticket", step=Step.VALIDATE)
+    lazy.process(Queue.VALIDATION, stale)
+    assert not lazy.abandon(stale, "a stale dead letter")
+    assert built == []
+    job = run.run(job_id)
+    assert job.status is JobStatus.PUBLISHED
+    assert sorted(built) == ["genesys", "options"]

@@ -1,7 +1,9 @@
 """The publish API's contract: its answers, its problems, and the checks made before any route runs.
 
-The handler (functions/publish_trigger/app.py) declares the routes with these models, so the OpenAPI
-document (docs/openapi.json) is generated from the code. Every refusal has the same shape:
+The handler (functions/publish_trigger/app.py) declares the routes with these models on
+wfm_publish.router, so the OpenAPI document (docs/openapi.json) is generated from the code (through
+`Router.resolver()`: Powertools' validating resolver, never imported by the Lambda). Every refusal has
+the same shape:
 
     {"message": "what is wrong and what to do", "code": "SIGNATURE_REJECTED", "errors": [...]}
 
@@ -38,10 +40,11 @@ from wfm_publish.errors import (
 )
 from wfm_publish.intake import Accepted, job_view
 from wfm_publish.models import CapacityReport, Job, JobStatus, ReasonCode, Wire
+from wfm_publish.router import Reply, RequestValidationError, ResponseValidationError, Router
 from wfm_publish.signature import verify
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+    from aws_lambda_powertools.event_handler import APIGatewayRestResolver
     from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
 logger = Logger(child=True)
@@ -361,7 +364,8 @@ def _raw_body(event: dict[str, Any]) -> bytes:
 
 
 def field_problems(errors: Sequence[Any]) -> list[FieldProblem]:
-    """Powertools' validation errors as {field, problem}: the field as the caller wrote it."""
+    """The route's validation errors (pydantic's, located as Powertools located them) as {field,
+    problem}: the field as the caller wrote it."""
     problems = []
     for error in errors:
         loc = [str(part) for part in error.get("loc", ())]
@@ -381,18 +385,11 @@ HEADER_NAMES = {"idempotency-key": "Idempotency-Key"}
 KEY_FIELD = "header:Idempotency-Key"
 
 
-def install(app: APIGatewayRestResolver) -> None:
+def install(app: Router) -> None:
     """One exception handler per kind of refusal, so the routes only call the core."""
-    from aws_lambda_powertools.event_handler import Response
-    from aws_lambda_powertools.event_handler.openapi.exceptions import (
-        RequestValidationError,
-        ResponseValidationError,
-    )
 
-    def answer(problem: ApiProblem) -> Response[str]:
-        return Response(
-            problem.http_status.value, JSON, json.dumps(problem.body.wire()), headers=problem.headers
-        )
+    def answer(problem: ApiProblem) -> Reply:
+        return Reply(problem.http_status.value, json.dumps(problem.body.wire()), problem.headers)
 
     def on(kind: type[Exception], make: Callable[[Any], ApiProblem]) -> None:
         app.exception_handler(kind)(lambda exc: answer(make(exc)))

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from wfm_publish.genesys_wire import Schedule
 from wfm_publish.models import GenesysErrorBody, TelephonyScope
+
+if TYPE_CHECKING:
+    from wfm_publish.genesys_wire import Schedule
 
 STALE_CODE = "wfm.schedule.version.mismatch"
 TELEPHONY_CODE = "wfm.schedule.telephony.provisioning.in.progress"

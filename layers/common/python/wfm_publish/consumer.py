@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import ValidationError
 
+from wfm_publish.batch import partial_batch
 from wfm_publish.models import JobMessage
 from wfm_publish.queues import DeadLetters, Queue
 
@@ -45,7 +45,7 @@ def consume(pipeline: Pipeline, queue: Queue, event: dict[str, Any], context: An
     started = 0
     stopped_at: int | None = None
 
-    def handle(record: SQSRecord) -> None:
+    def handle(record: Mapping[str, Any]) -> None:
         nonlocal started, stopped_at
         if stopped_at is not None or (callable(remaining) and remaining() < margin_ms):
             # Once one record is left, every later one is too: the batch keeps its order.
@@ -58,12 +58,9 @@ def consume(pipeline: Pipeline, queue: Queue, event: dict[str, Any], context: An
             raise RecordNotStarted(f"not started: under {margin_ms:.0f} ms of the invocation remained")
         started += 1
         # A body that is not a job message raises here: a poison message, bound for the DLQ.
-        pipeline.process(queue, JobMessage.model_validate_json(record.body))
+        pipeline.process(queue, JobMessage.model_validate_json(record["body"]))
 
-    processor = BatchProcessor(event_type=EventType.SQS)
-    return dict(
-        process_partial_response(event=event, record_handler=handle, processor=processor, context=context)
-    )
+    return partial_batch(event, handle, lambda record: str(record["messageId"]))
 
 
 def sweep_dead_letters(pipeline: Pipeline, dead_letters: DeadLetters) -> dict[str, int]:

@@ -9,12 +9,13 @@ publish twice, and a crash between the two leaves the original message to be red
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from aws_lambda_powertools import Logger
 
-from wfm_publish import capacity, conflicts, readiness, scope, waiting
+from wfm_publish import conflicts, waiting
 from wfm_publish.clock import Clock
 from wfm_publish.conflicts import ConflictKind
 from wfm_publish.errors import (
@@ -26,8 +27,6 @@ from wfm_publish.errors import (
     GenesysTransient,
     StaleJob,
 )
-from wfm_publish.genesys import GenesysClient, Schedule
-from wfm_publish.genesys_events import OperationOutcome
 from wfm_publish.models import (
     NOT_SETTLED,
     CapacityReport,
@@ -41,10 +40,17 @@ from wfm_publish.models import (
     ValidationMode,
 )
 from wfm_publish.queues import Queue, QueueSender
-from wfm_publish.scope import TelephonyOptions
 from wfm_publish.store import JobStore
 from wfm_publish.transitions import Transitions, may_still_land
 from wfm_publish.wake import AFTER_CONFLICT
+
+if TYPE_CHECKING:
+    # Imported where a step needs them: a stale, early or confirmed message and the dead-letter sweep
+    # never read telephony, and the Genesys client brings `requests` and the wire models.
+    from wfm_publish import readiness
+    from wfm_publish.genesys import GenesysClient, Schedule
+    from wfm_publish.genesys_events import OperationOutcome
+    from wfm_publish.scope import TelephonyOptions
 
 logger = Logger(child=True)
 
@@ -93,25 +99,50 @@ class Pipeline:
         self,
         store: JobStore,
         queues: QueueSender,
-        genesys: GenesysClient,
+        genesys: GenesysClient | Callable[[], GenesysClient],
         clock: Clock,
         timing: Timing | None = None,
         rng: random.Random | None = None,
-        options: TelephonyOptions | None = None,
+        options: TelephonyOptions | Callable[[], TelephonyOptions] | None = None,
         outcomes: OutcomeSource | None = None,
     ) -> None:
+        """`genesys` and `options` may be factories, called at the first step that needs them."""
         self.store = store
         self.queues = queues
         self.transitions = Transitions(store, queues, clock)
-        self.genesys = genesys
+        self._genesys = genesys
         self.clock = clock
         self.timing = timing or Timing()
         self.rng = rng or random.Random()
-        self.options = options or TelephonyOptions()
+        self._options = options
         # The table holds what the genesys_events function recorded (nothing, without the integration).
         if outcomes is None:
             outcomes = store if isinstance(store, OutcomeSource) else NoOutcomes()
         self.outcomes = outcomes
+
+    @property
+    def genesys(self) -> GenesysClient:
+        if callable(self._genesys):
+            self._genesys = self._genesys()
+        return self._genesys
+
+    @genesys.setter
+    def genesys(self, client: GenesysClient) -> None:
+        self._genesys = client
+
+    @property
+    def options(self) -> TelephonyOptions:
+        if self._options is None:
+            from wfm_publish.scope import TelephonyOptions
+
+            self._options = TelephonyOptions()
+        elif callable(self._options):
+            self._options = self._options()
+        return self._options
+
+    @options.setter
+    def options(self, options: TelephonyOptions) -> None:
+        self._options = options
 
     # --- entry point -------------------------------------------------------------------------------
 
@@ -221,6 +252,8 @@ class Pipeline:
     def _validate(self, job: Job, quiet: int = 0, looked_at: float | None = None) -> None:
         """`quiet`: looks since the job's last write that wrote nothing, the last at `looked_at`
         (JobMessage.quiet)."""
+        from wfm_publish import readiness, scope
+
         now = self.clock.now()
         job = self._locate(job)
         mode = job.request.validation_mode
@@ -273,6 +306,8 @@ class Pipeline:
         self._publish(job)
 
     def _scope(self, job: Job, observer: readiness.Observer) -> TelephonyScope:
+        from wfm_publish import scope
+
         bu, week = _where(job)
         return scope.compute(self.genesys, observer, bu, week, job.schedule_id, self.options)
 
@@ -293,6 +328,8 @@ class Pipeline:
         quiet: it sends the next look and writes nothing, as long as the job's due time (the bound its
         last write set) covers that next look. So a job writes once per QUIET_WINDOW while a change
         lasts, not once per look (issue 12); the write counts the quiet looks."""
+        from wfm_publish import readiness
+
         seen = readiness.check(
             self.genesys,
             observer,
@@ -347,6 +384,8 @@ class Pipeline:
         return settled
 
     def _capacity(self, job: Job, telephony: TelephonyScope, observer: readiness.Observer) -> CapacityReport:
+        from wfm_publish import capacity
+
         bu, week = _where(job)
         return capacity.assess(
             self.genesys,
@@ -364,6 +403,8 @@ class Pipeline:
         None: Genesys asked for a moment (429, 5xx, a query still processing): look again later."""
         if job.request.validation_mode is not ValidationMode.DEFERRED or job.capacity is not None:
             return job
+        from wfm_publish import readiness
+
         now = self.clock.now()
         observer = readiness.Observer(self.store, now)
         try:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from wfm_publish.notifier import Notifier
     from wfm_publish.pipeline import Pipeline
     from wfm_publish.queues import DeadLetters, QueueSender
+    from wfm_publish.scope import TelephonyOptions
     from wfm_publish.servicenow import ServiceNowClient, ServiceNowCredentials
     from wfm_publish.store import DynamoJobStore
     from wfm_publish.transitions import Transitions
@@ -100,20 +101,32 @@ class Services:
     @cached_property
     def pipeline(self) -> Pipeline:
         from wfm_publish.pipeline import Pipeline, Timing
-        from wfm_publish.scope import TelephonyOptions
 
         timing = Timing(
             settle_window=self.settings.settle_window_seconds,
             events=self.settings.telephony_events,
             safety_poll=self.settings.safety_poll_seconds,
         )
+        # The client and the options as factories: a step that reads no Genesys (a stale or early
+        # message, a recorded outcome, the dead-letter sweep) never imports requests or the telephony code.
+        return Pipeline(
+            self.store,
+            self.queues,
+            lambda: self.genesys,
+            self.clock,
+            timing,
+            options=self._telephony_options,
+        )
+
+    def _telephony_options(self) -> TelephonyOptions:
+        from wfm_publish.scope import TelephonyOptions
+
         codes = frozenset(c.strip() for c in self.settings.on_queue_activity_codes.split(",") if c.strip())
-        options = TelephonyOptions(
+        return TelephonyOptions(
             max_calls_key=self.settings.trunk_max_calls_property,
             on_queue_codes=codes or frozenset({"0"}),
             observation_max_age=self.settings.observation_max_age_seconds,
         )
-        return Pipeline(self.store, self.queues, self.genesys, self.clock, timing, options=options)
 
     # --- the weekly run (fan-out and per business unit) ----------------------------------------------
 

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import math
 import random
+from typing import TYPE_CHECKING
 
-from wfm_publish.readiness import Readiness
+if TYPE_CHECKING:  # readiness pulls the Genesys wire models: every transition imports this module
+    from wfm_publish.readiness import Readiness
 
 MIN_INTERVAL = 2.0  # the shortest interval between looks, whatever the settle window
 SQS_ROUNDING = 1.0  # SQS delays are whole seconds, rounded up: a delay can land this much later
