@@ -10,8 +10,8 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
 
-from wfm_publish import api, metrics
-from wfm_publish.api import CancelAnswer, PublishAccepted, PublishView, SchedulePublish
+from wfm_publish import answers, api, metrics
+from wfm_publish.answers import CancelAnswer, PublishAccepted, PublishView, SchedulePublish
 from wfm_publish.cancel import cancel
 from wfm_publish.models import PublishRequest
 from wfm_publish.router import Answer, Body, Header, Path, Router
@@ -52,7 +52,7 @@ def create_publish(
     request: Annotated[PublishRequest, Body()], idempotency_key: Key
 ) -> Answer[PublishAccepted]:
     accepted = services().intake.accept(request, api.idempotency_key(idempotency_key))
-    answer, headers = api.accepted_answer(accepted)
+    answer, headers = answers.accepted_answer(accepted)
     outcome = "replayed" if accepted.replayed else "joined" if answer.joined else "accepted"
     metrics.count(metrics.PUBLISH_REQUESTS, Outcome=outcome)
     return Answer(202, answer, headers)
@@ -65,7 +65,7 @@ def create_publish(
     responses=api.responses((200, "The publish", PublishView), 400, 404),
 )
 def get_publish(publishId: PublishId) -> PublishView:
-    return PublishView.model_validate(api.publish_view(services().store.get_job(publishId), publishId))
+    return PublishView.model_validate(answers.publish_view(services().store.get_job(publishId), publishId))
 
 
 @app.post(
@@ -75,7 +75,7 @@ def get_publish(publishId: PublishId) -> PublishView:
     responses=api.responses((200, "Cancelled (or already was)", CancelAnswer), 400, 404, 409),
 )
 def cancel_publish(publishId: PublishId) -> CancelAnswer:
-    return api.cancel_answer(cancel(services().store, services().transitions, publishId))
+    return answers.cancel_answer(cancel(services().store, services().transitions, publishId))
 
 
 @app.get(
@@ -85,7 +85,7 @@ def cancel_publish(publishId: PublishId) -> CancelAnswer:
     responses=api.responses((200, "The schedule's publish window", SchedulePublish), 400, 404),
 )
 def get_schedule_publish(scheduleId: ScheduleId) -> SchedulePublish:
-    return api.schedule_publish(services().store, scheduleId)
+    return answers.schedule_publish(services().store, scheduleId)
 
 
 @logger.inject_lambda_context

@@ -388,7 +388,7 @@ def job_row(job: Job) -> dict[str, Any]:
 
 def job_detail(job: Job) -> dict[str, Any]:
     """What GET /publishes/{publishId} answers (the same view: callback, joined requests, timeline)."""
-    from wfm_publish.api import publish_view
+    from wfm_publish.answers import publish_view
 
     return publish_view(job, job.job_id)
 

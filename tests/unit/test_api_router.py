@@ -20,6 +20,7 @@ import pytest
 
 from tests.support.handlers import loaded_handler
 from wfm_publish import api
+from wfm_publish.answers import PublishAccepted
 from wfm_publish.cancel import Cancelled, Refusal
 from wfm_publish.clock import SystemClock
 from wfm_publish.errors import (
@@ -434,7 +435,7 @@ def test_an_answer_that_breaks_its_model_is_a_500_problem() -> None:
     @router.post("/broken")
     def broken(
         request: Annotated[dict[str, Any], Body()], key: Annotated[str, Header(alias="Idempotency-Key")]
-    ) -> Answer[api.PublishAccepted]:
+    ) -> Answer[PublishAccepted]:
         return Answer(202, {"publishId": "p"})  # type: ignore[arg-type]  # no status, no scheduleId
 
     event = _event("POST", "/broken", json.dumps({"a": 1}))

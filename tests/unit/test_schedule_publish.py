@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from wfm_publish.api import schedule_publish
+from wfm_publish.answers import schedule_publish
 from wfm_publish.models import Job, JobStatus, PublishRequest, ReasonCode
 from wfm_publish_local.virtual import MemoryJobStore
 

@@ -1,4 +1,6 @@
-"""The publish API's contract: its answers, its problems, and the checks made before any route runs.
+"""The publish API's edge: its problems (one shape for every refusal), the checks made before any route
+runs, and how the routes' errors become answers. What it answers is in answers.py; the parts of the
+OpenAPI document the routes do not say, in wfm_publish_local.openapi (never on the Lambda's path).
 
 The handler (functions/publish_trigger/app.py) declares the routes with these models on
 wfm_publish.router, so the OpenAPI document (docs/openapi.json) is generated from the code (through
@@ -19,13 +21,11 @@ import json
 from collections.abc import Callable, Sequence
 from enum import StrEnum
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
-from pydantic import ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import Field
 
-from wfm_publish.cancel import Cancelled
 from wfm_publish.errors import (
     CancelContended,
     CancelRefused,
@@ -38,13 +38,11 @@ from wfm_publish.errors import (
     SignatureRejected,
     StoreError,
 )
-from wfm_publish.intake import Accepted, job_view
-from wfm_publish.models import CapacityReport, Job, JobStatus, ReasonCode, Wire
+from wfm_publish.models import JobStatus, Wire
 from wfm_publish.router import Reply, RequestValidationError, ResponseValidationError, Router
 from wfm_publish.signature import verify
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.event_handler import APIGatewayRestResolver
     from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
 logger = Logger(child=True)
@@ -75,7 +73,7 @@ class ProblemCode(StrEnum):
     UNAVAILABLE = "UNAVAILABLE"  # 503: storage or queue failed; retry with the same key
 
 
-# --- answers ---------------------------------------------------------------------------------------
+# --- problem bodies and keys -----------------------------------------------------------------------
 
 
 class FieldProblem(Wire):
@@ -89,154 +87,6 @@ class ProblemBody(Wire):
     errors: list[FieldProblem] | None = Field(default=None, description="400: each field and why")
     publish_id: str | None = None
     status: JobStatus | None = Field(default=None, description="409 on cancel: the job's status")
-
-
-class PublishAccepted(Wire):
-    publish_id: str
-    status: JobStatus
-    schedule_id: str
-    joined: bool = Field(description="true: a job for this schedule was in flight; this is that job")
-
-
-class Attempts(Wire):
-    publish: int
-    readiness_checks: int
-    conflict_retries: int
-
-
-class TimelineItem(Wire):
-    at: str = Field(description="ISO-8601 UTC")
-    event: str
-    detail: dict[str, Any] | None = None
-    times: int | None = Field(default=None, description="a repeated event: how often (its last detail shown)")
-    until: str | None = Field(default=None, description="ISO-8601 UTC: a repeated event's last time")
-
-
-class CallbackView(Wire):
-    table: str
-    sys_id: str
-    notified: bool = Field(description="ServiceNow's record was updated with the job's end")
-    notified_at: str | None = None
-
-
-class JoinedView(Wire):
-    joined_at: str
-    callback: CallbackView | None = None
-
-
-class PublishView(Wire):
-    """GET /publishes/{publishId}. New fields may appear; clients ignore what they do not know."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
-
-    publish_id: str
-    schedule_id: str
-    business_unit_id: str | None = None
-    week_id: str | None = None
-    status: JobStatus
-    dry_run: bool | None = Field(
-        default=None, description="true: a dry run; it ends CHECKED, never publishes"
-    )
-    reason_code: ReasonCode | None = Field(default=None, description="set when the job ended")
-    detail: str | None = Field(default=None, description="what happened, for a person")
-    attempts: Attempts
-    created_at: str
-    updated_at: str
-    deadline_at: str
-    capacity: CapacityReport | None = Field(default=None, description="strict/deferred capacity check")
-    callback: CallbackView | None = None
-    joined: list[JoinedView] | None = Field(default=None, description="requests that joined this publish")
-    timeline: list[TimelineItem]
-
-
-class CancelAnswer(Wire):
-    publish_id: str
-    status: JobStatus
-    reason_code: ReasonCode | None = None
-    already_cancelled: bool = Field(description="true: it was cancelled before; nothing changed")
-
-
-class SchedulePublish(Wire):
-    """GET /schedules/{scheduleId}/publish: is the schedule's publish window open (a job in flight)?"""
-
-    schedule_id: str
-    in_flight: bool = Field(description="true: a publish of this schedule is running; hold changes to it")
-    publish_id: str | None = Field(default=None, description="the job in flight (GET /publishes/{publishId})")
-    status: JobStatus | None = Field(
-        default=None, description="its state: QUEUED, WAITING, PUBLISHING, RETRYING"
-    )
-    since: str | None = Field(default=None, description="ISO-8601 UTC: when the publish was requested")
-    updated_at: str | None = Field(default=None, description="ISO-8601 UTC: the job's last change")
-    publish_time: str | None = Field(default=None, description="the request's earliest publish time, if any")
-
-
-class ActiveJobs(Protocol):
-    def active_job(self, schedule_id: str) -> tuple[str, float] | None: ...
-    def get_job(self, job_id: str) -> Job | None: ...
-
-
-def schedule_publish(store: ActiveJobs, schedule_id: str) -> SchedulePublish:
-    """The schedule's active job, if it is still moving. Read only: two reads, never a write."""
-    active = store.active_job(schedule_id)
-    job = store.get_job(active[0]) if active is not None else None
-    if job is None or job.status.terminal:  # no claim, a claim a moment before its job, or a lost release
-        return SchedulePublish(schedule_id=schedule_id, in_flight=False)
-    return SchedulePublish(
-        schedule_id=schedule_id,
-        in_flight=True,
-        publish_id=job.job_id,
-        status=job.status,
-        since=_iso(job.created_at),
-        updated_at=_iso(job.updated_at),
-        publish_time=job.request.publish_time.isoformat() if job.request.publish_time else None,
-    )
-
-
-def accepted_answer(accepted: Accepted) -> tuple[PublishAccepted, dict[str, str]]:
-    answer = PublishAccepted.model_validate(accepted.body)
-    headers = {"Location": f"/publishes/{answer.publish_id}"}
-    if accepted.replayed:
-        headers["Idempotent-Replayed"] = "true"
-    return answer, headers
-
-
-def publish_view(job: Job | None, publish_id: str) -> dict[str, Any]:
-    if job is None:
-        raise ApiProblem(HTTPStatus.NOT_FOUND, ProblemCode.NOT_FOUND, f"no publish {publish_id}")
-    view = job_view(job)
-    callback = job.request.callback
-    if callback is not None and "callback" not in view:
-        view["callback"] = CallbackView(
-            table=callback.table,
-            sys_id=callback.sys_id,
-            notified=job.notified_status is not None,
-            notified_at=_iso(job.notified_at),
-        ).wire()
-    if job.joiners:
-        view["joined"] = [
-            JoinedView(
-                joined_at=str(_iso(j.at)),
-                callback=CallbackView(
-                    table=j.callback.table,
-                    sys_id=j.callback.sys_id,
-                    notified=j.key in job.deliveries,
-                )
-                if j.callback
-                else None,
-            ).wire()
-            for j in job.joiners
-        ]
-    return view
-
-
-def cancel_answer(cancelled: Cancelled) -> CancelAnswer:
-    job = cancelled.job
-    return CancelAnswer(
-        publish_id=job.job_id,
-        status=job.status,
-        reason_code=job.reason_code,
-        already_cancelled=cancelled.already,
-    )
 
 
 KEY_MISSING = (
@@ -489,12 +339,6 @@ def _misconfigured(exc: Exception) -> ApiProblem:
     )
 
 
-def _iso(moment: float | None) -> str | None:
-    from wfm_publish.clock import iso
-
-    return iso(moment) if moment is not None else None
-
-
 # --- the OpenAPI document's parts that the routes do not say ---------------------------------------------
 
 
@@ -541,79 +385,3 @@ def responses(
     for code in sorted({401, 500, 503, *problems}):
         out[code] = {"description": PROBLEM_DESCRIPTIONS[code], "content": {JSON: {"model": ProblemBody}}}
     return out
-
-
-SECURITY_SCHEMES: dict[str, dict[str, str]] = {
-    "apiKey": {
-        "type": "apiKey",
-        "in": "header",
-        "name": "x-api-key",
-        "description": "API Gateway API key (usage plan: rate and burst limits). "
-        "The local stack does not check it.",
-    },
-    "signature": {
-        "type": "apiKey",
-        "in": "header",
-        "name": "X-Signature",
-        "description": "v2=<hex HMAC-SHA256(secret, "
-        '"<X-Signature-Timestamp>\\n<METHOD>\\n<path>\\n<canonical query>\\n<raw body>")>: '
-        "the path without the stage, e.g. /publishes/{publishId}/cancel; the query's pairs sorted, "
-        "percent-encoded, joined with &; GET signs the empty body. v1 is refused. See docs/servicenow.md.",
-    },
-    "signatureTimestamp": {
-        "type": "apiKey",
-        "in": "header",
-        "name": "X-Signature-Timestamp",
-        "description": "Unix seconds when the request was signed; at most 5 minutes off.",
-    },
-}
-
-
-def openapi_document(app: APIGatewayRestResolver) -> str:
-    """The OpenAPI document of `app`, as committed in docs/openapi.json (`make openapi`)."""
-    from aws_lambda_powertools.event_handler.openapi.models import Server
-
-    document = app.get_openapi_schema(
-        title="wfm-publish",
-        version="1.0.0",
-        description=(
-            "Publish Genesys Cloud WFM schedules without 409 Conflicts. Every request is signed "
-            "(X-Signature-Timestamp, X-Signature) and, on AWS, carries an API key (x-api-key). "
-            "Set-up for ServiceNow and what to do about each answer: docs/servicenow.md."
-        ),
-        servers=[Server(url="/", description="the API Gateway stage URL (ApiUrl output)")],
-        security_schemes=SECURITY_SCHEMES,  # type: ignore[arg-type]
-        security=[{"apiKey": [], "signature": [], "signatureTimestamp": []}],
-    )
-    return _own_problems(json.loads(document.model_dump_json(by_alias=True, exclude_none=True)))
-
-
-def _own_problems(document: dict[str, Any]) -> str:
-    """Powertools adds its own 422 (validation) and 500 (response validation) answers to every route;
-    this API answers those cases with 400 and 500 ProblemBody instead (see `install`)."""
-    problem = {"$ref": "#/components/schemas/ProblemBody"}
-    for path in document.get("paths", {}).values():
-        for operation in path.values():
-            answers = operation.get("responses", {})
-            if _schema_ref(answers.get("422")) == "HTTPValidationError":
-                del answers["422"]
-            if _schema_ref(answers.get("500")) == "ResponseValidationError":
-                answers["500"] = {
-                    "description": PROBLEM_DESCRIPTIONS[500],
-                    "content": {JSON: {"schema": problem}},
-                }
-    schemas = document.get("components", {}).get("schemas", {})
-    for _ in range(3):  # HTTPValidationError holds the only reference to ValidationError
-        for name in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
-            others = (
-                {k: v for k, v in document.items() if k != "components"},
-                {k: v for k, v in schemas.items() if k != name},
-            )
-            if name in schemas and f'"#/components/schemas/{name}"' not in json.dumps(others):
-                del schemas[name]
-    return json.dumps(document)
-
-
-def _schema_ref(answer: dict[str, Any] | None) -> str | None:
-    ref = str(((answer or {}).get("content", {}).get(JSON, {}).get("schema", {})).get("$ref", ""))
-    return ref.rsplit("/", 1)[-1] or None
