@@ -20,7 +20,7 @@ from typing import Any
 from bench.meter import PLATFORM_LOG_BYTES, SECRETS_MS, Engine, LogMeter, metered_logs
 from bench.strategies import CHANGE_START, DEADLINE, REQUEST, SETTLE_WINDOW, scenario_for
 from wfm_publish.models import PublishRequest
-from wfm_publish.pipeline import Timing
+from wfm_publish.waiting import Timing
 from wfm_publish_local.demo import DEMO_CALLBACK
 
 # Published us-east-1 prices, as of 2026-11-30 (on-demand, no free tier counted):

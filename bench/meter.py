@@ -30,8 +30,8 @@ from botocore.exceptions import ClientError
 
 from wfm_publish.clock import VirtualClock
 from wfm_publish.models import Job, JobMessage
-from wfm_publish.pipeline import Timing
 from wfm_publish.queues import Queue
+from wfm_publish.waiting import Timing
 from wfm_publish.weekly import MemoryRunLog, take_units
 from wfm_publish_local.memorydb import Index, MemoryDynamoDB
 from wfm_publish_local.simulator import GenesysSimulator, Scenario

@@ -33,7 +33,7 @@ import yaml
 from wfm_publish.clock import VirtualClock
 from wfm_publish.errors import GenesysConflict, GenesysError, GenesysRateLimited, GenesysTransient
 from wfm_publish.models import JobStatus, PublishRequest
-from wfm_publish.pipeline import Timing
+from wfm_publish.waiting import Timing
 from wfm_publish_local.demo import SERVICENOW_BODY
 from wfm_publish_local.simulator import GenesysSimulator, Scenario, parse_scenario
 from wfm_publish_local.virtual import VirtualRun, virtual_client

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bench.meter import ROOT, Engine, LogMeter, metered_logs
-from wfm_publish.pipeline import Timing
+from wfm_publish.waiting import Timing
 from wfm_publish.weekly import fan_out
 from wfm_publish_local.simulator.loading import load_scenario
 

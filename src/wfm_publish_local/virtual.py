@@ -25,9 +25,10 @@ from wfm_publish.clock import VirtualClock
 from wfm_publish.genesys import Credentials, GenesysClient
 from wfm_publish.intake import Intake
 from wfm_publish.models import Job, JobMessage
-from wfm_publish.pipeline import NoOutcomes, Pipeline, Timing
+from wfm_publish.pipeline import NoOutcomes, Pipeline
 from wfm_publish.queues import Queue, QueueSender
 from wfm_publish.store import DynamoJobStore, job_from_item
+from wfm_publish.waiting import Timing
 from wfm_publish_local.memorydb import Index, MemoryDynamoDB
 from wfm_publish_local.simulator.model import GenesysSimulator
 from wfm_publish_local.simulator.notifications import DeliveredQueryBook

@@ -32,8 +32,8 @@ from wfm_publish.errors import (
 )
 from wfm_publish.genesys import Credentials, GenesysClient
 from wfm_publish.models import GenesysErrorBody, JobStatus, PublishRequest
-from wfm_publish.pipeline import Timing
 from wfm_publish.services import Services
+from wfm_publish.waiting import Timing
 from wfm_publish_local.virtual import VirtualRun
 
 pytestmark = pytest.mark.integration

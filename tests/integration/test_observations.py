@@ -12,10 +12,10 @@ from tests.support.virtual import T0, request
 from tests.support.virtual import raw_scenario as scenario
 from wfm_publish.clock import VirtualClock
 from wfm_publish.models import JobMessage, JobStatus, PublishRequest
-from wfm_publish.pipeline import Timing
 from wfm_publish.readiness import Observer
 from wfm_publish.scope import TelephonyOptions
 from wfm_publish.store import DynamoJobStore
+from wfm_publish.waiting import Timing
 from wfm_publish_local.simulator import GenesysSimulator, parse_scenario
 from wfm_publish_local.virtual import VirtualRun
 

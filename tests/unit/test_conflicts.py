@@ -22,7 +22,7 @@ from wfm_publish.conflicts import ConflictKind, classify, landed
 from wfm_publish.errors import GenesysConflict
 from wfm_publish.genesys import GenesysClient, Schedule
 from wfm_publish.models import GenesysErrorBody, JobStatus, PublishRequest, ReasonCode
-from wfm_publish.pipeline import Timing
+from wfm_publish.waiting import Timing
 from wfm_publish_local.simulator import GenesysSimulator, parse_scenario
 from wfm_publish_local.virtual import VirtualRun, virtual_client
 

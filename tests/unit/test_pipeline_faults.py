@@ -13,7 +13,7 @@ from tests.support.virtual import REQUEST, SCHEDULE, UPDATE, applied_once, edge_
 from tests.support.virtual import quiet_demo as demo
 from wfm_publish.clock import VirtualClock
 from wfm_publish.models import Job, JobStatus, PublishRequest, ReasonCode, TimelineEntry
-from wfm_publish.pipeline import Timing
+from wfm_publish.waiting import Timing
 from wfm_publish_local.simulator import GenesysSimulator, parse_scenario
 from wfm_publish_local.virtual import VirtualRun
 

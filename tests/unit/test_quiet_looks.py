@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from tests.support.virtual import demo, edge_update, start
 from wfm_publish.models import NOT_SETTLED, JobMessage, JobStatus
-from wfm_publish.pipeline import QUIET_MARGIN, QUIET_WINDOW
+from wfm_publish.waiting import QUIET_MARGIN, QUIET_WINDOW
 from wfm_publish.watchdog import rescue_overdue
 from wfm_publish_local.virtual import VirtualRun
 

@@ -9,7 +9,7 @@ from tests.support.virtual import demo, edge_update, start
 from wfm_publish import readiness, wake
 from wfm_publish.clock import iso
 from wfm_publish.models import NOT_SETTLED, Job, JobStatus
-from wfm_publish.pipeline import Timing
+from wfm_publish.waiting import Timing
 from wfm_publish_local.virtual import MemoryJobStore, VirtualRun
 
 EDGE = "edge-demo-1"

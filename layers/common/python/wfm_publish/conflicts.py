@@ -1,4 +1,5 @@
-"""What a 409 means, read from the Genesys error body and a fresh read of the schedule.
+"""What a 409 means, read from the Genesys error body and a fresh read of the schedule, and what the
+pipeline does about it (ConflictStep).
 
 The body says why this update was refused (`details[].errorCode`; Genesys does not publish its WFM
 codes, so the ones below are the simulator's, scenarios/README.md, and a body without a known code
@@ -12,10 +13,17 @@ import re
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from wfm_publish.models import GenesysErrorBody, TelephonyScope
+from wfm_publish import waiting
+from wfm_publish.models import GenesysErrorBody, Job, JobStatus, ReasonCode, Step, TelephonyScope
+from wfm_publish.queues import Queue
+from wfm_publish.wake import AFTER_CONFLICT
 
 if TYPE_CHECKING:
+    from wfm_publish.clock import Clock
+    from wfm_publish.genesys import GenesysClient
     from wfm_publish.genesys_wire import Schedule
+    from wfm_publish.transitions import Transitions
+    from wfm_publish.waiting import Timing
 
 STALE_CODE = "wfm.schedule.version.mismatch"
 TELEPHONY_CODE = "wfm.schedule.telephony.provisioning.in.progress"
@@ -108,3 +116,92 @@ def named_entities(body: GenesysErrorBody | None, scope: TelephonyScope | None) 
         kinds |= {b: "trunkBase" for b in pool.trunk_bases}
     named = [body.entity_id, *(str(d.get("entityId")) for d in body.details if d.get("entityId"))]
     return list(dict.fromkeys(f"{kinds[e]}:{e}" for e in named if e in kinds))
+
+
+class ConflictStep:
+    """The conflict step (mixed into pipeline.Pipeline): act on a 409 as `classify` reads it."""
+
+    if TYPE_CHECKING:  # the Pipeline's parts and steps this one uses
+        transitions: Transitions
+        clock: Clock
+        timing: Timing
+
+        @property
+        def genesys(self) -> GenesysClient: ...
+        def _publish(self, job: Job, schedule: Schedule | None = None) -> None: ...
+        def _landed(self, job: Job, schedule: Schedule) -> bool: ...
+
+    def _resolve_conflict(self, job: Job, body: GenesysErrorBody | None) -> None:
+        """A publish got 409 (status RETRYING), or we are watching another update run (WAITING)."""
+        bu, week = job.place()
+        schedule = self.genesys.schedule(bu, week, job.schedule_id)
+        kind = classify(body, schedule, job.base_version, pending_base=job.pending_base_version)
+        now = self.clock.now()
+        answered = job.status is JobStatus.RETRYING  # a fresh 409, not a second look at a running update
+        retries = job.conflict_retries + (1 if answered else 0)
+        job = job.model_copy(deep=True, update={"conflict_retries": retries})
+        if answered or kind is not ConflictKind.PUBLISH_IN_PROGRESS:
+            job.record(now, "conflict classified", kind=kind.value, scheduleVersion=schedule.metadata.version)
+        if kind is ConflictKind.ALREADY_PUBLISHED:
+            self._landed(job, schedule)
+        elif kind is ConflictKind.STALE_VERSION:
+            self._publish(job, schedule)  # from the version just read; the attempt budget bounds this
+        elif kind is ConflictKind.TELEPHONY_SETTLING:
+            # Readiness saw it settled, Genesys did not: back to delayed validation, after a wait.
+            delay = waiting.after_telephony_conflict(
+                retries, self.timing.settle_window, now=now, deadline_at=job.deadline_at
+            )
+            # What Genesys named goes first in the next check, so it is not taken as settled again.
+            named = named_entities(body, job.scope)
+            blocked = list(dict.fromkeys([*named, *job.blocked_by]))
+            self.transitions.move(
+                job,
+                JobStatus.WAITING,
+                Step.VALIDATE,
+                delay,
+                AFTER_CONFLICT,
+                changes={"blocked_by": blocked},
+                kind=kind.value,
+                named=named,
+            )
+        elif kind is ConflictKind.PUBLISH_IN_PROGRESS:
+            self._watch_other_update(job, body, now)
+        else:
+            detail = body.wire() if body else {}
+            self.transitions.finish(
+                job,
+                JobStatus.FAILED,
+                ReasonCode.CONFLICT_UNRESOLVED,
+                f"Genesys answered 409: {(body.message if body else None) or 'no detail'}",
+                genesys=detail,
+            )
+
+    def _watch_other_update(self, job: Job, body: GenesysErrorBody | None, now: float) -> None:
+        """Another update of the schedule is running. Publishing again now would only earn another
+        409: watch the schedule (a cheap read) until its version moves (the other update applied:
+        then it is a stale read, re-read and publish), or it has run too long to wait for."""
+        running = now - (job.publishing_since or now)
+        if running >= self.timing.in_progress_limit:
+            self.transitions.move(
+                job,
+                JobStatus.WAITING,
+                Step.VALIDATE,
+                0.0,
+                "other update still running; publishing again",
+                runningSeconds=round(running, 1),
+            )
+            return
+        delay = waiting.in_progress_delay(
+            running, self.timing.in_progress_wait, now=now, deadline_at=job.deadline_at
+        )
+        self.transitions.move(
+            job,
+            JobStatus.WAITING,
+            Step.CONFLICT,
+            delay,
+            "another update is running",
+            queue=Queue.CONFLICT,
+            conflict=body,
+            runningSeconds=round(running, 1),
+            nextLookInSeconds=round(delay, 1),
+        )

@@ -384,6 +384,14 @@ class Job(Wire):
         self.timeline.append(TimelineEntry(at=at, event=event, detail=detail))
         self._trim()
 
+    def place(self) -> tuple[str, str]:
+        """(business unit, week) of the job's schedule; GenesysNotFound while it is not located."""
+        if not self.business_unit_id or not self.week_id:
+            from wfm_publish.errors import GenesysNotFound
+
+            raise GenesysNotFound(f"schedule {self.schedule_id} has no business unit or week yet", status=404)
+        return self.business_unit_id, self.week_id
+
     def recount(self, looks: int, until: float | None) -> None:
         """Count `looks` more of the last entry's event (quiet looks that wrote nothing), the last at
         `until`."""

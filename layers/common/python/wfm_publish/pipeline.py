@@ -1,4 +1,5 @@
-"""The steps a queued job goes through: validate, publish, confirm, resolve a conflict.
+"""The steps a queued job goes through: validate (validation.py), publish, confirm, resolve a conflict
+(conflicts.py).
 
 Every transition sends its follow-up message first and then commits the job with a conditional
 write that sets the message's fresh ticket (docs/architecture.md). A message whose ticket is not the
@@ -10,14 +11,13 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from aws_lambda_powertools import Logger
 
 from wfm_publish import conflicts, waiting
 from wfm_publish.clock import Clock
-from wfm_publish.conflicts import ConflictKind
+from wfm_publish.conflicts import ConflictStep
 from wfm_publish.errors import (
     GenesysAuthError,
     GenesysConflict,
@@ -28,26 +28,21 @@ from wfm_publish.errors import (
     StaleJob,
 )
 from wfm_publish.models import (
-    NOT_SETTLED,
-    CapacityReport,
-    GenesysErrorBody,
     Job,
     JobMessage,
     JobStatus,
     ReasonCode,
     Step,
-    TelephonyScope,
-    ValidationMode,
 )
 from wfm_publish.queues import Queue, QueueSender
 from wfm_publish.store import JobStore
 from wfm_publish.transitions import Transitions, may_still_land
-from wfm_publish.wake import AFTER_CONFLICT
+from wfm_publish.validation import ValidationStep
+from wfm_publish.waiting import Timing
 
 if TYPE_CHECKING:
     # Imported where a step needs them: a stale, early or confirmed message and the dead-letter sweep
     # never read telephony, and the Genesys client brings `requests` and the wire models.
-    from wfm_publish import readiness
     from wfm_publish.genesys import GenesysClient, Schedule
     from wfm_publish.genesys_events import OperationOutcome
     from wfm_publish.scope import TelephonyOptions
@@ -55,27 +50,8 @@ if TYPE_CHECKING:
 logger = Logger(child=True)
 
 
-@dataclass(frozen=True)
-class Timing:
-    settle_window: float = 30.0  # telephony unchanged this long before Genesys accepts a publish
-    confirm_first: float = 2.0  # first look at the schedule after posting the update
-    confirm_timeout: float = 180.0  # an update not applied by then is treated as lost
-    in_progress_wait: float = 5.0  # another update is running: first look at the schedule after this
-    in_progress_limit: float = 180.0  # ... and publish anyway once it has run this long (it may be lost)
-    # Telephony events wake waiting jobs (the genesys_events function, `watch#` items): a check then
-    # follows each change at once, so polling is only a safety net for a lost event.
-    events: bool = False
-    safety_poll: float = 2400.0  # with events: the wait between checks while telephony still changes
-
-
-# Polling, a job waiting on a change writes at most once per QUIET_WINDOW: looks in between that find
-# nothing new write nothing (`_settled`). A look is quiet only if the next one comes QUIET_MARGIN
-# before the job's due time, so the write lands before the watchdog would see the job overdue.
-QUIET_WINDOW = 1800.0
-QUIET_MARGIN = 60.0
 EARLY_LOOKS = 5  # a message that arrived before its job's write is sent back this often, at most
 EARLY_WAIT = 1.0  # seconds before the first of those looks; each next one waits twice as long
-DEFERRED_CAPACITY_TRIES = 5  # deferred mode: a capacity check Genesys keeps refusing ends as a warning
 UNDONE = frozenset({"Error", "Canceled"})  # an update that ended so applied nothing: it can no longer land
 
 
@@ -94,7 +70,10 @@ class NoOutcomes:
         return None
 
 
-class Pipeline:
+class Pipeline(ValidationStep, ConflictStep):
+    """The steps a queued job goes through: entry, publish and confirm here; validate in validation.py;
+    a 409 in conflicts.py."""
+
     def __init__(
         self,
         store: JobStore,
@@ -196,7 +175,7 @@ class Pipeline:
         the schedule first: published means PUBLISHED, whatever the clock says."""
         detail = f"the job's deadline passed while {job.status.value}"
         if may_still_land(job):
-            bu, week = _where(job)
+            bu, week = job.place()
             try:
                 if self._landed(job, self.genesys.schedule(bu, week, job.schedule_id)):
                     return
@@ -247,202 +226,14 @@ class Pipeline:
                 job, JobStatus.FAILED, ReasonCode.GENESYS_REJECTED, str(error), error.describe()
             )
 
-    # --- steps ---------------------------------------------------------------------------------------
-
-    def _validate(self, job: Job, quiet: int = 0, looked_at: float | None = None) -> None:
-        """`quiet`: looks since the job's last write that wrote nothing, the last at `looked_at`
-        (JobMessage.quiet)."""
-        from wfm_publish import readiness, scope
-
-        now = self.clock.now()
-        job = self._locate(job)
-        mode = job.request.validation_mode
-        dry_run = bool(job.request.dry_run)
-        if mode is ValidationMode.OFF and not dry_run:
-            self._publish(job)  # no wait, no telephony read, no capacity check
-            return
-        # Every read below goes through the observations other jobs made a moment ago. Telephony state
-        # none older than the move that sent this step (wake.py counts on it), or the quiet look before
-        # it; a first look may take any that is fresh, as it polls again soon whatever it sees (the
-        # watch is written after its reads: `_settled`).
-        first = job.scope is None
-        newer_than = None if first else max(job.updated_at, looked_at or 0.0)
-        observer = readiness.Observer(self.store, now, newer_than=newer_than)
-        telephony = job.scope
-        watched_at = None
-        if telephony is None:  # once per job: the scope is stable, later checks reuse it
-            calls = self.genesys.calls_made
-            telephony = self._scope(job, observer)
-            job = job.model_copy(deep=True, update={"scope": telephony})
-            job.record(
-                now, "telephony scope", **scope.describe(telephony), reads=self.genesys.calls_made - calls
-            )
-            if self.timing.events:  # an event from now on finds the job
-                self.store.watch(job.job_id, scope.entities(telephony), job.deadline_at)
-                watched_at = self.clock.now()
-        try:
-            if job.request.telephony_sync.enabled:
-                settled = self._settled(job, telephony, observer, now, watched_at, quiet, looked_at)
-                if settled is None:
-                    return  # sent back to wait
-                job = settled
-            # A dry run checks capacity whatever the mode: the report is what it is for.
-            if (mode is ValidationMode.STRICT or dry_run) and job.capacity is None:
-                report = self._capacity(job, telephony, observer)
-                job = job.model_copy(deep=True, update={"capacity": report})
-                if dry_run:
-                    reason = ReasonCode.DRY_RUN if report.ok else ReasonCode.CAPACITY_EXCEEDED
-                    self.transitions.finish(job, JobStatus.CHECKED, reason, f"dry run: {report.summary}")
-                    return
-                if not report.ok:
-                    self.transitions.finish(
-                        job, JobStatus.FAILED, ReasonCode.CAPACITY_EXCEEDED, report.summary
-                    )
-                    return
-                job.record(self.clock.now(), "capacity checked", summary=report.summary, **report.brief())
-        except GenesysError as error:
-            self._on_genesys_error(job, error)  # keeps the scope: the next look reuses it
-            return
-        self._publish(job)
-
-    def _scope(self, job: Job, observer: readiness.Observer) -> TelephonyScope:
-        from wfm_publish import scope
-
-        bu, week = _where(job)
-        return scope.compute(self.genesys, observer, bu, week, job.schedule_id, self.options)
-
-    def _settled(
-        self,
-        job: Job,
-        telephony: TelephonyScope,
-        observer: readiness.Observer,
-        now: float,
-        watched_at: float | None = None,
-        quiet: int = 0,
-        looked_at: float | None = None,
-    ) -> Job | None:
-        """The job with this readiness check recorded, or None when it was sent back to wait.
-        `watched_at`: when this step started watching the scope's entities (its first check).
-
-        Polling (no telephony events), a look that finds the same blockers as the job's last write is
-        quiet: it sends the next look and writes nothing, as long as the job's due time (the bound its
-        last write set) covers that next look. So a job writes once per QUIET_WINDOW while a change
-        lasts, not once per look (issue 12); the write counts the quiet looks."""
-        from wfm_publish import readiness
-
-        seen = readiness.check(
-            self.genesys,
-            observer,
-            telephony,
-            job.blocked_by,
-            now=now,
-            settle_window=self.timing.settle_window,
-            max_age=self.options.observation_max_age,
-            max_calls_key=self.options.max_calls_key,
-        )
-        first_check_at = job.first_check_at or now
-        if quiet:
-            job = job.model_copy(deep=True)
-            job.recount(quiet, looked_at)
-        changes = {
-            "first_check_at": first_check_at,
-            "readiness_checks": job.readiness_checks + 1 + quiet,
-            "blocked_by": list(seen.blocked_by),
-            # When the state judged was read: an event after this wakes the job (wake.py).
-            "checked_at": seen.read_at if seen.read_at is not None else now,
-        }
-        if not seen.ready:
-            # Events stand in for polling only for what was read once they could find the job: a
-            # change between a read made before the watch and the watch itself wakes nobody.
-            watched = seen.read_at is None or watched_at is None or seen.read_at >= watched_at
-            delay = waiting.next_check_delay(
-                seen,
-                waited=now - first_check_at,
-                now=now,
-                deadline_at=job.deadline_at,
-                poll=self.timing.safety_poll if self.timing.events and watched else None,
-            )
-            polling = not self.timing.events and seen.settles_at is None
-            same = job.readiness_checks > 0 and list(seen.blocked_by) == job.blocked_by
-            if polling and same and job.due_at is not None and now + delay + QUIET_MARGIN <= job.due_at:
-                self.transitions.look_again(job, delay, quiet + 1, now)
-                return None
-            self.transitions.move(
-                job,
-                JobStatus.WAITING,
-                Step.VALIDATE,
-                delay,
-                NOT_SETTLED,
-                changes=changes,
-                write_by=now + QUIET_WINDOW if polling else None,
-                **seen.summary(),
-                nextCheckInSeconds=round(delay, 1),
-            )
-            return None
-        settled = job.model_copy(deep=True, update=changes)
-        settled.record(now, "telephony settled", **seen.summary())
-        return settled
-
-    def _capacity(self, job: Job, telephony: TelephonyScope, observer: readiness.Observer) -> CapacityReport:
-        from wfm_publish import capacity
-
-        bu, week = _where(job)
-        return capacity.assess(
-            self.genesys,
-            observer,
-            telephony,
-            business_unit_id=bu,
-            week_id=week,
-            schedule_id=job.schedule_id,
-            options=self.options,
-        )
-
-    def _deferred_capacity(self, job: Job) -> Job | None:
-        """validationMode deferred: the schedule is published; check capacity now and attach what it
-        finds. An interval over capacity is a warning here, never a failure: the job ends PUBLISHED.
-        None: Genesys asked for a moment (429, 5xx, a query still processing): look again later."""
-        if job.request.validation_mode is not ValidationMode.DEFERRED or job.capacity is not None:
-            return job
-        from wfm_publish import readiness
-
-        now = self.clock.now()
-        observer = readiness.Observer(self.store, now)
-        try:
-            telephony = job.scope or self._scope(job, observer)
-            report = self._capacity(job, telephony, observer)
-        except (GenesysTransient, GenesysRateLimited) as error:
-            if job.transient_failures < DEFERRED_CAPACITY_TRIES and now < job.deadline_at:
-                wait = getattr(error, "retry_after", None) or waiting.backoff(
-                    job.transient_failures, self.rng
-                )
-                self.transitions.move(
-                    job,
-                    JobStatus.PUBLISHING,
-                    Step.CONFIRM,
-                    waiting.within_deadline(float(wait), now, job.deadline_at),
-                    "published; capacity check deferred",
-                    changes={"transient_failures": job.transient_failures + 1},
-                    **error.brief(),
-                )
-                return None
-            return _capacity_unchecked(job, error, now)
-        except GenesysError as error:
-            return _capacity_unchecked(job, error, now)
-        warnings = list(job.warnings)
-        if not report.ok:
-            warnings.append(f"{ReasonCode.CAPACITY_EXCEEDED.value}: {report.summary}")
-        checked = job.model_copy(
-            deep=True, update={"scope": telephony, "capacity": report, "warnings": warnings}
-        )
-        checked.record(now, "capacity checked after publishing", summary=report.summary, **report.brief())
-        return checked
+    # --- steps (validation: ValidationStep; a 409: ConflictStep) -------------------------------------
 
     def _publish(self, job: Job, schedule: Schedule | None = None) -> None:
         """Publish from `schedule` (read just now by the caller) or from a fresh read."""
         if job.request.dry_run:  # never reached by a dry run (it ends after its checks); a guard
             self.transitions.finish(job, JobStatus.CHECKED, ReasonCode.DRY_RUN, "dry run: nothing published")
             return
-        bu, week = _where(job)
+        bu, week = job.place()
         if schedule is None:
             schedule = self.genesys.schedule(bu, week, job.schedule_id)
         if self._landed(job, schedule):
@@ -512,7 +303,7 @@ class Pipeline:
             self._update_undone(job, outcome)
             return
         # No notification (lost, late, or no integration): the re-read, bounded by confirm_timeout.
-        bu, week = _where(job)
+        bu, week = job.place()
         schedule = self.genesys.schedule(bu, week, job.schedule_id)
         if self._landed(job, schedule):
             return
@@ -573,81 +364,6 @@ class Pipeline:
             return
         cleared.record(now, "update ended unapplied", operationId=outcome.operation_id, status=outcome.status)
         self._publish(cleared)
-
-    def _resolve_conflict(self, job: Job, body: GenesysErrorBody | None) -> None:
-        """A publish got 409 (status RETRYING), or we are watching another update run (WAITING)."""
-        bu, week = _where(job)
-        schedule = self.genesys.schedule(bu, week, job.schedule_id)
-        kind = conflicts.classify(body, schedule, job.base_version, pending_base=job.pending_base_version)
-        now = self.clock.now()
-        answered = job.status is JobStatus.RETRYING  # a fresh 409, not a second look at a running update
-        retries = job.conflict_retries + (1 if answered else 0)
-        job = job.model_copy(deep=True, update={"conflict_retries": retries})
-        if answered or kind is not ConflictKind.PUBLISH_IN_PROGRESS:
-            job.record(now, "conflict classified", kind=kind.value, scheduleVersion=schedule.metadata.version)
-        if kind is ConflictKind.ALREADY_PUBLISHED:
-            self._landed(job, schedule)
-        elif kind is ConflictKind.STALE_VERSION:
-            self._publish(job, schedule)  # from the version just read; the attempt budget bounds this
-        elif kind is ConflictKind.TELEPHONY_SETTLING:
-            # Readiness saw it settled, Genesys did not: back to delayed validation, after a wait.
-            delay = waiting.after_telephony_conflict(
-                retries, self.timing.settle_window, now=now, deadline_at=job.deadline_at
-            )
-            # What Genesys named goes first in the next check, so it is not taken as settled again.
-            named = conflicts.named_entities(body, job.scope)
-            blocked = list(dict.fromkeys([*named, *job.blocked_by]))
-            self.transitions.move(
-                job,
-                JobStatus.WAITING,
-                Step.VALIDATE,
-                delay,
-                AFTER_CONFLICT,
-                changes={"blocked_by": blocked},
-                kind=kind.value,
-                named=named,
-            )
-        elif kind is ConflictKind.PUBLISH_IN_PROGRESS:
-            self._watch_other_update(job, body, now)
-        else:
-            detail = body.wire() if body else {}
-            self.transitions.finish(
-                job,
-                JobStatus.FAILED,
-                ReasonCode.CONFLICT_UNRESOLVED,
-                f"Genesys answered 409: {(body.message if body else None) or 'no detail'}",
-                genesys=detail,
-            )
-
-    def _watch_other_update(self, job: Job, body: GenesysErrorBody | None, now: float) -> None:
-        """Another update of the schedule is running. Publishing again now would only earn another
-        409: watch the schedule (a cheap read) until its version moves (the other update applied:
-        then it is a stale read, re-read and publish), or it has run too long to wait for."""
-        running = now - (job.publishing_since or now)
-        if running >= self.timing.in_progress_limit:
-            self.transitions.move(
-                job,
-                JobStatus.WAITING,
-                Step.VALIDATE,
-                0.0,
-                "other update still running; publishing again",
-                runningSeconds=round(running, 1),
-            )
-            return
-        delay = waiting.in_progress_delay(
-            running, self.timing.in_progress_wait, now=now, deadline_at=job.deadline_at
-        )
-        self.transitions.move(
-            job,
-            JobStatus.WAITING,
-            Step.CONFLICT,
-            delay,
-            "another update is running",
-            queue=Queue.CONFLICT,
-            conflict=body,
-            runningSeconds=round(running, 1),
-            nextLookInSeconds=round(delay, 1),
-        )
 
     def abandon(self, message: JobMessage, why: str) -> bool:
         """A message that kept failing reached its DLQ: end the job FAILED rather than leave it
@@ -719,15 +435,3 @@ def _ahead_of(job: Job | None, message: JobMessage) -> bool:
 def _before_update(error: GenesysError) -> bool:
     """The failure came before the update itself was posted (asking for the upload URL, uploading)."""
     return error.path.endswith("/uploadurl") or error.path == "upload"
-
-
-def _capacity_unchecked(job: Job, error: GenesysError, now: float) -> Job:
-    warned = job.model_copy(deep=True, update={"warnings": [*job.warnings, f"capacity not checked: {error}"]})
-    warned.record(now, "capacity not checked", **error.brief())
-    return warned
-
-
-def _where(job: Job) -> tuple[str, str]:
-    if not job.business_unit_id or not job.week_id:
-        raise GenesysNotFound(f"schedule {job.schedule_id} has no business unit or week yet", status=404)
-    return job.business_unit_id, job.week_id

@@ -27,7 +27,7 @@ ON_QUEUE_ACTIVITY_CODES = frozenset({"0"})
 
 @dataclass(frozen=True)
 class TelephonyOptions:
-    """How telephony is read and judged (the settle window lives in `pipeline.Timing`)."""
+    """How telephony is read and judged (the settle window lives in `waiting.Timing`)."""
 
     max_calls_key: str = MAX_CONCURRENT_CALLS_KEY  # the trunk-base property holding Max Concurrent Calls
     on_queue_codes: frozenset[str] = ON_QUEUE_ACTIVITY_CODES  # activity codes that put an agent on queue

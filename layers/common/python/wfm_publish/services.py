@@ -100,7 +100,8 @@ class Services:
 
     @cached_property
     def pipeline(self) -> Pipeline:
-        from wfm_publish.pipeline import Pipeline, Timing
+        from wfm_publish.pipeline import Pipeline
+        from wfm_publish.waiting import Timing
 
         timing = Timing(
             settle_window=self.settings.settle_window_seconds,

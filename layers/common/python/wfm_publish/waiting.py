@@ -18,10 +18,32 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # readiness pulls the Genesys wire models: every transition imports this module
     from wfm_publish.readiness import Readiness
+
+
+@dataclass(frozen=True)
+class Timing:
+    settle_window: float = 30.0  # telephony unchanged this long before Genesys accepts a publish
+    confirm_first: float = 2.0  # first look at the schedule after posting the update
+    confirm_timeout: float = 180.0  # an update not applied by then is treated as lost
+    in_progress_wait: float = 5.0  # another update is running: first look at the schedule after this
+    in_progress_limit: float = 180.0  # ... and publish anyway once it has run this long (it may be lost)
+    # Telephony events wake waiting jobs (the genesys_events function, `watch#` items): a check then
+    # follows each change at once, so polling is only a safety net for a lost event.
+    events: bool = False
+    safety_poll: float = 2400.0  # with events: the wait between checks while telephony still changes
+
+
+# Polling, a job waiting on a change writes at most once per QUIET_WINDOW: looks in between that find
+# nothing new write nothing (`_settled`). A look is quiet only if the next one comes QUIET_MARGIN
+# before the job's due time, so the write lands before the watchdog would see the job overdue.
+QUIET_WINDOW = 1800.0
+QUIET_MARGIN = 60.0
+
 
 MIN_INTERVAL = 2.0  # the shortest interval between looks, whatever the settle window
 SQS_ROUNDING = 1.0  # SQS delays are whole seconds, rounded up: a delay can land this much later

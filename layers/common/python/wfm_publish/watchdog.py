@@ -9,7 +9,7 @@ with no update of ours out is ended at once.
 
 Bound: the sweep runs every SWEEP_MINUTES (template.yaml), so no job sits with nothing in flight for
 longer than OVERDUE_AFTER + the sweep interval = STUCK_BOUND (7 minutes; documented: at most 10)
-after its step was due. A job in quiet looks (pipeline.QUIET_WINDOW) is due by its next write: its
+after its step was due. A job in quiet looks (waiting.QUIET_WINDOW) is due by its next write: its
 chain of looks ends only through the DLQ, which the dead-letter sweep handles.
 """
 

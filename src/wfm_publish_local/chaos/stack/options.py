@@ -44,7 +44,7 @@ class ChaosOptions:
     lost_writes: float = 0.03  # DynamoDB answers lost after commit
     faults: bool = True
     moto_process: bool = True  # moto server in a child process (a second core), else in this one
-    # The run's time scale for the pipeline (pipeline.Timing): an update whose outcome is unknown (a
+    # The run's time scale for the pipeline (waiting.Timing): an update whose outcome is unknown (a
     # worker that died between committing PUBLISHING and posting it) is confirmed for this long before
     # the job validates again (180 s in production), and another writer's update is waited for as long.
     confirm_timeout: float = 20.0

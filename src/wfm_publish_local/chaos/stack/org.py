@@ -118,7 +118,7 @@ def build_scenario(options: ChaosOptions) -> Scenario:
 
 def genesys_faults() -> list[dict[str, Any]]:
     """Genesys trouble on the paths each step reads. None on the update POST itself but a 429: an
-    update whose answer is lost is confirmed for up to 3 minutes (pipeline.Timing.confirm_timeout),
+    update whose answer is lost is confirmed for up to 3 minutes (waiting.Timing.confirm_timeout),
     which would hold a small run for that long."""
     schedule = "/api/v2/workforcemanagement/businessunits/*/schedules/*"
     edges = "/api/v2/telephony/providers/edges*"
