@@ -133,19 +133,39 @@ def test_every_event_lost_leaves_the_safety_poll_to_find_the_settled_telephony()
 SHORT_CHANGE = edge_update(7, entity_id=EDGE)
 
 
-class ChangeEndsBeforeTheCheckCommits(MemoryJobStore):
-    """The store, with the Edge's update ending (and its event handled) between the first check's read
-    of telephony and that check's write: the events function runs apart from the pipeline."""
+class ChangeEndsMidStep(MemoryJobStore):
+    """The store, with the Edge's update ending (and its events handled: the events function runs apart
+    from the pipeline) once, at a moment of a step a subclass picks."""
 
     run: VirtualRun
+    done = False
 
-    def save_job(self, job: Job) -> Job:
-        if job.timeline[-1].event == NOT_SETTLED and not getattr(self, "done", False):
+    def end_the_change(self, created_at: float) -> None:
+        if not self.done:
             self.done = True
-            self.run.clock.advance_to(job.created_at + SHORT_CHANGE["end"] + 1)
+            self.run.clock.advance_to(created_at + SHORT_CHANGE["end"] + 1)
             self.run.simulator.pump()
             self.run.deliver_events()
+
+
+class ChangeEndsBeforeTheCheckCommits(ChangeEndsMidStep):
+    """... between the first check's read of telephony and that check's write."""
+
+    def save_job(self, job: Job) -> Job:
+        if job.timeline[-1].event == NOT_SETTLED:
+            self.end_the_change(job.created_at)
         return super().save_job(job)
+
+
+class ChangeEndsBeforeTheWatch(ChangeEndsMidStep):
+    """... between the first check's read of the scope and its watch on the scope's entities (the
+    event then finds no job)."""
+
+    def watch(self, job_id: str, entity_ids: list[str], until: float) -> None:
+        job = self.get_job(job_id)
+        assert job is not None
+        self.end_the_change(job.created_at)
+        super().watch(job_id, entity_ids, until)
 
 
 def test_an_event_during_a_check_that_read_before_it_wakes_the_job_again() -> None:
@@ -178,23 +198,6 @@ def test_a_check_on_another_jobs_older_read_is_woken_by_an_event_after_that_read
     run.deliver_events()
     assert run.job(job_id).timeline[-1].event == wake.WOKEN
     assert run.run(job_id, limit=600).status is JobStatus.PUBLISHED
-
-
-class ChangeEndsBeforeTheWatch(MemoryJobStore):
-    """The store, with the Edge's update ending (and its event handled, finding no job) between the
-    first check's read of the scope and its watch on the scope's entities."""
-
-    run: VirtualRun
-
-    def watch(self, job_id: str, entity_ids: list[str], until: float) -> None:
-        if not getattr(self, "done", False):
-            self.done = True
-            job = self.get_job(job_id)
-            assert job is not None
-            self.run.clock.advance_to(job.created_at + SHORT_CHANGE["end"] + 1)
-            self.run.simulator.pump()
-            self.run.deliver_events()
-        super().watch(job_id, entity_ids, until)
 
 
 def test_a_change_before_the_watch_is_found_by_polling_not_left_to_the_safety_poll() -> None:
