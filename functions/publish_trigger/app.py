@@ -92,9 +92,13 @@ def get_schedule_publish(scheduleId: ScheduleId) -> SchedulePublish:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if "httpMethod" not in event:  # the weekly schedule: one WeeklyQueue message per business unit
-        from wfm_publish.weekly import fan_out
+        from wfm_publish.weekly import Weekly, fan_out
 
-        return fan_out(services(), event)
+        s = services()
+        weekly = Weekly(
+            s.clock, s.genesys, s.intake, s.weekly_queue, s.weekly_runs, s.weekly_starts_per_minute
+        )
+        return fan_out(weekly, event)
     try:
         api.guard(event, services().signing_secrets, services().clock.now())  # 401, 413, 415
     except api.ApiProblem as refused:
