@@ -27,7 +27,7 @@ from wfm_publish.capacity import Demand, Lines, Week
 from wfm_publish.clock import VirtualClock
 from wfm_publish.genesys import AgentSchedule, GenesysClient, OutboundSettings
 from wfm_publish.models import TelephonyScope
-from wfm_publish.readiness import Observer
+from wfm_publish.observations import Observer
 from wfm_publish_local.simulator import GenesysSimulator, parse_scenario
 from wfm_publish_local.virtual import MemoryJobStore, virtual_client
 

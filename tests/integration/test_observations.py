@@ -12,7 +12,7 @@ from tests.support.virtual import T0, request
 from tests.support.virtual import raw_scenario as scenario
 from wfm_publish.clock import VirtualClock
 from wfm_publish.models import JobMessage, JobStatus, PublishRequest
-from wfm_publish.readiness import Observer
+from wfm_publish.observations import Observer
 from wfm_publish.scope import TelephonyOptions
 from wfm_publish.store import DynamoJobStore
 from wfm_publish.waiting import Timing

@@ -9,7 +9,8 @@ from wfm_publish import readiness, scope
 from wfm_publish.clock import VirtualClock
 from wfm_publish.genesys import Edge, Trunk
 from wfm_publish.models import ScopePool, TelephonyScope
-from wfm_publish.readiness import Observation, Observer, judge, observe_edge, observe_trunk, roots
+from wfm_publish.observations import Observer
+from wfm_publish.readiness import Observation, judge, observe_edge, observe_trunk, roots
 from wfm_publish_local.simulator import GenesysSimulator, parse_scenario
 from wfm_publish_local.virtual import MemoryJobStore, VirtualRun
 

@@ -53,6 +53,7 @@ from wfm_publish.models import (
     ScopeCampaign,
     TelephonyScope,
 )
+from wfm_publish.observations import Observer
 
 INTERVAL_SECONDS = 900
 ON_QUEUE_ACTIVITY_CODES = scope.ON_QUEUE_ACTIVITY_CODES
@@ -392,7 +393,7 @@ class CapacityReader(scope.ScopeReader, Protocol):
 
 def assess(
     reader: CapacityReader,
-    observer: readiness.Observer,
+    observer: Observer,
     telephony: TelephonyScope,
     *,
     business_unit_id: str,
@@ -442,7 +443,7 @@ def assess(
     return evaluate(week, demands, pools, agents, notes=_notes(demands, options), checked_at=observer.now)
 
 
-def _time_zone(reader: CapacityReader, observer: readiness.Observer, bu_id: str, max_age: float) -> str:
+def _time_zone(reader: CapacityReader, observer: Observer, bu_id: str, max_age: float) -> str:
     def read() -> dict[str, Any]:
         settings = reader.business_unit(bu_id).get("settings") or {}
         return {"timeZone": settings.get("timeZone") or "UTC"}
@@ -457,7 +458,7 @@ def _time_zone(reader: CapacityReader, observer: readiness.Observer, bu_id: str,
 
 def pool_lines(
     reader: CapacityReader,
-    observer: readiness.Observer,
+    observer: Observer,
     telephony: TelephonyScope,
     key: str,
     kind: str,

@@ -11,14 +11,14 @@ dial through), so a change elsewhere in the org never holds a publish. Reads are
   at a time, stopping at the first that is still unhealthy: a job waiting on an Edge update costs one
   read per check. Only once they all look healthy is the whole scope read again (and the settle
   window judged on it).
-- Observations are shared between jobs through the job table (`observation#<key>`, a conditional
-  write, a short TTL): jobs that look at the same site within `max_age` seconds reuse one read.
+- Observations are shared between jobs through the job table (observations.py): jobs that look at
+  the same site within `max_age` seconds reuse one read.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
@@ -26,16 +26,14 @@ from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
 
-from wfm_publish.errors import GenesysNotFound, StoreError
+from wfm_publish.errors import GenesysNotFound
 from wfm_publish.genesys_wire import MAX_CONCURRENT_CALLS_KEY, Edge, Trunk, TrunkBaseSettings
 from wfm_publish.models import ScopePool, TelephonyScope
+from wfm_publish.observations import OBSERVATION_MAX_AGE, Observer
 
 logger = Logger(child=True)
 
 EDGE_SOFTWARE_SETTLED = {None, "SUCCEEDED", "NONE", "IDLE", "COMPLETE", "COMPLETED"}
-OBSERVATION_MAX_AGE = 5.0  # telephony state another job read this recently is reused
-REFERENCE_MAX_AGE = 300.0  # campaigns, queue members, org settings: they change far more slowly
-OBSERVATION_TTL = 3600.0  # DynamoDB TTL cleans the items up; freshness is judged on observedAt
 BLOCKERS_SHOWN = 5  # the timeline lists this many blockers, then "... and N more"
 KIND_ORDER = {"edge": 0, "trunkBase": 1, "trunk": 2}  # an Edge down takes its trunks with it
 
@@ -46,11 +44,6 @@ class TelephonyReader(Protocol):
     def trunks(self, *, edge_id: str | None = None, trunk_type: str | None = "EXTERNAL") -> list[Trunk]: ...
     def trunk(self, trunk_id: str) -> Trunk: ...
     def trunk_base_settings(self, trunk_base_id: str) -> TrunkBaseSettings: ...
-
-
-class ObservationStore(Protocol):
-    def get_observation(self, key: str) -> tuple[float, Any] | None: ...
-    def put_observation(self, key: str, observed_at: float, data: Any, ttl_seconds: float) -> bool: ...
 
 
 # --- what one read saw ---------------------------------------------------------------------------------
@@ -198,70 +191,6 @@ class PoolSnapshot:
             doc.get("name"),
             tuple(Observation.from_doc(o) for o in doc.get("observations") or ()),
         )
-
-
-# --- reading, through the shared observations --------------------------------------------------------
-
-
-class Observer:
-    """Reads through the observations other jobs stored a moment ago, and keeps what one invocation read.
-
-    A failing table never fails a check: it only costs the Genesys read the table would have saved.
-    """
-
-    def __init__(self, store: ObservationStore | None, now: float, newer_than: float | None = None) -> None:
-        """`newer_than`: reuse no telephony state (`get(state=True)`) read at or before it. A job's
-        step passes the time of the move that sent it, so the step sees any change that came before it
-        (wake.py counts on that), and a job never takes its own old look for news. Reference data
-        (campaigns, queue members) is shared whatever its age within `max_age`."""
-        self._store = store
-        self.now = now
-        self.newer_than = newer_than
-        self._local: dict[str, Any] = {}
-        self.shared = 0  # observations reused from another job (or an earlier invocation)
-        self.stored = 0  # observations this invocation wrote for others
-        self._read_at: dict[str, float] = {}  # key -> when what `get` answered was read
-
-    def read_at(self, key: str) -> float:
-        """When the answer `get(key)` gave was read: an observation reused from another job is as old
-        as that job's read, not as this invocation."""
-        return self._read_at.get(key, self.now)
-
-    def get(
-        self,
-        key: str,
-        max_age: float,
-        read: Callable[[], Any],
-        *,
-        newer_than: float | None = None,
-        state: bool = False,
-    ) -> Any:
-        """`read()`, or what another job stored under `key` within `max_age` seconds (and after
-        `newer_than`, and the observer's)."""
-        if key in self._local:
-            return self._local[key]
-        if self._store is not None and max_age > 0:
-            hit = None
-            try:
-                hit = self._store.get_observation(key)
-            except StoreError as exc:
-                logger.warning("shared observation unreadable", extra={"key": key, "error": str(exc)})
-            bounds = [b for b in (newer_than, self.newer_than if state else None) if b is not None]
-            oldest = max([self.now - max_age, *bounds])
-            if hit is not None and oldest <= hit[0] <= self.now + max_age and hit[0] not in bounds:
-                self.shared += 1
-                self._local[key] = hit[1]
-                self._read_at[key] = min(hit[0], self.now)
-                return hit[1]
-        data = read()
-        if self._store is not None and max_age > 0:
-            try:
-                if self._store.put_observation(key, self.now, data, max(OBSERVATION_TTL, max_age)):
-                    self.stored += 1
-            except StoreError as exc:
-                logger.warning("shared observation not stored", extra={"key": key, "error": str(exc)})
-        self._local[key] = data
-        return data
 
 
 def read_pool(

@@ -7,7 +7,7 @@
 This mirrors how a telephony change reaches a publish: only a change on one of these entities can
 make Genesys answer 409 "telephony provisioning in progress" for this schedule, so only these are
 read while the job waits. The campaign list, queue members and pool reads go through the shared
-observations (`readiness.Observer`), so a burst of schedules on the same campaigns reads them once.
+observations (`observations.Observer`), so a burst of schedules on the same campaigns reads them once.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from wfm_publish import readiness
 from wfm_publish.errors import GenesysNotFound
 from wfm_publish.genesys_wire import MAX_CONCURRENT_CALLS_KEY, Campaign, Schedule
 from wfm_publish.models import ScopeCampaign, ScopePool, TelephonyScope
+from wfm_publish.observations import OBSERVATION_MAX_AGE, REFERENCE_MAX_AGE, Observer
 
 # Genesys's default "On Queue Work" activity code is "0"; breaks, meals, meetings, training and
 # off-queue work have other codes. Only on-queue time needs outbound lines (capacity.py).
@@ -31,8 +32,8 @@ class TelephonyOptions:
 
     max_calls_key: str = MAX_CONCURRENT_CALLS_KEY  # the trunk-base property holding Max Concurrent Calls
     on_queue_codes: frozenset[str] = ON_QUEUE_ACTIVITY_CODES  # activity codes that put an agent on queue
-    observation_max_age: float = readiness.OBSERVATION_MAX_AGE  # share telephony reads this long
-    reference_max_age: float = readiness.REFERENCE_MAX_AGE  # share campaigns / members / settings
+    observation_max_age: float = OBSERVATION_MAX_AGE  # share telephony reads this long
+    reference_max_age: float = REFERENCE_MAX_AGE  # share campaigns / members / settings
 
 
 class ScopeReader(readiness.TelephonyReader, Protocol):
@@ -52,16 +53,14 @@ def pool_of(campaign: Campaign) -> tuple[str, str] | None:
     return None
 
 
-def campaigns(reader: ScopeReader, observer: readiness.Observer, max_age: float) -> list[Campaign]:
+def campaigns(reader: ScopeReader, observer: Observer, max_age: float) -> list[Campaign]:
     docs = observer.get(
         "campaigns", max_age, lambda: [c.model_dump(mode="json", by_alias=True) for c in reader.campaigns()]
     )
     return [Campaign.model_validate(d) for d in docs]
 
 
-def queue_members(
-    reader: ScopeReader, observer: readiness.Observer, queue_id: str, max_age: float
-) -> list[str]:
+def queue_members(reader: ScopeReader, observer: Observer, queue_id: str, max_age: float) -> list[str]:
     def read() -> list[str]:
         try:
             return reader.queue_members(queue_id)
@@ -74,7 +73,7 @@ def queue_members(
 
 def compute(
     reader: ScopeReader,
-    observer: readiness.Observer,
+    observer: Observer,
     business_unit_id: str,
     week_id: str,
     schedule_id: str,

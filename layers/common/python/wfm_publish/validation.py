@@ -21,12 +21,12 @@ from wfm_publish.models import (
     TelephonyScope,
     ValidationMode,
 )
+from wfm_publish.observations import Observer
 from wfm_publish.waiting import QUIET_MARGIN, QUIET_WINDOW
 
 if TYPE_CHECKING:
     import random
 
-    from wfm_publish import readiness
     from wfm_publish.clock import Clock
     from wfm_publish.genesys import GenesysClient, Schedule
     from wfm_publish.scope import TelephonyOptions
@@ -56,7 +56,7 @@ class ValidationStep:
     def _validate(self, job: Job, quiet: int = 0, looked_at: float | None = None) -> None:
         """`quiet`: looks since the job's last write that wrote nothing, the last at `looked_at`
         (JobMessage.quiet)."""
-        from wfm_publish import readiness, scope
+        from wfm_publish import scope
 
         now = self.clock.now()
         job = self._locate(job)
@@ -71,7 +71,7 @@ class ValidationStep:
         # watch is written after its reads: `_settled`).
         first = job.scope is None
         newer_than = None if first else max(job.updated_at, looked_at or 0.0)
-        observer = readiness.Observer(self.store, now, newer_than=newer_than)
+        observer = Observer(self.store, now, newer_than=newer_than)
         telephony = job.scope
         watched_at = None
         if telephony is None:  # once per job: the scope is stable, later checks reuse it
@@ -109,7 +109,7 @@ class ValidationStep:
             return
         self._publish(job)
 
-    def _scope(self, job: Job, observer: readiness.Observer) -> TelephonyScope:
+    def _scope(self, job: Job, observer: Observer) -> TelephonyScope:
         from wfm_publish import scope
 
         bu, week = job.place()
@@ -119,7 +119,7 @@ class ValidationStep:
         self,
         job: Job,
         telephony: TelephonyScope,
-        observer: readiness.Observer,
+        observer: Observer,
         now: float,
         watched_at: float | None = None,
         quiet: int = 0,
@@ -187,7 +187,7 @@ class ValidationStep:
         settled.record(now, "telephony settled", **seen.summary())
         return settled
 
-    def _capacity(self, job: Job, telephony: TelephonyScope, observer: readiness.Observer) -> CapacityReport:
+    def _capacity(self, job: Job, telephony: TelephonyScope, observer: Observer) -> CapacityReport:
         from wfm_publish import capacity
 
         bu, week = job.place()
@@ -207,10 +207,9 @@ class ValidationStep:
         None: Genesys asked for a moment (429, 5xx, a query still processing): look again later."""
         if job.request.validation_mode is not ValidationMode.DEFERRED or job.capacity is not None:
             return job
-        from wfm_publish import readiness
 
         now = self.clock.now()
-        observer = readiness.Observer(self.store, now)
+        observer = Observer(self.store, now)
         try:
             telephony = job.scope or self._scope(job, observer)
             report = self._capacity(job, telephony, observer)

@@ -11,7 +11,7 @@ Delivery is at least once and unordered, so an event does nothing to a job that 
 - its last check read telephony after the event's time (`checked_at`, the time of the oldest state it
   judged: an observation another job read is as old as that read), or
 - its check is due or running, sent by a move after the event's time (every check reads nothing older
-  than the move that sent it: readiness.Observer's `newer_than`), or by a wake for this event or a
+  than the move that sent it: observations.Observer's `newer_than`), or by a wake for this event or a
   later one.
 Our clock and Genesys' may differ: an event stamped within CLOCK_MARGIN before a read still wakes.
 A check that is due or running but was sent before the event may have read before it: the job is
