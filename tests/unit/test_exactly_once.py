@@ -160,3 +160,27 @@ def test_the_watchdog_ends_a_job_stuck_past_its_deadline_at_once() -> None:
     assert rescue_overdue(run.store, run.transitions, run.clock).moved == 1
     job = run.job(job_id)
     assert (job.status, job.reason_code) == (JobStatus.FAILED, ReasonCode.DEADLINE_EXCEEDED)
+
+
+def test_a_retry_of_a_request_that_joined_a_job_which_then_ended_answers_that_job() -> None:
+    """The chaos stack's seed 5: a request joined a job in flight (its callback with it), then died
+    before its key's record was written. The joined job was cancelled and told that callback. The
+    retry must answer the job it joined, not start one of its own, whose end would tell the same
+    callback a second state."""
+    run, first_id = start(demo())
+    joiner = {**REQUEST, "callback": {"table": "change_request", "sysId": "c" * 32}}
+    store = run.store
+
+    def died(*_: object, **__: object) -> None:
+        raise RuntimeError("the worker died before the key's record was written")
+
+    store.complete_idempotency = died  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        run.intake.accept(PublishRequest.model_validate(joiner), "key-joiner")
+    del store.complete_idempotency  # the store as it is again
+    assert [j.key for j in run.job(first_id).joiners] == ["key-joiner"]
+    cancel(run.store, run.transitions, first_id)
+    retry = run.intake.accept(PublishRequest.model_validate(joiner), "key-joiner")
+    assert retry.body["publishId"] == first_id and retry.body["joined"] is True
+    assert retry.body["status"] == "CANCELLED"
+    assert [j.job_id for j in run.store.jobs.values()] == [first_id]  # no second job

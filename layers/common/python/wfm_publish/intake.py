@@ -103,6 +103,9 @@ class Intake:
         if request.dry_run:
             # A dry run publishes nothing: it takes no claim, so it never blocks or joins a real publish.
             return self._start(job_id, request, key, now, deadline_at)
+        earlier = self._joined_before(key)
+        if earlier is not None:
+            return earlier
         for _ in range(JOIN_ROUNDS):
             active = self._store.claim_schedule(request.schedule_id, job_id, now, deadline_at)
             if active is None:
@@ -165,16 +168,23 @@ class Intake:
             )
         told = [current.request.callback, *(j.callback for j in current.joiners)]
         if request.callback is not None and key != current.idempotency_key and request.callback not in told:
+            self._store.note_join(
+                key, active, current.deadline_at
+            )  # first: a retry finds it (_joined_before)
             try:
                 self._store.add_joiner(active, Joiner(key=key, callback=request.callback, at=now))
             except JobEnded:
                 return None
-        return {
-            "publishId": active,
-            "status": current.status.value,
-            "scheduleId": request.schedule_id,
-            "joined": True,
-        }
+        return _joined_answer(current, request.schedule_id)
+
+    def _joined_before(self, key: str) -> dict[str, Any] | None:
+        """This request's earlier attempt joined a job (its answer lost): that join is the answer, even
+        once the job has ended; its callback hears that job's end, and no other."""
+        job_id = self._store.joined(key)
+        job = self._store.get_job(job_id) if job_id is not None else None
+        if job is None or key not in {j.key for j in job.joiners}:
+            return None  # it noted the join and died before making it
+        return _joined_answer(job, job.schedule_id)
 
     def _new_job(self, job_id: str, request: PublishRequest, key: str, now: float, deadline_at: float) -> Job:
         job = Job(
@@ -193,6 +203,10 @@ class Intake:
         )
         job.record(now, "accepted", firstCheckInSeconds=round(first_delay(request, now), 1))
         return job
+
+
+def _joined_answer(job: Job, schedule_id: str) -> dict[str, Any]:
+    return {"publishId": job.job_id, "status": job.status.value, "scheduleId": schedule_id, "joined": True}
 
 
 def job_id_for(key: str) -> str:

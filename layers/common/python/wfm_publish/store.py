@@ -74,6 +74,8 @@ class JobStore(Protocol):
     def get_job(self, job_id: str) -> Job | None: ...
     def save_job(self, job: Job) -> Job: ...
     def add_joiner(self, job_id: str, joiner: Joiner) -> None: ...
+    def note_join(self, key: str, job_id: str, until: float) -> None: ...
+    def joined(self, key: str) -> str | None: ...
     def overdue_jobs(self, before: float, most: int) -> list[str]: ...
     def watch(self, job_id: str, entity_ids: list[str], until: float) -> None: ...
     def claim_schedule(
@@ -151,6 +153,21 @@ class DynamoJobStore:
             if joiner.key in held:
                 return  # our own earlier write
             raise JobEnded(job_id) from failed
+
+    # `joined#<key>` -> the job a request joined, written before it adds itself as a joiner: a retry of
+    # that request (its answer, or its key's record, lost) meets the join it already made instead of
+    # starting a job of its own once the joined one ended, which would tell its callback twice.
+
+    def note_join(self, key: str, job_id: str, until: float) -> None:
+        self._call(
+            self._db.put_item,
+            TableName=self._table,
+            Item={"pk": {"S": f"joined#{key}"}, "job": {"S": job_id}, **self._expiry(until)},
+        )
+
+    def joined(self, key: str) -> str | None:
+        item = self._get(f"joined#{key}")
+        return str(item["job"]["S"]) if item else None
 
     def overdue_jobs(self, before: float, most: int = 100) -> list[str]:
         """Jobs not ended whose next step was due before `before`, oldest first (the due index)."""
