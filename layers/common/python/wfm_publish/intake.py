@@ -168,9 +168,8 @@ class Intake:
             )
         told = [current.request.callback, *(j.callback for j in current.joiners)]
         if request.callback is not None and key != current.idempotency_key and request.callback not in told:
-            self._store.note_join(
-                key, active, current.deadline_at
-            )  # first: a retry finds it (_joined_before)
+            # Noted first: a retry of this request finds the join it made (_joined_before).
+            self._store.note_join(key, active, current.deadline_at)
             try:
                 self._store.add_joiner(active, Joiner(key=key, callback=request.callback, at=now))
             except JobEnded:
