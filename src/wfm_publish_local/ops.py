@@ -207,8 +207,7 @@ class Ops:
         """The notifier's delivery of the job's end, again: each record that has not heard it (the
         notifier skips records already told, and reads the record first)."""
         from wfm_publish.notifier import Notifier
-        from wfm_publish.servicenow import ServiceNowClient
-        from wfm_publish.services import servicenow_credentials_from
+        from wfm_publish.servicenow import ServiceNowClient, credentials_from
 
         job = self.job(publish_id)
         if not job.status.terminal:
@@ -220,7 +219,7 @@ class Ops:
 
         def credentials() -> Any:
             text = self.target.client("secretsmanager").get_secret_value(SecretId=secret)["SecretString"]
-            return servicenow_credentials_from(text)
+            return credentials_from(text)
 
         notifier = Notifier(self.store, lambda: ServiceNowClient(url, credentials), self.clock)
         return notifier.notify(job).value

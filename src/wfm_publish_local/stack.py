@@ -57,13 +57,9 @@ LOCAL_ENVIRONMENT: Mapping[str, str] = {
 }
 
 # Module-level caches in the core that hold clients or settings from a previous stack: called (when
-# the module is loaded and has the function) at start and stop, so stacks in one process are isolated.
-# Powertools' parameters utility keeps one provider (a boto3 client bound to the moto endpoint of the
-# time, and cached secret values) per process: a later stack must not read secrets through the last one.
-RESET_HOOKS: tuple[tuple[str, str], ...] = (
-    ("wfm_publish.services", "reset"),
-    ("aws_lambda_powertools.utilities.parameters.constants", "DEFAULT_PROVIDERS.clear"),
-)
+# the module is loaded and has the function) at start and stop, so stacks in one process are isolated:
+# the services hold the clients (bound to the moto endpoint of the time) and the secrets they read.
+RESET_HOOKS: tuple[tuple[str, str], ...] = (("wfm_publish.services", "reset"),)
 
 
 class LocalStack:

@@ -477,7 +477,7 @@ def test_one_token_across_many_calls_and_several_jobs_over_http() -> None:
 # --- the credentials from Secrets Manager (moto server), into a client that logs in over HTTP -----------
 
 
-def test_services_read_the_secret_through_powertools_and_log_in_once(moto_url: str) -> None:
+def test_services_read_the_secret_once_and_log_in_once(moto_url: str) -> None:
     name = f"genesys-{uuid.uuid4().hex[:8]}"
     secrets = boto3.client("secretsmanager", endpoint_url=moto_url)
     secrets.create_secret(

@@ -72,3 +72,15 @@ def test_the_pipeline_of_a_dead_letter_sweep_imports_no_genesys_client() -> None
     modules = loaded("dead_letters", "from wfm_publish.services import services\nservices().pipeline")
     assert "wfm_publish.pipeline" in modules
     assert not {"requests", "wfm_publish.genesys", "wfm_publish.scope", "wfm_publish.readiness"} & modules
+
+
+def test_the_functions_aws_clients_and_secrets_come_without_boto3() -> None:
+    """botocore's session builds the clients, and the secret reader is the project's own: `import boto3`
+    (s3transfer, multiprocessing) and Powertools' parameters utility cost ~60 ms of a cold start."""
+    build = (
+        "from wfm_publish.services import services\n"
+        "s = services()\ns.store, s.queues, s.announcer, s.secrets._client()"
+    )
+    modules = loaded("trunk_validation", build)
+    assert {"botocore.client", "wfm_publish.store", "wfm_publish.secret_reader"} <= modules
+    assert not {"boto3", "s3transfer", "aws_lambda_powertools.utilities.parameters"} & modules

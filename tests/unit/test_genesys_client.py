@@ -51,6 +51,7 @@ from wfm_publish.genesys import (
     login_url,
     renew_margin,
 )
+from wfm_publish.genesys_auth import credentials_from
 from wfm_publish.services import Services
 from wfm_publish_local.simulator import GenesysSimulator, parse_scenario
 from wfm_publish_local.simulator.notifications import DeliveredQueryBook
@@ -789,48 +790,13 @@ def test_the_default_session_pools_connections_and_retries_only_failed_connects(
     assert client._timeout == genesys_module.DEFAULT_TIMEOUT
 
 
-# --- credentials from Secrets Manager ------------------------------------------------------------------
+# --- credentials from the Secrets Manager value (reading and caching: tests/integration/test_secrets.py) --
 
 
-@pytest.fixture
-def services() -> Services:
-    return Services(
-        Settings.model_validate(
-            {
-                "jobs_table": "t",
-                "validation_queue_url": "q",
-                "conflict_queue_url": "q",
-                "genesys_credentials_secret": "genesys/oauth",
-                "genesys_region": "eu-west-1",
-            }
-        )
-    )
-
-
-def _secret(monkeypatch: pytest.MonkeyPatch, value: Any) -> list[dict[str, Any]]:
-    from aws_lambda_powertools.utilities import parameters
-
-    asked: list[dict[str, Any]] = []
-
-    def get_secret(name: str, **kwargs: Any) -> Any:
-        asked.append({"name": name, **kwargs})
-        if isinstance(value, Exception):
-            raise value
-        return value
-
-    monkeypatch.setattr(parameters, "get_secret", get_secret)
-    return asked
-
-
-def test_credentials_come_from_the_secret_with_powertools_caching(
-    services: Services, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    asked = _secret(monkeypatch, json.dumps({"clientId": "cid", "clientSecret": SECRET}))
-    creds = services._credentials()
+def test_credentials_are_read_from_the_secrets_json() -> None:
+    creds = credentials_from(json.dumps({"clientId": "cid", "clientSecret": SECRET}))
     assert (creds.client_id, creds.client_secret) == ("cid", SECRET)
-    assert asked == [{"name": "genesys/oauth", "max_age": 300}]
-    assert services.genesys.base_url == "https://api.mypurecloud.ie"
-    assert services.genesys is services.genesys  # one client, one token, per container
+    assert SECRET not in f"{creds!r} {creds}"
 
 
 @pytest.mark.parametrize(
@@ -843,12 +809,9 @@ def test_credentials_come_from_the_secret_with_powertools_caching(
         json.dumps({"clientId": 5, "clientSecret": SECRET}),
     ],
 )
-def test_a_badly_shaped_secret_names_the_shape_never_the_content(
-    services: Services, monkeypatch: pytest.MonkeyPatch, raw: str
-) -> None:
-    _secret(monkeypatch, raw)
+def test_a_badly_shaped_secret_names_the_shape_never_the_content(raw: str) -> None:
     with pytest.raises(ConfigurationError) as caught:
-        services._credentials()
+        credentials_from(raw)
     assert "clientId" in str(caught.value)
     chain: list[BaseException] = []
     link: BaseException | None = caught.value
@@ -858,11 +821,18 @@ def test_a_badly_shaped_secret_names_the_shape_never_the_content(
     assert all(SECRET not in f"{e!r} {e} {getattr(e, 'doc', '')}" for e in chain)
 
 
-def test_an_unreadable_secret_is_a_configuration_error_naming_the_secret(
-    services: Services, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
-
-    _secret(monkeypatch, GetParameterError("ResourceNotFoundException: can't find the specified secret"))
-    with pytest.raises(ConfigurationError, match="genesys/oauth"):
-        services._credentials()
+def test_services_build_one_client_for_the_region_and_read_the_secret_only_when_logging_in() -> None:
+    services = Services(
+        Settings.model_validate(
+            {
+                "jobs_table": "t",
+                "validation_queue_url": "q",
+                "conflict_queue_url": "q",
+                "genesys_credentials_secret": "genesys/oauth",
+                "genesys_region": "eu-west-1",
+            }
+        )
+    )
+    assert services.genesys.base_url == "https://api.mypurecloud.ie"
+    assert services.genesys is services.genesys  # one client, one token, per container
+    assert "secretsmanager" not in services._clients  # no token asked for yet: no secret read

@@ -8,13 +8,14 @@ secret nor a token is ever logged or printed.
 from __future__ import annotations
 
 import base64
+import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
-from wfm_publish.errors import GenesysServerError, GenesysUnauthorized
+from wfm_publish.errors import ConfigurationError, GenesysServerError, GenesysUnauthorized
 from wfm_publish.models import GenesysErrorBody
 
 OAUTH = "/oauth/token"
@@ -31,6 +32,22 @@ class Credentials:
         return f"Credentials(client_id={self.client_id!r}, client_secret='***')"
 
     __str__ = __repr__
+
+
+def credentials_from(text: str) -> Credentials:
+    """The Genesys credentials secret's value, `{"clientId": ..., "clientSecret": ...}`.
+
+    Errors name the expected shape, never the content, and never chain: a JSONDecodeError keeps the
+    whole document, which is the secret."""
+    problem = 'the Genesys credentials secret must be JSON {"clientId": "...", "clientSecret": "..."}'
+    try:
+        secret = json.loads(text)
+        client_id, client_secret = secret["clientId"], secret["clientSecret"]
+    except (ValueError, KeyError, TypeError):
+        raise ConfigurationError(problem) from None
+    if not (isinstance(client_id, str) and client_id and isinstance(client_secret, str) and client_secret):
+        raise ConfigurationError(problem)
+    return Credentials(client_id, client_secret)
 
 
 @dataclass

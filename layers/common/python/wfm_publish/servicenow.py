@@ -18,6 +18,7 @@ Failures come in two kinds:
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from urllib.parse import quote
 
 import requests
 
-from wfm_publish.errors import CallbackRejected, ServiceNowError
+from wfm_publish.errors import CallbackRejected, ConfigurationError, ServiceNowError
 
 DEFAULT_TIMEOUT = (3.05, 10.0)
 TOKEN_MARGIN_SECONDS = 60.0
@@ -51,6 +52,28 @@ class ServiceNowCredentials:
     @property
     def oauth(self) -> bool:
         return bool(self.client_id and self.client_secret)
+
+
+def credentials_from(text: str) -> ServiceNowCredentials:
+    """The ServiceNow credentials secret's value (the notifier's, and `wfm-publish ops notify`'s)."""
+    problem = (
+        'the ServiceNow credentials secret must be JSON {"username": "...", "password": "..."}'
+        ' (with "clientId" and "clientSecret" for OAuth)'
+    )
+    try:
+        secret = json.loads(text)
+        values = [secret.get(k) for k in ("username", "password", "clientId", "clientSecret")]
+    except (ValueError, AttributeError):
+        raise ConfigurationError(problem) from None  # never chain: the document is the secret
+    username, password, client_id, client_secret = values
+    if not (isinstance(username, str) and username and isinstance(password, str) and password):
+        raise ConfigurationError(problem)
+    return ServiceNowCredentials(
+        username,
+        password,
+        client_id if isinstance(client_id, str) and client_id else None,
+        client_secret if isinstance(client_secret, str) and client_secret else None,
+    )
 
 
 class ServiceNowClient:

@@ -1,12 +1,11 @@
 """Wires the adapters together, once per Lambda container, after the environment is set.
 
-Clients are created lazily and reused across invocations: boto3 reads AWS_ENDPOINT_URL, so the
+Clients are created lazily and reused across invocations: botocore reads AWS_ENDPOINT_URL, so the
 same code reaches AWS or the local moto server with no switch here.
 """
 
 from __future__ import annotations
 
-import json
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -23,12 +22,13 @@ if TYPE_CHECKING:
     from wfm_publish.pipeline import Pipeline
     from wfm_publish.queues import DeadLetters, QueueSender
     from wfm_publish.scope import TelephonyOptions
+    from wfm_publish.secret_reader import SecretReader
     from wfm_publish.servicenow import ServiceNowClient, ServiceNowCredentials
     from wfm_publish.store import DynamoJobStore
     from wfm_publish.transitions import Transitions
     from wfm_publish.weekly import DynamoRunLog, SqsWeeklyQueue
 
-SECRET_MAX_AGE = 300  # seconds Powertools keeps the credentials before reading the secret again
+AwsService = Literal["sqs", "dynamodb", "secretsmanager", "events"]
 
 
 class Services:
@@ -36,14 +36,27 @@ class Services:
         self.settings = settings
         self.clock = clock or SystemClock()
         self._clients: dict[str, Any] = {}
+        self._aws: Any = None
 
-    def _client(self, service: Literal["sqs", "dynamodb", "secretsmanager"]) -> Any:
-        """One boto3 client per service for the container: each costs ~40 ms and a few MiB to build."""
+    def _client(self, service: AwsService) -> Any:
+        """One client per service for the container: each costs ~10-40 ms and a few MiB to build.
+
+        botocore's own session, not boto3's: the functions use low-level clients only, and
+        `import boto3` brings s3transfer and multiprocessing (~35 ms of a cold start) for nothing
+        they call. Region, credentials and AWS_ENDPOINT_URL come from the environment alike."""
         if service not in self._clients:
-            import boto3
+            if self._aws is None:
+                import botocore.session
 
-            self._clients[service] = boto3.client(service)
+                self._aws = botocore.session.get_session()
+            self._clients[service] = self._aws.create_client(service)
         return self._clients[service]
+
+    @cached_property
+    def secrets(self) -> SecretReader:
+        from wfm_publish.secret_reader import SecretReader
+
+        return SecretReader(lambda: self._client("secretsmanager"))
 
     @cached_property
     def store(self) -> DynamoJobStore:
@@ -150,35 +163,12 @@ class Services:
         return self.settings.weekly_starts_per_minute
 
     def _credentials(self) -> Credentials:
-        """The OAuth client from Secrets Manager, cached by Powertools for SECRET_MAX_AGE seconds.
-
-        The client asks for it only when it fetches a token (about once a day per container), so a
-        rotated secret is picked up at the next renewal. No message, log line or exception chain
-        carries the secret's content: errors name the secret and the expected shape only.
-        """
-        from aws_lambda_powertools.utilities import parameters
-
-        from wfm_publish.genesys import Credentials
+        """The OAuth client from Secrets Manager. The client asks for it only when it fetches a token
+        (about once a day per container), so a rotated secret is picked up at the next renewal."""
+        from wfm_publish.genesys_auth import credentials_from
 
         name = self.settings.genesys_credentials_secret
-        self._share_session_with_secrets()
-        try:
-            raw = parameters.get_secret(name, max_age=SECRET_MAX_AGE)
-        except parameters.exceptions.GetParameterError as exc:
-            # A failed read never holds the secret's value: the AWS error says what went wrong.
-            raise ConfigurationError(f"cannot read the Genesys credentials secret {name!r}: {exc}") from None
-        problem = 'the Genesys credentials secret must be JSON {"clientId": "...", "clientSecret": "..."}'
-        try:
-            secret = json.loads(raw if isinstance(raw, str) else bytes(raw).decode())
-            client_id, client_secret = secret["clientId"], secret["clientSecret"]
-        except (ValueError, KeyError, TypeError):
-            # `from None`: a JSONDecodeError keeps the whole document, which is the secret.
-            raise ConfigurationError(problem) from None
-        if not (
-            isinstance(client_id, str) and client_id and isinstance(client_secret, str) and client_secret
-        ):
-            raise ConfigurationError(problem)
-        return Credentials(client_id, client_secret)
+        return credentials_from(self.secrets.text(name, "Genesys credentials"))
 
     # --- the ServiceNow side: request signatures (API) and callbacks (notifier) --------------------------
 
@@ -189,7 +179,7 @@ class Services:
         name = self.settings.api_signing_secret
         if not name:
             raise ConfigurationError("API_SIGNING_SECRET is not set: the API refuses every request")
-        return secrets_from(self._secret_text(name, "request-signing"))
+        return secrets_from(self.secrets.text(name, "request-signing"))
 
     @cached_property
     def servicenow(self) -> ServiceNowClient:
@@ -201,11 +191,9 @@ class Services:
 
     @cached_property
     def announcer(self) -> Announcer:
-        import boto3
-
         from wfm_publish.announcer import Announcer
 
-        return Announcer(boto3.client("events"), self.settings.event_bus_name)
+        return Announcer(self._client("events"), self.settings.event_bus_name)
 
     @cached_property
     def notifier(self) -> Notifier:
@@ -214,59 +202,12 @@ class Services:
         return Notifier(self.store, lambda: self.servicenow, self.clock)
 
     def _servicenow_credentials(self) -> ServiceNowCredentials:
+        from wfm_publish.servicenow import credentials_from
+
         name = self.settings.servicenow_credentials_secret
         if not name:
             raise ConfigurationError("SERVICENOW_CREDENTIALS_SECRET is not set")
-        return servicenow_credentials_from(self._secret_text(name, "ServiceNow credentials"))
-
-    def _secret_text(self, name: str, what: str) -> str:
-        from aws_lambda_powertools.utilities import parameters
-
-        self._share_session_with_secrets()
-        try:
-            raw = parameters.get_secret(name, max_age=SECRET_MAX_AGE)
-        except parameters.exceptions.GetParameterError as exc:
-            raise ConfigurationError(f"cannot read the {what} secret {name!r}: {exc}") from None
-        return raw if isinstance(raw, str) else bytes(raw).decode()
-
-    def _share_session_with_secrets(self) -> None:
-        """Powertools' secrets provider on the container's boto3 session: built on its own it opens a
-        new Session, which loads the endpoint and service data again (~50 ms of a cold start)."""
-        import contextlib
-
-        from aws_lambda_powertools.utilities.parameters import SecretsProvider
-        from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
-        from botocore.exceptions import BotoCoreError
-
-        if "secrets" in DEFAULT_PROVIDERS:
-            return
-        # No region (a unit test): Powertools builds its own provider, as it did before.
-        with contextlib.suppress(BotoCoreError):
-            DEFAULT_PROVIDERS["secrets"] = SecretsProvider(boto3_client=self._client("secretsmanager"))
-
-
-def servicenow_credentials_from(text: str) -> ServiceNowCredentials:
-    """The ServiceNow credentials secret's value (the notifier's, and `wfm-publish ops notify`'s)."""
-    from wfm_publish.servicenow import ServiceNowCredentials
-
-    problem = (
-        'the ServiceNow credentials secret must be JSON {"username": "...", "password": "..."}'
-        ' (with "clientId" and "clientSecret" for OAuth)'
-    )
-    try:
-        secret = json.loads(text)
-        values = [secret.get(k) for k in ("username", "password", "clientId", "clientSecret")]
-    except (ValueError, AttributeError):
-        raise ConfigurationError(problem) from None  # never chain: the document is the secret
-    username, password, client_id, client_secret = values
-    if not (isinstance(username, str) and username and isinstance(password, str) and password):
-        raise ConfigurationError(problem)
-    return ServiceNowCredentials(
-        username,
-        password,
-        client_id if isinstance(client_id, str) and client_id else None,
-        client_secret if isinstance(client_secret, str) and client_secret else None,
-    )
+        return credentials_from(self.secrets.text(name, "ServiceNow credentials"))
 
 
 _services: Services | None = None
