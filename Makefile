@@ -75,7 +75,7 @@ lint: dev
 	$(BIN)/ruff format --check .
 
 typecheck: dev
-	$(BIN)/mypy layers/common/python/wfm_publish src/wfm_publish_local functions bench scripts
+	$(BIN)/mypy layers/common/python/wfm_publish layers/common/build.py src/wfm_publish_local functions bench scripts
 
 template-lint: dev $(SAM_VENV)/bin/sam
 	$(BIN)/cfn-lint template.yaml

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import tomllib
 from datetime import datetime
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 
 from wfm_publish_local.intrinsics import ResolutionError, Resolver
+from wfm_publish_local.layer import layer_build
 from wfm_publish_local.runner.scheduler import schedule_input
 from wfm_publish_local.template import Template, TemplateError, load_yaml
 
@@ -401,16 +403,34 @@ def test_outputs(template: Template) -> None:
 
 
 def test_layer_layout(template: Template) -> None:
-    """sam build (BuildMethod python3.x) copies ContentUri's contents into the layer's python/ folder,
-    so ContentUri must hold wfm_publish/ and requirements.txt directly."""
+    """sam build runs the layer's Makefile (BuildMethod: makefile) in ContentUri: it builds python/ with
+    wfm_publish, the requirements, and their bytecode (layers/common/build.py); the local runner imports
+    from ContentUri's python/."""
     layer = template.layers["CommonLayer"]
-    assert layer.build_method == template.functions["TrunkValidationFunction"].runtime
+    assert layer.build_method == "makefile"
     content = ROOT / layer.content_uri
-    assert content.name == "python"
-    assert (content / "wfm_publish" / "__init__.py").is_file()
+    assert "build-CommonLayer:" in (content / "Makefile").read_text()
+    assert (content / "python" / "wfm_publish" / "__init__.py").is_file()
     assert (content / "requirements.txt").is_file()
     metadata = template.resources["CommonLayer"]["Metadata"]
     assert metadata["BuildArchitecture"] == "arm64"
+    runtimes = {f.runtime for f in template.functions.values()}
+    assert runtimes == {"python3.12"} == {f"python{'.'.join(map(str, layer_build.RUNTIME))}"}
+    assert template.resources["CommonLayer"]["Properties"]["CompatibleRuntimes"] == ["python3.12"]
+
+
+def test_the_built_layer_carries_bytecode_for_every_module(tmp_path: Path) -> None:
+    """Lambda's /opt is read-only: a module without bytecode is compiled again at every cold start."""
+    python = layer_build.build(tmp_path, from_environment=True)
+    sources = [p for p in python.rglob("*.py") if "__pycache__" not in p.parts]
+    assert {"wfm_publish", "pydantic", "aws_lambda_powertools", "requests"} <= {
+        p.relative_to(python).parts[0] for p in sources
+    }
+    tag = sys.implementation.cache_tag
+    missing = [p for p in sources if not (p.parent / "__pycache__" / f"{p.stem}.{tag}.pyc").is_file()]
+    assert not missing, f"no bytecode for {missing[:5]}"
+    header = (python / "wfm_publish" / "__pycache__" / f"models.{tag}.pyc").read_bytes()[:8]
+    assert int.from_bytes(header[4:8], "little") == 0b01  # hash-based, unchecked (PEP 552)
 
 
 def _names(requirements: list[str]) -> dict[str, str]:
