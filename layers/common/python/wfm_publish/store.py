@@ -152,16 +152,10 @@ class DynamoJobStore(GenesysOperations, Table):
 
     def overdue_jobs(self, before: float, most: int = 100) -> list[str]:
         """Jobs not ended whose next step was due before `before`, oldest first (the due index)."""
-        answer = self._call(
-            self._db.query,
-            TableName=self._table,
-            IndexName=DUE_INDEX,
-            KeyConditionExpression="#h = :shard AND #d < :before",
-            ExpressionAttributeNames={"#h": "dueShard", "#d": "dueAt"},
-            ExpressionAttributeValues={":shard": {"S": DUE_SHARD}, ":before": {"N": f"{before:.3f}"}},
-            Limit=most,
-        )
-        return [str(item["pk"]["S"]).removeprefix("job#") for item in answer.get("Items", [])]
+        names = {"#h": "dueShard", "#d": "dueAt"}
+        values = {":shard": {"S": DUE_SHARD}, ":before": {"N": f"{before:.3f}"}}
+        overdue, _ = self._job_ids(DUE_INDEX, "#h = :shard AND #d < :before", names, values, most)
+        return overdue
 
     def jobs_by_status(self, status: JobStatus, since: float = 0.0, most: int = 100) -> list[str]:
         """Jobs in `status` created at or after `since`, newest first (the status index)."""
@@ -169,24 +163,41 @@ class DynamoJobStore(GenesysOperations, Table):
 
     def iter_jobs_by_status(self, status: JobStatus, since: float = 0.0, page: int = 100) -> Iterator[str]:
         """The same, page after page for as long as the caller reads (the operator's filtered listing)."""
+        condition = "#s = :status AND #c >= :since"
+        names = {"#s": "status", "#c": "createdAt"}
+        values = {":status": {"S": status.value}, ":since": {"N": f"{since:.3f}"}}
         start: dict[str, Any] | None = None
         while True:
-            answer = self._call(
-                self._db.query,
-                TableName=self._table,
-                IndexName=STATUS_INDEX,
-                KeyConditionExpression="#s = :status AND #c >= :since",
-                ExpressionAttributeNames={"#s": "status", "#c": "createdAt"},
-                ExpressionAttributeValues={":status": {"S": status.value}, ":since": {"N": f"{since:.3f}"}},
-                ScanIndexForward=False,
-                Limit=page,
-                **({"ExclusiveStartKey": start} if start else {}),
+            after = {"ExclusiveStartKey": start} if start else {}
+            listed, start = self._job_ids(
+                STATUS_INDEX, condition, names, values, page, ScanIndexForward=False, **after
             )
-            for item in answer.get("Items", []):
-                yield str(item["pk"]["S"]).removeprefix("job#")
-            start = answer.get("LastEvaluatedKey")
+            yield from listed
             if not start:
                 return
+
+    def _job_ids(
+        self,
+        index: str,
+        condition: str,
+        names: dict[str, str],
+        values: dict[str, Any],
+        most: int,
+        **more: Any,
+    ) -> tuple[list[str], dict[str, Any] | None]:
+        """One page of an index's jobs, and where the next page starts (None: that was the last)."""
+        answer = self._call(
+            self._db.query,
+            TableName=self._table,
+            IndexName=index,
+            KeyConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            Limit=most,
+            **more,
+        )
+        start: dict[str, Any] | None = answer.get("LastEvaluatedKey")
+        return [str(item["pk"]["S"]).removeprefix("job#") for item in answer.get("Items", [])], start
 
     # --- one active job per schedule ---------------------------------------------------------------
 
