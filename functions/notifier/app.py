@@ -12,7 +12,7 @@ from wfm_publish import metrics
 from wfm_publish.batch import partial_batch
 from wfm_publish.notifier import Outcome
 from wfm_publish.services import services
-from wfm_publish.store import job_from_item
+from wfm_publish.store_items import job_from_item
 
 logger = Logger()
 

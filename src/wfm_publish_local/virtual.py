@@ -27,7 +27,8 @@ from wfm_publish.intake import Intake
 from wfm_publish.models import Job, JobMessage
 from wfm_publish.pipeline import NoOutcomes, Pipeline
 from wfm_publish.queues import Queue, QueueSender
-from wfm_publish.store import DynamoJobStore, job_from_item
+from wfm_publish.store import DynamoJobStore
+from wfm_publish.store_items import job_from_item, job_item
 from wfm_publish.waiting import Timing
 from wfm_publish_local.memorydb import Index, MemoryDynamoDB
 from wfm_publish_local.simulator.model import GenesysSimulator
@@ -108,7 +109,7 @@ class _JobsView(MutableMapping[str, Job]):
         return job_from_item(item)
 
     def __setitem__(self, job_id: str, job: Job) -> None:
-        self._store.items[f"job#{job_id}"] = self._store._job_item(job, "set-by-hand")
+        self._store.items[f"job#{job_id}"] = job_item(job, "set-by-hand", self._store._retention)
 
     def __delitem__(self, job_id: str) -> None:
         del self._store.items[f"job#{job_id}"]

@@ -55,7 +55,8 @@ from wfm_publish.models import NOT_SETTLED, JobMessage, JobStatus, PublishReques
 from wfm_publish.notifier import Notifier
 from wfm_publish.pipeline import Pipeline
 from wfm_publish.queues import Queue, QueueSender
-from wfm_publish.store import DynamoJobStore, job_from_item
+from wfm_publish.store import DynamoJobStore
+from wfm_publish.store_items import job_from_item
 from wfm_publish.waiting import Timing
 from wfm_publish.watchdog import STUCK_BOUND, rescue_overdue
 from wfm_publish_local.chaos.faults import (

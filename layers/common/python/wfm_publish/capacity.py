@@ -43,10 +43,9 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any, Protocol
 
-from wfm_publish import readiness, scope
+from wfm_publish import capacity_report, readiness, scope
 from wfm_publish.genesys_wire import AgentSchedule, LineDistribution, OutboundSettings
 from wfm_publish.models import (
-    CampaignLoad,
     CapacityOverflow,
     CapacityReport,
     PoolCapacity,
@@ -231,7 +230,8 @@ def evaluate(
     checked_at: float | None = None,
     max_ranges: int = MAX_RANGES,
 ) -> CapacityReport:
-    """Lines needed against lines available, interval by interval, and a bounded report of the overs."""
+    """Lines needed against lines available, interval by interval, and a bounded report of the overs
+    (capacity_report shapes them for a person)."""
     n = week.intervals
     pool_reports: list[PoolCapacity] = []
     overflows: list[tuple[int, CapacityOverflow]] = []
@@ -257,14 +257,11 @@ def evaluate(
                 max_line_utilization=pool.utilization,
                 reserved_lines=pool.reserved,
                 peak_needed=peak,
-                peak_at=_stamp(week, needed.index(peak)) if peak else None,
+                peak_at=capacity_report.stamp(week, needed.index(peak)) if peak else None,
                 intervals_over=len(over),
             )
         )
-        for first, last in _runs(over):
-            window = needed[first:last]
-            at = first + window.index(max(window))
-            overflows.append((first, _overflow(week, pool, mine, agents, first, last, needed[at], at)))
+        overflows.extend(capacity_report.overflows(week, pool, mine, agents, needed, over))
     overflows.sort(key=lambda item: (item[0], item[1].pool))
     listed = [o for _, o in overflows[:max_ranges]]
     report = CapacityReport(
@@ -281,102 +278,8 @@ def evaluate(
         notes=list(notes),
         checked_at=checked_at,
     )
-    report.summary = _summary(report, len(overflows))
+    report.summary = capacity_report.summary(report, len(overflows))
     return report
-
-
-def _runs(indices: list[int]) -> list[tuple[int, int]]:
-    runs: list[tuple[int, int]] = []
-    for i in indices:
-        if runs and runs[-1][1] == i:
-            runs[-1] = (runs[-1][0], i + 1)
-        else:
-            runs.append((i, i + 1))
-    return runs
-
-
-def _overflow(
-    week: Week,
-    pool: Lines,
-    demands: Sequence[Demand],
-    agents: Mapping[str, Sequence[int]],
-    first: int,
-    last: int,
-    peak: int,
-    at: int,
-) -> CapacityOverflow:
-    behind = []
-    for d in demands:
-        counts = agents.get(d.campaign_id)
-        on = counts[at] if counts and d.lines_per_agent else 0  # agentless: agents do not matter
-        lines = on * d.lines_per_agent + d.fixed_lines
-        if lines:
-            behind.append(
-                CampaignLoad(
-                    campaign_id=d.campaign_id,
-                    name=d.name,
-                    dialing_mode=d.dialing_mode,
-                    agents=on,
-                    lines_per_agent=d.lines_per_agent,
-                    lines=lines,
-                )
-            )
-    return CapacityOverflow(
-        pool=pool.pool,
-        label=_label(week, first, last, pool),
-        start=week.local(first).isoformat(),
-        end=week.local(last).isoformat(),
-        start_utc=_utc(week, first),
-        end_utc=_utc(week, last),
-        intervals=last - first,
-        lines_needed=peak,
-        lines_available=pool.available,
-        peak_at=week.local(at).isoformat(),
-        campaigns=behind,
-    )
-
-
-def _label(week: Week, first: int, last: int, pool: Lines) -> str:
-    """ "Mon 23 Oct 12:00-13:00 Europe/London (11:00-12:00 UTC) at London": for a person."""
-    start, end = week.local(first), week.local(last)
-    ustart, uend = week.utc(first), week.utc(last)
-    local_end = end.strftime("%H:%M") if end.date() == start.date() else end.strftime("%a %d %b %H:%M")
-    utc_end = uend.strftime("%H:%M") if uend.date() == ustart.date() else uend.strftime("%a %d %b %H:%M")
-    utc_start = (
-        ustart.strftime("%H:%M") if ustart.date() == start.date() else ustart.strftime("%a %d %b %H:%M")
-    )
-    where = f" at {pool.name or pool.pool}"
-    return (
-        f"{start.strftime('%a %d %b %H:%M')}-{local_end} {week.time_zone} ({utc_start}-{utc_end} UTC){where}"
-    )
-
-
-def _stamp(week: Week, index: int) -> str:
-    return f"{week.local(index).strftime('%a %d %b %H:%M')} {week.time_zone}"
-
-
-def _utc(week: Week, index: int) -> str:
-    return week.utc(index).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _summary(report: CapacityReport, ranges: int) -> str:
-    if not report.pools:
-        return "no outbound campaign in scope: no lines needed"
-    if report.ok:
-        worst = max(
-            report.pools, key=lambda p: (p.peak_needed / p.lines_available) if p.lines_available else 0
-        )
-        at = f" ({worst.peak_at})" if worst.peak_at else ""
-        return (
-            f"all {report.intervals_checked} intervals within capacity; peak {worst.peak_needed} of "
-            f"{worst.lines_available} lines at {worst.name or worst.pool}{at}"
-        )
-    first = report.over[0]
-    return (
-        f"{report.intervals_over} of {report.intervals_checked} 15-minute intervals over capacity "
-        f"in {ranges} range{'s' if ranges != 1 else ''}; first: {first.label}: "
-        f"{first.lines_needed} lines needed, {first.lines_available} available"
-    )
 
 
 # --- reading what it needs from Genesys ------------------------------------------------------------

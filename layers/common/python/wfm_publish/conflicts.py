@@ -20,8 +20,8 @@ from wfm_publish.wake import AFTER_CONFLICT
 
 if TYPE_CHECKING:
     from wfm_publish.clock import Clock
-    from wfm_publish.genesys import GenesysClient
     from wfm_publish.genesys_wire import Schedule
+    from wfm_publish.ports import PipelineGenesys
     from wfm_publish.transitions import Transitions
     from wfm_publish.waiting import Timing
 
@@ -127,7 +127,7 @@ class ConflictStep:
         timing: Timing
 
         @property
-        def genesys(self) -> GenesysClient: ...
+        def genesys(self) -> PipelineGenesys: ...
         def _publish(self, job: Job, schedule: Schedule | None = None) -> None: ...
         def _landed(self, job: Job, schedule: Schedule) -> bool: ...
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from wfm_publish.cancel import Refusal
     from wfm_publish.models import GenesysErrorBody, Job
-    from wfm_publish.store import IdempotencyRecord
+    from wfm_publish.store_items import IdempotencyRecord
 
 
 class WfmPublishError(Exception):

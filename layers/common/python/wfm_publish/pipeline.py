@@ -43,8 +43,9 @@ from wfm_publish.waiting import Timing
 if TYPE_CHECKING:
     # Imported where a step needs them: a stale, early or confirmed message and the dead-letter sweep
     # never read telephony, and the Genesys client brings `requests` and the wire models.
-    from wfm_publish.genesys import GenesysClient, Schedule
     from wfm_publish.genesys_events import OperationOutcome
+    from wfm_publish.genesys_wire import Schedule
+    from wfm_publish.ports import PipelineGenesys
     from wfm_publish.scope import TelephonyOptions
 
 logger = Logger(child=True)
@@ -78,7 +79,7 @@ class Pipeline(ValidationStep, ConflictStep):
         self,
         store: JobStore,
         queues: QueueSender,
-        genesys: GenesysClient | Callable[[], GenesysClient],
+        genesys: PipelineGenesys | Callable[[], PipelineGenesys],
         clock: Clock,
         timing: Timing | None = None,
         rng: random.Random | None = None,
@@ -100,13 +101,13 @@ class Pipeline(ValidationStep, ConflictStep):
         self.outcomes = outcomes
 
     @property
-    def genesys(self) -> GenesysClient:
+    def genesys(self) -> PipelineGenesys:
         if callable(self._genesys):
             self._genesys = self._genesys()
         return self._genesys
 
     @genesys.setter
-    def genesys(self, client: GenesysClient) -> None:
+    def genesys(self, client: PipelineGenesys) -> None:
         self._genesys = client
 
     @property

@@ -1,8 +1,9 @@
-"""The job store: every DynamoDB read and conditional write, and nowhere else.
+"""The job store: every DynamoDB read and conditional write, and nowhere else (`DynamoJobStore`, with
+its parts in store_operations, store_items and store_table).
 
 One table, hash key `pk`: `job#<id>` (the job), `schedule#<id>` (its active job), `idem#<key>`
 (an idempotency record), `observation#<key>` (a shared telephony observation, seconds old),
-`querykey#` / `query#` / `operation#` (Genesys asynchronous operations, see their section). Every
+`querykey#` / `query#` / `operation#` (Genesys asynchronous operations: store_operations). Every
 write is conditional, so two workers can never both move a job, and a failed condition comes back
 with the item as it is (ReturnValuesOnConditionCheckFailure), so the caller learns who won without a
 second read.
@@ -19,14 +20,10 @@ Every item lives until the last moment it is needed (a job's deadline, or now) p
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import itertools
 import json
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from wfm_publish.errors import (
     IdempotencyTaken,
@@ -36,37 +33,23 @@ from wfm_publish.errors import (
     StoreError,
 )
 from wfm_publish.models import Job, JobStatus, Joiner
+from wfm_publish.store_items import (
+    DUE_SHARD,
+    IdempotencyStatus,
+    idempotency_from,
+    job_from_item,
+    job_item,
+)
+from wfm_publish.store_operations import GenesysOperations
+from wfm_publish.store_table import DAY, ConditionFailed, Table, ours, write_id
 
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
-
-    from wfm_publish.genesys_events import OperationOutcome
-    from wfm_publish.genesys_wire import PendingQuery
-
-DAY = 86_400
 CLAIM_GRACE_SECONDS = 60.0  # longer than any intake takes between claiming and writing its job
 CLAIM_ROUNDS = 5  # a claim that keeps changing hands under us this often is contended: give up
 OBSERVATION_MAX_BYTES = 300_000  # DynamoDB items stop at 400 KB
 DUE_INDEX = "due"  # sparse: only jobs that are not terminal carry `dueShard` and `dueAt`
-DUE_SHARD = "due"
 STATUS_INDEX = "byStatus"  # status, createdAt: the operator's listing
 _TERMINAL = [s.value for s in JobStatus if s.terminal]
 _NOT_ENDED = f"NOT (#s IN ({', '.join(f':t{i}' for i in range(len(_TERMINAL)))}))"
-
-
-class IdempotencyStatus(StrEnum):
-    IN_PROGRESS = "IN_PROGRESS"
-    COMPLETED = "COMPLETED"
-
-
-@dataclass(frozen=True)
-class IdempotencyRecord:
-    key: str
-    status: IdempotencyStatus
-    body_hash: str
-    locked_until: float
-    response: dict[str, Any] | None = None
-    token: str = ""
 
 
 class JobStore(Protocol):
@@ -93,20 +76,18 @@ class JobStore(Protocol):
     def put_observation(self, key: str, observed_at: float, data: Any, ttl_seconds: float) -> bool: ...
 
 
-class DynamoJobStore:
-    def __init__(self, client: DynamoDBClient, table: str, ttl_days: int = 30) -> None:
-        self._db = client
-        self._table = table
-        self._retention = ttl_days * DAY
+class DynamoJobStore(GenesysOperations, Table):
+    """The one store. Its items for Genesys' asynchronous operations are in store_operations, how a
+    job and an idempotency record lie in store_items, the table's calls in store_table."""
 
     # --- jobs ------------------------------------------------------------------------------------
 
     def create_job(self, job: Job) -> None:
-        item = self._job_item(job, _write_id())
+        item = job_item(job, write_id(), self._retention)
         try:
             self._put(item, "attribute_not_exists(pk)", {}, {})
-        except _ConditionFailed as failed:
-            if not _ours(failed.item, "writeId", item["writeId"]["S"]):
+        except ConditionFailed as failed:
+            if not ours(failed.item, "writeId", item["writeId"]["S"]):
                 raise JobAlreadyExists(job.job_id) from failed
 
     def get_job(self, job_id: str) -> Job | None:
@@ -117,7 +98,7 @@ class DynamoJobStore:
         """Write `job` as the next version, only if nobody wrote since `job.version` was read."""
         expected = job.version
         moved = job.model_copy(update={"version": expected + 1})
-        item = self._job_item(moved, _write_id())
+        item = job_item(moved, write_id(), self._retention)
         sets = {k: v for k, v in item.items() if k != "pk"}
         removes = [] if "dueAt" in item else ["dueAt", "dueShard"]
         names = {f"#a{i}": name for i, name in enumerate(sets)}
@@ -130,8 +111,8 @@ class DynamoJobStore:
         values[":expected"] = {"N": str(expected)}
         try:
             self._update(item["pk"], update, "#v = :expected", names, values)
-        except _ConditionFailed as failed:
-            if _ours(failed.item, "writeId", item["writeId"]["S"]):
+        except ConditionFailed as failed:
+            if ours(failed.item, "writeId", item["writeId"]["S"]):
                 return moved  # our write landed; only its answer was lost
             current = job_from_item(failed.item) if failed.item else None
             raise StaleJob(job.job_id, current) from failed
@@ -148,7 +129,7 @@ class DynamoJobStore:
                 {":joiner": {"S": joiner.model_dump_json(by_alias=True, exclude_none=True)}}
                 | {f":t{i}": {"S": s} for i, s in enumerate(_TERMINAL)},
             )
-        except _ConditionFailed as failed:
+        except ConditionFailed as failed:
             held = (failed.item or {}).get("joiners", {}).get("M", {})
             if joiner.key in held:
                 return  # our own earlier write
@@ -171,16 +152,10 @@ class DynamoJobStore:
 
     def overdue_jobs(self, before: float, most: int = 100) -> list[str]:
         """Jobs not ended whose next step was due before `before`, oldest first (the due index)."""
-        answer = self._call(
-            self._db.query,
-            TableName=self._table,
-            IndexName=DUE_INDEX,
-            KeyConditionExpression="#h = :shard AND #d < :before",
-            ExpressionAttributeNames={"#h": "dueShard", "#d": "dueAt"},
-            ExpressionAttributeValues={":shard": {"S": DUE_SHARD}, ":before": {"N": f"{before:.3f}"}},
-            Limit=most,
-        )
-        return [str(item["pk"]["S"]).removeprefix("job#") for item in answer.get("Items", [])]
+        names = {"#h": "dueShard", "#d": "dueAt"}
+        values = {":shard": {"S": DUE_SHARD}, ":before": {"N": f"{before:.3f}"}}
+        overdue, _ = self._job_ids(DUE_INDEX, "#h = :shard AND #d < :before", names, values, most)
+        return overdue
 
     def jobs_by_status(self, status: JobStatus, since: float = 0.0, most: int = 100) -> list[str]:
         """Jobs in `status` created at or after `since`, newest first (the status index)."""
@@ -188,24 +163,41 @@ class DynamoJobStore:
 
     def iter_jobs_by_status(self, status: JobStatus, since: float = 0.0, page: int = 100) -> Iterator[str]:
         """The same, page after page for as long as the caller reads (the operator's filtered listing)."""
+        condition = "#s = :status AND #c >= :since"
+        names = {"#s": "status", "#c": "createdAt"}
+        values = {":status": {"S": status.value}, ":since": {"N": f"{since:.3f}"}}
         start: dict[str, Any] | None = None
         while True:
-            answer = self._call(
-                self._db.query,
-                TableName=self._table,
-                IndexName=STATUS_INDEX,
-                KeyConditionExpression="#s = :status AND #c >= :since",
-                ExpressionAttributeNames={"#s": "status", "#c": "createdAt"},
-                ExpressionAttributeValues={":status": {"S": status.value}, ":since": {"N": f"{since:.3f}"}},
-                ScanIndexForward=False,
-                Limit=page,
-                **({"ExclusiveStartKey": start} if start else {}),
+            after = {"ExclusiveStartKey": start} if start else {}
+            listed, start = self._job_ids(
+                STATUS_INDEX, condition, names, values, page, ScanIndexForward=False, **after
             )
-            for item in answer.get("Items", []):
-                yield str(item["pk"]["S"]).removeprefix("job#")
-            start = answer.get("LastEvaluatedKey")
+            yield from listed
             if not start:
                 return
+
+    def _job_ids(
+        self,
+        index: str,
+        condition: str,
+        names: dict[str, str],
+        values: dict[str, Any],
+        most: int,
+        **more: Any,
+    ) -> tuple[list[str], dict[str, Any] | None]:
+        """One page of an index's jobs, and where the next page starts (None: that was the last)."""
+        answer = self._call(
+            self._db.query,
+            TableName=self._table,
+            IndexName=index,
+            KeyConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            Limit=most,
+            **more,
+        )
+        start: dict[str, Any] | None = answer.get("LastEvaluatedKey")
+        return [str(item["pk"]["S"]).removeprefix("job#") for item in answer.get("Items", [])], start
 
     # --- one active job per schedule ---------------------------------------------------------------
 
@@ -224,7 +216,7 @@ class DynamoJobStore:
             try:
                 self._put(item, "attribute_not_exists(pk)", {}, {})
                 return None
-            except _ConditionFailed as failed:
+            except ConditionFailed as failed:
                 held = failed.item
             if held is None:
                 continue  # released between our put and its answer: look again
@@ -237,8 +229,8 @@ class DynamoJobStore:
             try:
                 self._put(item, "#j = :holder", {"#j": "jobId"}, {":holder": {"S": holder}})
                 return None
-            except _ConditionFailed as failed:
-                if _ours(failed.item, "jobId", job_id):
+            except ConditionFailed as failed:
+                if ours(failed.item, "jobId", job_id):
                     return None
                 # Released or taken by another request since: look again.
         raise StoreError(f"the claim on schedule {schedule_id} kept changing hands; try again")
@@ -259,7 +251,7 @@ class DynamoJobStore:
         return str(item["jobId"]["S"]), float(item.get("claimedAt", {}).get("N", "0"))
 
     def release_schedule(self, schedule_id: str, job_id: str) -> None:
-        with contextlib.suppress(_ConditionFailed):  # someone else holds it now: nothing of ours
+        with contextlib.suppress(ConditionFailed):  # someone else holds it now: nothing of ours
             self._call(
                 self._db.delete_item,
                 TableName=self._table,
@@ -295,10 +287,10 @@ class DynamoJobStore:
                     ":hash": {"S": body_hash},
                 },
             )
-        except _ConditionFailed as failed:
-            if _ours(failed.item, "token", token):
+        except ConditionFailed as failed:
+            if ours(failed.item, "token", token):
                 return
-            raise IdempotencyTaken(_idempotency_from(key, failed.item)) from failed
+            raise IdempotencyTaken(idempotency_from(key, failed.item)) from failed
 
     def complete_idempotency(
         self, key: str, body_hash: str, token: str, response: dict[str, Any], needed_until: float
@@ -322,12 +314,12 @@ class DynamoJobStore:
                 {"#h": "bodyHash", "#t": "token"},
                 {":hash": {"S": body_hash}, ":token": {"S": token}},
             )
-        except _ConditionFailed as failed:
-            raise IdempotencyTaken(_idempotency_from(key, failed.item)) from failed
+        except ConditionFailed as failed:
+            raise IdempotencyTaken(idempotency_from(key, failed.item)) from failed
 
     def release_idempotency(self, key: str, token: str) -> None:
         """Let the caller's retry start afresh: only our own lock, never another request's."""
-        with contextlib.suppress(_ConditionFailed):
+        with contextlib.suppress(ConditionFailed):
             self._call(
                 self._db.delete_item,
                 TableName=self._table,
@@ -367,94 +359,9 @@ class DynamoJobStore:
             self._put(
                 item, "attribute_not_exists(pk) OR #o < :at", {"#o": "observedAt"}, {":at": {"N": stamp}}
             )
-        except _ConditionFailed:
+        except ConditionFailed:
             return False
         return True
-
-    # --- Genesys asynchronous operations (genesys_events; added on the `genesys` branch) ---------------
-    # `querykey#<bu|week|schedule|mu>` -> the operation id of the agent-schedule query Genesys answered
-    # `Processing` for it; `query#<operationId>` -> where its result is (`downloadUrl`, from the query
-    # result notification); `operation#<operationId>` -> how a schedule update ended (the schedules
-    # topic). Conditional puts: two containers asking at once share one query, and a duplicate or late
-    # notification changes nothing.
-
-    def pending_query(self, key: str) -> PendingQuery | None:
-        from wfm_publish.genesys_wire import PendingQuery
-
-        held = self._get(f"querykey#{key}")
-        if not held:
-            return None
-        operation_id = held["operationId"]["S"]
-        started_at = float(held["startedAt"]["N"])
-        result = self._get(f"query#{operation_id}") or {}
-        if "completedAt" not in result:
-            return PendingQuery(operation_id, started_at)
-        url = result.get("downloadUrl", {}).get("S")
-        return PendingQuery(operation_id, started_at, "Complete", url)
-
-    def begin_query(self, key: str, operation_id: str, started_at: float) -> PendingQuery:
-        """Remember the query for `key` unless another container already did (then theirs holds)."""
-        from wfm_publish.genesys_wire import PendingQuery
-
-        item = {
-            "pk": {"S": f"querykey#{key}"},
-            "operationId": {"S": operation_id},
-            "startedAt": {"N": f"{started_at:.3f}"},
-            **self._expiry(started_at),
-        }
-        with contextlib.suppress(_ConditionFailed):
-            self._put(item, "attribute_not_exists(pk)", {}, {})
-        return self.pending_query(key) or PendingQuery(operation_id, started_at)
-
-    def end_query(self, key: str) -> None:
-        """Forget the query for `key` (collected, failed or lost); its result item expires by TTL."""
-        self._call(self._db.delete_item, TableName=self._table, Key={"pk": {"S": f"querykey#{key}"}})
-
-    def record_query_result(self, operation_id: str, download_url: str | None, at: float) -> bool:
-        """The query result notification: once per operation (False: a duplicate)."""
-        values: dict[str, Any] = {":at": {"N": f"{at:.3f}"}, ":exp": self._expiry(at)["expiresAt"]}
-        update = "SET completedAt = :at, expiresAt = :exp"
-        if download_url:
-            update += ", downloadUrl = :url"
-            values[":url"] = {"S": download_url}
-        try:
-            self._call(
-                self._db.update_item,
-                TableName=self._table,
-                Key={"pk": {"S": f"query#{operation_id}"}},
-                UpdateExpression=update,
-                ConditionExpression="attribute_not_exists(completedAt)",
-                ExpressionAttributeValues=values,
-            )
-        except _ConditionFailed:
-            return False
-        return True
-
-    def record_operation(self, outcome: OperationOutcome) -> bool:
-        """A schedules-topic notification: kept unless an end is already recorded (False: not kept)."""
-        item: dict[str, Any] = {
-            "pk": {"S": f"operation#{outcome.operation_id}"},
-            "status": {"S": outcome.status},
-            "at": {"N": f"{outcome.at:.3f}"},
-            "doc": {"S": json.dumps(dataclasses.asdict(outcome), separators=(",", ":"))},
-            **self._expiry(outcome.at),
-        }
-        # Only an end replaces a Processing; nothing replaces an end (genesys_events.supersedes).
-        condition = "attribute_not_exists(pk)" + (" OR #s = :processing" if outcome.ended else "")
-        names, values = (
-            ({"#s": "status"}, {":processing": {"S": "Processing"}}) if outcome.ended else ({}, {})
-        )
-        try:
-            self._put(item, condition, names, values)
-        except _ConditionFailed:
-            return False
-        return True
-
-    def operation_outcome(self, operation_id: str) -> OperationOutcome | None:
-        from wfm_publish.genesys_events import OperationOutcome
-
-        item = self._get(f"operation#{operation_id}")
-        return OperationOutcome(**json.loads(item["doc"]["S"])) if item else None
 
     # --- telephony watches (issue 10) --------------------------------------------------------------------
     # `watch#<entityId>` -> `jobs`, a string set: the jobs whose telephony scope holds that Edge or trunk.
@@ -489,126 +396,3 @@ class DynamoJobStore:
                 UpdateExpression="DELETE jobs :jobs",
                 ExpressionAttributeValues={":jobs": {"SS": sorted(set(job_ids))}},
             )
-
-    # --- plumbing --------------------------------------------------------------------------------------
-
-    def _job_item(self, job: Job, write_id: str) -> dict[str, Any]:
-        item: dict[str, Any] = {
-            "pk": {"S": f"job#{job.job_id}"},
-            "version": {"N": str(job.version)},
-            "ticket": {"S": job.ticket},
-            "status": {"S": job.status.value},
-            "createdAt": {"N": f"{job.created_at:.3f}"},
-            "writeId": {"S": write_id},
-            "doc": {"S": job.model_dump_json(by_alias=True, exclude_none=True)},
-            # A job is needed until its deadline (a publishTime weeks ahead included), then retained.
-            **self._expiry(max(job.deadline_at, job.updated_at)),
-        }
-        if not job.status.terminal:
-            item["dueShard"] = {"S": DUE_SHARD}
-            item["dueAt"] = {"N": f"{job.due_at if job.due_at is not None else job.updated_at:.3f}"}
-        if not job.version:
-            item["joiners"] = {"M": {}}
-        return item
-
-    def _expiry(self, needed_until: float) -> dict[str, Any]:
-        return {"expiresAt": {"N": str(int(needed_until + self._retention))}}
-
-    def _get(self, pk: str) -> dict[str, Any] | None:
-        answer = self._call(
-            self._db.get_item, TableName=self._table, Key={"pk": {"S": pk}}, ConsistentRead=True
-        )
-        item: dict[str, Any] | None = answer.get("Item")
-        return item
-
-    def _put(
-        self, item: dict[str, Any], condition: str, names: dict[str, str], values: dict[str, Any]
-    ) -> None:
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "Item": item,
-            "ConditionExpression": condition,
-            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-        }
-        if names:
-            kwargs["ExpressionAttributeNames"] = names
-        if values:
-            kwargs["ExpressionAttributeValues"] = values
-        self._call(self._db.put_item, **kwargs)
-
-    def _update(
-        self,
-        key: dict[str, Any],
-        update: str,
-        condition: str,
-        names: dict[str, str],
-        values: dict[str, Any],
-    ) -> None:
-        self._call(
-            self._db.update_item,
-            TableName=self._table,
-            Key={"pk": key},
-            UpdateExpression=update,
-            ConditionExpression=condition,
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-            ReturnValuesOnConditionCheckFailure="ALL_OLD",
-        )
-
-    @staticmethod
-    def _call(operation: Any, **kwargs: Any) -> dict[str, Any]:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            answer: dict[str, Any] = operation(**kwargs)
-            return answer
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            if error.get("Code") == "ConditionalCheckFailedException":
-                old: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
-                raise _ConditionFailed(old) from exc
-            raise StoreError(f"DynamoDB {error.get('Code', 'error')}: {error.get('Message', exc)}") from exc
-        except BotoCoreError as exc:
-            raise StoreError(f"DynamoDB unreachable: {exc}") from exc
-
-
-class _ConditionFailed(Exception):
-    def __init__(self, item: dict[str, Any] | None) -> None:
-        super().__init__("condition failed")
-        self.item = item
-
-
-def _write_id() -> str:
-    return uuid.uuid4().hex
-
-
-def _ours(item: dict[str, Any] | None, attribute: str, mark: str) -> bool:
-    """The item as the failed condition found it carries our own mark: our earlier write landed."""
-    return bool(item) and item.get(attribute, {}).get("S") == mark  # type: ignore[union-attr]
-
-
-def job_from_item(item: dict[str, Any]) -> Job:
-    """The job an item holds: in the client's attribute-value shape ({"S": …}), or as a stream
-    image that Powertools has already turned into plain values."""
-    doc = item["doc"]
-    job = Job.model_validate_json(doc["S"] if isinstance(doc, dict) else doc)
-    joiners = item.get("joiners") or {}
-    if isinstance(joiners, dict) and "M" in joiners:
-        joiners = {k: v["S"] for k, v in joiners["M"].items()}
-    if joiners:
-        job.joiners = sorted((Joiner.model_validate_json(v) for v in joiners.values()), key=lambda j: j.at)
-    return job
-
-
-def _idempotency_from(key: str, item: dict[str, Any] | None) -> IdempotencyRecord:
-    if not item:  # the condition failed on an item that vanished since: treat as still in progress
-        return IdempotencyRecord(key, IdempotencyStatus.IN_PROGRESS, "", 0.0)
-    response = item.get("response", {}).get("S")
-    return IdempotencyRecord(
-        key=key,
-        status=IdempotencyStatus(item["status"]["S"]),
-        body_hash=item["bodyHash"]["S"],
-        locked_until=float(item.get("lockedUntil", {}).get("N", "0")),
-        response=json.loads(response) if response else None,
-        token=item.get("token", {}).get("S", ""),
-    )

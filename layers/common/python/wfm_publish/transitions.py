@@ -73,19 +73,8 @@ class Transitions:
             job_id=job.job_id, ticket=ticket, step=step, conflict=conflict, version=job.version + 1
         )
         self.queues.send(queue, message, delay)
-        moved = job.model_copy(
-            deep=True,
-            update={
-                "status": status,
-                "ticket": ticket,
-                "step": step,
-                "updated_at": now,
-                "due_at": due_at,
-            }
-            | (changes or {}),
-        )
-        moved.record(now, event, **detail)
-        return self.store.save_job(moved)
+        moved = {"status": status, "ticket": ticket, "step": step, "updated_at": now, "due_at": due_at}
+        return self._commit(job, now, moved | (changes or {}), event, **detail)
 
     def look_again(self, job: Job, delay: float, quiet: int, looked_at: float) -> None:
         """A quiet look: the next readiness check after `delay`, with the job's current ticket, and no
@@ -110,16 +99,11 @@ class Transitions:
         now = self.clock.now()
         message = JobMessage(job_id=job.job_id, ticket=job.ticket, step=step, version=job.version + 1)
         self.queues.send(Queue.VALIDATION, message, 0.0)
-        noted = job.model_copy(deep=True, update={"due_at": now, "step": step})
-        noted.record(now, event, **detail)
-        return self.store.save_job(noted)
+        return self._commit(job, now, {"due_at": now, "step": step}, event, **detail)
 
     def note(self, job: Job, event: str, /, **detail: Any) -> Job:
         """Record what happened without moving the job: its ticket and its message stay as they are."""
-        now = self.clock.now()
-        noted = job.model_copy(deep=True)
-        noted.record(now, event, **detail)
-        return self.store.save_job(noted)
+        return self._commit(job, self.clock.now(), {}, event, **detail)
 
     def finish(
         self,
@@ -133,23 +117,29 @@ class Transitions:
     ) -> Job:
         """End the job (a fresh ticket makes every message in flight stale), then free its schedule."""
         now = self.clock.now()
-        ended = job.model_copy(
-            deep=True,
-            update={
-                "status": status,
-                "reason_code": reason,
-                "detail": detail,
-                "ticket": new_ticket(),
-                "updated_at": now,
-                "due_at": None,
-                "step": None,
-            },
+        ended = {
+            "status": status,
+            "reason_code": reason,
+            "detail": detail,
+            "ticket": new_ticket(),
+            "updated_at": now,
+            "due_at": None,
+            "step": None,
+        }
+        event = status.value.lower()  # the timeline says "published", "failed", ...
+        saved = self._commit(
+            job, now, ended, event, reason=reason.value, detail=detail, **(extra or {}), **more
         )
-        ended.record(now, status.value.lower(), reason=reason.value, detail=detail, **(extra or {}), **more)
-        saved = self.store.save_job(ended)
         self.store.release_schedule(job.schedule_id, job.job_id)
         logger.info("job ended", extra={"job_id": job.job_id, "status": status.value, "reason": reason.value})
         return saved
+
+    def _commit(self, job: Job, now: float, update: dict[str, Any], event: str, /, **detail: Any) -> Job:
+        """The job's next version, `update` applied and `event` in its timeline, written only if
+        nobody wrote since it was read (StaleJob otherwise)."""
+        changed = job.model_copy(deep=True, update=update)
+        changed.record(now, event, **detail)
+        return self.store.save_job(changed)
 
 
 def may_still_land(job: Job) -> bool:

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     import random
 
     from wfm_publish.clock import Clock
-    from wfm_publish.genesys import GenesysClient, Schedule
+    from wfm_publish.genesys_wire import Schedule
+    from wfm_publish.ports import PipelineGenesys
     from wfm_publish.scope import TelephonyOptions
     from wfm_publish.store import JobStore
     from wfm_publish.transitions import Transitions
@@ -46,7 +47,7 @@ class ValidationStep:
         rng: random.Random
 
         @property
-        def genesys(self) -> GenesysClient: ...
+        def genesys(self) -> PipelineGenesys: ...
         @property
         def options(self) -> TelephonyOptions: ...
         def _publish(self, job: Job, schedule: Schedule | None = None) -> None: ...

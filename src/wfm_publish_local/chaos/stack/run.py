@@ -17,7 +17,7 @@ from typing import Any
 import boto3
 
 from wfm_publish.models import Job, JobStatus
-from wfm_publish.store import job_from_item
+from wfm_publish.store_items import job_from_item
 from wfm_publish_local.chaos.stack.checks import Evidence, Violation, check, expected_callbacks, gather
 from wfm_publish_local.chaos.stack.options import QUEUE_FUNCTIONS, ChaosOptions
 from wfm_publish_local.chaos.stack.org import build_scenario
