@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Collection
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
@@ -30,6 +30,9 @@ from wfm_publish_local.simulator.model import GenesysSimulator
 from wfm_publish_local.simulator.scenario import Scenario
 from wfm_publish_local.simulator.server import SimulatorServer
 from wfm_publish_local.stack import LocalStack
+
+if TYPE_CHECKING:
+    from wfm_publish.services import Services
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -112,6 +115,15 @@ class EmbeddedStack:
         self.stack.start()
         self.stack.relay_events(self.event_bus, self._notifications)
         return self
+
+    @property
+    def container(self) -> Services:
+        """The functions' container. One process hosts every function, so their handlers share the
+        core's Services (built on first use, forgotten at start): what a harness tunes for the
+        functions (the chaos run's time scale) it tunes here."""
+        from wfm_publish.services import services
+
+        return services()
 
     @property
     def event_bus(self) -> str:
