@@ -3,6 +3,7 @@ the sweeps, then every job waited for and the invariants checked; and the report
 
 from __future__ import annotations
 
+import functools
 import logging
 import subprocess
 import sys
@@ -16,13 +17,12 @@ from typing import Any
 
 import boto3
 
-from wfm_publish.clock import Clock
 from wfm_publish.config import Settings
 from wfm_publish.models import Job, JobStatus
 from wfm_publish.pipeline import Pipeline
 from wfm_publish.services import Services
-from wfm_publish.store import JobStore, job_from_item
-from wfm_publish.transitions import Transitions
+from wfm_publish.store import job_from_item
+from wfm_publish.watchdog import Rescue, rescue_overdue
 from wfm_publish_local.chaos.stack.checks import Evidence, Violation, check, expected_callbacks, gather
 from wfm_publish_local.chaos.stack.options import QUEUE_FUNCTIONS, ChaosOptions
 from wfm_publish_local.chaos.stack.org import build_scenario
@@ -123,17 +123,10 @@ class Sweeper:
     """The scheduled functions, on a short period: the dead-letter sweep through the runner (as its
     schedule would fire it), the watchdog as the core function with the run's short overdue bound."""
 
-    def __init__(
-        self,
-        stack: LocalStack,
-        options: ChaosOptions,
-        store: JobStore,
-        transitions: Transitions,
-        clock: Clock,
-    ) -> None:
+    def __init__(self, stack: LocalStack, every: float, rescue: Callable[[], Rescue]) -> None:
         self.stack = stack
-        self.options = options
-        self.store, self.transitions, self.clock = store, transitions, clock
+        self.every = every
+        self.rescue = rescue  # the watchdog's sweep, its collaborators and bound given
         self.found = self.moved = self.dead_letters = self.failures = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="chaos-sweeper", daemon=True)
@@ -147,15 +140,11 @@ class Sweeper:
         self._thread.join(timeout=60)
 
     def _run(self) -> None:
-        from wfm_publish.watchdog import rescue_overdue
-
-        while not self._stop.wait(self.options.sweep_every):
+        while not self._stop.wait(self.every):
             try:
                 counts = self.stack.invoke("DeadLettersFunction", {})
                 self.dead_letters += sum(v for k, v in dict(counts or {}).items() if k != "kept")
-                rescue = rescue_overdue(
-                    self.store, self.transitions, self.clock, overdue_after=self.options.overdue_after
-                )
+                rescue = self.rescue()
                 self.found += rescue.found
                 self.moved += rescue.moved
             except Exception:  # a sweep that met a fault runs again next period, as on AWS
@@ -245,9 +234,14 @@ def run(options: ChaosOptions, echo: Callable[[str], None] = print) -> Outcome:
         sender = Sender(client, options.senders)
         # The watchdog's collaborators, built from the stack's settings as its handler builds them.
         watchdog = Services(Settings.from_environment(stack.environment))
-        sweeper = running.enter_context(
-            Sweeper(stack, options, watchdog.store, watchdog.transitions, watchdog.clock)
+        rescue = functools.partial(
+            rescue_overdue,
+            watchdog.store,
+            watchdog.transitions,
+            watchdog.clock,
+            overdue_after=options.overdue_after,
         )
+        sweeper = running.enter_context(Sweeper(stack, options.sweep_every, rescue))
         echo(
             f"chaos: seed {options.seed}, {options.jobs} jobs (+{options.stuck_jobs} that must end at their"
             f" deadline), {len(actions)} planned requests, moto {moto}, proxy {proxy.url}"
