@@ -16,13 +16,13 @@ import time
 import uuid
 from collections.abc import Callable, Collection
 from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import requests
 
 from wfm_publish.models import Job, JobStatus
 from wfm_publish_local.client import SignedAuth, local_hmac_secret
+from wfm_publish_local.lifecycle import Running
 from wfm_publish_local.runner.crash import CrashPlan
 from wfm_publish_local.servicenow import ServiceNowStandIn
 from wfm_publish_local.simulator.loading import load_scenario
@@ -45,7 +45,7 @@ def ended(publish: dict[str, Any]) -> bool:
 DEFAULT_SCENARIO = ROOT / "scenarios" / "demo.yaml"
 
 
-class EmbeddedStack:
+class EmbeddedStack(Running):
     def __init__(
         self,
         scenario: Path | str | Scenario = DEFAULT_SCENARIO,
@@ -77,7 +77,7 @@ class EmbeddedStack:
         self.servicenow = ServiceNowStandIn()
         self.stack: LocalStack | None = None
 
-    def start(self) -> EmbeddedStack:
+    def start(self) -> Self:
         from wfm_publish import services
 
         self.simulator_server.start()
@@ -226,11 +226,3 @@ class EmbeddedStack:
 
     def genesys_stats(self) -> dict[str, Any]:
         return self.simulator.stats()
-
-    def __enter__(self) -> EmbeddedStack:
-        return self.start()
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        self.stop()

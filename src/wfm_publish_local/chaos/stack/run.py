@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import boto3
 
@@ -29,6 +29,7 @@ from wfm_publish_local.chaos.stack.org import build_scenario
 from wfm_publish_local.chaos.stack.traffic import Client, Sender, plan_requests
 from wfm_publish_local.embedded import EmbeddedStack
 from wfm_publish_local.faultproxy import FaultProxy, data_plane_plan
+from wfm_publish_local.lifecycle import Running
 from wfm_publish_local.runner.crash import CrashPlan
 from wfm_publish_local.stack import LocalStack
 
@@ -119,7 +120,7 @@ def moto_server(own_process: bool = True) -> Iterator[str]:
             child.wait()
 
 
-class Sweeper:
+class Sweeper(Running):
     """The scheduled functions, on a short period: the dead-letter sweep through the runner (as its
     schedule would fire it), the watchdog as the core function with the run's short overdue bound."""
 
@@ -131,11 +132,11 @@ class Sweeper:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="chaos-sweeper", daemon=True)
 
-    def __enter__(self) -> Sweeper:
+    def start(self) -> Self:
         self._thread.start()
         return self
 
-    def __exit__(self, *_: object) -> None:
+    def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=60)
 
