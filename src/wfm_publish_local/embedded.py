@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypedDict, Unpack
 
 import requests
 
@@ -45,33 +45,33 @@ def ended(publish: dict[str, Any]) -> bool:
 DEFAULT_SCENARIO = ROOT / "scenarios" / "demo.yaml"
 
 
+class StackOptions(TypedDict, total=False):
+    """What the embedded stack hands its LocalStack as given (LocalStack documents each)."""
+
+    api_port: int
+    visibility_timeout: int | None
+    stream_retry_delay: float
+    poll: Collection[str] | None  # None: every event source runs
+    aws_endpoint: str | None
+    crash: CrashPlan | None
+    sqs_concurrency: int
+
+
 class EmbeddedStack(Running):
     def __init__(
         self,
         scenario: Path | str | Scenario = DEFAULT_SCENARIO,
         *,
-        api_port: int = 0,
         simulator_port: int = 0,
-        visibility_timeout: int | None = None,
         environment: dict[str, str] | None = None,
         hmac_secret: str | None = None,
-        stream_retry_delay: float = 0.1,
-        poll: Collection[str] | None = None,
-        aws_endpoint: str | None = None,
-        crash: CrashPlan | None = None,
-        sqs_concurrency: int = 1,
+        **stack_options: Unpack[StackOptions],
     ) -> None:
         self.scenario: Scenario = scenario if isinstance(scenario, Scenario) else load_scenario(str(scenario))
         self.simulator = GenesysSimulator(self.scenario)
         self.simulator_server = SimulatorServer(self.simulator, port=simulator_port)
-        self._api_port = api_port
-        self._visibility_timeout = visibility_timeout
         self._environment = environment or {}
-        self._stream_retry_delay = stream_retry_delay
-        self._poll = poll  # None: every event source runs (LocalStack's poll)
-        self._aws_endpoint = aws_endpoint
-        self._crash = crash
-        self._sqs_concurrency = sqs_concurrency
+        self._stack_options = stack_options
         self.hmac_secret = local_hmac_secret(hmac_secret)
         self.auth = SignedAuth(self.hmac_secret)
         self.servicenow = ServiceNowStandIn()
@@ -103,13 +103,7 @@ class EmbeddedStack(Running):
                     {"username": self.servicenow.username, "password": self.servicenow.password}
                 ),
             },
-            visibility_timeout=self._visibility_timeout,
-            api_port=self._api_port,
-            stream_retry_delay=self._stream_retry_delay,
-            poll=self._poll,
-            aws_endpoint=self._aws_endpoint,
-            crash=self._crash,
-            sqs_concurrency=self._sqs_concurrency,
+            **self._stack_options,
         )
         services.reset()  # the functions' clients must see this stack's environment
         self.stack.start()

@@ -93,10 +93,6 @@ class HttpFront(Running):
     def url(self) -> str:
         return self._http.url
 
-    @property
-    def port(self) -> int:
-        return self._http.port
-
     def start(self) -> Self:
         self._http.start()
         return self

@@ -259,7 +259,7 @@ class ApiFront(HttpFront):
             path=path,
             resource=route.resource,
             path_parameters=params,
-            headers=_forwarded_headers(request, self.port),
+            headers=_forwarded_headers(request, self._http.port),
             query=parse_qsl(split.query, keep_blank_values=True),
             body=body,
             stage=route.stage,
