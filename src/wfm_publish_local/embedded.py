@@ -16,13 +16,13 @@ import time
 import uuid
 from collections.abc import Callable, Collection
 from pathlib import Path
-from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self, TypedDict, Unpack
 
 import requests
 
 from wfm_publish.models import Job, JobStatus
 from wfm_publish_local.client import SignedAuth, local_hmac_secret
+from wfm_publish_local.lifecycle import Running
 from wfm_publish_local.runner.crash import CrashPlan
 from wfm_publish_local.servicenow import ServiceNowStandIn
 from wfm_publish_local.simulator.loading import load_scenario
@@ -30,6 +30,9 @@ from wfm_publish_local.simulator.model import GenesysSimulator
 from wfm_publish_local.simulator.scenario import Scenario
 from wfm_publish_local.simulator.server import SimulatorServer
 from wfm_publish_local.stack import LocalStack
+
+if TYPE_CHECKING:
+    from wfm_publish.services import Services
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,39 +45,39 @@ def ended(publish: dict[str, Any]) -> bool:
 DEFAULT_SCENARIO = ROOT / "scenarios" / "demo.yaml"
 
 
-class EmbeddedStack:
+class StackOptions(TypedDict, total=False):
+    """What the embedded stack hands its LocalStack as given (LocalStack documents each)."""
+
+    api_port: int
+    visibility_timeout: int | None
+    stream_retry_delay: float
+    poll: Collection[str] | None  # None: every event source runs
+    aws_endpoint: str | None
+    crash: CrashPlan | None
+    sqs_concurrency: int
+
+
+class EmbeddedStack(Running):
     def __init__(
         self,
         scenario: Path | str | Scenario = DEFAULT_SCENARIO,
         *,
-        api_port: int = 0,
         simulator_port: int = 0,
-        visibility_timeout: int | None = None,
         environment: dict[str, str] | None = None,
         hmac_secret: str | None = None,
-        stream_retry_delay: float = 0.1,
-        poll: Collection[str] | None = None,
-        aws_endpoint: str | None = None,
-        crash: CrashPlan | None = None,
-        sqs_concurrency: int = 1,
+        **stack_options: Unpack[StackOptions],
     ) -> None:
         self.scenario: Scenario = scenario if isinstance(scenario, Scenario) else load_scenario(str(scenario))
         self.simulator = GenesysSimulator(self.scenario)
         self.simulator_server = SimulatorServer(self.simulator, port=simulator_port)
-        self._api_port = api_port
-        self._visibility_timeout = visibility_timeout
         self._environment = environment or {}
-        self._stream_retry_delay = stream_retry_delay
-        self._poll = poll  # None: every event source runs (LocalStack's poll)
-        self._aws_endpoint = aws_endpoint
-        self._crash = crash
-        self._sqs_concurrency = sqs_concurrency
+        self._stack_options = stack_options
         self.hmac_secret = local_hmac_secret(hmac_secret)
         self.auth = SignedAuth(self.hmac_secret)
         self.servicenow = ServiceNowStandIn()
         self.stack: LocalStack | None = None
 
-    def start(self) -> EmbeddedStack:
+    def start(self) -> Self:
         from wfm_publish import services
 
         self.simulator_server.start()
@@ -100,18 +103,21 @@ class EmbeddedStack:
                     {"username": self.servicenow.username, "password": self.servicenow.password}
                 ),
             },
-            visibility_timeout=self._visibility_timeout,
-            api_port=self._api_port,
-            stream_retry_delay=self._stream_retry_delay,
-            poll=self._poll,
-            aws_endpoint=self._aws_endpoint,
-            crash=self._crash,
-            sqs_concurrency=self._sqs_concurrency,
+            **self._stack_options,
         )
         services.reset()  # the functions' clients must see this stack's environment
         self.stack.start()
         self.stack.relay_events(self.event_bus, self._notifications)
         return self
+
+    @property
+    def container(self) -> Services:
+        """The functions' container. One process hosts every function, so their handlers share the
+        core's Services (built on first use, forgotten at start): what a harness tunes for the
+        functions (the chaos run's time scale) it tunes here."""
+        from wfm_publish.services import services
+
+        return services()
 
     @property
     def event_bus(self) -> str:
@@ -214,11 +220,3 @@ class EmbeddedStack:
 
     def genesys_stats(self) -> dict[str, Any]:
         return self.simulator.stats()
-
-    def __enter__(self) -> EmbeddedStack:
-        return self.start()
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        self.stop()

@@ -44,11 +44,10 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from http.server import BaseHTTPRequestHandler
-from types import TracebackType
-from typing import Any
+from typing import Self
 from urllib.parse import parse_qs, urlsplit
 
-from wfm_publish_local.http import LocalHttpServer
+from wfm_publish_local.http import HttpFront, handler_class
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +195,7 @@ def data_plane_plan(
     return FaultPlan(rules, seed=seed)
 
 
-class FaultProxy:
+class FaultProxy(HttpFront):
     """The proxy: `url` is what boto3 (AWS_ENDPOINT_URL) should use instead of `target`."""
 
     def __init__(
@@ -219,29 +218,12 @@ class FaultProxy:
         self.forwarded: Counter[tuple[str, str]] = Counter()  # (service, operation)
         self._lock = threading.Lock()
         self._timer: threading.Timer | None = None
-        proxy = self
-
-        class _Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                log.debug("faultproxy %s", format % args)
-
-            def _serve(self) -> None:
-                proxy._serve(self)
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve
-
-        self._http = LocalHttpServer(_Handler, LOOPBACK, port, "fault-proxy")
+        super().__init__(handler_class(self._serve, log, "faultproxy"), LOOPBACK, port, "fault-proxy")
 
     # ------------------------------------------------------------ lifecycle
 
-    @property
-    def url(self) -> str:
-        return self._http.url
-
-    def start(self) -> FaultProxy:
-        self._http.start()
+    def start(self) -> Self:
+        super().start()
         if self._timer is None:
             # Stops by itself: a forgotten proxy never outlives its run.
             self._timer = threading.Timer(self.lifetime, self.stop)
@@ -253,15 +235,7 @@ class FaultProxy:
         timer, self._timer = self._timer, None
         if timer is not None and timer is not threading.current_thread():
             timer.cancel()
-        self._http.stop()
-
-    def __enter__(self) -> FaultProxy:
-        return self.start()
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        self.stop()
+        super().stop()
 
     # ------------------------------------------------------------ what happened
 

@@ -11,6 +11,7 @@ the item (ALL_OLD), and serves the table's global secondary indexes from templat
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -212,19 +213,18 @@ class _Parser:
         return word
 
     def condition(self) -> bool:
-        result = self.conjunction()
-        while (self.peek() or "").upper() == "OR":
-            self.take()
-            right = self.conjunction()
-            result = result or right
-        return result
+        return self._joined("OR", self.conjunction, operator.or_)
 
     def conjunction(self) -> bool:
-        result = self.negation()
-        while (self.peek() or "").upper() == "AND":
+        return self._joined("AND", self.negation, operator.and_)
+
+    def _joined(self, word: str, operand: Callable[[], bool], combine: Callable[[bool, bool], bool]) -> bool:
+        """Operands joined by `word`, left to right; each is parsed (and evaluated) whatever the result
+        so far, so the tokens are always consumed."""
+        result = operand()
+        while (self.peek() or "").upper() == word:
             self.take()
-            right = self.negation()
-            result = result and right
+            result = combine(result, operand())
         return result
 
     def negation(self) -> bool:

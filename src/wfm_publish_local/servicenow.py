@@ -24,11 +24,10 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from wfm_publish_local.http import LocalHttpServer
+from wfm_publish_local.http import HttpFront, handler_class
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +56,7 @@ class _Failure:
     retry_after: int | None = None
 
 
-class ServiceNowStandIn:
+class ServiceNowStandIn(HttpFront):
     def __init__(
         self,
         host: str = "127.0.0.1",
@@ -78,45 +77,17 @@ class ServiceNowStandIn:
         self._failures: list[_Failure] = []
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
-        stand_in = self
-
-        class _Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            server_version = "servicenow-stand-in"
+        handler = handler_class(
+            self._serve,
+            log,
+            "servicenow",
+            methods=("GET", "POST", "PUT", "PATCH", "DELETE"),
+            server_version="servicenow-stand-in",
             # An answer's headers and body are two writes: with Nagle's algorithm on, every answer after a
             # kept-alive connection's first waited ~40 ms for the client's delayed ACK (each callback).
-            disable_nagle_algorithm = True
-
-            def log_message(self, format: str, *args: Any) -> None:
-                log.debug("servicenow %s", format % args)
-
-            def _serve(self) -> None:
-                stand_in._serve(self)
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
-
-        self._http = LocalHttpServer(_Handler, host, port, "servicenow")
-
-    # ------------------------------------------------------------ lifecycle
-
-    @property
-    def url(self) -> str:
-        return self._http.url
-
-    def start(self) -> ServiceNowStandIn:
-        self._http.start()
-        return self
-
-    def stop(self) -> None:
-        self._http.stop()
-
-    def __enter__(self) -> ServiceNowStandIn:
-        return self.start()
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        self.stop()
+            disable_nagle=True,
+        )
+        super().__init__(handler, host, port, "servicenow")
 
     # ------------------------------------------------------------ control and inspection
 

@@ -92,13 +92,14 @@ class ApiEvent:
 
 
 @dataclass(frozen=True)
-class SqsEvent:
+class MappingEvent:
+    """What every event source mapping (SQS, a DynamoDB stream) has: batches, and how the function
+    reports a batch's failures."""
+
     name: str
-    queue: str
-    """Logical id of the queue (from !GetAtt Queue.Arn)."""
     batch_size: int
-    function_response_types: tuple[str, ...]
     maximum_batching_window: int
+    function_response_types: tuple[str, ...]
 
     @property
     def report_batch_item_failures(self) -> bool:
@@ -106,29 +107,27 @@ class SqsEvent:
 
 
 @dataclass(frozen=True)
-class StreamEvent:
+class SqsEvent(MappingEvent):
+    queue: str
+    """Logical id of the queue (from !GetAtt Queue.Arn)."""
+
+
+@dataclass(frozen=True)
+class StreamEvent(MappingEvent):
     """A DynamoDB event source: the table's stream -> the function, with Lambda's error handling."""
 
-    name: str
     table: str
     """Logical id of the table (from !GetAtt Table.StreamArn)."""
     starting_position: str
-    batch_size: int
-    maximum_batching_window: int
     maximum_retry_attempts: int
     """-1: retry until the record expires."""
     maximum_record_age: int
     """Seconds; -1: no limit."""
     bisect_on_error: bool
-    function_response_types: tuple[str, ...]
     on_failure: str | None
     """Logical id of the OnFailure SQS queue."""
     filters: tuple[Mapping[str, Any], ...]
     """FilterCriteria patterns, parsed."""
-
-    @property
-    def report_batch_item_failures(self) -> bool:
-        return "ReportBatchItemFailures" in self.function_response_types
 
 
 @dataclass(frozen=True)

@@ -22,13 +22,13 @@ import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import boto3
 
 from wfm_publish_local.environment import FAKE_CREDENTIALS, ProcessEnvironment
 from wfm_publish_local.intrinsics import Resolver
+from wfm_publish_local.lifecycle import Running
 from wfm_publish_local.provision import DEFAULT_SECRET_VALUES, Resources
 from wfm_publish_local.runner import sqs
 from wfm_publish_local.runner.apigateway import ApiFront, Route
@@ -62,7 +62,7 @@ LOCAL_ENVIRONMENT: Mapping[str, str] = {
 RESET_HOOKS: tuple[tuple[str, str], ...] = (("wfm_publish.services", "reset"),)
 
 
-class LocalStack:
+class LocalStack(Running):
     """moto server + the template's resources + API front, SQS pollers and schedule firing.
 
     template_path: relative to root (the repository root by default). CodeUri/ContentUri are read
@@ -147,19 +147,7 @@ class LocalStack:
 
     # ------------------------------------------------------------ lifecycle
 
-    def __enter__(self) -> LocalStack:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def start(self) -> LocalStack:
+    def start(self) -> Self:
         if self._started:
             return self
         self._started = True

@@ -17,7 +17,7 @@ import pytest
 import requests
 from pydantic import BaseModel
 
-from tests.support.genesys import ERROR_FIELDS, TRUNK_FIELDS, Org, contract_org, serving
+from tests.support.genesys import ERROR_FIELDS, SCHEDULE_LIST_FIELDS, TRUNK_FIELDS, Org, contract_org, serving
 from wfm_publish import genesys as g
 from wfm_publish.config import Settings
 from wfm_publish.errors import (
@@ -52,16 +52,6 @@ SCHED = (*WEEK, "sched-demo")
 TOKEN_FIELDS = {"access_token", "token_type", "expires_in"}
 ERROR_DETAIL_FIELDS = {"errorCode", "fieldName", "entityId", "entityName"}
 BU_SETTINGS_FIELDS = {"startDayOfWeek", "timeZone"}
-SCHEDULE_LIST_FIELDS = {
-    "id",
-    "weekDate",
-    "weekCount",
-    "description",
-    "published",
-    "shortTermForecast",
-    "generationResults",
-    "metadata",
-}
 SCHEDULE_FIELDS = {"published", "metadata", "managementUnits"}
 METADATA_FIELDS = {"version", "modifiedBy", "dateModified", "createdBy", "dateCreated"}
 QUERY_FIELDS = {"status"}

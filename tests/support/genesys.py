@@ -27,6 +27,18 @@ ERROR_FIELDS = {
     "errors",
 }
 
+# A schedule as the week's schedule list carries it (shared/GENESYS_API.md).
+SCHEDULE_LIST_FIELDS = {
+    "id",
+    "weekDate",
+    "weekCount",
+    "description",
+    "published",
+    "shortTermForecast",
+    "generationResults",
+    "metadata",
+}
+
 # What a trunk (TrunkEntityListing's Trunk) carries at least, as the client reads it.
 TRUNK_FIELDS = {
     "state",

@@ -19,21 +19,10 @@ from typing import Annotated, Any
 import pytest
 
 from tests.support.handlers import loaded_handler
-from wfm_publish import api
+from wfm_publish import api, errors
 from wfm_publish.answers import PublishAccepted
 from wfm_publish.cancel import Cancelled, Refusal
 from wfm_publish.clock import VirtualClock
-from wfm_publish.errors import (
-    CancelContended,
-    CancelRefused,
-    ConfigurationError,
-    IdempotencyKeyReused,
-    JoinConflict,
-    PublishNotFound,
-    QueueError,
-    RequestInProgress,
-    StoreError,
-)
 from wfm_publish.intake import Accepted
 from wfm_publish.models import Job, Joiner
 from wfm_publish.router import Answer, Body, Header, Router
@@ -111,7 +100,7 @@ JOBS: dict[str, Job] = {
 class FakeStore:
     def get_job(self, job_id: str) -> Job | None:
         if job_id == "store-down":
-            raise StoreError("DynamoDB ProvisionedThroughputExceededException")
+            raise errors.StoreError("DynamoDB ProvisionedThroughputExceededException")
         if job_id == "crash":
             raise RuntimeError("a bug")
         job = JOBS.get(job_id.rstrip("-x"))
@@ -119,7 +108,7 @@ class FakeStore:
 
     def active_job(self, schedule_id: str) -> tuple[str, float] | None:
         if schedule_id == "store-down":
-            raise StoreError("DynamoDB down")
+            raise errors.StoreError("DynamoDB down")
         return {"active": ("active", 1.0), "ended": ("ended", 1.0), "vanished": ("gone", 1.0)}.get(
             schedule_id
         )
@@ -128,21 +117,21 @@ class FakeStore:
 class FakeIntake:
     def accept(self, request: Any, key: str) -> Accepted:
         sid = request.schedule_id
-        errors: dict[str, Exception] = {
-            "boom-store": StoreError("DynamoDB ProvisionedThroughputExceededException"),
-            "boom-queue": QueueError("SQS unreachable"),
-            "boom-config": ConfigurationError("JOBS_TABLE is not set"),
-            "in-progress": RequestInProgress(f"a request with Idempotency-Key {key!r} is in progress"),
-            "reused": IdempotencyKeyReused(f"Idempotency-Key {key!r} was used with another body"),
-            "join-conflict": JoinConflict(
+        failures: dict[str, Exception] = {
+            "boom-store": errors.StoreError("DynamoDB ProvisionedThroughputExceededException"),
+            "boom-queue": errors.QueueError("SQS unreachable"),
+            "boom-config": errors.ConfigurationError("JOBS_TABLE is not set"),
+            "in-progress": errors.RequestInProgress(f"a request with Idempotency-Key {key!r} is in progress"),
+            "reused": errors.IdempotencyKeyReused(f"Idempotency-Key {key!r} was used with another body"),
+            "join-conflict": errors.JoinConflict(
                 "a publish of sched is in flight with other options",
                 JOBS["active"],
                 ["publishTime", "validationMode"],
             ),
             "crash": RuntimeError("a bug in intake"),
         }
-        if sid in errors:
-            raise errors[sid]
+        if sid in failures:
+            raise failures[sid]
         if sid == "bad-answer":
             return Accepted(body={"publishId": "p"})
         body = {
@@ -156,15 +145,15 @@ class FakeIntake:
 
 def fake_cancel(store: Any, transitions: Any, publish_id: str) -> Cancelled:
     if publish_id == "missing":
-        raise PublishNotFound(f"no publish {publish_id}")
+        raise errors.PublishNotFound(f"no publish {publish_id}")
     if publish_id == "ended":
-        raise CancelRefused("publish ended already ended FAILED", Refusal.ALREADY_ENDED, JOBS["ended"])
+        raise errors.CancelRefused("publish ended already ended FAILED", Refusal.ALREADY_ENDED, JOBS["ended"])
     if publish_id == "landing":
-        raise CancelRefused("an update may still land", Refusal.PUBLISH_IN_PROGRESS, JOBS["active"])
+        raise errors.CancelRefused("an update may still land", Refusal.PUBLISH_IN_PROGRESS, JOBS["active"])
     if publish_id == "contended":
-        raise CancelContended("publish contended kept changing; try the cancel again")
+        raise errors.CancelContended("publish contended kept changing; try the cancel again")
     if publish_id == "store-down":
-        raise StoreError("DynamoDB down")
+        raise errors.StoreError("DynamoDB down")
     if publish_id == "crash":
         raise RuntimeError("a bug in cancel")
     job = _job(publish_id[:128], status="CANCELLED", reasonCode="CANCELLED")

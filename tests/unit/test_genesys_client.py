@@ -22,7 +22,6 @@ import pytest
 import requests
 import yaml
 from requests.adapters import BaseAdapter
-from requests.structures import CaseInsensitiveDict
 
 from wfm_publish import genesys as genesys_module
 from wfm_publish.clock import VirtualClock
@@ -55,7 +54,7 @@ from wfm_publish.genesys_auth import credentials_from
 from wfm_publish.services import Services
 from wfm_publish_local.simulator import GenesysSimulator, parse_scenario
 from wfm_publish_local.simulator.notifications import DeliveredQueryBook
-from wfm_publish_local.simulator.transport import InProcessAdapter
+from wfm_publish_local.simulator.transport import InProcessAdapter, response_for
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 SECRET = "s3cr3t-value-never-logged"
@@ -113,14 +112,8 @@ class Scripted(BaseAdapter):
         reply = self.route(request.method or "", parts.path, parse_qs(parts.query), request.headers, body)
         status, payload, *rest = reply
         headers: dict[str, str] = rest[0] if rest else {}
-        response = requests.Response()
-        response.status_code = status
-        response.headers = CaseInsensitiveDict({"Content-Type": "application/json", **headers})
-        response._content = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        response.url = request.url or ""
-        response.request = request
-        response.reason = "OK" if status < 400 else "Error"
-        return response
+        content = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        return response_for(request, status, {"Content-Type": "application/json", **headers}, content)
 
     def close(self) -> None:
         return None

@@ -19,7 +19,7 @@ from wfm_publish.notifier import ID_FIELD, STATUS_FIELD
 from wfm_publish.queues import Queue
 from wfm_publish_local.memorydb import MemoryDynamoDB
 from wfm_publish_local.simulator import GenesysSimulator
-from wfm_publish_local.simulator.transport import InProcessAdapter
+from wfm_publish_local.simulator.transport import InProcessAdapter, response_for
 
 if TYPE_CHECKING:
     from wfm_publish_local.chaos.virtual import World
@@ -179,7 +179,7 @@ class FaultyGenesys(InProcessAdapter):
                 {"Retry-After": retry_after} if retry_after else {}
             )
             body = json.dumps({"status": 429, "code": "too.many.requests", "message": "Rate limit exceeded"})
-            return self._build(request, 429, headers, body.encode())
+            return response_for(request, 429, headers, body.encode())
         response = super().send(request, *args, **kwargs)
         if not token and w.events and w.latency.random() < w.rates.genesys_slow:
             # The answer takes a while: meanwhile telephony changes and its events are handled (the

@@ -4,7 +4,7 @@ sweep, with the Genesys Cloud simulator behind the real client.
 
 One seed is one world: a schedule, a telephony change, maybe another writer and failing publish
 operations, a handful of ServiceNow requests (duplicates, joiners, a reused key, cancels at random
-moments), and faults at every boundary:
+moments), all drawn by plan.py, and faults at every boundary:
 
 - DynamoDB: an answer lost after the commit (botocore sends the same request again), an error after
   the commit, a 5xx before it, a write throttled for seconds (other workers run meanwhile);
@@ -24,18 +24,15 @@ requests) before it commits. After the run, `invariants.check` holds the world t
 from __future__ import annotations
 
 import copy
-import functools
 import heapq
 import itertools
 import random
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import requests
-import yaml
 
 from wfm_publish import genesys_events, wake
 from wfm_publish.cancel import cancel
@@ -68,11 +65,11 @@ from wfm_publish_local.chaos.faults import (
     Rates,
     SkewedClock,
 )
+from wfm_publish_local.chaos.plan import plan_requests, plan_scenario
 from wfm_publish_local.memorydb import MemoryDynamoDB
 from wfm_publish_local.simulator import GenesysSimulator, parse_scenario
 from wfm_publish_local.virtual import JOBS_TABLE, VIRTUAL_BASE_URL, _indexes
 
-SCENARIO = Path(__file__).resolve().parents[3] / "scenarios" / "demo.yaml"
 VISIBILITY_TIMEOUT = 180.0
 EVENT_LOST = 0.05  # Genesys notifications that never arrive: the re-read and the safety poll cover them
 MAX_RECEIVES = 5
@@ -82,12 +79,6 @@ STREAM_RETRY = 1.0
 STREAM_ATTEMPTS = 20
 SERVICENOW_RETRIES = 8  # ServiceNow's REST message retries a 5xx / lost answer this often
 STEP_BOUND = STUCK_BOUND + MAX_RECEIVES * VISIBILITY_TIMEOUT  # "its deadline plus one step"
-
-
-@functools.cache
-def _base_raw() -> dict[str, Any]:
-    raw: dict[str, Any] = yaml.safe_load(SCENARIO.read_text())
-    return raw
 
 
 @dataclass(order=True)
@@ -142,7 +133,7 @@ class World:
         self.telephony_heard: list[tuple[str, float, float]] = []
         self.pump_at: float | None = None  # when the simulator is next pumped (events worlds)
 
-        self.raw = self._scenario()
+        self.raw = plan_scenario(self.rng, seed)
         self.simulator = GenesysSimulator(parse_scenario(self.raw), self.clock)
         self.db = MemoryDynamoDB({JOBS_TABLE: _indexes()})
         self.db.on_write.append(self._on_write)
@@ -172,72 +163,10 @@ class World:
         self.servicenow = FakeServiceNow(self)
         self.notifier = Notifier(self.store, lambda: self.servicenow, self.clock)  # type: ignore[arg-type,return-value]
 
-    # --- the world's plan ------------------------------------------------------------------------
-
-    def _scenario(self) -> dict[str, Any]:
-        raw = copy.deepcopy(_base_raw())
-        change = self.rng.choice([0.0, 5.0, 30.0, 120.0, 600.0, 1800.0])
-        start = self.rng.uniform(0.0, 20.0)
-        events: list[dict[str, Any]] = []
-        if change:
-            events.append(
-                {
-                    "type": "telephonyChange",
-                    "kind": "softwareUpdate",
-                    "entityId": "edge-demo-1",
-                    "start": start,
-                    "end": start + change,
-                }
-            )
-        if self.rng.random() < 0.5:
-            events.append({"type": "writerEdit", "scheduleId": "sched-demo", "trigger": "beforeFirstUpdate"})
-        if self.rng.random() < 0.3:
-            events.append(
-                {
-                    "type": "publishOperation",
-                    "scheduleId": "sched-demo",
-                    "durationSeconds": self.rng.choice([0.5, 3.0, 20.0]),
-                    "failFirst": self.rng.choice([0, 1, 2]),
-                }
-            )
-        raw["events"] = events
-        raw["seed"] = self.seed
-        return raw
-
-    def _requests(self) -> None:
-        from wfm_publish_local.demo import SERVICENOW_BODY
-
-        base: dict[str, Any] = {**SERVICENOW_BODY, "publishTime": None}
-        deadline = self.rng.choice([None, 600, 3600])
-        if deadline:
-            base["deadlineSeconds"] = deadline
-        base["telephonySync"] = {"enabled": True, "retryCount": self.rng.choice([1, 3]), "delayMs": 2000}
-        own = {**base, "callback": {"table": "change_request", "sysId": "a" * 32}}
-        other_body = {**own, "validationMode": "deferred"}
-        joiner = {**base, "callback": {"table": "incident", "sysId": "b" * 32}}
-        conflicting = {**base, "validationMode": "off", "callback": {"table": "incident", "sysId": "c" * 32}}
-        t = 0.0
-        self.ask(t, "k-1", "a", own)
-        for _ in range(self.rng.randint(0, 3)):  # ServiceNow sends it again (a duplicate), maybe at once
-            self.ask(self.rng.choice([t, self.rng.uniform(0, 60)]), "k-1", "a", own)
-        if self.rng.random() < 0.5:
-            self.ask(self.rng.uniform(0, 120), "k-1", "b", other_body)  # the same key, another body: 422
-        if self.rng.random() < 0.6:
-            self.ask(self.rng.uniform(0, 120), "k-2", "a", joiner)
-        if self.rng.random() < 0.3:
-            self.ask(self.rng.uniform(0, 120), "k-3", "a", conflicting)
-        if self.rng.random() < 0.3:
-            self.at(self.rng.uniform(0, 300), self._cancel_one, "cancel")
-        if (
-            self.rng.random() < 0.3
-        ):  # a dry run of the same schedule (issue 11): never claims, never publishes
-            dry = {**base, "dryRun": True, "callback": {"table": "problem", "sysId": "d" * 32}}
-            self.ask(self.rng.uniform(0, 120), "k-4", "a", dry)
-
     # --- running ---------------------------------------------------------------------------------------
 
     def run(self, limit: float = 12 * 3600.0) -> World:
-        self._requests()
+        plan_requests(self)
         self.at(WATCHDOG_EVERY, self._watchdog, "watchdog")
         self.at(DEAD_LETTERS_EVERY, self._sweep, "dead letters")
         self.at(60.0, self._sample, "sample")
@@ -402,7 +331,8 @@ class World:
         if retry and tries < SERVICENOW_RETRIES:
             self.ask(self.rng.uniform(2.0, 15.0), key, body_name, body, tries + 1)
 
-    def _cancel_one(self) -> None:
+    def cancel_one(self) -> None:
+        """ServiceNow cancels one of the publishes it was answered (any, at random)."""
         ids = [a.publish_id for a in self.answers if a.publish_id]
         if not ids:
             return

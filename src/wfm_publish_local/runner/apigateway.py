@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from wfm_publish_local.http import LocalHttpServer
+from wfm_publish_local.http import HttpFront, handler_class
 from wfm_publish_local.runner.function import ACCOUNT_ID, LocalFunction
 
 log = logging.getLogger(__name__)
@@ -214,7 +214,7 @@ def _forwarded_headers(request: BaseHTTPRequestHandler, port: int) -> list[tuple
     return headers
 
 
-class ApiFront:
+class ApiFront(HttpFront):
     """API Gateway in front of the functions' Api events, on a ThreadingHTTPServer.
 
     Paths are served without the stage prefix (as `sam local start-api` does); the event's
@@ -224,38 +224,12 @@ class ApiFront:
     def __init__(self, routes: Iterable[Route], host: str = "127.0.0.1", port: int = 0) -> None:
         # Most specific first: API Gateway prefers literal segments over {params} and {proxy+}.
         self.routes = sorted(routes, key=lambda r: (-r.literal_segments, len(r.names)))
-        front = self
-
-        class _Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            server_version = "wfm-publish-local-apigateway"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                log.debug("api %s", format % args)
-
-            def _serve(self) -> None:
-                front.serve(self)
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_TRACE = _serve
-
-            def __getattr__(self, name: str) -> Any:
-                # Any other method (QUERY, PROPFIND, ...) is routed too, so it gets API Gateway's
-                # answer (403 for a method the resource does not have), not http.server's 501.
-                if name.startswith("do_") and name[3:].isalpha():
-                    return self._serve
-                raise AttributeError(name)
-
-        self._http = LocalHttpServer(_Handler, host, port, "api-front")
-
-    @property
-    def url(self) -> str:
-        return self._http.url
-
-    def start(self) -> None:
-        self._http.start()
-
-    def stop(self) -> None:
-        self._http.stop()
+        # Every method (QUERY, PROPFIND, ...) is routed, so an unknown one gets API Gateway's answer
+        # (403 for a method the resource does not have), not http.server's 501.
+        handler = handler_class(
+            self.serve, log, "api", any_method=True, server_version="wfm-publish-local-apigateway"
+        )
+        super().__init__(handler, host, port, "api-front")
 
     def find(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
         for route in self.routes:

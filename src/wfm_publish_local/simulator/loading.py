@@ -73,39 +73,78 @@ def _missing(field: str, value: str | None, known: set[str], what: str) -> list[
 def check_references(s: Scenario) -> list[str]:
     """Every id a scenario refers to must exist; answers one message per broken reference."""
     problems: list[str] = []
-    for name in ("business_units", "management_units", "agents", "schedules", "queues", "sites"):
+    for name in _COLLECTIONS:
         problems += _duplicates(to_camel(name), [x.id for x in getattr(s, name)])
-    for name in ("edges", "trunk_bases", "trunks", "campaigns"):
-        problems += _duplicates(to_camel(name), [x.id for x in getattr(s, name)])
-    problems += _check_org(s)
+    problems += _check_links(s, _ORG_LINKS)
     problems += _check_schedules(s)
-    problems += _check_telephony(s)
+    problems += _check_links(s, _TELEPHONY_LINKS)
     problems += _check_events(s)
     return problems
 
 
-def _check_org(s: Scenario) -> list[str]:
-    bus = {b.id for b in s.business_units}
-    agents = {a.id for a in s.agents}
-    mus = {m.id for m in s.management_units}
+_COLLECTIONS = (
+    "business_units",
+    "management_units",
+    "agents",
+    "schedules",
+    "queues",
+    "sites",
+    "edges",
+    "trunk_bases",
+    "trunks",
+    "campaigns",
+)
+
+# A collection's fields that name an entity of another: (field, the collection it names, what that
+# is). A list field names one each. One table, so a new reference is a row, not another loop.
+Links = tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...]
+_ORG_LINKS: Links = (
+    (
+        "management_units",
+        (("business_unit_id", "business_units", "business unit"), ("agents", "agents", "agent")),
+    ),
+    (
+        "queues",
+        (
+            ("members", "agents", "agent"),
+            ("member_management_unit_ids", "management_units", "management unit"),
+        ),
+    ),
+    (
+        "campaigns",
+        (
+            ("queue_id", "queues", "queue"),
+            ("site_id", "sites", "site"),
+            ("edge_group_id", "edge_groups", "edge group (set on an edge)"),
+        ),
+    ),
+)
+_TELEPHONY_LINKS: Links = (
+    ("edges", (("site_id", "sites", "site"),)),
+    ("trunks", (("edge_id", "edges", "edge"), ("trunk_base_id", "trunk_bases", "trunk base"))),
+)
+
+
+def _check_links(s: Scenario, links: Links) -> list[str]:
+    known: dict[str, set[str]] = {}
     out: list[str] = []
-    for i, mu in enumerate(s.management_units):
-        out += _missing(f"managementUnits[{i}].businessUnitId", mu.business_unit_id, bus, "business unit")
-        for a in mu.agents:
-            out += _missing(f"managementUnits[{i}].agents", a, agents, "agent")
-    for i, q in enumerate(s.queues):
-        for a in q.members:
-            out += _missing(f"queues[{i}].members", a, agents, "agent")
-        for m in q.member_management_unit_ids:
-            out += _missing(f"queues[{i}].memberManagementUnitIds", m, mus, "management unit")
-    queues = {q.id for q in s.queues}
-    sites = {x.id for x in s.sites}
-    groups = {e.edge_group_id for e in s.edges if e.edge_group_id}
-    for i, c in enumerate(s.campaigns):
-        out += _missing(f"campaigns[{i}].queueId", c.queue_id, queues, "queue")
-        out += _missing(f"campaigns[{i}].siteId", c.site_id, sites, "site")
-        out += _missing(f"campaigns[{i}].edgeGroupId", c.edge_group_id, groups, "edge group (set on an edge)")
+    for collection, fields in links:
+        for i, item in enumerate(getattr(s, collection)):
+            for field, target, what in fields:
+                if target not in known:
+                    known[target] = _ids(s, target)
+                value = getattr(item, field)
+                for one in value if isinstance(value, list) else [value]:
+                    out += _missing(
+                        f"{to_camel(collection)}[{i}].{to_camel(field)}", one, known[target], what
+                    )
     return out
+
+
+def _ids(s: Scenario, collection: str) -> set[str]:
+    if collection == "edge_groups":  # not a collection: the groups the edges name
+        return {e.edge_group_id for e in s.edges if e.edge_group_id}
+    return {x.id for x in getattr(s, collection)}
 
 
 def _check_schedules(s: Scenario) -> list[str]:
@@ -136,19 +175,6 @@ def _check_schedules(s: Scenario) -> list[str]:
             days = [d for d in group.days if isinstance(d, int) and not 0 <= d < 7 * sch.week_count]
             if days:
                 out.append(f"{where}.shifts[{j}].days: offsets {days} fall outside the schedule's weeks")
-    return out
-
-
-def _check_telephony(s: Scenario) -> list[str]:
-    sites = {x.id for x in s.sites}
-    edges = {e.id for e in s.edges}
-    bases = {b.id for b in s.trunk_bases}
-    out: list[str] = []
-    for i, e in enumerate(s.edges):
-        out += _missing(f"edges[{i}].siteId", e.site_id, sites, "site")
-    for i, t in enumerate(s.trunks):
-        out += _missing(f"trunks[{i}].edgeId", t.edge_id, edges, "edge")
-        out += _missing(f"trunks[{i}].trunkBaseId", t.trunk_base_id, bases, "trunk base")
     return out
 
 

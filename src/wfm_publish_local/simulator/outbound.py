@@ -8,6 +8,7 @@ from typing import Any
 from wfm_publish_local.simulator.scenario import Campaign, OutboundSettings
 from wfm_publish_local.simulator.telephony import TelephonyView
 from wfm_publish_local.simulator.topology import Topology
+from wfm_publish_local.simulator.wire import named
 
 
 class OutboundView:
@@ -19,11 +20,10 @@ class OutboundView:
     def campaign(self, c: Campaign) -> dict[str, Any]:
         queue = self.topo.queues[c.queue_id]
         out: dict[str, Any] = {
-            "id": c.id,
-            "name": c.name or c.id,
+            **named(c),
             "dialingMode": c.dialing_mode,
             "campaignStatus": c.campaign_status,
-            "queue": {"id": queue.id, "name": queue.name or queue.id},
+            "queue": named(queue),
             "contactList": {"id": f"contactlist-{c.id}"},
             "abandonRate": 5.0,
             "priority": 5,
@@ -110,4 +110,4 @@ class OutboundView:
 
 
 def _ref(c: Campaign) -> dict[str, Any]:
-    return {"id": c.id, "name": c.name or c.id, "selfUri": f"/api/v2/outbound/campaigns/{c.id}"}
+    return {**named(c), "selfUri": f"/api/v2/outbound/campaigns/{c.id}"}

@@ -28,6 +28,11 @@ _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 class _Model(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
+    def _exactly_one(self, what: str, first: str, second: str) -> None:
+        """Of the two fields (snake_case names), one is set and the other is not."""
+        if (getattr(self, first) is None) == (getattr(self, second) is None):
+            raise ValueError(f"{what} needs exactly one of {to_camel(first)} or {to_camel(second)}")
+
 
 class Credentials(_Model):
     client_id: str = "local-client"
@@ -187,8 +192,7 @@ class Campaign(_Model):
 
     @model_validator(mode="after")
     def _one_place(self) -> Campaign:
-        if (self.site_id is None) == (self.edge_group_id is None):
-            raise ValueError("a campaign needs exactly one of siteId or edgeGroupId")
+        self._exactly_one("a campaign", "site_id", "edge_group_id")
         return self
 
 
@@ -230,8 +234,7 @@ class WriterEdit(_Model):
 
     @model_validator(mode="after")
     def _when(self) -> WriterEdit:
-        if (self.at is None) == (self.trigger is None):
-            raise ValueError("a writerEdit needs exactly one of at or trigger")
+        self._exactly_one("a writerEdit", "at", "trigger")
         return self
 
 

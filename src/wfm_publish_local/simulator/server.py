@@ -9,10 +9,10 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
+from wfm_publish_local.lifecycle import Running
 from wfm_publish_local.simulator.loading import load_scenario
 from wfm_publish_local.simulator.model import GenesysSimulator
 
@@ -68,7 +68,7 @@ class _Server(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
-class SimulatorServer:
+class SimulatorServer(Running):
     """Serves a GenesysSimulator; `url` is known once started (port 0 picks a free port)."""
 
     def __init__(self, simulator: GenesysSimulator, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -84,7 +84,7 @@ class SimulatorServer:
             raise RuntimeError("the simulator server is not started")
         return f"http://{self.host}:{self._server.server_address[1]}"
 
-    def start(self) -> SimulatorServer:
+    def start(self) -> Self:
         if self._server is None:
             self._server = _Server((self.host, self.port), self.simulator)
             self._thread = threading.Thread(
@@ -101,17 +101,6 @@ class SimulatorServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
-
-    def __enter__(self) -> SimulatorServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def serve_forever(scenario_path: str, port: int) -> None:

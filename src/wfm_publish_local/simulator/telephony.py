@@ -9,6 +9,7 @@ from typing import Any
 from wfm_publish.clock import iso
 from wfm_publish_local.simulator.scenario import Edge, TelephonyChange, Trunk, TrunkBase
 from wfm_publish_local.simulator.topology import EDGE_KINDS, Topology
+from wfm_publish_local.simulator.wire import named
 
 # Entities existed well before the simulator started: their dateModified is this long before t0.
 BASE_AGE_SECONDS = 7 * 86400.0
@@ -81,14 +82,13 @@ class TelephonyView:
             if updates[-1].end <= m.t:
                 software_status["executeStopTime"] = m.at(updates[-1].end)
         out: dict[str, Any] = {
-            "id": edge.id,
-            "name": edge.name or edge.id,
+            **named(edge),
             "state": "active",
             "statusCode": status,
             "onlineStatus": online,
             "softwareStatus": software_status,
             "callDrainingState": draining,
-            "site": {"id": site.id, "name": site.name or site.id},
+            "site": named(site),
             "version": version,
             "dateModified": m.at(self._last_moved(own, m.t)),
             "selfUri": f"/api/v2/telephony/providers/edges/{edge.id}",
@@ -123,12 +123,11 @@ class TelephonyView:
             error = {"text": "SIP OPTIONS ping unanswered", "code": "trunk.options.failure"}
             options["errorInfo"] = ip["errorInfo"] = error
         out: dict[str, Any] = {
-            "id": trunk.id,
-            "name": trunk.name or trunk.id,
+            **named(trunk),
             "state": trunk.state,
             "trunkType": trunk.trunk_type,
-            "edge": {"id": edge.id, "name": edge.name or edge.id},
-            "trunkBase": {"id": base.id, "name": base.name or base.id},
+            "edge": named(edge),
+            "trunkBase": named(base),
             "inService": trunk.in_service,
             "enabled": trunk.enabled,
             "connectedStatus": {
@@ -150,8 +149,7 @@ class TelephonyView:
         changes = [c for c in self._changes_on(base.id) if c.entity_id == base.id]
         trunk_type = next((t.trunk_type for t in self.topo.trunks_by_base.get(base.id, [])), "EXTERNAL")
         out: dict[str, Any] = {
-            "id": base.id,
-            "name": base.name or base.id,
+            **named(base),
             "state": "active",
             "trunkType": trunk_type,
             "managed": False,
@@ -173,10 +171,9 @@ class TelephonyView:
     def site(self, site_id: str) -> dict[str, Any]:
         site = self.topo.sites[site_id]
         return {
-            "id": site.id,
-            "name": site.name or site.id,
+            **named(site),
             "state": site.state,
-            "edges": [{"id": e.id, "name": e.name or e.id} for e in self.topo.edges_by_site.get(site.id, [])],
+            "edges": [named(e) for e in self.topo.edges_by_site.get(site.id, [])],
             "mediaModel": site.media_model,
             "managed": site.managed,
             "selfUri": f"/api/v2/telephony/providers/edges/sites/{site.id}",

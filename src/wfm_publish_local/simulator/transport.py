@@ -55,7 +55,7 @@ class InProcessAdapter(BaseAdapter):
             self._wait(resp.delay_seconds)
         if resp.drop:
             raise requests.exceptions.ConnectionError("simulated dropped connection", request=request)
-        return self._build(request, resp.status, resp.headers, resp.body)
+        return response_for(request, resp.status, resp.headers, resp.body)
 
     def _wait(self, seconds: float) -> None:
         advance = getattr(self.simulator.clock, "advance", None)
@@ -64,22 +64,21 @@ class InProcessAdapter(BaseAdapter):
         else:
             time.sleep(seconds)
 
-    @staticmethod
-    def _build(
-        request: requests.PreparedRequest, status: int, headers: dict[str, str], body: bytes
-    ) -> requests.Response:
-        response = requests.Response()
-        response.status_code = status
-        response.headers = CaseInsensitiveDict(headers)
-        response.raw = HTTPResponse(
-            body=io.BytesIO(body), headers=headers, status=status, preload_content=False
-        )
-        response._content = body  # already complete: no streaming from a simulator
-        response.encoding = "utf-8"
-        response.url = request.url or ""
-        response.request = request
-        response.reason = "OK" if status < 400 else "Error"
-        return response
-
     def close(self) -> None:
         return None
+
+
+def response_for(
+    request: requests.PreparedRequest, status: int, headers: dict[str, str], body: bytes
+) -> requests.Response:
+    """A complete `requests` answer to `request`, as if read off the wire."""
+    response = requests.Response()
+    response.status_code = status
+    response.headers = CaseInsensitiveDict(headers)
+    response.raw = HTTPResponse(body=io.BytesIO(body), headers=headers, status=status, preload_content=False)
+    response._content = body  # already complete: no streaming from a simulator
+    response.encoding = "utf-8"
+    response.url = request.url or ""
+    response.request = request
+    response.reason = "OK" if status < 400 else "Error"
+    return response

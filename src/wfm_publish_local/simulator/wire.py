@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlencode
 
 JSON_TYPE = "application/json; charset=UTF-8"
+
+T = TypeVar("T")
 
 # Literal path segments under /telephony/providers/edges that must never be read as an edge id.
 _EDGE_WORDS = (
@@ -157,6 +159,27 @@ def not_found(what: str, entity_id: str) -> ApiError:
         message_with_params=f"The requested {what} was not found: {{id}}",
         params={"id": entity_id},
     )
+
+
+def found(table: Mapping[str, T], entity_id: str, what: str) -> T:
+    """The entity a request names, or Genesys' 404 for it."""
+    entity = table.get(entity_id)
+    if entity is None:
+        raise not_found(what, entity_id)
+    return entity
+
+
+class Named(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str | None: ...
+
+
+def named(entity: Named) -> dict[str, Any]:
+    """An entity's id and name as Genesys writes them (a reference, or the head of the entity);
+    a scenario that gives no name gets its id."""
+    return {"id": entity.id, "name": entity.name or entity.id}
 
 
 def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> SimResponse:

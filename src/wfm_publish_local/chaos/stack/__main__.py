@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+from dataclasses import fields
 
 from wfm_publish_local.chaos import stack
 from wfm_publish_local.chaos.stack.options import ChaosOptions
@@ -47,18 +48,9 @@ def main(argv: list[str] | None = None) -> int:
         for name in ("wfm_publish_local.runner", "wfm_publish_local.faultproxy", "botocore", "urllib3"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "CRITICAL")
-    options = ChaosOptions(
-        jobs=args.jobs,
-        seed=args.seed,
-        send_rate=args.send_rate,
-        crash_rate=args.crash_rate,
-        api_crash_rate=args.api_crash_rate,
-        visibility_timeout=args.visibility_timeout,
-        overdue_after=args.overdue_after,
-        deadline_jobs=args.deadline_jobs,
-        timeout=args.timeout,
-        faults=not args.no_faults,
-    )
+    # Each option the command takes is named as the ChaosOptions field it sets.
+    given = {f.name: getattr(args, f.name) for f in fields(ChaosOptions) if f.name in vars(args)}
+    options = ChaosOptions(**given, faults=not args.no_faults)
     outcome = run(options, echo=lambda line: print(line, flush=True))
     report(outcome, echo=lambda line: print(line, flush=True))
     return 0 if outcome.ok else 1

@@ -3,6 +3,7 @@ the sweeps, then every job waited for and the invariants checked; and the report
 
 from __future__ import annotations
 
+import functools
 import logging
 import subprocess
 import sys
@@ -12,19 +13,25 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import boto3
 
+from wfm_publish.config import Settings
 from wfm_publish.models import Job, JobStatus
+from wfm_publish.pipeline import Pipeline
+from wfm_publish.services import Services
 from wfm_publish.store_items import job_from_item
+from wfm_publish.watchdog import Rescue, rescue_overdue
 from wfm_publish_local.chaos.stack.checks import Evidence, Violation, check, expected_callbacks, gather
 from wfm_publish_local.chaos.stack.options import QUEUE_FUNCTIONS, ChaosOptions
 from wfm_publish_local.chaos.stack.org import build_scenario
 from wfm_publish_local.chaos.stack.traffic import Client, Sender, plan_requests
 from wfm_publish_local.embedded import EmbeddedStack
 from wfm_publish_local.faultproxy import FaultProxy, data_plane_plan
+from wfm_publish_local.lifecycle import Running
 from wfm_publish_local.runner.crash import CrashPlan
+from wfm_publish_local.stack import LocalStack
 
 log = logging.getLogger(__name__)
 
@@ -113,39 +120,32 @@ def moto_server(own_process: bool = True) -> Iterator[str]:
             child.wait()
 
 
-class Sweeper:
+class Sweeper(Running):
     """The scheduled functions, on a short period: the dead-letter sweep through the runner (as its
     schedule would fire it), the watchdog as the core function with the run's short overdue bound."""
 
-    def __init__(self, embedded: EmbeddedStack, options: ChaosOptions) -> None:
-        self.embedded = embedded
-        self.options = options
+    def __init__(self, stack: LocalStack, every: float, rescue: Callable[[], Rescue]) -> None:
+        self.stack = stack
+        self.every = every
+        self.rescue = rescue  # the watchdog's sweep, its collaborators and bound given
         self.found = self.moved = self.dead_letters = self.failures = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="chaos-sweeper", daemon=True)
 
-    def __enter__(self) -> Sweeper:
+    def start(self) -> Self:
         self._thread.start()
         return self
 
-    def __exit__(self, *_: object) -> None:
+    def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=60)
 
     def _run(self) -> None:
-        from wfm_publish.services import services
-        from wfm_publish.watchdog import rescue_overdue
-
-        stack = self.embedded.stack
-        assert stack is not None
-        while not self._stop.wait(self.options.sweep_every):
+        while not self._stop.wait(self.every):
             try:
-                counts = stack.invoke("DeadLettersFunction", {})
+                counts = self.stack.invoke("DeadLettersFunction", {})
                 self.dead_letters += sum(v for k, v in dict(counts or {}).items() if k != "kept")
-                wiring = services()
-                rescue = rescue_overdue(
-                    wiring.store, wiring.transitions, wiring.clock, overdue_after=self.options.overdue_after
-                )
+                rescue = self.rescue()
                 self.found += rescue.found
                 self.moved += rescue.moved
             except Exception:  # a sweep that met a fault runs again next period, as on AWS
@@ -229,11 +229,20 @@ def run(options: ChaosOptions, echo: Callable[[str], None] = print) -> Outcome:
         running.enter_context(embedded)
         stack = embedded.stack
         assert stack is not None
-        shorten_timing(options)
+        shorten_timing(embedded.container.pipeline, options)
         embedded.simulator.reset()  # t = 0: the telephony changes are timed from now
         client = Client(embedded.api_url, embedded.auth)
         sender = Sender(client, options.senders)
-        sweeper = running.enter_context(Sweeper(embedded, options))
+        # The watchdog's collaborators, built from the stack's settings as its handler builds them.
+        watchdog = Services(Settings.from_environment(stack.environment))
+        rescue = functools.partial(
+            rescue_overdue,
+            watchdog.store,
+            watchdog.transitions,
+            watchdog.clock,
+            overdue_after=options.overdue_after,
+        )
+        sweeper = running.enter_context(Sweeper(stack, options.sweep_every, rescue))
         echo(
             f"chaos: seed {options.seed}, {options.jobs} jobs (+{options.stuck_jobs} that must end at their"
             f" deadline), {len(actions)} planned requests, moto {moto}, proxy {proxy.url}"
@@ -290,14 +299,11 @@ def run(options: ChaosOptions, echo: Callable[[str], None] = print) -> Outcome:
     return Outcome(options, figures, violations, evidence)
 
 
-def shorten_timing(options: ChaosOptions) -> None:
-    """The functions share this process's services (one container): give their pipeline the run's
-    time scale. Only waits change; every decision is the core's own."""
+def shorten_timing(pipeline: Pipeline, options: ChaosOptions) -> None:
+    """Give the functions' pipeline the run's time scale. Only waits change; every decision is the
+    core's own."""
     from dataclasses import replace
 
-    from wfm_publish.services import services
-
-    pipeline = services().pipeline
     pipeline.timing = replace(
         pipeline.timing, confirm_timeout=options.confirm_timeout, in_progress_limit=options.confirm_timeout
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from wfm_publish_local.simulator.org import Org
-from wfm_publish_local.simulator.wire import SimRequest, SimResponse, not_found, page
+from wfm_publish_local.simulator.wire import SimRequest, SimResponse, found, named, page
 
 
 class OutboundApi:
@@ -23,28 +23,22 @@ class OutboundApi:
         return self.org.ok(page(req, [self.org.outbound.campaign(c) for c in campaigns], max_size=100))
 
     def campaign_get(self, req: SimRequest) -> SimResponse:
-        campaign = self.org.topology.campaigns.get(req.params["campaignId"])
-        if campaign is None:
-            raise not_found("campaign", req.params["campaignId"])
+        campaign = found(self.org.topology.campaigns, req.params["campaignId"], "campaign")
         return self.org.ok(self.org.outbound.campaign(campaign))
 
     def line_distribution(self, req: SimRequest) -> SimResponse:
-        campaign = self.org.topology.campaigns.get(req.params["campaignId"])
-        if campaign is None:
-            raise not_found("campaign", req.params["campaignId"])
+        campaign = found(self.org.topology.campaigns, req.params["campaignId"], "campaign")
         return self.org.ok(self.org.outbound.line_distribution(campaign, self.org.elapsed()))
 
     def outbound_settings(self, _req: SimRequest) -> SimResponse:
         return self.org.ok(self.org.outbound.settings())
 
     def queue_members(self, req: SimRequest) -> SimResponse:
-        members = self.org.topology.queue_members.get(req.params["queueId"])
-        if members is None:
-            raise not_found("queue", req.params["queueId"])
+        members = found(self.org.topology.queue_members, req.params["queueId"], "queue")
         entities = []
         for agent_id in members:
             agent = self.org.topology.agents[agent_id]
-            user = {"id": agent.id, "name": agent.name or agent.id}
+            user = named(agent)
             entities.append({**user, "user": user, "memberBy": "user", "joined": True, "ringNumber": 1})
         # QueueMemberEntityListing pages by links only: no total, pageCount or lastUri.
         return self.org.ok(page(req, entities, max_size=100, totals=False))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from wfm_publish_local.simulator.org import Org
-from wfm_publish_local.simulator.wire import ApiError, SimRequest, SimResponse, not_found, page
+from wfm_publish_local.simulator.wire import ApiError, SimRequest, SimResponse, found, page
 
 
 class TelephonyApi:
@@ -24,9 +24,7 @@ class TelephonyApi:
         return self.org.ok(page(req, [self.org.telephony.edge(e, m) for e in edges]))
 
     def edge_get(self, req: SimRequest) -> SimResponse:
-        edge = self.org.topology.edges.get(req.params["edgeId"])
-        if edge is None:
-            raise not_found("edge", req.params["edgeId"])
+        edge = found(self.org.topology.edges, req.params["edgeId"], "edge")
         return self.org.ok(self.org.telephony.edge(edge, self.org.moment(self.org.elapsed())))
 
     def trunk_list(self, req: SimRequest) -> SimResponse:
@@ -42,9 +40,7 @@ class TelephonyApi:
         return self.org.ok(page(req, [self.org.telephony.trunk(x, m) for x in trunks]))
 
     def trunk_get(self, req: SimRequest) -> SimResponse:
-        trunk = self.org.topology.trunks.get(req.params["trunkId"])
-        if trunk is None:
-            raise not_found("trunk", req.params["trunkId"])
+        trunk = found(self.org.topology.trunks, req.params["trunkId"], "trunk")
         return self.org.ok(self.org.telephony.trunk(trunk, self.org.moment(self.org.elapsed())))
 
     def trunk_metrics(self, req: SimRequest) -> SimResponse:
@@ -54,18 +50,11 @@ class TelephonyApi:
                 400, "bad.request", "trunkIds is required", error_code="missing", field_name="trunkIds"
             )
         m = self.org.moment(self.org.elapsed())
-        out = []
-        for trunk_id in ids:
-            trunk = self.org.topology.trunks.get(trunk_id)
-            if trunk is None:
-                raise not_found("trunk", trunk_id)
-            out.append(self.org.telephony.trunk_metrics(trunk, m))
-        return self.org.ok(out)
+        trunks = [found(self.org.topology.trunks, trunk_id, "trunk") for trunk_id in ids]
+        return self.org.ok([self.org.telephony.trunk_metrics(trunk, m) for trunk in trunks])
 
     def trunk_base_get(self, req: SimRequest) -> SimResponse:
-        base = self.org.topology.trunk_bases.get(req.params["trunkBaseId"])
-        if base is None:
-            raise not_found("trunk base settings", req.params["trunkBaseId"])
+        base = found(self.org.topology.trunk_bases, req.params["trunkBaseId"], "trunk base settings")
         view = self.org.telephony.trunk_base(
             base, self.org.moment(self.org.elapsed()), "properties" in req.expand()
         )
@@ -92,6 +81,5 @@ class TelephonyApi:
         return self.org.ok(page(req, sites))
 
     def site_get(self, req: SimRequest) -> SimResponse:
-        if req.params["siteId"] not in self.org.topology.sites:
-            raise not_found("site", req.params["siteId"])
-        return self.org.ok(self.org.telephony.site(req.params["siteId"]))
+        site = found(self.org.topology.sites, req.params["siteId"], "site")
+        return self.org.ok(self.org.telephony.site(site.id))

@@ -12,7 +12,7 @@ from wfm_publish_local.simulator.org import Operation, Org, ScheduleState
 from wfm_publish_local.simulator.scenario import WEEKDAYS, BusinessUnit
 from wfm_publish_local.simulator.shifts import expand_shifts
 from wfm_publish_local.simulator.telephony import BASE_AGE_SECONDS
-from wfm_publish_local.simulator.wire import ApiError, SimRequest, SimResponse, not_found
+from wfm_publish_local.simulator.wire import ApiError, SimRequest, SimResponse, found, named, not_found
 
 WFM = "/api/v2/workforcemanagement/businessunits"
 SCHEDULE = WFM + "/{buId}/weeks/{weekId}/schedules/{scheduleId}"
@@ -29,16 +29,12 @@ class Schedules:
         self._shift_cache: dict[str, dict[str, dict[str, Any]]] = {}
 
     def _bu(self, req: SimRequest) -> BusinessUnit:
-        bu = self.org.topology.business_units.get(req.params["buId"])
-        if bu is None:
-            raise not_found("business unit", req.params["buId"])
-        return bu
+        return found(self.org.topology.business_units, req.params["buId"], "business unit")
 
     @staticmethod
     def _bu_summary(bu: BusinessUnit) -> dict[str, Any]:
         return {
-            "id": bu.id,
-            "name": bu.name or bu.id,
+            **named(bu),
             # DivisionReference: id and selfUri only (no name).
             "division": {
                 "id": bu.division.id,
