@@ -100,6 +100,10 @@ def build(artifacts: Path, *, from_environment: bool = False, bytecode: bool = T
         quiet=1,
         force=True,
         workers=0,
+        # The path each module reports is where Lambda mounts it, not this machine's build folder:
+        # the same sources give the same layer wherever it is built.
+        stripdir=str(target),
+        prependdir="/opt/python",
         invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
     )
     if not compiled:

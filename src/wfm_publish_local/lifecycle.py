@@ -10,7 +10,7 @@ from typing import Self
 class Running(ABC):
     @abstractmethod
     def start(self) -> Self:
-        """Start (once: a second call does nothing) and answer the thing itself."""
+        """Start and answer the thing itself (`with` starts it once)."""
 
     @abstractmethod
     def stop(self) -> None: ...

@@ -82,8 +82,8 @@ class LocalStack(Running):
     enforce_timeouts: an invocation longer than the function's Timeout counts as failed.
     aws_endpoint: an existing AWS-compatible endpoint (http://127.0.0.1:<port>) to provision in and
         use, instead of starting a moto server; None starts one.
-    crash: a seeded CrashPlan that kills invocations at AWS calls (installed on boto3's default
-        session while the stack runs, so the functions' clients carry it); None: no deaths.
+    crash: a seeded CrashPlan that kills invocations at AWS calls (installed on every botocore session
+        while the stack runs, so the functions' clients carry it); None: no deaths.
     sqs_concurrency: pollers per SQS event source (Lambda runs several batches of one queue at once).
     """
 
@@ -156,7 +156,8 @@ class LocalStack(Running):
             self._start_moto()
             self._run_reset_hooks()
             if self.crash is not None:
-                # Before any function creates a client: each client copies the session's handlers.
+                # Before any function creates a client (each copies its session's handlers): on every
+                # botocore session made from now on (the functions' own) and on boto3's default one.
                 self.crash.install(boto3._get_default_session().events)
             self.resources.create()
             self._capture_output()

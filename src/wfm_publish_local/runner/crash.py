@@ -31,7 +31,7 @@ class CrashPlan:
     calls, and AWS calls made outside an invocation (the test's own clients) never die.
 
         plan = CrashPlan({"TrunkValidationFunction": 0.1}, seed=3)
-        LocalStack(..., crash=plan)          # installs the hook on boto3's default session
+        LocalStack(..., crash=plan)          # hooks every botocore session (the functions' own too)
         plan.crashes                         # Counter: function -> deaths
     """
 
@@ -57,18 +57,32 @@ class CrashPlan:
         self._lock = threading.Lock()
         self._local = threading.local()
         self._installed: list[Any] = []
+        self._builtins: list[tuple[str, Any]] = []
         self._script = {name: list(points) for name, points in (script or {}).items()}
 
-    def install(self, events: Any) -> None:
-        """Hook into an event emitter (`boto3.DEFAULT_SESSION.events`): clients created from it
-        afterwards carry the hook (botocore copies the session's handlers into each client)."""
+    def install(self, *emitters: Any) -> None:
+        """Hook every botocore session created from now on (botocore registers its BUILTIN_HANDLERS in
+        each: the functions build their own session, after the stack's reset), and the event emitters
+        of sessions that exist already (`boto3.DEFAULT_SESSION.events`). Clients created afterwards
+        carry the hook: botocore copies the session's handlers into each client."""
+        from botocore import handlers
+
         tag = f"crash-plan-{id(self)}"
-        events.register("before-call", self._before, unique_id=f"{tag}-before")
-        events.register("after-call", self._after, unique_id=f"{tag}-after")
-        self._installed.append(events)
+        self._builtins = [("before-call", self._before), ("after-call", self._after)]
+        handlers.BUILTIN_HANDLERS.extend(self._builtins)
+        for events in emitters:
+            events.register("before-call", self._before, unique_id=f"{tag}-before")
+            events.register("after-call", self._after, unique_id=f"{tag}-after")
+            self._installed.append(events)
 
     def uninstall(self) -> None:
+        from botocore import handlers
+
         tag = f"crash-plan-{id(self)}"
+        for builtin in self._builtins:
+            if builtin in handlers.BUILTIN_HANDLERS:
+                handlers.BUILTIN_HANDLERS.remove(builtin)
+        self._builtins = []
         for events in self._installed:
             events.unregister("before-call", unique_id=f"{tag}-before")
             events.unregister("after-call", unique_id=f"{tag}-after")

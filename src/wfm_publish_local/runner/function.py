@@ -72,7 +72,8 @@ class LayerPaths:
             if layer is None:
                 continue
             # With a python BuildMethod, sam build puts ContentUri's contents in python/, so
-            # ContentUri is the import root; without one the folder ships as is: its python/.
+            # ContentUri is the import root; otherwise (no build, or a Makefile that builds the
+            # layer's python/ from it, as CommonLayer's does) the import root is ContentUri's python/.
             folder = base / layer.content_uri
             if not (layer.build_method or "").startswith("python"):
                 folder = folder / "python"

@@ -1,12 +1,13 @@
-"""The job store: every DynamoDB read and conditional write, and nowhere else (`DynamoJobStore`, with
-its parts in store_operations, store_items and store_table).
+"""The job store: the jobs table's reads and writes (`DynamoJobStore`, with its parts in
+store_operations, store_items and store_table); the weekly run's checkpoints (weekly.DynamoRunLog)
+are the one other writer of the table.
 
 One table, hash key `pk`: `job#<id>` (the job), `schedule#<id>` (its active job), `idem#<key>`
 (an idempotency record), `observation#<key>` (a shared telephony observation, seconds old),
 `querykey#` / `query#` / `operation#` (Genesys asynchronous operations: store_operations). Every
-write is conditional, so two workers can never both move a job, and a failed condition comes back
-with the item as it is (ReturnValuesOnConditionCheckFailure), so the caller learns who won without a
-second read.
+write of a job, a claim, a key or a lock is conditional, so two workers can never both move a job,
+and a failed condition comes back with the item as it is (ReturnValuesOnConditionCheckFailure), so
+the caller learns who won without a second read.
 
 A write can land while its answer is lost (a read timeout, a reset connection, a 5xx after the
 commit): botocore then sends it again, and the retry fails its condition on our own write. So every
