@@ -5,12 +5,14 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from wfm_publish import metrics
+from wfm_publish.coldstart import first_answer_uncollected
 from wfm_publish.consumer import sweep_dead_letters
 from wfm_publish.services import services
 
 logger = Logger()
 
 
+@first_answer_uncollected
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, int]:

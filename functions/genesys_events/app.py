@@ -13,11 +13,13 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from wfm_publish import genesys_events, wake
+from wfm_publish.coldstart import first_answer_uncollected
 from wfm_publish.services import services
 
 logger = Logger()
 
 
+@first_answer_uncollected
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     box = services()

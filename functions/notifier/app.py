@@ -10,6 +10,7 @@ from aws_lambda_powertools import Logger
 
 from wfm_publish import metrics
 from wfm_publish.batch import partial_batch
+from wfm_publish.coldstart import first_answer_uncollected
 from wfm_publish.notifier import Outcome
 from wfm_publish.services import services
 from wfm_publish.store_items import job_from_item
@@ -54,6 +55,7 @@ def handle_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return partial_batch(event, notify, lambda record: str(record["dynamodb"]["SequenceNumber"]))
 
 
+@first_answer_uncollected
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from aws_lambda_powertools import Logger
 from wfm_publish import answers, api, metrics
 from wfm_publish.answers import CancelAnswer, PublishAccepted, PublishView, SchedulePublish
 from wfm_publish.cancel import cancel
+from wfm_publish.coldstart import first_answer_uncollected
 from wfm_publish.models import PublishRequest
 from wfm_publish.router import Answer, Body, Header, Path, Router
 from wfm_publish.services import services
@@ -88,6 +89,7 @@ def get_schedule_publish(scheduleId: ScheduleId) -> SchedulePublish:
     return answers.schedule_publish(services().store, scheduleId)
 
 
+@first_answer_uncollected
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -4,12 +4,14 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from wfm_publish.coldstart import first_answer_uncollected
 from wfm_publish.services import services
 from wfm_publish.weekly import Weekly, take_units
 
 logger = Logger()
 
 
+@first_answer_uncollected
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     records = [(r["messageId"], r["body"]) for r in event.get("Records", [])]

@@ -84,3 +84,10 @@ def test_the_functions_aws_clients_and_secrets_come_without_boto3() -> None:
     modules = loaded("trunk_validation", build)
     assert {"botocore.client", "wfm_publish.store", "wfm_publish.secret_reader"} <= modules
     assert not {"boto3", "s3transfer", "aws_lambda_powertools.utilities.parameters"} & modules
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_every_handler_gives_its_first_answer_without_the_collector(function: str) -> None:
+    """wfm_publish.coldstart: the handler Lambda calls is first_answer_uncollected's wrapper."""
+    check = "assert app.handler.__code__.co_filename.endswith('coldstart.py'), app.handler.__code__"
+    assert "wfm_publish.coldstart" in loaded(function, check)
