@@ -127,6 +127,8 @@ def test_global_environment_is_the_contract(template: Template) -> None:
         assert function.environment["CONFLICT_QUEUE_URL"] == {"Ref": "ConflictQueue"}
         assert function.environment["GENESYS_CREDENTIALS_SECRET"] == {"Ref": "GenesysCredentials"}
         assert function.environment["POWERTOOLS_SERVICE_NAME"] == "wfm-publish"
+        # No pydantic plugin scan at the first validator of a cold start (the functions use none).
+        assert function.environment["PYDANTIC_DISABLE_PLUGINS"] == "__all__"
 
 
 def test_functions_runtime_and_handlers(template: Template) -> None:
