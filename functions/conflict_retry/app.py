@@ -1,5 +1,9 @@
 """Conflict queue -> classify the 409 -> retry now, wait for telephony, or finish."""
 
+import gc
+
+gc.disable()  # until the first answer: importing and building it allocate ~100k objects (coldstart.py)
+
 from typing import Any
 
 from aws_lambda_powertools import Logger

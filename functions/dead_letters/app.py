@@ -1,5 +1,9 @@
 """Every few minutes: the validation and conflict DLQs -> each stranded job ends FAILED with the reason."""
 
+import gc
+
+gc.disable()  # until the first answer: importing and building it allocate ~100k objects (coldstart.py)
+
 from typing import Any
 
 from aws_lambda_powertools import Logger

@@ -1,5 +1,9 @@
 """Validation queue (delayed) -> is telephony settled? -> publish, or wait again."""
 
+import gc
+
+gc.disable()  # until the first answer: importing and building it allocate ~100k objects (coldstart.py)
+
 from typing import Any
 
 from aws_lambda_powertools import Logger

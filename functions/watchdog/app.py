@@ -1,5 +1,9 @@
 """Every 2 minutes: jobs whose next step is overdue (nothing in flight will move them) -> moved on."""
 
+import gc
+
+gc.disable()  # until the first answer: importing and building it allocate ~100k objects (coldstart.py)
+
 from dataclasses import asdict
 from typing import Any
 

@@ -1,5 +1,9 @@
 """WeeklyQueue -> one business unit's week, its schedule, its job (the weekly run, fanned out)."""
 
+import gc
+
+gc.disable()  # until the first answer: importing and building it allocate ~100k objects (coldstart.py)
+
 from typing import Any
 
 from aws_lambda_powertools import Logger

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import sys
 from collections.abc import Iterator
@@ -24,3 +25,4 @@ def loaded_handler(function: str) -> Iterator[ModuleType]:
         yield module
     finally:
         sys.modules.pop(spec.name, None)
+        gc.enable()  # the module held the collector until its first answer, which a test may not ask for

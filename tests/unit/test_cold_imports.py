@@ -89,5 +89,8 @@ def test_the_functions_aws_clients_and_secrets_come_without_boto3() -> None:
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_every_handler_gives_its_first_answer_without_the_collector(function: str) -> None:
     """wfm_publish.coldstart: the handler Lambda calls is first_answer_uncollected's wrapper."""
-    check = "assert app.handler.__code__.co_filename.endswith('coldstart.py'), app.handler.__code__"
+    check = (
+        "import gc\nassert not gc.isenabled(), 'the import did not hold the collector'\n"
+        "assert app.handler.__code__.co_filename.endswith('coldstart.py'), app.handler.__code__"
+    )
     assert "wfm_publish.coldstart" in loaded(function, check)

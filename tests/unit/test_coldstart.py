@@ -40,13 +40,3 @@ def test_a_first_answer_that_raises_still_resumes_collection() -> None:
     with pytest.raises(RuntimeError):
         handler({}, None)
     assert gc.isenabled()
-
-
-def test_a_first_answer_while_another_holds_the_collector_leaves_it_to_that_one() -> None:
-    @first_answer_uncollected
-    def handler(event: object, context: object) -> bool:
-        return gc.isenabled()
-
-    gc.disable()  # another function's first answer in the same process (the local runner)
-    assert handler({}, None) is False
-    assert not gc.isenabled() and gc.get_freeze_count() == 0

@@ -3,6 +3,7 @@ and invoked in-process with a context object."""
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import re
 import sys
@@ -147,6 +148,10 @@ class LocalFunction:
         except BaseException:
             sys.modules.pop(self.module_name, None)
             raise
+        finally:
+            # A handler module holds the collector until its first answer (wfm_publish.coldstart): right
+            # for a Lambda container, not for this process, which hosts every function for the run.
+            gc.enable()
         handler = getattr(module, self.spec.handler_function, None)
         if not callable(handler):
             raise AttributeError(f"{self.logical_id}: {path} has no callable {self.spec.handler_function!r}")

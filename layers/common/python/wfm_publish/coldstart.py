@@ -1,12 +1,13 @@
-"""A container's first answer, without the cyclic garbage collector.
+"""A container's cold start, without the cyclic garbage collector until its first answer.
 
-The first event builds what the container keeps for its life: botocore's clients and service models,
-pydantic's validators, the modules the path imports (~100,000 objects). The collector, triggered by
-allocation counts, runs full passes over all of them again and again meanwhile: 50-80 ms of the cold
-start's first answer here (docs/benchmark.md). So each handler's first invocation runs with the
-collector held; once it has answered, everything alive is moved to the permanent generation
-(`gc.freeze`: what the container keeps is never scanned again) and collection resumes. The cyclic
-garbage of a cold start (~1,700 objects) is frozen with it: that is all it costs.
+Importing a handler and building what the first event needs (botocore's clients and service models,
+pydantic's validators, the modules the path imports) allocates ~100,000 objects that the container
+keeps for its life. The collector, triggered by allocation counts, runs full passes over all of them
+again and again meanwhile: 30-50 ms of a cold start's first answer here (docs/benchmark.md). So a
+handler module holds it (`gc.disable()`, its first statement, before its imports), and its first
+invocation, once answered, moves everything alive into the permanent generation (`gc.freeze`: what
+the container keeps is never scanned again) and resumes collection. The cyclic garbage of a cold
+start (~1,700 objects) is frozen with it: that is all it costs.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ R = TypeVar("R")
 
 
 def first_answer_uncollected(handler: Callable[P, R]) -> Callable[P, R]:
-    """The handler, whose first invocation runs with the collector held (then freezes and resumes it)."""
+    """The handler, whose first invocation runs with the collector held, then freezes and resumes it."""
     first = True
 
     @wraps(handler)
@@ -30,13 +31,11 @@ def first_answer_uncollected(handler: Callable[P, R]) -> Callable[P, R]:
         if not first:
             return handler(*args, **kwargs)
         first = False
-        enabled = gc.isenabled()  # held already: another first answer (the local runner's threads) resumes it
-        gc.disable()
+        gc.disable()  # held already by the module's import; again for a handler imported elsewhere
         try:
             return handler(*args, **kwargs)
         finally:
-            if enabled:
-                gc.freeze()
-                gc.enable()
+            gc.freeze()
+            gc.enable()
 
     return answer
