@@ -5,11 +5,11 @@
 
 Lambda mounts the layer read-only at /opt, so a module without bytecode is compiled again at every
 cold start and never kept. SAM's python builder unpacks wheels, which carry no bytecode: pydantic,
-Powertools, requests and wfm_publish were compiled on each cold start (~240 ms of CPU here; more on
-a 256 MB function's share of a core). So the layer is built here: the requirements as arm64 wheels,
-wfm_publish without any local cache, then every module compiled by the runtime's own Python
-(`unchecked-hash`: the files never change once deployed, and zipping rewrites their timestamps,
-which would invalidate timestamp-checked bytecode).
+Powertools, requests and wfm_publish were compiled on each cold start (+200-275 ms of a first answer
+here, docs/benchmark.md; more on a 256 MB function's share of a core). So the layer is built here:
+the requirements as arm64 wheels, wfm_publish without any local cache, then every module compiled by
+the runtime's own Python (`unchecked-hash`: the files never change once deployed, and zipping
+rewrites their timestamps, which would invalidate timestamp-checked bytecode).
 """
 
 from __future__ import annotations
