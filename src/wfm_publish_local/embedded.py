@@ -158,8 +158,10 @@ class EmbeddedStack(Running):
 
     def publish_status(self, publish_id: str) -> dict[str, Any]:
         """GET /publishes/{publishId}, signed as ServiceNow signs it."""
-        answer = requests.get(f"{self.api_url}/publishes/{publish_id}", auth=self.auth, timeout=15)
-        return dict(answer.json())
+        return dict(self._get_publish(publish_id).json())
+
+    def _get_publish(self, publish_id: str) -> requests.Response:
+        return requests.get(f"{self.api_url}/publishes/{publish_id}", auth=self.auth, timeout=15)
 
     def wait_for_publish(
         self,
@@ -169,14 +171,19 @@ class EmbeddedStack(Running):
         timeout: float = 60.0,
         on_poll: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
-        """Poll the publish until `until` holds (by default: the job ended); TimeoutError otherwise."""
+        """Poll the publish until `until` holds (by default: the job ended); TimeoutError otherwise.
+
+        A 5xx is asked again, as ServiceNow would: the API answers 503 while DynamoDB fails past
+        botocore's retries (behind a fault proxy), and that says nothing about the job."""
         deadline = time.monotonic() + timeout
         while True:
-            current = self.publish_status(publish_id)
-            if on_poll is not None:
-                on_poll(current)
-            if until(current):
-                return current
+            answer = self._get_publish(publish_id)
+            current = dict(answer.json())
+            if answer.status_code < 500:
+                if on_poll is not None:
+                    on_poll(current)
+                if until(current):
+                    return current
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"publish {publish_id}: not done within {timeout:g} s: {current}")
             time.sleep(0.2)
