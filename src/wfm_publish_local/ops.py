@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from wfm_publish.clock import SystemClock, iso
 from wfm_publish.models import Job, JobMessage, JobStatus
 from wfm_publish.queues import Queue, QueueSender, SqsTransport
+from wfm_publish.secret_reader import SecretReader
 from wfm_publish.store import DynamoJobStore
 from wfm_publish.transitions import Transitions
 from wfm_publish.watchdog import OVERDUE_AFTER, Redrive, redrive_letter
@@ -134,6 +135,7 @@ class Ops:
         self.target = target
         self.clock = SystemClock()
         self.store = DynamoJobStore(target.client("dynamodb"), target.output("JobsTableName"))
+        self.secrets = SecretReader(lambda: target.client("secretsmanager"))  # the functions' reader
         self._sqs: Any = None
 
     @property
@@ -218,8 +220,7 @@ class Ops:
         secret = self.target.output("ServiceNowCredentialsSecretArn")
 
         def credentials() -> Any:
-            text = self.target.client("secretsmanager").get_secret_value(SecretId=secret)["SecretString"]
-            return credentials_from(text)
+            return credentials_from(self.secrets.text(secret, "ServiceNow credentials"))
 
         notifier = Notifier(self.store, lambda: ServiceNowClient(url, credentials), self.clock)
         return notifier.notify(job).value
@@ -333,8 +334,7 @@ class Ops:
         if explicit or self.target.endpoint_url:
             return local_hmac_secret(explicit)
         arn = self.target.output("ApiSigningSecretArn")
-        text = self.target.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]
-        return secrets_from(text)[0]
+        return secrets_from(self.secrets.text(arn, "request-signing"))[0]
 
     def _api_key(self) -> str | None:
         key_id = self.target.outputs.get("ApiKeyId")
