@@ -3,7 +3,7 @@
 Importing a handler and building what the first event needs (botocore's clients and service models,
 pydantic's validators, the modules the path imports) allocates ~100,000 objects that the container
 keeps for its life. The collector, triggered by allocation counts, runs full passes over all of them
-again and again meanwhile: 30-50 ms of a cold start's first answer here (docs/benchmark.md). So a
+again and again meanwhile: 45-55 ms of a cold start's first answer here (docs/benchmark.md). So a
 handler module holds it (`gc.disable()`, its first statement, before its imports), and its first
 invocation, once answered, moves everything alive into the permanent generation (`gc.freeze`: what
 the container keeps is never scanned again) and resumes collection. The cyclic garbage of a cold
