@@ -11,6 +11,7 @@ the item (ALL_OLD), and serves the table's global secondary indexes from templat
 
 from __future__ import annotations
 
+import functools
 import operator
 import re
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 Item = dict[str, Any]
+TTL_ATTRIBUTE = "expiresAt"  # template.yaml's TimeToLiveSpecification
 _TOKEN = re.compile(
     r"\s*(?:(?P<op><>|<=|>=|=|<|>|\(|\)|,)|(?P<word>[#:]?[A-Za-z_][A-Za-z0-9_]*(?:\.[#]?[A-Za-z_][A-Za-z0-9_]*)*))"
 )
@@ -115,6 +117,21 @@ class MemoryDynamoDB:
             matches = matches[:Limit]
         return {"Items": _copy(matches), "Count": len(matches)}
 
+    def expire(self, table: str, before: float) -> int:
+        """DynamoDB's TTL: remove every item whose `expiresAt` (epoch seconds) is before `before`, as
+        the background deletion does some time after an item expires (a stream REMOVE each).
+        Returns how many were removed."""
+        items = self._table(table)
+        gone = [
+            key
+            for key, item in items.items()
+            if "N" in item.get(TTL_ATTRIBUTE, {}) and float(item[TTL_ATTRIBUTE]["N"]) < before
+        ]
+        for key in gone:
+            old = items.pop(key)
+            self._written(table, old, None)
+        return len(gone)
+
     # --- plumbing ------------------------------------------------------------------------------------
 
     def _check(self, old: Item | None, kwargs: dict[str, Any]) -> None:
@@ -167,7 +184,9 @@ def _plain(value: dict[str, Any]) -> Any:
 # --- expressions -------------------------------------------------------------------------------------
 
 
-def _tokens(text: str) -> list[str]:
+@functools.lru_cache(maxsize=4096)
+def _tokens(text: str) -> tuple[str, ...]:
+    """An expression's tokens (the store writes a few dozen distinct expressions: kept once read)."""
     out: list[str] = []
     position = 0
     text = text.strip()
@@ -179,7 +198,7 @@ def _tokens(text: str) -> list[str]:
         position = match.end()
         while position < len(text) and text[position].isspace():
             position += 1
-    return out
+    return tuple(out)
 
 
 def _path(word: str, names: dict[str, str]) -> list[str]:
