@@ -6,7 +6,8 @@ simulator's log of the updates it applied (each attributed to the job whose work
 3. No job is non-terminal with nothing in flight for longer than the watchdog bound (counted from
    when its step was due: a job waiting for a publishTime has nothing to do till then).
 4. Each job ends with the truth: PUBLISHED iff its update was applied (and the schedule is published
-   past its base); CANCELLED never with its update applied; FAILED (or CHECKED) never with its
+   past its base; a schedule an earlier update already published may be published past it by
+   another writer); CANCELLED never with its update applied; FAILED (or CHECKED) never with its
    update applied, unless the job says so (an update of ours "may" still land or have landed).
 5. Each callback record's history, per job it asked about: any PUBLISHING first, then exactly one end,
    the job's, and nothing after; a record that asked for progress and was the job's when it first
@@ -117,7 +118,11 @@ def each_job_tells_the_truth(world: World, jobs: dict[str, Job]) -> list[str]:
         ours = applied.get(job.job_id, [])
         status = job.status
         if status is JobStatus.PUBLISHED:
-            if not ours:
+            # Already published when it began publishing (an earlier job's update): publishing again
+            # changes nothing, so a schedule published past its base is the truth whoever moved it.
+            published = world.published_since(job.schedule_id)
+            again = published is not None and published <= world.publishing_since.get(job.job_id, 0.0)
+            if not ours and not again:
                 out.append(f"[4] job {job.job_id} PUBLISHED but no update of its was applied ({job.detail})")
             state = world.simulator.schedule_state(job.schedule_id)
             base = job.pending_base_version if job.pending_base_version is not None else job.base_version

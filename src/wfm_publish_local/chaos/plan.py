@@ -199,14 +199,14 @@ def plan_requests(world: World) -> None:
 
     letters = iter("abcde0123456789")
     first = schedules[0]
-    own = Record("k-1", edit_on_failure=0.3)
+    own = Record("k-1", edit_on_failure=0.5)
     own.bodies.append(Body("a", body(first, **options[first], callback=_callback(rng, "change_request", next(letters)))))
     own.bodies.append(_edited(rng, own.bodies[0], schedules, body, options, letters))
     world.plan_record(own, 0.0, sends=1 + rng.randint(0, 3))
     if rng.random() < 0.3:  # a person edits the record and sends it again, whatever the first answer was
         world.plan_send(own, 1, rng.uniform(0.0, 120.0))
     if rng.random() < 0.6:  # joins the first: the same options, its own callback
-        joiner = Record("k-2", edit_on_failure=0.3)
+        joiner = Record("k-2", edit_on_failure=0.5)
         callback = _callback(rng, "incident", next(letters), gone=rng.random() < 0.1)
         joiner.bodies.append(Body("a", body(first, **options[first], callback=callback)))
         joiner.bodies.append(_edited(rng, joiner.bodies[0], schedules, body, options, letters))
@@ -218,7 +218,7 @@ def plan_requests(world: World) -> None:
         )
         world.plan_record(other, rng.uniform(0.0, 120.0))
     for i, schedule in enumerate(schedules[1:], start=4):  # the other schedules, each its own record
-        record = Record(f"k-{i}", edit_on_failure=0.3)
+        record = Record(f"k-{i}", edit_on_failure=0.5)
         callback = _callback(rng, "change_request", next(letters))
         record.bodies.append(Body("a", body(schedule, **options[schedule], callback=callback)))
         record.bodies.append(_edited(rng, record.bodies[0], schedules, body, options, letters))
@@ -248,7 +248,7 @@ def _edited(
     """The record edited by a person: the same key, another body (another schedule, other options, or
     another callback)."""
     wire = dict(first.wire)
-    kind = rng.choice(["schedule", "options", "callback"])
+    kind = rng.choice(["schedule", "schedule", "options", "callback", "callback"])
     others = [s for s in schedules if s != wire["scheduleId"]] or [s for s in SCHEDULES if s != wire["scheduleId"]]
     if kind == "schedule":
         schedule = rng.choice(others)

@@ -100,7 +100,7 @@ class Mapping:
             return
         self.pending.append(record)
         if not self.scheduled and not self.segments:
-            self._schedule(float(self.spec.maximum_batching_window))
+            self._schedule(float(self.spec.maximum_batching_window) + self.world.stream_lag())
 
     @property
     def busy(self) -> bool:

@@ -161,6 +161,7 @@ class World:
         self.harness_failures: list[str] = []
         self.ended_at: dict[str, float] = {}
         self.first_publishing: dict[str, list[tuple[str, str]]] = {}  # job -> progress records it had then
+        self.publishing_since: dict[str, float] = {}  # job -> when it first moved into PUBLISHING
         self.discarded_progress: set[str] = set()  # jobs whose PUBLISHING record went to NotifierDLQ
         self.status_changes: list[tuple[str, int, str]] = []  # (job, version, status) the announcer must tell
         self.announce_discarded: set[tuple[str, int]] = set()
@@ -341,6 +342,13 @@ class World:
             self.outages.append((self.clock.now(), until))
             self.count(f"{what} outage")
             self.note(f"{what} unavailable for {until - self.clock.now():.0f} s")
+
+    def stream_lag(self) -> float:
+        """How far the stream's reader is behind (its iterator age): mostly nothing, sometimes seconds."""
+        if self.roll(self.rates.stream_lag):
+            self.count("stream reader behind")
+            return self.rng.uniform(1.0, 10.0)
+        return 0.0
 
     def down(self, service: str) -> bool:
         if self.outage is None:
@@ -621,6 +629,16 @@ class World:
                 out[job_id].append(org.t0 + op.done_at)
         return out
 
+    def published_since(self, schedule_id: str) -> float | None:
+        """When an update (anyone's) first left the schedule published, if one did."""
+        org = self.simulator.org
+        done = [
+            org.t0 + op.done_at
+            for op in org.operations.values()
+            if op.schedule_id == schedule_id and op.status == "Complete" and op.payload.get("published") is True
+        ]
+        return min(done) if done else None
+
     # --- the table's writes: the stream, and what the invariants need --------------------------------------
 
     def _on_write(self, table: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
@@ -647,6 +665,7 @@ class World:
         if self.events:
             self._note_job_write(job_id, new)
         if status == JobStatus.PUBLISHING.value and job_id not in self.first_publishing:
+            self.publishing_since[job_id] = self.clock.now()
             job = job_from_item(new)
             self.first_publishing[job_id] = [
                 (c.table, c.sys_id) for c in [job.request.callback, *(j.callback for j in job.joiners)] if c and c.progress
