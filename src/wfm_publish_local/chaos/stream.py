@@ -207,6 +207,8 @@ class Stream:
             change["OldImage"] = old
         name = "INSERT" if old is None else "REMOVE" if new is None else "MODIFY"
         record = {"eventName": name, "eventSource": "aws:dynamodb", "dynamodb": change}
+        if name == "MODIFY" and old is not None and new is not None and old.get("status") == new.get("status"):
+            return record  # no mapping's filter passes a write that keeps the status (template.yaml)
         for mapping in self.mappings:
             mapping.offer(record)
         return record

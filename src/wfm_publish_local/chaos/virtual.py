@@ -38,8 +38,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import requests
-
 from wfm_publish import genesys_events, wake
 from wfm_publish.announcer import Announcer
 from wfm_publish.cancel import cancel
@@ -64,15 +62,16 @@ from wfm_publish.queues import Queue, QueueSender
 from wfm_publish.store import DynamoJobStore
 from wfm_publish.store_items import job_from_item
 from wfm_publish.waiting import Timing
-from wfm_publish.watchdog import STUCK_BOUND, redrive_letter, rescue_overdue
+from wfm_publish.watchdog import OVERDUE_AFTER, STUCK_BOUND, redrive_letter, rescue_overdue
 from wfm_publish_local.chaos.actors import Actor, Interleaver
 from wfm_publish_local.chaos.faults import (
+    HOP_FAULTS,
     Crash,
+    DirectSession,
     FakeEventBridge,
     FakeServiceNow,
     FaultyDynamoDB,
     FaultyGenesys,
-    HOP_FAULTS,
     FaultyTransport,
     Rates,
     SkewedClock,
@@ -93,6 +92,7 @@ SERVICENOW_RETRIES = 8  # ServiceNow's REST message retries a 5xx / lost answer 
 STEP_BOUND = STUCK_BOUND + MAX_RECEIVES * VISIBILITY_TIMEOUT  # "its deadline plus one step"
 TOGETHER = 1.0  # actors due within this long of each other may be picked up at once
 GROUP_MOST = 3
+WORK = frozenset({"delivery", "request", "cancel", "operator"})  # while any is on the agenda, the world goes on
 GROUPED = frozenset({"delivery", "request", "stream", "cancel", "watchdog", "genesys event", "operator", "sweep"})
 ANSWER_LOST = 0.03  # the API answered, ServiceNow never got it (a timeout): it sends the same again
 OUTAGE_SECONDS = (300.0, 2400.0)
@@ -168,6 +168,9 @@ class World:
         self.orphan_since: dict[str, float] = {}
         self.longest_orphan: dict[str, float] = {}
         self.requests_open = 0
+        self.open_work = 0  # agenda entries of WORK kinds
+        self.running_jobs: set[str] = set()  # job items not ended
+        self._messages: dict[str, JobMessage] = {}  # queue bodies, read once
         self.writes = 0
         self.pk_writes: defaultdict[str, list[tuple[int, int | None]]] = defaultdict(list)  # pk -> (write, attempt)
         self.outage: tuple[str, float] | None = None  # (service, until)
@@ -189,9 +192,7 @@ class World:
         self.db.on_write.append(self._on_write)
         self.store = DynamoJobStore(FaultyDynamoDB(self.db, self), JOBS_TABLE)  # type: ignore[arg-type]
         sender = QueueSender(FaultyTransport(self), self.worker_clock)
-        session = requests.Session()
-        session.trust_env = False
-        session.mount(VIRTUAL_BASE_URL, FaultyGenesys(self.simulator, self))
+        session = DirectSession(FaultyGenesys(self.simulator, self))
         credentials = self.simulator.scenario.credentials
         genesys = GenesysClient(
             VIRTUAL_BASE_URL,
@@ -243,11 +244,7 @@ class World:
         return self
 
     def _busy(self) -> bool:
-        if self.requests_open or self.dead_letters or self.stream.busy:
-            return True
-        if any(e.kind in {"delivery", "request", "cancel", "operator"} for e in self.agenda):
-            return True
-        return any(item["status"]["S"] not in _TERMINAL for item in self._job_items().values())
+        return bool(self.requests_open or self.dead_letters or self.running_jobs or self.stream.busy or self.open_work)
 
     def _step(self) -> None:
         entry = heapq.heappop(self.agenda)
@@ -258,6 +255,8 @@ class World:
                 for member in together:
                     if member.ticket:
                         self.live[member.ticket] -= 1
+                    if member.kind in WORK:
+                        self.open_work -= 1
                 self.count(f"{len(together)} actors at once")
                 self.note("together: " + ", ".join(e.kind for e in together))
                 self.actors.run([e.action for e in together], self.depth)
@@ -268,6 +267,8 @@ class World:
         self.clock.advance_to(entry.due)
         if entry.ticket:
             self.live[entry.ticket] -= 1
+        if entry.kind in WORK:
+            self.open_work -= 1
         entry.action()
         if self.events:
             self._keep_genesys_time()
@@ -320,6 +321,8 @@ class World:
     def at(self, delay: float, action: Callable[[], None], kind: str, ticket: str | None = None) -> None:
         if ticket:
             self.live[ticket] += 1
+        if kind in WORK:
+            self.open_work += 1
         heapq.heappush(self.agenda, _Entry(self.clock.now() + delay, next(self.order), action, kind, ticket))
 
     @contextmanager
@@ -377,8 +380,15 @@ class World:
 
     # --- queues ------------------------------------------------------------------------------------------
 
+    def message(self, body: str) -> JobMessage:
+        """A queue body read as the consumer reads it (once per body: the pipeline never changes one)."""
+        message = self._messages.get(body)
+        if message is None:
+            message = self._messages[body] = JobMessage.model_validate_json(body)
+        return message
+
     def enqueue(self, queue: Queue, body: str, delay: float, jitter: float, receives: int = 0) -> None:
-        message = JobMessage.model_validate_json(body)
+        message = self.message(body)
         if not message.early:  # a look back for a write not visible yet waits on the table, not the job
             self.sent.append((message.job_id, self.clock.now(), self.clock.now() + delay))
         self.at(
@@ -389,7 +399,7 @@ class World:
         )
 
     def _deliver(self, queue: Queue, body: str, receives: int) -> None:
-        message = JobMessage.model_validate_json(body)
+        message = self.message(body)
         self.note(f"deliver {message.job_id[:6]} {message.step.value} #{receives} {message.ticket[:6]}")
         self.live[message.ticket] += 1  # being handled
         try:
@@ -411,11 +421,14 @@ class World:
             self.count("message to the DLQ")
             self.dead_letters.append((queue, body, receives))
             return
-        ticket = JobMessage.model_validate_json(body).ticket
+        ticket = self.message(body).ticket
         self.at(VISIBILITY_TIMEOUT, lambda: self._deliver(queue, body, receives + 1), "delivery", ticket)
 
     def _sweep(self) -> None:
         """DeadLettersFunction: the real sweep over the DLQs (letters with their receive counts)."""
+        if not self.dead_letters:  # it would receive nothing
+            self.at(DEAD_LETTERS_EVERY, self._sweep, "sweep")
+            return
         try:
             with self.acting("dead letters"):
                 sweep_dead_letters(self.pipeline, _DeadLetters(self))
@@ -424,6 +437,9 @@ class World:
         self.at(DEAD_LETTERS_EVERY, self._sweep, "sweep")
 
     def _watchdog(self) -> None:
+        if not self._overdue():  # nothing it could find: its query would come back empty
+            self.at(WATCHDOG_EVERY, self._watchdog, "watchdog")
+            return
         try:
             with self.acting("watchdog"):
                 found = rescue_overdue(self.store, self.transitions, self.worker_clock)
@@ -432,6 +448,12 @@ class World:
         except (Crash, Exception) as failure:
             self.note(f"watchdog failed: {failure}")
         self.at(WATCHDOG_EVERY, self._watchdog, "watchdog")
+
+    def _overdue(self) -> bool:
+        """Some job not ended is overdue as the watchdog reads the due index (its clock skewed)."""
+        before = self.clock.now() + self.rates.skew - OVERDUE_AFTER
+        items = self.db.tables.get(JOBS_TABLE, {})
+        return any(float(items[pk].get("dueAt", {}).get("N", "inf")) < before for pk in self.running_jobs if pk in items)
 
     def _expire(self) -> None:
         """DynamoDB's TTL: items past their `expiresAt` are removed, some time after (the world's lag)."""
@@ -655,6 +677,10 @@ class World:
         if not pk.startswith("job#"):
             return
         self.stream.written(old, new)
+        if new is None or new["status"]["S"] in _TERMINAL:
+            self.running_jobs.discard(pk)
+        else:
+            self.running_jobs.add(pk)
         if new is None:
             return
         job_id = pk.removeprefix("job#")
@@ -714,11 +740,15 @@ class World:
     def _sample(self) -> None:
         """Every minute: which jobs have nothing in flight that will move them, since when."""
         now = self.clock.now()
-        dead = {JobMessage.model_validate_json(body).ticket for _, body, _ in self.dead_letters}
-        for pk, item in self._job_items().items():
+        dead = {self.message(body).ticket for _, body, _ in self.dead_letters}
+        items = self.db.tables.get(JOBS_TABLE, {})
+        for job_id in [j for j in self.orphan_since if f"job#{j}" not in self.running_jobs]:
+            del self.orphan_since[job_id]
+        for pk in self.running_jobs:
+            item = items[pk]
             job_id = pk.removeprefix("job#")
             ticket = item["ticket"]["S"]
-            if item["status"]["S"] in _TERMINAL or self.live[ticket] > 0 or ticket in dead:
+            if self.live[ticket] > 0 or ticket in dead:
                 self.orphan_since.pop(job_id, None)
                 continue
             due = float(item["dueAt"]["N"]) if "dueAt" in item else now
