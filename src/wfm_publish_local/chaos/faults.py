@@ -59,10 +59,10 @@ class Rates:
     servicenow_error: float = 0.04  # 5xx / 429 before the record changes
     servicenow_lost: float = 0.02  # the PATCH applied, its answer lost
     servicenow_slow: float = 0.1
-    servicenow_timeout: float = 0.01  # the PATCH applied, its answer so slow the function times out
-    stream_lag: float = 0.15  # the stream's reader is seconds behind
+    servicenow_timeout: float = 0.03  # the PATCH applied, its answer so slow the function times out
+    stream_lag: float = 0.25  # the stream's reader is seconds behind
     events_refused: float = 0.05  # EventBridge refuses an entry, or the whole PutEvents
-    outage: float = 0.0005  # per boundary call: DynamoDB or SQS unavailable from here for minutes
+    outage: float = 0.001  # per boundary call: DynamoDB or SQS unavailable from here for minutes
     concurrent: float = 0.15  # a delivery, request or batch picked up at once with the next ones due
     skew: float = 2.0
 

@@ -235,7 +235,7 @@ def same_key_same_answer(world: World, jobs: dict[str, Job]) -> list[str]:
         accepted = first.get(answer.key)
         if (
             accepted
-            and answer.at > won_at[answer.key]
+            and answer.began > won_at[answer.key]
             and answer.body != accepted[0]
             and answer.status not in {422, 502, 503}
         ):

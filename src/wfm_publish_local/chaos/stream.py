@@ -121,6 +121,8 @@ class Mapping:
         segment = self.segments[0]
         segment.invocations += 1
         self.batches += 1
+        if self.name == "notifier" and _start_and_end(segment.records):
+            self.world.count("notifier batch holding a job's PUBLISHING and its end")
         outcome, failed_from = self._run(segment.records)
         if outcome == "ok":
             self.segments.pop(0)
@@ -176,6 +178,19 @@ class Mapping:
         self.discarded.extend(segment.records)
         self.world.on_discarded(self.name, segment.records)
         return True
+
+
+def _start_and_end(records: list[dict[str, Any]]) -> bool:
+    """The batch holds a job's move into PUBLISHING and, after it, that job's end."""
+    publishing: set[str] = set()
+    for record in records:
+        image = record["dynamodb"].get("NewImage") or {}
+        pk, status = record["dynamodb"]["Keys"]["pk"]["S"], image.get("status", {}).get("S")
+        if status == "PUBLISHING":
+            publishing.add(pk)
+        elif pk in publishing:
+            return True
+    return False
 
 
 class Stream:

@@ -95,7 +95,7 @@ GROUP_MOST = 3
 WORK = frozenset({"delivery", "request", "cancel", "operator"})  # while any is on the agenda, the world goes on
 GROUPED = frozenset({"delivery", "request", "stream", "cancel", "watchdog", "genesys event", "operator", "sweep"})
 ANSWER_LOST = 0.03  # the API answered, ServiceNow never got it (a timeout): it sends the same again
-OUTAGE_SECONDS = (300.0, 2400.0)
+OUTAGE_SECONDS = (600.0, 2400.0)
 RUNAWAY = 60_000  # actions in one world: far more than any world takes (a few thousand)
 _TERMINAL = frozenset(s.value for s in JobStatus if s.terminal)
 
@@ -133,6 +133,7 @@ class Answer:
     schedule_id: str = ""  # the schedule the request named
     answered_schedule: str | None = None  # the scheduleId the 202 named
     attempt: int = 0
+    began: float = 0.0  # when the request reached the API (`at`: when it was answered)
 
 
 class World:
@@ -483,7 +484,7 @@ class World:
         attempt = Attempt(len(self.attempts), record.key, body.name, request.schedule_id, self.writes)
         self.attempts.append(attempt)
         answer = Answer(self.clock.now(), record.key, body.name, 0, schedule_id=request.schedule_id)
-        answer.attempt = attempt.number
+        answer.attempt, answer.began = attempt.number, self.clock.now()
         try:
             with self.acting(f"request {record.key}/{body.name}", request=attempt.number):
                 accepted = self.intake.accept(request, record.key)
