@@ -68,7 +68,7 @@ class _Runner:
             owner.running = self
             try:
                 action()
-            except BaseException as failure:  # noqa: BLE001 - reported by the world as a harness failure
+            except BaseException as failure:  # reported by the world as a harness failure
                 owner.failures.append(failure)
             self.done = True
             self.stack.clear()

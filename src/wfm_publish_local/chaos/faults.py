@@ -32,8 +32,8 @@ if TYPE_CHECKING:
     from wfm_publish_local.chaos.virtual import World
 
 RETRY_AFTERS = ["1", "7", "30", "86400", "inf", "-5", "nan", "Wed, 21 Oct 2015 07:28:00 GMT", ""]
-GONE = "f" * 32
-HOP_FAULTS = 0.05  # faults on a long wait's hops, against the rates elsewhere  # a callback record that does not exist: ServiceNow answers 404, for good
+GONE = "f" * 32  # a callback record that does not exist: ServiceNow answers 404, for good
+HOP_FAULTS = 0.05  # faults on a long wait's hops, against the rates elsewhere
 
 
 class Crash(BaseException):  # not an error the core may catch: the worker is gone
@@ -127,7 +127,7 @@ class FakeEventBridge:
         self.world = world
         self.put: list[dict[str, Any]] = []
 
-    def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803 - botocore's name
+    def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:  # botocore's name
         w = self.world
         w.boundary("eventbridge")
         w.maybe_crash("before PutEvents")

@@ -73,10 +73,10 @@ def one_update_per_job(world: World, jobs: dict[str, Job]) -> list[str]:
         f"[1] key {k} started {len(ids)} jobs: {sorted(ids)}" for k, ids in by_key.items() if len(ids) > 1
     ]
     for job_id, applied in world.applied_updates().items():
-        job = jobs.get(job_id)
+        found = jobs.get(job_id)
         if len(applied) > 1:
             out.append(f"[1] job {job_id} had {len(applied)} updates applied")
-        if job is not None and job.request.dry_run:
+        if found is not None and found.request.dry_run:
             out.append(f"[1] dry run {job_id} had an update applied")
     return out
 
@@ -90,7 +90,9 @@ def every_answer_exists_and_ends(world: World, jobs: dict[str, Job]) -> list[str
     for job in jobs.values():
         if not job.status.terminal:
             out.append(f"[2] job {job.job_id} never ended ({job.status.value})")
-        elif world.ended_at.get(job.job_id, 0.0) > job.deadline_at + _step_bound() + _outage(world, job.deadline_at):
+        elif world.ended_at.get(job.job_id, 0.0) > job.deadline_at + _step_bound() + _outage(
+            world, job.deadline_at
+        ):
             late = world.ended_at[job.job_id] - job.deadline_at
             out.append(f"[2] job {job.job_id} ended {late:.0f} s after its deadline")
     return out
@@ -158,7 +160,9 @@ def each_record_hears_once(world: World, jobs: dict[str, Job]) -> list[str]:
                 continue
             heard = [s for jid, s, _ in world.servicenow.records[record] if jid == job.job_id]
             if PROGRESS not in heard:
-                out.append(f"[5] {_name(record)} asked for progress and never heard job {job.job_id} publishing")
+                out.append(
+                    f"[5] {_name(record)} asked for progress and never heard job {job.job_id} publishing"
+                )
     out += every_request_is_told(world, jobs, asked)
     for record, patches in world.servicenow.records.items():
         strangers = {jid for jid, _, _ in patches} - asked[record]
@@ -173,19 +177,19 @@ def _history(world: World, job: Job, record: tuple[str, str], progress: bool) ->
     if record[1] == GONE:
         return []
     heard = [status for jid, status, _ in world.servicenow.records[record] if jid == job.job_id]
-    name = _name(record)
-    if not heard:
-        return [f"[5] {name} never heard job {job.job_id} end"]
     ends = [s for s in heard if s != PROGRESS]
-    if len(ends) > 1:
-        return [f"[5] {name} heard job {job.job_id} end {len(ends)} times: {heard}"]
-    if not ends or heard[-1] == PROGRESS:
-        return [f"[5] {name} heard {heard} for job {job.job_id}: publishing after its end"]
-    if ends[0] != job.status.value:
-        return [f"[5] {name} heard {heard} for a job that ended {job.status.value}"]
-    if PROGRESS in heard and not progress:
-        return [f"[5] {name} heard {heard} but never asked for progress"]
-    return []
+    wrong = None
+    if not heard:
+        wrong = f"never heard job {job.job_id} end"
+    elif len(ends) > 1:
+        wrong = f"heard job {job.job_id} end {len(ends)} times: {heard}"
+    elif not ends or heard[-1] == PROGRESS:
+        wrong = f"heard {heard} for job {job.job_id}: publishing after its end"
+    elif ends[0] != job.status.value:
+        wrong = f"heard {heard} for a job that ended {job.status.value}"
+    elif PROGRESS in heard and not progress:
+        wrong = f"heard {heard} but never asked for progress"
+    return [f"[5] {_name(record)} {wrong}"] if wrong else []
 
 
 def every_request_is_told(
@@ -226,7 +230,9 @@ def same_key_same_answer(world: World, jobs: dict[str, Job]) -> list[str]:
                 f"a job started or joined under that key with body {sorted(made)}"
             )
         job = jobs.get(answer.publish_id)
-        if job is not None and (job.schedule_id != answer.schedule_id or answer.answered_schedule != job.schedule_id):
+        if job is not None and (
+            job.schedule_id != answer.schedule_id or answer.answered_schedule != job.schedule_id
+        ):
             out.append(
                 f"[6] {answer.key}/{answer.body} for schedule {answer.schedule_id} was answered "
                 f"{answer.publish_id} (scheduleId {answer.answered_schedule}), a job of {job.schedule_id}"

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 HOUR = 3600.0
 DAY = 86_400.0
-LONG_WORLDS = 0.04  # worlds whose deployment gives jobs two days (JOB_DEADLINE_SECONDS) and an Edge is down for more than a day
+# Worlds whose deployment gives jobs two days (JOB_DEADLINE_SECONDS), with an Edge down for more than a day.
+LONG_WORLDS = 0.04
 # The org: two business units; schedules A and B (bu-1) dial through site-1's two Edges, C (bu-2)
 # through site-1 too or site-2's own Edge (drawn): telephony shared between schedules.
 SCHEDULES = {
@@ -90,7 +91,9 @@ def plan_scenario(rng: random.Random, seed: int) -> tuple[dict[str, Any], Settin
                 "managementUnitIds": [mu],
                 "version": rng.randint(1, 5),
                 "published": False,
-                "shifts": [{"days": ["Mon", "Tue", "Wed", "Thu", "Fri"], "start": "09:00", "lengthMinutes": 480}],
+                "shifts": [
+                    {"days": ["Mon", "Tue", "Wed", "Thu", "Fri"], "start": "09:00", "lengthMinutes": 480}
+                ],
             }
             for sid, (bu, week, mu) in SCHEDULES.items()
         ],
@@ -101,7 +104,9 @@ def plan_scenario(rng: random.Random, seed: int) -> tuple[dict[str, Any], Settin
         "sites": [{"id": "site-1"}, {"id": "site-2"}],
         "edges": [{"id": e, "siteId": s} for e, s in EDGES.items()],
         "trunkBases": [{"id": "tb-1", "maxConcurrentCalls": 30}, {"id": "tb-2", "maxConcurrentCalls": 30}],
-        "trunks": [{"id": t, "edgeId": e, "trunkBaseId": b, "outboundCalls": 2} for t, (e, b) in TRUNKS.items()],
+        "trunks": [
+            {"id": t, "edgeId": e, "trunkBaseId": b, "outboundCalls": 2} for t, (e, b) in TRUNKS.items()
+        ],
         "campaigns": [
             {"id": "campaign-1", "queueId": "queue-1", "siteId": "site-1", "maxCallsPerAgent": 2},
             {"id": "campaign-2", "queueId": "queue-2", "siteId": c_site, "maxCallsPerAgent": 2},
@@ -144,7 +149,9 @@ def plan_scenario(rng: random.Random, seed: int) -> tuple[dict[str, Any], Settin
 
 
 def _telephony_change(rng: random.Random) -> dict[str, Any]:
-    kind = rng.choice(["softwareUpdate", "softwareUpdate", "edgeNotActive", "trunkDisconnected", "trunkBaseResaved"])
+    kind = rng.choice(
+        ["softwareUpdate", "softwareUpdate", "edgeNotActive", "trunkDisconnected", "trunkBaseResaved"]
+    )
     entity = {
         "softwareUpdate": rng.choice(list(EDGES)),
         "edgeNotActive": rng.choice(list(EDGES)),
@@ -153,7 +160,13 @@ def _telephony_change(rng: random.Random) -> dict[str, Any]:
     }[kind]
     start = rng.choice([rng.uniform(0.0, 20.0), rng.uniform(0.0, 600.0)])
     length = rng.choice([0.0, 5.0, 30.0, 120.0, 600.0, 1800.0])
-    return {"type": "telephonyChange", "kind": kind, "entityId": entity, "start": start, "end": start + length}
+    return {
+        "type": "telephonyChange",
+        "kind": kind,
+        "entityId": entity,
+        "start": start,
+        "end": start + length,
+    }
 
 
 def _callback(rng: random.Random, table: str, letter: str, gone: bool = False) -> dict[str, Any]:
@@ -166,95 +179,99 @@ def _callback(rng: random.Random, table: str, letter: str, gone: bool = False) -
 
 def plan_requests(world: World) -> None:
     """ServiceNow's records and what they send (with a cancel and an operator), on the world's agenda."""
-    rng = world.rng
-    schedules = ["sched-a", "sched-b", "sched-c"][: rng.choice([1, 2, 2, 3])]
-    now = world.clock.now()
+    _Planner(world).plan()
 
-    def body(schedule: str, **more: Any) -> dict[str, Any]:
+
+class _Planner:
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.rng = world.rng
+        self.schedules = ["sched-a", "sched-b", "sched-c"][: self.rng.choice([1, 2, 2, 3])]
+        self.letters = iter("abcde0123456789")  # callback sys_ids: 32 of one hex digit ("f" is gone)
+        self.options = self._options()
+
+    def body(self, schedule: str, **more: Any) -> dict[str, Any]:
         bu, week, _ = SCHEDULES[schedule]
         wire: dict[str, Any] = {"scheduleId": schedule, "validationMode": "strict"}
-        if rng.random() < 0.7:  # else resolved from Genesys
+        if self.rng.random() < 0.7:  # else resolved from Genesys
             wire |= {"businessUnitId": bu, "weekId": week}
         return wire | more
 
-    # The options a schedule's publishes agree on (so a second record for it joins the first).
-    options: dict[str, dict[str, Any]] = {}
-    for schedule in schedules:
-        chosen: dict[str, Any] = {
-            "telephonySync": {"enabled": True, "retryCount": rng.choice([1, 3]), "delayMs": 2000}
-        }
-        deadline = rng.choice([None, None, 600, 3600])
-        if deadline:
-            chosen["deadlineSeconds"] = deadline
-        if rng.random() < 0.15:  # a later publishTime: the first look waits for it (hops past 900 s)
-            at = now + rng.choice([120.0, 1200.0, 2 * HOUR])
-            chosen["publishTime"] = datetime.fromtimestamp(round(at), UTC).isoformat().replace("+00:00", "Z")
-        options[schedule] = chosen
-    if world.settings.long:
-        options["sched-a"].pop("deadlineSeconds", None)  # the deployment's two days
-        options["sched-a"].pop("publishTime", None)
-        if "sched-b" in options:
-            options["sched-b"]["deadlineSeconds"] = 3600  # shorter, and watching the same Edge later
-            options["sched-b"].pop("publishTime", None)
+    def _options(self) -> dict[str, dict[str, Any]]:
+        """The options each schedule's publishes agree on (so a second record for it joins the first)."""
+        rng, now = self.rng, self.world.clock.now()
+        options: dict[str, dict[str, Any]] = {}
+        for schedule in self.schedules:
+            chosen: dict[str, Any] = {
+                "telephonySync": {"enabled": True, "retryCount": rng.choice([1, 3]), "delayMs": 2000}
+            }
+            deadline = rng.choice([None, None, 600, 3600])
+            if deadline:
+                chosen["deadlineSeconds"] = deadline
+            if rng.random() < 0.15:  # a later publishTime: the first look waits for it (hops past 900 s)
+                at = now + rng.choice([120.0, 1200.0, 2 * HOUR])
+                chosen["publishTime"] = (
+                    datetime.fromtimestamp(round(at), UTC).isoformat().replace("+00:00", "Z")
+                )
+            options[schedule] = chosen
+        if self.world.settings.long:
+            options["sched-a"].pop("deadlineSeconds", None)  # the deployment's two days
+            options["sched-a"].pop("publishTime", None)
+            if "sched-b" in options:
+                options["sched-b"]["deadlineSeconds"] = 3600  # shorter, and watching the same Edge later
+                options["sched-b"].pop("publishTime", None)
+        return options
 
-    letters = iter("abcde0123456789")
-    first = schedules[0]
-    own = Record("k-1", edit_on_failure=0.5)
-    own.bodies.append(Body("a", body(first, **options[first], callback=_callback(rng, "change_request", next(letters)))))
-    own.bodies.append(_edited(rng, own.bodies[0], schedules, body, options, letters))
-    world.plan_record(own, 0.0, sends=1 + rng.randint(0, 3))
-    if rng.random() < 0.3:  # a person edits the record and sends it again, whatever the first answer was
-        world.plan_send(own, 1, rng.uniform(0.0, 120.0))
-    if rng.random() < 0.6:  # joins the first: the same options, its own callback
-        joiner = Record("k-2", edit_on_failure=0.5)
-        callback = _callback(rng, "incident", next(letters), gone=rng.random() < 0.1)
-        joiner.bodies.append(Body("a", body(first, **options[first], callback=callback)))
-        joiner.bodies.append(_edited(rng, joiner.bodies[0], schedules, body, options, letters))
-        world.plan_record(joiner, rng.uniform(0.0, 120.0), sends=1 + rng.randint(0, 1))
-    if rng.random() < 0.3:  # the same schedule with other options: 409 JOIN_CONFLICT while the first runs
-        other = Record("k-3")
-        other.bodies.append(
-            Body("a", body(first, validationMode="off", callback=_callback(rng, "incident", next(letters))))
+    def record(self, key: str, schedule: str, table: str, *, gone: bool = False, **more: Any) -> Record:
+        """A record for `schedule` with its callback, and the body a person may edit it into."""
+        callback = _callback(self.rng, table, next(self.letters), gone=gone)
+        record = Record(key, edit_on_failure=0.5)
+        record.bodies.append(
+            Body("a", self.body(schedule, **self.options[schedule], callback=callback, **more))
         )
-        world.plan_record(other, rng.uniform(0.0, 120.0))
-    for i, schedule in enumerate(schedules[1:], start=4):  # the other schedules, each its own record
-        record = Record(f"k-{i}", edit_on_failure=0.5)
-        callback = _callback(rng, "change_request", next(letters))
-        record.bodies.append(Body("a", body(schedule, **options[schedule], callback=callback)))
-        record.bodies.append(_edited(rng, record.bodies[0], schedules, body, options, letters))
-        at = rng.uniform(600.0, 4 * HOUR) if world.settings.long else rng.uniform(0.0, 180.0)
-        world.plan_record(record, at, sends=1 + rng.randint(0, 1))
-    if rng.random() < 0.25:  # a dry run of a schedule: never claims, never publishes
-        dry = Record("k-9")
-        schedule = rng.choice(schedules)
-        dry.bodies.append(
-            Body("a", body(schedule, dryRun=True, callback=_callback(rng, "problem", next(letters))))
-        )
-        world.plan_record(dry, rng.uniform(0.0, 120.0))
-    for _ in range(rng.choice([0, 0, 1, 2])):
-        world.at(rng.uniform(0.0, 600.0), world.cancel_one, "cancel")
-    if rng.random() < 0.3:  # an operator: `ops notify` on an ended job, `ops cancel`, `dlq redrive`
-        world.at(rng.uniform(30.0, 900.0), world.operator, "operator")
+        record.bodies.append(self._edited(record.bodies[0]))
+        return record
 
+    def plan(self) -> None:
+        world, rng, first = self.world, self.rng, self.schedules[0]
+        own = self.record("k-1", first, "change_request")
+        world.plan_record(own, 0.0, sends=1 + rng.randint(0, 3))
+        if rng.random() < 0.3:  # a person edits the record and sends it again, whatever the first answer was
+            world.plan_send(own, 1, rng.uniform(0.0, 120.0))
+        if rng.random() < 0.6:  # joins the first: the same options, its own callback
+            joiner = self.record("k-2", first, "incident", gone=rng.random() < 0.1)
+            world.plan_record(joiner, rng.uniform(0.0, 120.0), sends=1 + rng.randint(0, 1))
+        if rng.random() < 0.3:  # the same schedule with other options: 409 JOIN_CONFLICT while the first runs
+            other = Record("k-3")
+            callback = _callback(rng, "incident", next(self.letters))
+            other.bodies.append(Body("a", self.body(first, validationMode="off", callback=callback)))
+            world.plan_record(other, rng.uniform(0.0, 120.0))
+        for i, schedule in enumerate(self.schedules[1:], start=4):  # the other schedules, a record each
+            record = self.record(f"k-{i}", schedule, "change_request")
+            at = rng.uniform(600.0, 4 * HOUR) if world.settings.long else rng.uniform(0.0, 180.0)
+            world.plan_record(record, at, sends=1 + rng.randint(0, 1))
+        if rng.random() < 0.25:  # a dry run of a schedule: never claims, never publishes
+            dry = Record("k-9")
+            schedule = rng.choice(self.schedules)
+            callback = _callback(rng, "problem", next(self.letters))
+            dry.bodies.append(Body("a", self.body(schedule, dryRun=True, callback=callback)))
+            world.plan_record(dry, rng.uniform(0.0, 120.0))
+        for _ in range(rng.choice([0, 0, 1, 2])):
+            world.at(rng.uniform(0.0, 600.0), world.cancel_one, "cancel")
+        if rng.random() < 0.3:  # an operator: `ops notify` on an ended job, `ops cancel`, `dlq redrive`
+            world.at(rng.uniform(30.0, 900.0), world.operator, "operator")
 
-def _edited(
-    rng: random.Random,
-    first: Body,
-    schedules: list[str],
-    body: Any,
-    options: dict[str, dict[str, Any]],
-    letters: Any,
-) -> Body:
-    """The record edited by a person: the same key, another body (another schedule, other options, or
-    another callback)."""
-    wire = dict(first.wire)
-    kind = rng.choice(["schedule", "schedule", "options", "callback", "callback"])
-    others = [s for s in schedules if s != wire["scheduleId"]] or [s for s in SCHEDULES if s != wire["scheduleId"]]
-    if kind == "schedule":
-        schedule = rng.choice(others)
-        wire = body(schedule, **options.get(schedule, {}), callback=wire.get("callback"))
-    elif kind == "options":
-        wire["validationMode"] = "deferred"
-    else:
-        wire["callback"] = _callback(rng, "change_request", next(letters))
-    return Body("b", wire)
+    def _edited(self, first: Body) -> Body:
+        """The record edited by a person: the same key, another body (another schedule, other options,
+        or another callback)."""
+        rng, wire = self.rng, dict(first.wire)
+        kind = rng.choice(["schedule", "schedule", "options", "callback", "callback"])
+        others = [s for s in SCHEDULES if s != wire["scheduleId"]]
+        if kind == "schedule":
+            schedule = rng.choice([s for s in self.schedules if s in others] or others)
+            wire = self.body(schedule, **self.options.get(schedule, {}), callback=wire.get("callback"))
+        elif kind == "options":
+            wire["validationMode"] = "deferred"
+        else:
+            wire["callback"] = _callback(rng, "change_request", next(self.letters))
+        return Body("b", wire)

@@ -152,7 +152,7 @@ class Mapping:
         try:
             with world.acting(self.name):
                 result = self.invoke(records)
-        except BaseException as failure:  # noqa: BLE001 - the function died or raised: the batch failed
+        except BaseException as failure:  # the function died or raised: the batch failed
             world.note(f"{self.name} batch of {len(records)} failed: {type(failure).__name__}")
             return "error", 0
         numbers = [r["dynamodb"]["SequenceNumber"] for r in records]
@@ -222,7 +222,12 @@ class Stream:
             change["OldImage"] = old
         name = "INSERT" if old is None else "REMOVE" if new is None else "MODIFY"
         record = {"eventName": name, "eventSource": "aws:dynamodb", "dynamodb": change}
-        if name == "MODIFY" and old is not None and new is not None and old.get("status") == new.get("status"):
+        if (
+            name == "MODIFY"
+            and old is not None
+            and new is not None
+            and old.get("status") == new.get("status")
+        ):
             return record  # no mapping's filter passes a write that keeps the status (template.yaml)
         for mapping in self.mappings:
             mapping.offer(record)

@@ -29,6 +29,7 @@ the promises, job by job, against the simulator's log of the updates it applied.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import random
@@ -92,8 +93,12 @@ SERVICENOW_RETRIES = 8  # ServiceNow's REST message retries a 5xx / lost answer 
 STEP_BOUND = STUCK_BOUND + MAX_RECEIVES * VISIBILITY_TIMEOUT  # "its deadline plus one step"
 TOGETHER = 1.0  # actors due within this long of each other may be picked up at once
 GROUP_MOST = 3
-WORK = frozenset({"delivery", "request", "cancel", "operator"})  # while any is on the agenda, the world goes on
-GROUPED = frozenset({"delivery", "request", "stream", "cancel", "watchdog", "genesys event", "operator", "sweep"})
+# While any of these is on the agenda, the world goes on.
+WORK = frozenset({"delivery", "request", "cancel", "operator"})
+# The actors that may be picked up together.
+GROUPED = frozenset(
+    {"delivery", "request", "stream", "cancel", "watchdog", "genesys event", "operator", "sweep"}
+)
 ANSWER_LOST = 0.03  # the API answered, ServiceNow never got it (a timeout): it sends the same again
 OUTAGE_SECONDS = (600.0, 2400.0)
 RUNAWAY = 60_000  # actions in one world: far more than any world takes (a few thousand)
@@ -118,7 +123,8 @@ class Attempt:
     body: str
     schedule_id: str
     began: int  # the world's write count when it began
-    first_old: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # pk -> the item before its first write
+    # pk -> the item as it was before this request's first write of it
+    first_old: dict[str, dict[str, Any] | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -155,9 +161,16 @@ class World:
         self.sent: list[tuple[str, float, float]] = []  # (job id, sent at, due) of every message sent
         self.answers: list[Answer] = []
         self.attempts: list[Attempt] = []
+        self._books()
+
+        self._wire()
+
+    def _books(self) -> None:
+        """What the world keeps for the invariants."""
         self.records: list[Record] = []
         self.refusals: list[str] = []  # a refused request that left something written
-        self.effects: defaultdict[str, set[str]] = defaultdict(set)  # key -> bodies that started or joined under it
+        # key -> the bodies that started or joined a job under it
+        self.effects: defaultdict[str, set[str]] = defaultdict(set)
         self.updates: dict[str, str | None] = {}  # Genesys operation id -> the job whose actor posted it
         self.harness_failures: list[str] = []
         self.ended_at: dict[str, float] = {}
@@ -173,7 +186,8 @@ class World:
         self.running_jobs: set[str] = set()  # job items not ended
         self._messages: dict[str, JobMessage] = {}  # queue bodies, read once
         self.writes = 0
-        self.pk_writes: defaultdict[str, list[tuple[int, int | None]]] = defaultdict(list)  # pk -> (write, attempt)
+        # pk -> (the write's number, the request attempt that made it, if one did)
+        self.pk_writes: defaultdict[str, list[tuple[int, int | None]]] = defaultdict(list)
         self.outage: tuple[str, float] | None = None  # (service, until)
         self.outages: list[tuple[float, float]] = []  # (from, until) of every outage
         self.ttl_lag = 0.0
@@ -186,7 +200,9 @@ class World:
         self.pump_at: float | None = None  # when the simulator is next pumped (events worlds)
         self._jobs_cache: dict[str, tuple[dict[str, Any], Job]] = {}
 
-        self.raw, self.settings = plan_scenario(self.rng, seed)
+    def _wire(self) -> None:
+        """The org, and the real core wired to the world's boundaries."""
+        self.raw, self.settings = plan_scenario(self.rng, self.seed)
         self.events = self.settings.events
         self.simulator = GenesysSimulator(parse_scenario(self.raw), self.clock)
         self.db = MemoryDynamoDB({JOBS_TABLE: _indexes()})
@@ -201,9 +217,13 @@ class World:
             session=session,
             monotonic=self.clock.now,
         )
-        self.latency = random.Random(seed ^ 0x5_1A7E)  # its own draws: the other faults stay as they were
+        self.latency = random.Random(
+            self.seed ^ 0x5_1A7E
+        )  # its own draws: the other faults stay as they were
         timing = Timing(settle_window=self.simulator.scenario.settle_window_seconds, events=self.events)
-        self.pipeline = Pipeline(self.store, sender, genesys, self.worker_clock, timing, random.Random(seed))
+        self.pipeline = Pipeline(
+            self.store, sender, genesys, self.worker_clock, timing, random.Random(self.seed)
+        )
         self.transitions = self.pipeline.transitions
         if self.events:
             self.simulator.notifier.subscribe(self._on_genesys_event)
@@ -219,7 +239,9 @@ class World:
         self.stream.add(
             "announcer",
             "AnnouncerFunction",
-            lambda records: {"batchItemFailures": [{"itemIdentifier": n} for n in announcer.announce(records)]},
+            lambda records: {
+                "batchItemFailures": [{"itemIdentifier": n} for n in announcer.announce(records)]
+            },
         )
 
     # --- running ---------------------------------------------------------------------------------------
@@ -239,13 +261,17 @@ class World:
         while self.agenda and self.agenda[0].due <= stop and self._busy():
             self._step()
             if next(self.order) > RUNAWAY:
-                self.harness_failures.append(f"the world ran away: {RUNAWAY} actions by {self.clock.now() - self.start:.0f} s")
+                self.harness_failures.append(
+                    f"the world ran away: {RUNAWAY} actions by {self.clock.now() - self.start:.0f} s"
+                )
                 break
         self.simulator.pump()
         return self
 
     def _busy(self) -> bool:
-        return bool(self.requests_open or self.dead_letters or self.running_jobs or self.stream.busy or self.open_work)
+        return bool(
+            self.requests_open or self.dead_letters or self.running_jobs or self.stream.busy or self.open_work
+        )
 
     def _step(self) -> None:
         entry = heapq.heappop(self.agenda)
@@ -277,7 +303,7 @@ class World:
     def _together(self, entry: _Entry) -> list[_Entry]:
         """The entry, and the next actors due with it if they are picked up at once: always a twin (an
         SQS duplicate due at the same moment, taken by two pollers), else at `rates.concurrent`."""
-        near = []
+        near: list[_Entry] = []
         while self.agenda and self.agenda[0].due <= entry.due + TOGETHER and len(near) < 6:
             near.append(heapq.heappop(self.agenda))
         twin = any(e.ticket and e.ticket == entry.ticket and e.due == entry.due for e in near)
@@ -432,7 +458,7 @@ class World:
             return
         try:
             with self.acting("dead letters"):
-                sweep_dead_letters(self.pipeline, _DeadLetters(self))
+                sweep_dead_letters(self.pipeline, _DeadLetters(self))  # type: ignore[arg-type]
         except (Crash, Exception) as failure:
             self.note(f"dead-letter sweep failed: {type(failure).__name__}")
         self.at(DEAD_LETTERS_EVERY, self._sweep, "sweep")
@@ -454,7 +480,11 @@ class World:
         """Some job not ended is overdue as the watchdog reads the due index (its clock skewed)."""
         before = self.clock.now() + self.rates.skew - OVERDUE_AFTER
         items = self.db.tables.get(JOBS_TABLE, {})
-        return any(float(items[pk].get("dueAt", {}).get("N", "inf")) < before for pk in self.running_jobs if pk in items)
+        return any(
+            float(items[pk].get("dueAt", {}).get("N", "inf")) < before
+            for pk in self.running_jobs
+            if pk in items
+        )
 
     def _expire(self) -> None:
         """DynamoDB's TTL: items past their `expiresAt` are removed, some time after (the world's lag)."""
@@ -513,7 +543,9 @@ class World:
         retry = lost or answer.status in {502, 503} or answer.code == "REQUEST_IN_PROGRESS"
         if retry and tries < SERVICENOW_RETRIES:
             # A person may edit the record before it goes again: the same key, another body.
-            edited = answer.status != 202 and index + 1 < len(record.bodies) and self.roll(record.edit_on_failure)
+            edited = (
+                answer.status != 202 and index + 1 < len(record.bodies) and self.roll(record.edit_on_failure)
+            )
             if edited:
                 self.count("record edited, sent again under its key")
             self.plan_send(record, index + 1 if edited else index, self.rng.uniform(2.0, 15.0), tries + 1)
@@ -560,7 +592,9 @@ class World:
             queue, body, receives = self.dead_letters.pop(0)
             try:
                 with self.acting("ops dlq redrive"):
-                    redrive_letter(self.store, self.transitions, JobMessage.model_validate_json(body), receives)
+                    redrive_letter(
+                        self.store, self.transitions, JobMessage.model_validate_json(body), receives
+                    )
             except (Crash, Exception) as failure:
                 self.note(f"ops dlq redrive failed: {type(failure).__name__}")
                 self.dead_letters.append((queue, body, receives))
@@ -601,7 +635,9 @@ class World:
             elif status == JobStatus.PUBLISHING.value:
                 self.discarded_progress.add(job_id)
             else:
-                self.at(self.rng.uniform(600.0, 1800.0), lambda j=job_id: self.ops_notify(j, 1), "operator")
+                self.at(
+                    self.rng.uniform(600.0, 1800.0), functools.partial(self.ops_notify, job_id, 1), "operator"
+                )
 
     # --- Genesys notifications (EventBridge -> GenesysEventsFunction) --------------------------------------
 
@@ -641,7 +677,8 @@ class World:
         self.updates[str(operation_id)] = job_id
 
     def applied_updates(self) -> dict[str, list[float]]:
-        """The updates of each job that Genesys applied (or will: still processing, not failing), with when."""
+        """The updates of each job that Genesys applied (or will: still processing, not failing), and
+        when."""
         org = self.simulator.org
         out: defaultdict[str, list[float]] = defaultdict(list)
         for operation_id, job_id in self.updates.items():
@@ -658,7 +695,9 @@ class World:
         done = [
             org.t0 + op.done_at
             for op in org.operations.values()
-            if op.schedule_id == schedule_id and op.status == "Complete" and op.payload.get("published") is True
+            if op.schedule_id == schedule_id
+            and op.status == "Complete"
+            and op.payload.get("published") is True
         ]
         return min(done) if done else None
 
@@ -695,13 +734,17 @@ class World:
             self.publishing_since[job_id] = self.clock.now()
             job = job_from_item(new)
             self.first_publishing[job_id] = [
-                (c.table, c.sys_id) for c in [job.request.callback, *(j.callback for j in job.joiners)] if c and c.progress
+                (c.table, c.sys_id)
+                for c in [job.request.callback, *(j.callback for j in job.joiners)]
+                if c and c.progress
             ]
         if status in _TERMINAL and was not in _TERMINAL:
             self.ended_at[job_id] = self.clock.now()
             self.note(f"job {job_id[:6]} ended {status}")
 
-    def _note_effect(self, pk: str, old: dict[str, Any] | None, new: dict[str, Any] | None, attempt: Attempt) -> None:
+    def _note_effect(
+        self, pk: str, old: dict[str, Any] | None, new: dict[str, Any] | None, attempt: Attempt
+    ) -> None:
         """What a request started or joined under its key, and with which body."""
         if new is None:
             return
