@@ -113,9 +113,17 @@ class MemoryDynamoDB:
             matches.sort(key=lambda i: _plain(i[index.range_key]))  # type: ignore[index]
         if kwargs.get("ScanIndexForward") is False:
             matches.reverse()
-        if Limit is not None:
+        start = kwargs.get("ExclusiveStartKey")
+        if start is not None:  # the page after the item the last one ended on
+            after = [i for i, item in enumerate(matches) if item["pk"] == start["pk"]]
+            matches = matches[after[0] + 1 :] if after else []
+        answer: dict[str, Any] = {}
+        if Limit is not None and len(matches) > Limit:
             matches = matches[:Limit]
-        return {"Items": _copy(matches), "Count": len(matches)}
+            last = matches[-1]
+            keys = ["pk", index.hash_key] + ([index.range_key] if index.range_key else [])
+            answer["LastEvaluatedKey"] = {k: _copy(last[k]) for k in keys}
+        return answer | {"Items": _copy(matches), "Count": len(matches)}
 
     def expire(self, table: str, before: float) -> int:
         """DynamoDB's TTL: remove every item whose `expiresAt` (epoch seconds) is before `before`, as
@@ -305,10 +313,12 @@ def _evaluate(text: str, item: Item, names: dict[str, str], values: dict[str, An
 
 
 def _apply_update(item: Item, text: str, names: dict[str, str], kwargs: dict[str, Any]) -> None:
-    """SET a = :v, m.#k = :w ... REMOVE b, c ... ADD s :ss ... DELETE s :ss (the clauses the store
-    writes; ADD and DELETE on string sets only)."""
+    """SET a = :v, m.#k = :w, c = if_not_exists(c, :x) ... REMOVE b, c ... ADD s :ss ... DELETE s :ss
+    (the clauses the store and the weekly run log write; ADD and DELETE on string sets only)."""
     values = kwargs.get("ExpressionAttributeValues", {})
     tokens = _tokens(text)
+    # Every operand reads the item as it was before this update.
+    before = _copy(item) if "if_not_exists" in tokens else item
     clause = None
     position = 0
     while position < len(tokens):
@@ -327,8 +337,14 @@ def _apply_update(item: Item, text: str, names: dict[str, str], kwargs: dict[str
         if clause == "SET":
             if tokens[position + 1] != "=":
                 raise ValueError(f"SET {word} needs '='")
-            parent[path[-1]] = _copy(values[tokens[position + 2]])
-            position += 3
+            if tokens[position + 2] == "if_not_exists":  # if_not_exists(path, :value): the item as it was
+                _, _, held, _, value, _ = tokens[position + 2 : position + 8]
+                found = _lookup(before, _path(held, names))
+                parent[path[-1]] = _copy(found if found is not None else values[value])
+                position += 8
+            else:
+                parent[path[-1]] = _copy(values[tokens[position + 2]])
+                position += 3
         elif clause == "REMOVE":
             parent.pop(path[-1], None)
             position += 1
