@@ -323,3 +323,30 @@ class DirectSession(requests.Session):
 
 def _json_bytes(value: Any) -> bytes:
     return json.dumps(value).encode()
+
+
+class FaultyWeeklyQueue:
+    """WeeklyQueue as the weekly run sees it (SendMessageBatch); its messages go on the world's agenda
+    for the weekly unit function."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def send_batch(self, entries: Any) -> None:
+        w = self.world
+        w.boundary("sqs")
+        w.maybe_crash("before SendMessageBatch")
+        if w.down("sqs"):
+            raise QueueError("could not send to the weekly queue: injected outage")
+        if w.roll(w.rates.sqs_error_before):
+            w.count("sqs 5xx before send")
+            raise QueueError("could not send to the weekly queue: injected")
+        for body, delay in entries:
+            w.weekly_message(body, float(delay))
+            if w.roll(w.rates.sqs_duplicate):
+                w.count("sqs duplicate")
+                w.weekly_message(body, float(delay))
+        if w.roll(w.rates.sqs_error_after):
+            w.count("sqs error after send")
+            raise QueueError("could not send to the weekly queue: answer lost")
+        w.maybe_crash("after SendMessageBatch")

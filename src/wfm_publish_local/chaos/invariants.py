@@ -21,6 +21,8 @@ simulator's log of the updates it applied (each attributed to the job whose work
 9. A refused request (4xx) writes nothing; a schedule's claim only ever names a job of that schedule.
 10. Every status change of a job is announced on the bus (unless its batch went to the announcer's
     OnFailure queue), and nothing is announced that did not happen.
+11. The weekly run's unit function answers every record (a failure is that record's, to come back):
+    it never fails a whole batch on what Genesys answers.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ def check(world: World) -> list[str]:
         no_wake_lost,
         refused_requests_write_nothing,
         every_change_announced,
+        weekly_units_answered,
     )
     out = [violation for rule in checks for violation in rule(world, jobs)]
     out += [f"[!] an actor raised {failure}" for failure in world.harness_failures]
@@ -317,6 +320,10 @@ def every_change_announced(world: World, jobs: dict[str, Job]) -> list[str]:
         if happened.get((job_id, version)) != status
     ]
     return out
+
+
+def weekly_units_answered(world: World, jobs: dict[str, Job]) -> list[str]:
+    return [f"[11] the weekly unit function raised {raised}" for raised in dict.fromkeys(world.weekly_raised)]
 
 
 def _name(record: tuple[str, str]) -> str:

@@ -260,6 +260,11 @@ class _Planner:
             world.at(rng.uniform(0.0, 600.0), world.cancel_one, "cancel")
         if rng.random() < 0.3:  # an operator: `ops notify` on an ended job, `ops cancel`, `dlq redrive`
             world.at(rng.uniform(30.0, 900.0), world.operator, "operator")
+        if rng.random() < 0.2:  # the weekly run: a job per business unit, for next week's schedule
+            at = rng.uniform(0.0, 300.0)
+            world.at(at, world.weekly_run, "weekly")
+            if rng.random() < 0.2:  # the scheduler delivers the event twice
+                world.at(at + rng.choice([0.0, rng.uniform(0.0, 60.0)]), world.weekly_run, "weekly")
 
     def _edited(self, first: Body) -> Body:
         """The record edited by a person: the same key, another body (another schedule, other options,

@@ -64,6 +64,7 @@ from wfm_publish.store import DynamoJobStore
 from wfm_publish.store_items import job_from_item
 from wfm_publish.waiting import Timing
 from wfm_publish.watchdog import OVERDUE_AFTER, STUCK_BOUND, redrive_letter, rescue_overdue
+from wfm_publish.weekly import DynamoRunLog, Weekly, fan_out, take_units
 from wfm_publish_local.chaos.actors import Actor, Interleaver
 from wfm_publish_local.chaos.faults import (
     HOP_FAULTS,
@@ -74,6 +75,7 @@ from wfm_publish_local.chaos.faults import (
     FaultyDynamoDB,
     FaultyGenesys,
     FaultyTransport,
+    FaultyWeeklyQueue,
     Rates,
     SkewedClock,
 )
@@ -94,13 +96,15 @@ STEP_BOUND = STUCK_BOUND + MAX_RECEIVES * VISIBILITY_TIMEOUT  # "its deadline pl
 TOGETHER = 1.0  # actors due within this long of each other may be picked up at once
 GROUP_MOST = 3
 # While any of these is on the agenda, the world goes on.
-WORK = frozenset({"delivery", "request", "cancel", "operator"})
+WORK = frozenset({"delivery", "request", "cancel", "operator", "weekly"})
 # The actors that may be picked up together.
 GROUPED = frozenset(
-    {"delivery", "request", "stream", "cancel", "watchdog", "genesys event", "operator", "sweep"}
+    {"delivery", "request", "stream", "cancel", "watchdog", "genesys event", "operator", "sweep", "weekly"}
 )
 ANSWER_LOST = 0.03  # the API answered, ServiceNow never got it (a timeout): it sends the same again
 OUTAGE_SECONDS = (600.0, 2400.0)
+WEEKLY_DUE = "2023-11-14T22:00:00Z"  # the weekly event's scheduledTime: a moment before the world starts
+WEEKLY_STARTS_PER_MINUTE = 34.0  # template.yaml's WeeklyStartsPerMinute default
 RUNAWAY = 60_000  # actions in one world: far more than any world takes (a few thousand)
 _TERMINAL = frozenset(s.value for s in JobStatus if s.terminal)
 
@@ -179,6 +183,8 @@ class World:
         self.discarded_progress: set[str] = set()  # jobs whose PUBLISHING record went to NotifierDLQ
         self.status_changes: list[tuple[str, int, str]] = []  # (job, version, status) the announcer must tell
         self.announce_discarded: set[tuple[str, int]] = set()
+        self.weekly_raised: list[str] = []  # what the weekly unit function raised instead of answering
+        self.weekly_lost: list[str] = []  # the weekly run's event or unit messages given up on (its DLQs)
         self.orphan_since: dict[str, float] = {}
         self.longest_orphan: dict[str, float] = {}
         self.requests_open = 0
@@ -234,6 +240,14 @@ class World:
         self.notifier = Notifier(self.store, lambda: self.servicenow, self.worker_clock)  # type: ignore[arg-type,return-value]
         self.eventbridge = FakeEventBridge(self)
         announcer = Announcer(self.eventbridge)  # type: ignore[arg-type]
+        self.weekly = Weekly(
+            self.worker_clock,
+            genesys,
+            self.intake,
+            FaultyWeeklyQueue(self),
+            DynamoRunLog(FaultyDynamoDB(self.db, self), JOBS_TABLE),  # type: ignore[arg-type]
+            WEEKLY_STARTS_PER_MINUTE,
+        )
         self.stream = Stream(self)
         self.stream.add("notifier", "NotifierFunction", lambda records: invoke_notifier(self, records))
         self.stream.add(
@@ -638,6 +652,46 @@ class World:
                 self.at(
                     self.rng.uniform(600.0, 1800.0), functools.partial(self.ops_notify, job_id, 1), "operator"
                 )
+
+    # --- the weekly run (EventBridge Scheduler -> the fan-out -> WeeklyQueue -> WeeklyUnitFunction) ---------
+
+    def weekly_run(self, attempt: int = 1) -> None:
+        """The scheduled event, delivered to the fan-out (the scheduler retries a failure, and may
+        deliver the same event twice)."""
+        event = {"source": "weekly", "businessUnitIds": "all", "weeksAhead": 1, "scheduledTime": WEEKLY_DUE}
+        try:
+            with self.acting("weekly fan-out"):
+                fan_out(self.weekly, event)
+            self.note("weekly run fanned out")
+        except (Crash, Exception) as failure:
+            self.note(f"weekly fan-out failed: {type(failure).__name__}")
+            if attempt < 5:
+                self.at(60.0 * attempt, lambda: self.weekly_run(attempt + 1), "weekly")
+            else:
+                self.weekly_lost.append("the fan-out")
+
+    def weekly_message(self, body: str, delay: float, receives: int = 0) -> None:
+        self.at(delay + self.rng.uniform(0.0, 0.5), lambda: self._weekly_unit(body, receives + 1), "weekly")
+
+    def _weekly_unit(self, body: str, receives: int) -> None:
+        """WeeklyUnitFunction on a batch of one; a failed record comes back after the visibility timeout,
+        and after 5 receives goes to WeeklyDLQ."""
+        try:
+            with self.acting("weekly unit"):
+                failed = take_units(self.weekly, [("m", body)])["batchItemFailures"]
+        except Crash:
+            self.note("weekly unit died")
+            failed = [{"itemIdentifier": "m"}]
+        except Exception as failure:  # take_units answers each record: a raise fails the whole batch
+            self.note(f"weekly unit raised {type(failure).__name__}: {failure}")
+            self.weekly_raised.append(f"{type(failure).__name__}: {failure}")
+            failed = [{"itemIdentifier": "m"}]
+        if failed:
+            if receives >= MAX_RECEIVES:
+                self.count("weekly message to its DLQ")
+                self.weekly_lost.append(body)
+            else:
+                self.at(VISIBILITY_TIMEOUT, lambda: self._weekly_unit(body, receives + 1), "weekly")
 
     # --- Genesys notifications (EventBridge -> GenesysEventsFunction) --------------------------------------
 
