@@ -88,7 +88,7 @@ def every_answer_exists_and_ends(world: World, jobs: dict[str, Job]) -> list[str
     out = [
         f"[2] {a.key} was answered publishId {a.publish_id}, which does not exist"
         for a in world.answers
-        if a.publish_id and a.publish_id not in jobs
+        if a.publish_id and a.publish_id not in jobs and a.publish_id not in world.removed
     ]
     for job in jobs.values():
         if not job.status.terminal:
@@ -151,6 +151,13 @@ def each_job_tells_the_truth(world: World, jobs: dict[str, Job]) -> list[str]:
 def each_record_hears_once(world: World, jobs: dict[str, Job]) -> list[str]:
     out = []
     asked: dict[tuple[str, str], set[str]] = defaultdict(set)
+    # A job a person removed before it ended: its records hear FAILED (the notifier's REMOVE path).
+    gone = {
+        job_id: job.model_copy(update={"status": JobStatus.FAILED})
+        for job_id, job in world.removed.items()
+        if job_id not in jobs
+    }
+    jobs = jobs | gone
     for job in jobs.values():
         if not job.status.terminal:
             continue

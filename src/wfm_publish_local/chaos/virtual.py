@@ -183,6 +183,7 @@ class World:
         self.discarded_progress: set[str] = set()  # jobs whose PUBLISHING record went to NotifierDLQ
         self.status_changes: list[tuple[str, int, str]] = []  # (job, version, status) the announcer must tell
         self.announce_discarded: set[tuple[str, int]] = set()
+        self.removed: dict[str, Job] = {}  # jobs a person deleted before they ended, as they were
         self.weekly_raised: list[str] = []  # what the weekly unit function raised instead of answering
         self.weekly_lost: list[str] = []  # the weekly run's event or unit messages given up on (its DLQs)
         self.orphan_since: dict[str, float] = {}
@@ -601,7 +602,7 @@ class World:
     def operator(self) -> None:
         """An operator's commands on the running system: `ops notify` on an ended job (racing the stream
         notifier), `ops cancel`, `ops dlq redrive` on a dead letter."""
-        what = self.rng.choice(["notify", "notify", "cancel", "redrive"])
+        what = self.rng.choice(["notify", "notify", "cancel", "redrive", "remove"])
         if what == "redrive" and self.dead_letters:
             queue, body, receives = self.dead_letters.pop(0)
             try:
@@ -619,8 +620,20 @@ class World:
         publish_id = self.rng.choice(ids)
         if what == "cancel":
             self.cancel_one(publish_id=publish_id)
+        elif what == "remove":
+            self.remove_job(publish_id)
         else:
             self.ops_notify(publish_id)
+
+    def remove_job(self, publish_id: str) -> None:
+        """A person deletes a job item that has not ended (the console, a script): the stream's REMOVE,
+        which the notifier must tell its records about (FAILED), once."""
+        item = self.db.tables.get(JOBS_TABLE, {}).get(f"job#{publish_id}")
+        if item is None or item["status"]["S"] in _TERMINAL:
+            return
+        self.count("job removed by a person")
+        self.removed[publish_id] = job_from_item(item)
+        self.db.delete_item(TableName=JOBS_TABLE, Key={"pk": {"S": f"job#{publish_id}"}})
 
     def ops_notify(self, publish_id: str, tries: int = 0) -> None:
         """`wfm-publish ops notify`: the notifier on the job as the table holds it (ended jobs only).
