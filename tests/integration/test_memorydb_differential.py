@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
+from tests.conftest import ROOT
 from wfm_publish import store as store_module
 from wfm_publish.errors import IdempotencyTaken, JobAlreadyExists, JobEnded, StaleJob
 from wfm_publish.genesys_events import OperationOutcome
@@ -31,7 +32,6 @@ from wfm_publish.weekly import DynamoRunLog, RunProgress
 from wfm_publish_local.memorydb import MemoryDynamoDB
 from wfm_publish_local.template import Template
 from wfm_publish_local.virtual import _indexes
-from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -105,7 +105,7 @@ def _items(items: Any) -> dict[str, dict[str, Any]]:
 
 def _value(value: dict[str, Any]) -> Any:
     """An attribute value as DynamoDB means it: numbers by value, sets unordered, maps and lists inside."""
-    (kind, inner), = value.items()
+    ((kind, inner),) = value.items()
     if kind == "N":
         return ("N", Decimal(inner).normalize())
     if kind in {"SS", "NS"}:
@@ -193,7 +193,9 @@ def test_the_indexes_answer_alike(twin: Twin) -> None:
     for i, due in enumerate([NOW + 30, NOW - 600, NOW - 60, NOW - 6000]):
         job = a_job(f"job-{i}").model_copy(update={"due_at": due, "created_at": NOW + i})
         twin.call(f"create {i}", lambda s, job=job: s.create_job(job))
-    twin.call("end job-1", lambda s: s.save_job(ended(a_job("job-1").model_copy(update={"created_at": NOW + 1}))))
+    twin.call(
+        "end job-1", lambda s: s.save_job(ended(a_job("job-1").model_copy(update={"created_at": NOW + 1})))
+    )
     twin.call("overdue, oldest first", lambda s: s.overdue_jobs(NOW - 30, 10))
     twin.call("overdue, at most 2", lambda s: s.overdue_jobs(NOW, 2))
     twin.call("queued, newest first", lambda s: s.jobs_by_status(JobStatus.QUEUED))
@@ -209,8 +211,12 @@ def test_schedule_claims_answer_alike(twin: Twin) -> None:
     twin.call("held by a live job", lambda s: s.claim_schedule("sched-1", "job-other", NOW, NOW + 3600))
     twin.call("who holds it", lambda s: s.active_job("sched-1"))
     twin.call("end the holder", lambda s: s.save_job(ended(a_job("job-live", "sched-1"))))
-    twin.call("take over from an ended job", lambda s: s.claim_schedule("sched-1", "job-next", NOW, NOW + 3600))
-    twin.call("a claim whose job is not written yet", lambda s: s.claim_schedule("sched-1", "job-3", NOW + 30, NOW))
+    twin.call(
+        "take over from an ended job", lambda s: s.claim_schedule("sched-1", "job-next", NOW, NOW + 3600)
+    )
+    twin.call(
+        "a claim whose job is not written yet", lambda s: s.claim_schedule("sched-1", "job-3", NOW + 30, NOW)
+    )
     twin.call("... after the grace", lambda s: s.claim_schedule("sched-1", "job-3", NOW + 120, NOW + 3600))
     twin.call("release another's claim", lambda s: s.release_schedule("sched-1", "job-next"))
     twin.call("release our claim", lambda s: s.release_schedule("sched-1", "job-3"))
@@ -221,13 +227,19 @@ def test_schedule_claims_answer_alike(twin: Twin) -> None:
 def test_idempotency_answers_alike(twin: Twin) -> None:
     lock = "idem-lock"
     twin.call("lock a new key", lambda s: s.lock_idempotency("k", "h1", "tok-1", NOW, 30, NOW + 3600))
-    twin.call("lock it again (our own)", lambda s: s.lock_idempotency("k", "h1", "tok-1", NOW, 30, NOW + 3600))
+    twin.call(
+        "lock it again (our own)", lambda s: s.lock_idempotency("k", "h1", "tok-1", NOW, 30, NOW + 3600)
+    )
     twin.call("held, not expired", lambda s: s.lock_idempotency("k", "h1", "tok-2", NOW + 5, 30, NOW + 3600))
     twin.call("expired, another body", lambda s: s.lock_idempotency("k", "h2", "tok-3", NOW + 60, 30, NOW))
     twin.call("expired, the same body", lambda s: s.lock_idempotency("k", "h1", "tok-4", NOW + 60, 30, NOW))
-    twin.call("complete with a lost lock", lambda s: s.complete_idempotency("k", "h1", "tok-1", {"a": 1}, NOW))
+    twin.call(
+        "complete with a lost lock", lambda s: s.complete_idempotency("k", "h1", "tok-1", {"a": 1}, NOW)
+    )
     twin.call("complete", lambda s: s.complete_idempotency("k", "h1", "tok-4", {"publishId": lock}, NOW))
-    twin.call("complete again", lambda s: s.complete_idempotency("k", "h1", "tok-4", {"publishId": lock}, NOW))
+    twin.call(
+        "complete again", lambda s: s.complete_idempotency("k", "h1", "tok-4", {"publishId": lock}, NOW)
+    )
     twin.call("lock a completed key", lambda s: s.lock_idempotency("k", "h1", "tok-5", NOW + 99, 30, NOW))
     twin.call("release a completed key", lambda s: s.release_idempotency("k", "tok-4"))
     twin.call("lock another key", lambda s: s.lock_idempotency("k2", "h1", "tok-6", NOW, 30, NOW))
@@ -255,7 +267,12 @@ def test_observations_watches_and_operations_answer_alike(twin: Twin) -> None:
     twin.call("pending", lambda s: s.pending_query("q1"))
     twin.call("end it", lambda s: s.end_query("q1"))
     twin.call("none pending", lambda s: s.pending_query("q1"))
-    for status, at in [("Processing", NOW), ("Complete", NOW + 1), ("Processing", NOW + 2), ("Error", NOW + 3)]:
+    for status, at in [
+        ("Processing", NOW),
+        ("Complete", NOW + 1),
+        ("Processing", NOW + 2),
+        ("Error", NOW + 3),
+    ]:
         outcome = OperationOutcome("op-9", status, "Update", "bu-1", {"published": True}, at)
         twin.call(f"outcome {status}", lambda s, outcome=outcome: s.record_operation(outcome))
     twin.call("the outcome", lambda s: s.operation_outcome("op-9"))
@@ -264,7 +281,9 @@ def test_observations_watches_and_operations_answer_alike(twin: Twin) -> None:
 def test_the_weekly_run_log_answers_alike(twin: Twin) -> None:
     twin.run_log("no run", lambda log: log.progress("run-1"))
     twin.run_log("first", lambda log: log.record("run-1", RunProgress(NOW, "bu-03", False, 9), NOW))
-    twin.run_log("a duplicate behind", lambda log: log.record("run-1", RunProgress(NOW + 5, "bu-01", False, 9), NOW))
+    twin.run_log(
+        "a duplicate behind", lambda log: log.record("run-1", RunProgress(NOW + 5, "bu-01", False, 9), NOW)
+    )
     twin.run_log("further", lambda log: log.record("run-1", RunProgress(NOW + 5, "bu-09", True, 9), NOW))
     twin.run_log("read", lambda log: log.progress("run-1"))
 
@@ -275,7 +294,9 @@ JOBS = st.sampled_from(["job-a", "job-b", "job-c"])
 KEYS = st.sampled_from(["k-1", "k-2"])
 SCHEDULES = st.sampled_from(["sched-1", "sched-2"])
 MOMENTS = st.sampled_from([NOW - 120, NOW, NOW + 20, NOW + 90])
-STATUSES = st.sampled_from([JobStatus.WAITING, JobStatus.PUBLISHING, JobStatus.PUBLISHED, JobStatus.CANCELLED])
+STATUSES = st.sampled_from(
+    [JobStatus.WAITING, JobStatus.PUBLISHING, JobStatus.PUBLISHED, JobStatus.CANCELLED]
+)
 
 
 class SameAnswers(RuleBasedStateMachine):
@@ -303,7 +324,9 @@ class SameAnswers(RuleBasedStateMachine):
                 return None
             version = job.version if from_version is None else from_version
             due = None if status.terminal else job.due_at
-            return store.save_job(job.model_copy(update={"status": status, "version": version, "due_at": due}))
+            return store.save_job(
+                job.model_copy(update={"status": status, "version": version, "due_at": due})
+            )
 
         self.twin.call("save", save)
 
@@ -325,7 +348,9 @@ class SameAnswers(RuleBasedStateMachine):
 
     @rule(key=KEYS, body=st.sampled_from(["h1", "h2"]), token=st.sampled_from(["t1", "t2"]))
     def complete(self, key: str, body: str, token: str) -> None:
-        self.twin.call("complete", lambda s: s.complete_idempotency(key, body, token, {"publishId": key}, NOW))
+        self.twin.call(
+            "complete", lambda s: s.complete_idempotency(key, body, token, {"publishId": key}, NOW)
+        )
 
     @rule(key=KEYS, token=st.sampled_from(["t1", "t2"]))
     def release_key(self, key: str, token: str) -> None:

@@ -89,6 +89,7 @@ class Interleaver:
         self._level = 0  # the nesting depth (World.depth) at which the group runs
         self.switches = 0
         self.failures: list[BaseException] = []
+        self.script: list[int] | None = None  # the choices of `switch`, scripted (else drawn)
 
     @property
     def current(self) -> Actor | None:
@@ -125,7 +126,8 @@ class Interleaver:
         """At an outside call: maybe let another member of the group run first."""
         if not self._group or level != self._level or self.running is self.main:
             return
-        chosen = self.rng.choice([r for r in self._group if not r.done])
+        alive = [r for r in self._group if not r.done]
+        chosen = alive[self.script.pop(0) % len(alive)] if self.script else self.rng.choice(alive)
         if chosen is not self.running:
             self.switches += 1
             self._hand(chosen, self.running)

@@ -158,6 +158,7 @@ class World:
         self.agenda: list[_Entry] = []
         self.order = itertools.count()
         self.depth = 0
+        self.crash_in: int | None = None  # a scripted crash, this many outside calls from now
         self.counts: Counter[str] = Counter()
         self.trace: list[str] = []
         self.live: Counter[str] = Counter()  # tickets of messages on the agenda or being handled
@@ -262,6 +263,12 @@ class World:
     # --- running ---------------------------------------------------------------------------------------
 
     def run(self, limit: float | None = None) -> World:
+        """Plan the world and run it until nothing is left to do (or `limit` virtual seconds)."""
+        self.begin()
+        return self.go(limit)
+
+    def begin(self) -> None:
+        """ServiceNow's records and the periodic actors on the agenda; nothing run yet."""
         plan_requests(self)
         self.ttl_lag = self.rng.uniform(0.0, 3600.0)
         self.at(WATCHDOG_EVERY, self._watchdog, "watchdog")
@@ -270,6 +277,9 @@ class World:
         self.at(60.0, self._sample, "sample")
         if self.events:
             self._keep_genesys_time()
+
+    def go(self, limit: float | None = None) -> World:
+        """Run the agenda in time order until nothing is left to do."""
         if limit is None:
             limit = self.settings.deadline_seconds + 4 * 3600.0
         stop = self.clock.now() + limit
@@ -293,19 +303,11 @@ class World:
         if entry.kind in GROUPED and self.depth == 0 and not self.actors.grouped:
             together = self._together(entry)
             if len(together) > 1:
-                self.clock.advance_to(max(e.due for e in together))
-                for member in together:
-                    if member.ticket:
-                        self.live[member.ticket] -= 1
-                    if member.kind in WORK:
-                        self.open_work -= 1
-                self.count(f"{len(together)} actors at once")
-                self.note("together: " + ", ".join(e.kind for e in together))
-                self.actors.run([e.action for e in together], self.depth)
-                self._harness_failed()
-                if self.events:
-                    self._keep_genesys_time()
+                self._run_together(together)
                 return
+        self._run_entry(entry)
+
+    def _run_entry(self, entry: _Entry) -> None:
         self.clock.advance_to(entry.due)
         if entry.ticket:
             self.live[entry.ticket] -= 1
@@ -314,6 +316,37 @@ class World:
         entry.action()
         if self.events:
             self._keep_genesys_time()
+
+    def _run_together(self, together: list[_Entry]) -> None:
+        self.clock.advance_to(max(e.due for e in together))
+        for member in together:
+            if member.ticket:
+                self.live[member.ticket] -= 1
+            if member.kind in WORK:
+                self.open_work -= 1
+        self.count(f"{len(together)} actors at once")
+        self.note("together: " + ", ".join(e.kind for e in together))
+        self.actors.run([e.action for e in together], self.depth)
+        self._harness_failed()
+        if self.events:
+            self._keep_genesys_time()
+
+    def step_scripted(self, pick: int, among: int = 1) -> None:
+        """Run one actor as a script says (tests/unit/test_chaos_interleavings.py): the `pick`-th of the
+        next four due, at its own time (those due before it wait: late, as SQS may be); with `among`
+        over 1, it and the next ones due run at once."""
+        near = [heapq.heappop(self.agenda) for _ in range(min(4, len(self.agenda)))]
+        if not near:
+            return
+        chosen = [near.pop(pick % len(near))]
+        while near and len(chosen) < among:
+            chosen.append(near.pop(0))
+        for entry in near:
+            heapq.heappush(self.agenda, entry)
+        if len(chosen) > 1:
+            self._run_together(chosen)
+        else:
+            self._run_entry(chosen[0])
 
     def _together(self, entry: _Entry) -> list[_Entry]:
         """The entry, and the next actors due with it if they are picked up at once: always a twin (an
@@ -378,8 +411,15 @@ class World:
             self.actors.pop()
 
     def boundary(self, service: str) -> None:
-        """An outside call: another actor of a group may run first; an outage may begin."""
+        """An outside call: another actor of a group may run first; an outage may begin; a scripted
+        crash (`crash_in`: this many calls from now) happens."""
         self.actors.switch(self.depth)
+        if self.crash_in is not None:
+            self.crash_in -= 1
+            if self.crash_in < 0:
+                self.crash_in = None
+                self.count("worker crash")
+                raise Crash(f"scripted, before a {service} call")
         if self.outage is None and self.roll(self.rates.outage):
             what = self.rng.choice(["dynamodb", "dynamodb", "sqs"])
             until = self.clock.now() + self.rng.uniform(*OUTAGE_SECONDS)
