@@ -168,8 +168,11 @@ def each_record_hears_once(world: World, jobs: dict[str, Job]) -> list[str]:
         for record in world.first_publishing.get(job.job_id, []):
             if record[1] == GONE or job.job_id in world.discarded_progress:
                 continue
-            heard = [s for jid, s, _ in world.servicenow.records[record] if jid == job.job_id]
-            if PROGRESS not in heard:
+            heard = [(s, at) for jid, s, at in world.servicenow.records[record] if jid == job.job_id]
+            handled = world.progress_handled.get(job.job_id, float("inf"))
+            if any(at <= handled for s, at in heard if s != PROGRESS):
+                continue  # its end was told before the notifier reached the start: never backwards
+            if PROGRESS not in {s for s, _ in heard}:
                 out.append(
                     f"[5] {_name(record)} asked for progress and never heard job {job.job_id} publishing"
                 )

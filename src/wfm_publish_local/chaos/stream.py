@@ -124,6 +124,15 @@ class Mapping:
         if self.name == "notifier" and _start_and_end(segment.records):
             self.world.count("notifier batch holding a job's PUBLISHING and its end")
         outcome, failed_from = self._run(segment.records)
+        done = (
+            segment.records
+            if outcome == "ok"
+            else segment.records[:failed_from]
+            if outcome == "partial"
+            else []
+        )
+        for record in done:
+            self.world.on_done(self.name, record)
         if outcome == "ok":
             self.segments.pop(0)
         elif outcome == "error" and self.spec.bisect_on_error and len(segment.records) > 1:

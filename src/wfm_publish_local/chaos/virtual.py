@@ -55,7 +55,7 @@ from wfm_publish.errors import (
     WfmPublishError,
 )
 from wfm_publish.genesys import Credentials, GenesysClient
-from wfm_publish.intake import Intake
+from wfm_publish.intake import Intake, job_id_for
 from wfm_publish.models import NOT_SETTLED, Job, JobMessage, JobStatus, PublishRequest
 from wfm_publish.notifier import Notifier
 from wfm_publish.pipeline import Pipeline
@@ -181,7 +181,10 @@ class World:
         self.ended_at: dict[str, float] = {}
         self.first_publishing: dict[str, list[tuple[str, str]]] = {}  # job -> progress records it had then
         self.publishing_since: dict[str, float] = {}  # job -> when it first moved into PUBLISHING
-        self.discarded_progress: set[str] = set()  # jobs whose PUBLISHING record went to NotifierDLQ
+        self.discarded_progress: set[str] = set()
+        self.progress_handled: dict[
+            str, float
+        ] = {}  # job -> when the notifier was done with its first PUBLISHING  # jobs whose PUBLISHING record went to NotifierDLQ
         self.status_changes: list[tuple[str, int, str]] = []  # (job, version, status) the announcer must tell
         self.announce_discarded: set[tuple[str, int]] = set()
         self.removed: dict[str, Job] = {}  # jobs a person deleted before they ended, as they were
@@ -612,8 +615,8 @@ class World:
             if any(a != attempt.number for _, a in self.pk_writes[pk] if _ >= attempt.began):
                 continue
             now = self.db.tables.get(JOBS_TABLE, {}).get(pk)
-            if pk == f"idem#{attempt.key}" and now is None:
-                continue  # its own lock, released (a stale lock of its key's earlier try with it)
+            if now is None and (pk == f"idem#{attempt.key}" or _names(before, job_id_for(attempt.key))):
+                continue  # its own key's lock or claim, released (a leftover of its key's earlier try with it)
             if now != before:
                 self.refusals.append(
                     f"{answer.key}/{answer.body} answered {answer.status} {answer.code} but left {pk} "
@@ -689,6 +692,14 @@ class World:
             if 0 < tries < 8:
                 again = self.rng.uniform(600.0, 1800.0)
                 self.at(again, lambda: self.ops_notify(publish_id, tries + 1), "operator")
+
+    def on_done(self, mapping: str, record: dict[str, Any]) -> None:
+        """A stream record its mapping is done with: for the notifier, when a job's first PUBLISHING was
+        handled (a record told its end before then rightly hears no PUBLISHING after)."""
+        image = record["dynamodb"].get("NewImage") or {}
+        if mapping == "notifier" and image.get("status", {}).get("S") == JobStatus.PUBLISHING.value:
+            job_id = str(record["dynamodb"]["Keys"]["pk"]["S"]).removeprefix("job#")
+            self.progress_handled.setdefault(job_id, self.clock.now())
 
     def on_discarded(self, mapping: str, records: list[dict[str, Any]]) -> None:
         """A stream batch went to its OnFailure queue: the alarm fires; for the notifier's, an operator
@@ -932,6 +943,10 @@ class _DeadLetters:
             else:
                 counts["kept"] += 1
         return counts
+
+
+def _names(item: dict[str, Any] | None, job_id: str) -> bool:
+    return item is not None and item.get("jobId", {}).get("S") == job_id
 
 
 def _brief(item: dict[str, Any] | None) -> str:
