@@ -181,10 +181,9 @@ class World:
         self.ended_at: dict[str, float] = {}
         self.first_publishing: dict[str, list[tuple[str, str]]] = {}  # job -> progress records it had then
         self.publishing_since: dict[str, float] = {}  # job -> when it first moved into PUBLISHING
-        self.discarded_progress: set[str] = set()
-        self.progress_handled: dict[
-            str, float
-        ] = {}  # job -> when the notifier was done with its first PUBLISHING  # jobs whose PUBLISHING record went to NotifierDLQ
+        self.discarded_progress: set[str] = set()  # jobs whose PUBLISHING record went to NotifierDLQ
+        # job -> when the notifier was done with its first PUBLISHING record
+        self.progress_handled: dict[str, float] = {}
         self.status_changes: list[tuple[str, int, str]] = []  # (job, version, status) the announcer must tell
         self.announce_discarded: set[tuple[str, int]] = set()
         self.removed: dict[str, Job] = {}  # jobs a person deleted before they ended, as they were
@@ -616,7 +615,7 @@ class World:
                 continue
             now = self.db.tables.get(JOBS_TABLE, {}).get(pk)
             if now is None and (pk == f"idem#{attempt.key}" or _names(before, job_id_for(attempt.key))):
-                continue  # its own key's lock or claim, released (a leftover of its key's earlier try with it)
+                continue  # its own key's lock or claim, released (a leftover of an earlier try)
             if now != before:
                 self.refusals.append(
                     f"{answer.key}/{answer.body} answered {answer.status} {answer.code} but left {pk} "
