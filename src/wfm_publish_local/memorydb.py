@@ -109,8 +109,8 @@ class MemoryDynamoDB:
             and (index.range_key is None or index.range_key in item)
             and _evaluate(KeyConditionExpression, item, names, values)
         ]
-        if index.range_key is not None:
-            matches.sort(key=lambda i: _plain(i[index.range_key]))  # type: ignore[index]
+        if index.range_key is not None:  # ties in the range key: by the table's key, as moto orders them
+            matches.sort(key=lambda i: (_plain(i[index.range_key]), i["pk"]["S"]))  # type: ignore[index]
         if kwargs.get("ScanIndexForward") is False:
             matches.reverse()
         start = kwargs.get("ExclusiveStartKey")
