@@ -335,18 +335,20 @@ class FaultyWeeklyQueue:
     def send_batch(self, entries: Any) -> None:
         w = self.world
         w.boundary("sqs")
-        w.maybe_crash("before SendMessageBatch")
+        # A deferral a day long hops (notBefore): faults there are rarer, as for the job queues' hops.
+        scale = HOP_FAULTS if any('"notBefore"' in body for body, _ in entries) else 1.0
+        w.maybe_crash("before SendMessageBatch", scale)
         if w.down("sqs"):
             raise QueueError("could not send to the weekly queue: injected outage")
-        if w.roll(w.rates.sqs_error_before):
+        if w.roll(w.rates.sqs_error_before * scale):
             w.count("sqs 5xx before send")
             raise QueueError("could not send to the weekly queue: injected")
         for body, delay in entries:
             w.weekly_message(body, float(delay))
-            if w.roll(w.rates.sqs_duplicate):
+            if w.roll(w.rates.sqs_duplicate * scale):
                 w.count("sqs duplicate")
                 w.weekly_message(body, float(delay))
-        if w.roll(w.rates.sqs_error_after):
+        if w.roll(w.rates.sqs_error_after * scale):
             w.count("sqs error after send")
             raise QueueError("could not send to the weekly queue: answer lost")
-        w.maybe_crash("after SendMessageBatch")
+        w.maybe_crash("after SendMessageBatch", scale)

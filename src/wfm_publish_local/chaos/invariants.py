@@ -266,9 +266,13 @@ def no_wait_past_the_deadline(world: World, jobs: dict[str, Job]) -> list[str]:
     # A step that began before the deadline and sends its next message, due at once, after it is no
     # wait: that message ends the job. Clock skew between workers counts twice (the wait is set by
     # one worker's clock, a hop by another's), and SQS delays are whole seconds.
-    for job_id, sent_at, due in world.sent:
+    # Only the job's own messages: one whose ticket never became current (its write failed, or it was
+    # another request's under the same key) does nothing when it arrives, however long it hops.
+    for job_id, sent_at, due, ticket in world.sent:
         job = jobs.get(job_id)
-        if job is not None and due > sent_at and due > job.deadline_at + 1.0 + 2 * world.rates.skew:
+        if job is None or ticket not in world.tickets:
+            continue
+        if due > sent_at and due > job.deadline_at + 1.0 + 2 * world.rates.skew:
             return [
                 f"[7] job {job_id} was sent a message due {due - job.deadline_at:.0f} s after its deadline"
             ]

@@ -163,7 +163,9 @@ class World:
         self.trace: list[str] = []
         self.live: Counter[str] = Counter()  # tickets of messages on the agenda or being handled
         self.dead_letters: list[tuple[Queue, str, int]] = []
-        self.sent: list[tuple[str, float, float]] = []  # (job id, sent at, due) of every message sent
+        # (job id, sent at, due, ticket) of every message sent
+        self.sent: list[tuple[str, float, float, str]] = []
+        self.tickets: set[str] = set()  # every ticket a job's write made current
         self.answers: list[Answer] = []
         self.attempts: list[Attempt] = []
         self._books()
@@ -474,7 +476,7 @@ class World:
     def enqueue(self, queue: Queue, body: str, delay: float, jitter: float, receives: int = 0) -> None:
         message = self.message(body)
         if not message.early:  # a look back for a write not visible yet waits on the table, not the job
-            self.sent.append((message.job_id, self.clock.now(), self.clock.now() + delay))
+            self.sent.append((message.job_id, self.clock.now(), self.clock.now() + delay, message.ticket))
         self.at(
             delay + jitter,
             lambda: self._deliver(queue, body, receives + 1),
@@ -842,6 +844,7 @@ class World:
             return
         job_id = pk.removeprefix("job#")
         status = new["status"]["S"]
+        self.tickets.add(new["ticket"]["S"])
         was = old["status"]["S"] if old is not None else None
         if status != was:
             self.status_changes.append((job_id, int(new["version"]["N"]), status))
