@@ -424,7 +424,7 @@ class World:
                 self.crash_in = None
                 self.count("worker crash")
                 raise Crash(f"scripted, before a {service} call")
-        if self.outage is None and self.roll(self.rates.outage):
+        if self.outage is None and not self.outages and self.roll(self.rates.outage):
             what = self.rng.choice(["dynamodb", "dynamodb", "sqs"])
             until = self.clock.now() + self.rng.uniform(*OUTAGE_SECONDS)
             self.outage = (what, until)
