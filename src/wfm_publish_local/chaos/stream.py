@@ -121,6 +121,7 @@ class Mapping:
         segment = self.segments[0]
         segment.invocations += 1
         self.batches += 1
+        self.world.counts[f"{self.name} batch"] += 1
         if self.name == "notifier" and _start_and_end(segment.records):
             self.world.count("notifier batch holding a job's PUBLISHING and its end")
         outcome, failed_from = self._run(segment.records)

@@ -515,6 +515,7 @@ class World:
         if not self.dead_letters:  # it would receive nothing
             self.at(DEAD_LETTERS_EVERY, self._sweep, "sweep")
             return
+        self.counts["dead-letter sweep with letters"] += 1
         try:
             with self.acting("dead letters"):
                 sweep_dead_letters(self.pipeline, _DeadLetters(self))  # type: ignore[arg-type]
@@ -632,6 +633,7 @@ class World:
             if not ids:
                 return
             publish_id = self.rng.choice(ids)
+        self.counts["cancel"] += 1
         try:
             with self.acting("cancel"):
                 done = cancel(self.store, self.transitions, publish_id)
@@ -649,6 +651,7 @@ class World:
         what = self.rng.choice(["notify", "notify", "cancel", "redrive", "remove"])
         if what == "redrive" and self.dead_letters:
             queue, body, receives = self.dead_letters.pop(0)
+            self.counts["ops dlq redrive"] += 1
             try:
                 with self.acting("ops dlq redrive"):
                     redrive_letter(
@@ -682,6 +685,7 @@ class World:
     def ops_notify(self, publish_id: str, tries: int = 0) -> None:
         """`wfm-publish ops notify`: the notifier on the job as the table holds it (ended jobs only).
         `tries`: the runbook's, after the NotifierDLQ alarm: the person tries again until it works."""
+        self.counts["ops notify"] += 1
         try:
             with self.acting("ops notify"):
                 job = self.store.get_job(publish_id)
@@ -724,6 +728,7 @@ class World:
         """The scheduled event, delivered to the fan-out (the scheduler retries a failure, and may
         deliver the same event twice)."""
         event = {"source": "weekly", "businessUnitIds": "all", "weeksAhead": 1, "scheduledTime": WEEKLY_DUE}
+        self.counts["weekly run fan-out"] += 1
         try:
             with self.acting("weekly fan-out"):
                 fan_out(self.weekly, event)
@@ -741,6 +746,7 @@ class World:
     def _weekly_unit(self, body: str, receives: int) -> None:
         """WeeklyUnitFunction on a batch of one; a failed record comes back after the visibility timeout,
         and after 5 receives goes to WeeklyDLQ."""
+        self.counts["weekly unit message handled"] += 1
         try:
             with self.acting("weekly unit"):
                 failed = take_units(self.weekly, [("m", body)])["batchItemFailures"]
