@@ -3,10 +3,13 @@ semantics it relies on, so the benchmark and the fault harness run the one real 
 
 It speaks the low-level client's shapes (attribute values as {"S": …} / {"N": …} / {"M": …}), evaluates
 the condition and update expressions the store writes (a small grammar: comparisons, IN, AND / OR /
-NOT, attribute_exists / attribute_not_exists, SET and REMOVE on names and map paths, ADD and DELETE
-on string sets), answers a failed condition with botocore's ConditionalCheckFailedException carrying
-the item (ALL_OLD), and serves the table's global secondary indexes from template.yaml's key schema
-(sparse: an item without the index's keys is not in it). Nothing else of DynamoDB is emulated.
+NOT, attribute_exists / attribute_not_exists, SET (with if_not_exists) and REMOVE on names and map
+paths, ADD and DELETE on string sets), answers a failed condition with botocore's
+ConditionalCheckFailedException carrying the item (ALL_OLD), serves the table's global secondary
+indexes from template.yaml's key schema (sparse: an item without the index's keys is not in it; pages
+by Limit, LastEvaluatedKey and ExclusiveStartKey), and removes items past their TTL when asked
+(`expire`, as DynamoDB's background deletion does). Nothing else of DynamoDB is emulated.
+tests/integration/test_memorydb_differential.py holds it to moto, operation by operation.
 """
 
 from __future__ import annotations
