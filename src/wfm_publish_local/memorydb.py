@@ -340,14 +340,8 @@ def _apply_update(item: Item, text: str, names: dict[str, str], kwargs: dict[str
         if clause == "SET":
             if tokens[position + 1] != "=":
                 raise ValueError(f"SET {word} needs '='")
-            if tokens[position + 2] == "if_not_exists":  # if_not_exists(path, :value): the item as it was
-                _, _, held, _, value, _ = tokens[position + 2 : position + 8]
-                found = _lookup(before, _path(held, names))
-                parent[path[-1]] = _copy(found if found is not None else values[value])
-                position += 8
-            else:
-                parent[path[-1]] = _copy(values[tokens[position + 2]])
-                position += 3
+            value, position = _operand(tokens, position + 2, before, names, values)
+            parent[path[-1]] = _copy(value)
         elif clause == "REMOVE":
             parent.pop(path[-1], None)
             position += 1
@@ -362,3 +356,15 @@ def _apply_update(item: Item, text: str, names: dict[str, str], kwargs: dict[str
             position += 2
         else:
             raise ValueError(f"unsupported update expression {text!r}")
+
+
+def _operand(
+    tokens: tuple[str, ...], position: int, before: Item, names: dict[str, str], values: dict[str, Any]
+) -> tuple[Any, int]:
+    """A SET's value at `position`: `:v`, or `if_not_exists(path, :v)` read from the item as it was
+    before the update; and where the clause goes on."""
+    if tokens[position] == "if_not_exists":
+        _, _, held, _, value, _ = tokens[position : position + 6]
+        found = _lookup(before, _path(held, names))
+        return (found if found is not None else values[value]), position + 6
+    return values[tokens[position]], position + 1
