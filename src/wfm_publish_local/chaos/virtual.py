@@ -109,13 +109,18 @@ RUNAWAY = 60_000  # actions in one world: far more than any world takes (a few t
 _TERMINAL = frozenset(s.value for s in JobStatus if s.terminal)
 
 
-@dataclass(order=True)
 class _Entry:
-    due: float
-    order: int
-    action: Callable[[], None] = field(compare=False)
-    kind: str = field(compare=False, default="")
-    ticket: str | None = field(compare=False, default=None)
+    """Something due on the world's agenda: by when, then by the order it was put there."""
+
+    __slots__ = ("action", "due", "kind", "order", "ticket")
+
+    def __init__(
+        self, due: float, order: int, action: Callable[[], None], kind: str = "", ticket: str | None = None
+    ) -> None:
+        self.due, self.order, self.action, self.kind, self.ticket = due, order, action, kind, ticket
+
+    def __lt__(self, other: _Entry) -> bool:
+        return self.due < other.due or (self.due == other.due and self.order < other.order)
 
 
 @dataclass
@@ -160,7 +165,7 @@ class World:
         self.depth = 0
         self.crash_in: int | None = None  # a scripted crash, this many outside calls from now
         self.counts: Counter[str] = Counter()
-        self.trace: list[str] = []
+        self._trace: list[tuple[float, str]] = []
         self.live: Counter[str] = Counter()  # tickets of messages on the agenda or being handled
         self.dead_letters: list[tuple[Queue, str, int]] = []
         # (job id, sent at, due, ticket) of every message sent
@@ -456,7 +461,12 @@ class World:
         self.note(what)
 
     def note(self, what: str) -> None:
-        self.trace.append(f"{self.clock.now() - self.start:9.1f}  {what}")
+        self._trace.append((self.clock.now(), what))
+
+    @property
+    def trace(self) -> list[str]:
+        """What happened, a line each: seconds since the world began, and what."""
+        return [f"{at - self.start:9.1f}  {what}" for at, what in self._trace]
 
     def maybe_crash(self, where: str, scale: float = 1.0) -> None:
         if self.roll(self.rates.crash * scale):
