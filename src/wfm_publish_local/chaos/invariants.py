@@ -18,11 +18,13 @@ simulator's log of the updates it applied (each attributed to the job whose work
 7. No wait passes the deadline.
 8. With telephony events, no job sits out a wait that counts on them (longer than polling would
    wait) after an event it had not seen was handled: it is woken (or was moved) before the wait is over.
-9. A refused request (4xx) writes nothing; a schedule's claim only ever names a job of that schedule.
+9. A refused request (4xx) writes nothing; no request is refused 409 JOIN_CONFLICT for a job of another
+   schedule (a claim left on its schedule, honoured).
 10. Every status change of a job is announced on the bus (unless its batch went to the announcer's
     OnFailure queue), and nothing is announced that did not happen.
 11. The weekly run's unit function answers every record (a failure is that record's, to come back):
     it never fails a whole batch on what Genesys answers.
+12. At most one publish of a schedule is in flight at a time (dry runs aside).
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ def check(world: World) -> list[str]:
         refused_requests_write_nothing,
         every_change_announced,
         weekly_units_answered,
+        one_publish_per_schedule,
     )
     out = [violation for rule in checks for violation in rule(world, jobs)]
     out += [f"[!] an actor raised {failure}" for failure in world.harness_failures]
@@ -310,13 +313,12 @@ def no_wake_lost(world: World, jobs: dict[str, Job]) -> list[str]:
 
 def refused_requests_write_nothing(world: World, jobs: dict[str, Job]) -> list[str]:
     out = [f"[9] {refusal}" for refusal in world.refusals]
-    for pk, item in world.db.tables.get("jobs", {}).items():
-        if not pk.startswith("schedule#"):
-            continue
-        holder = jobs.get(str(item["jobId"]["S"]))
-        schedule = pk.removeprefix("schedule#")
-        if holder is not None and holder.schedule_id != schedule:
-            out.append(f"[9] the claim on {schedule} names job {holder.job_id}, of {holder.schedule_id}")
+    for answer in world.answers:  # a schedule's claim honoured for a job of another schedule
+        if answer.code == "JOIN_CONFLICT" and answer.answered_schedule != answer.schedule_id:
+            out.append(
+                f"[9] {answer.key}/{answer.body} for {answer.schedule_id} was refused 409 JOIN_CONFLICT "
+                f"naming job {answer.publish_id_cited}, of {answer.answered_schedule}"
+            )
     return out
 
 
@@ -338,6 +340,10 @@ def every_change_announced(world: World, jobs: dict[str, Job]) -> list[str]:
 
 def weekly_units_answered(world: World, jobs: dict[str, Job]) -> list[str]:
     return [f"[11] the weekly unit function raised {raised}" for raised in dict.fromkeys(world.weekly_raised)]
+
+
+def one_publish_per_schedule(world: World, jobs: dict[str, Job]) -> list[str]:
+    return [f"[12] {overlap}" for overlap in world.overlaps]
 
 
 def _name(record: tuple[str, str]) -> str:

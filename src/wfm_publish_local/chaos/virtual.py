@@ -149,6 +149,7 @@ class Answer:
     answered_schedule: str | None = None  # the scheduleId the 202 named
     attempt: int = 0
     began: float = 0.0  # when the request reached the API (`at`: when it was answered)
+    publish_id_cited: str | None = None  # the job in flight a 409 JOIN_CONFLICT named
 
 
 class World:
@@ -193,6 +194,7 @@ class World:
         self.progress_handled: dict[str, float] = {}
         self.status_changes: list[tuple[str, int, str]] = []  # (job, version, status) the announcer must tell
         self.announce_discarded: set[tuple[str, int]] = set()
+        self.overlaps: list[str] = []  # a second publish of a schedule begun while one was in flight
         self.removed: dict[str, Job] = {}  # jobs a person deleted before they ended, as they were
         self.weekly_raised: list[str] = []  # what the weekly unit function raised instead of answering
         self.weekly_lost: list[str] = []  # the weekly run's event or unit messages given up on (its DLQs)
@@ -594,8 +596,10 @@ class World:
             answer.status, answer.code = 502, "crash"
         except IdempotencyKeyReused:
             answer.status, answer.code = 422, "IDEMPOTENCY_KEY_REUSED"
-        except JoinConflict:
+        except JoinConflict as conflict:
             answer.status, answer.code = 409, "JOIN_CONFLICT"
+            answer.publish_id_cited = conflict.job.job_id
+            answer.answered_schedule = conflict.job.schedule_id
         except RequestInProgress:  # this key, or this schedule, is being answered: retry shortly
             answer.status, answer.code = 409, "REQUEST_IN_PROGRESS"
         except WfmPublishError as failed:  # storage or the queue: 503, retry with the same key
@@ -864,6 +868,8 @@ class World:
         was = old["status"]["S"] if old is not None else None
         if status != was:
             self.status_changes.append((job_id, int(new["version"]["N"]), status))
+        if old is None:
+            self._one_in_flight(job_id, new)
         if self.events:
             self._note_job_write(job_id, new)
         if status == JobStatus.PUBLISHING.value and job_id not in self.first_publishing:
@@ -877,6 +883,25 @@ class World:
         if status in _TERMINAL and was not in _TERMINAL:
             self.ended_at[job_id] = self.clock.now()
             self.note(f"job {job_id[:6]} ended {status}")
+
+    def _one_in_flight(self, job_id: str, item: dict[str, Any]) -> None:
+        """A new job: no other publish of its schedule may be in flight (dry runs aside)."""
+        job = job_from_item(item)
+        if job.request.dry_run:
+            return
+        items = self.db.tables.get(JOBS_TABLE, {})
+        for pk in self.running_jobs:
+            other = self._jobs_cache.get(pk)
+            if pk == f"job#{job_id}" or pk not in items:
+                continue
+            if other is None or other[0] is not items[pk]:
+                other = (items[pk], job_from_item(items[pk]))
+                self._jobs_cache[pk] = other
+            if other[1].schedule_id == job.schedule_id and not other[1].request.dry_run:
+                running = other[1].job_id
+                self.overlaps.append(
+                    f"job {job_id} began publishing {job.schedule_id} while {running} was in flight"
+                )
 
     def _note_effect(
         self, pk: str, old: dict[str, Any] | None, new: dict[str, Any] | None, attempt: Attempt
