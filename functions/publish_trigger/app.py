@@ -56,7 +56,7 @@ Key = Annotated[str, Header(alias="Idempotency-Key", min_length=1, max_length=25
 def create_publish(
     request: Annotated[PublishRequest, Body()], idempotency_key: Key
 ) -> Answer[PublishAccepted]:
-    accepted = services().intake.accept(request, api.idempotency_key(idempotency_key))
+    accepted = api.accept(services().intake, request, idempotency_key)
     answer, headers = answers.accepted_answer(accepted)
     outcome = "replayed" if accepted.replayed else "joined" if answer.joined else "accepted"
     metrics.count(metrics.PUBLISH_REQUESTS, Outcome=outcome)

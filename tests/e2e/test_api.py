@@ -230,6 +230,9 @@ def test_a_request_is_accepted_replayed_and_a_reused_key_is_refused(stack: Embed
 
     other = call(stack, "POST", "/publishes", {**body, "validationMode": "deferred"}, key=key)
     assert (other.status_code, other.json()["code"]) == (422, "IDEMPOTENCY_KEY_REUSED")
+    # The caller's key, as sent: not the key as the table stores it (an internal prefix).
+    assert f"Idempotency-Key {key!r}" in other.json()["message"], other.json()
+    assert "api:" not in other.json()["message"]
 
     # Intake never calls Genesys: a Genesys outage cannot refuse a request.
     assert sum(stack.genesys_stats()["calls"].values()) == calls_before

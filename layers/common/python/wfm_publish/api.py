@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger
 from pydantic import Field
 
+from wfm_publish import request_body
 from wfm_publish.errors import (
     CancelContended,
     CancelRefused,
@@ -35,6 +36,7 @@ from wfm_publish.errors import (
     PublishNotFound,
     QueueError,
     RequestInProgress,
+    ScheduleBeingAccepted,
     SignatureRejected,
     StoreError,
 )
@@ -44,6 +46,9 @@ from wfm_publish.signature import verify
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+
+    from wfm_publish.intake import Accepted, Intake
+    from wfm_publish.models import PublishRequest
 
 logger = Logger(child=True)
 
@@ -99,6 +104,30 @@ def idempotency_key(key: str) -> str:
     """The key as intake stores it: API keys live apart from the weekly run's `weekly:<bu>:<week>`, so
     no request can take (or replay) a weekly run's key, whatever it sends."""
     return f"{API_KEY_PREFIX}{key}"
+
+
+def accept(intake: Intake, request: PublishRequest, key: str) -> Accepted:
+    """The request through intake under the caller's key; a refusal that names the key names it as the
+    caller sent it, never as the table stores it."""
+    try:
+        return intake.accept(request, idempotency_key(key))
+    except IdempotencyKeyReused:
+        raise ApiProblem(
+            HTTPStatus.UNPROCESSABLE_ENTITY,
+            ProblemCode.IDEMPOTENCY_KEY_REUSED,
+            f"Idempotency-Key {key!r} was already used with a different body:"
+            " use a new key for a new request",
+        ) from None
+    except ScheduleBeingAccepted:
+        raise
+    except RequestInProgress:
+        raise _retry_after(
+            ApiProblem(
+                HTTPStatus.CONFLICT,
+                ProblemCode.REQUEST_IN_PROGRESS,
+                f"a request with Idempotency-Key {key!r} is in progress; retry in a few seconds",
+            )
+        ) from None
 
 
 # --- problems ----------------------------------------------------------------------------------------
@@ -157,29 +186,40 @@ def guard(event: dict[str, Any], secrets: Callable[[], Sequence[str]], now: floa
     _key_from_request_id(event, headers)
     if not raw:
         return  # GET, cancel: no body to type
-    media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media != JSON and not (media.startswith("application/") and media.endswith("+json")):
-        raise ApiProblem(
-            HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
-            ProblemCode.UNSUPPORTED_MEDIA_TYPE,
-            f"send the body as JSON with Content-Type: {JSON} (got {media or 'no content type'})",
-        )
     try:
-        parsed = json.loads(raw)
-    except ValueError as exc:
+        parsed, text = request_body.read_json(raw, headers.get("content-type", ""))
+    except request_body.UnreadableBody as exc:
         raise ApiProblem(
-            HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
-            ProblemCode.UNSUPPORTED_MEDIA_TYPE,
-            f"the body is not JSON: {exc}",
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE, ProblemCode.UNSUPPORTED_MEDIA_TYPE, str(exc)
         ) from None
+    except request_body.InvalidBody as exc:
+        raise _invalid_fields([FieldProblem(field=f, problem=p) for f, p in exc.problems]) from None
     if not isinstance(parsed, dict):
         # Checked here: Powertools' validation would read a one-element array as its element.
-        raise ApiProblem(
-            HTTPStatus.BAD_REQUEST,
-            ProblemCode.INVALID_REQUEST,
-            "the request is not valid: see errors for each field and why",
-            errors=[FieldProblem(field="body", problem="must be a JSON object")],
-        )
+        raise _invalid_fields([FieldProblem(field="body", problem="must be a JSON object")])
+    _as_read(event, text)
+
+
+def _as_read(event: dict[str, Any], text: str) -> None:
+    """The routes see the body as read: its text (decoded, no byte order mark) as application/json, so
+    any case, parameters, charset or +json type the guard accepted reads the same past it."""
+    event["body"], event["isBase64Encoded"] = text, False
+    for field in ("headers", "multiValueHeaders"):
+        given = event.get(field)
+        if given is None:
+            continue
+        kept = {k: v for k, v in given.items() if str(k).lower() != "content-type"}
+        kept["Content-Type"] = JSON if field == "headers" else [JSON]
+        event[field] = kept
+
+
+def _invalid_fields(problems: list[FieldProblem]) -> ApiProblem:
+    return ApiProblem(
+        HTTPStatus.BAD_REQUEST,
+        ProblemCode.INVALID_REQUEST,
+        "the request is not valid: see errors for each field and why",
+        errors=problems,
+    )
 
 
 def _query(event: dict[str, Any]) -> dict[str, list[str]]:
@@ -249,14 +289,6 @@ def install(app: Router) -> None:
         lambda _: answer(ApiProblem(HTTPStatus.NOT_FOUND, ProblemCode.NOT_FOUND, "no such resource"))
     )
     on(RequestValidationError, lambda exc: _invalid(exc.errors()))
-    on(
-        IdempotencyKeyReused,
-        lambda exc: ApiProblem(
-            HTTPStatus.UNPROCESSABLE_ENTITY,
-            ProblemCode.IDEMPOTENCY_KEY_REUSED,
-            f"{exc}: use a new key for a new request",
-        ),
-    )
     on(
         RequestInProgress,
         lambda exc: _retry_after(
