@@ -37,6 +37,7 @@ from wfm_publish.errors import (
     QueueError,
     RequestInProgress,
     ScheduleBeingAccepted,
+    SecretUnavailable,
     SignatureRejected,
     StoreError,
 )
@@ -177,6 +178,8 @@ def guard(event: dict[str, Any], secrets: Callable[[], Sequence[str]], now: floa
         raise ApiProblem(HTTPStatus.UNAUTHORIZED, ProblemCode.SIGNATURE_REJECTED, str(rejected)) from None
     except ConfigurationError as exc:  # no secret, or it cannot be read: refuse everything
         raise _misconfigured(exc) from None
+    except SecretUnavailable as exc:  # Secrets Manager throttled or failed for a moment: retry
+        raise _secret_unavailable(exc) from None
     if len(raw) > MAX_BODY_BYTES:
         raise ApiProblem(
             HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
@@ -329,6 +332,7 @@ def install(app: Router) -> None:
     on(StoreError, _unavailable)
     on(QueueError, _unavailable)
     on(ConfigurationError, _misconfigured)
+    on(SecretUnavailable, _secret_unavailable)
 
 
 def _invalid(errors: Sequence[Any]) -> ApiProblem:
@@ -355,6 +359,18 @@ def _unavailable(exc: Exception) -> ApiProblem:
             HTTPStatus.SERVICE_UNAVAILABLE,
             ProblemCode.UNAVAILABLE,
             "the request could not be stored; retry with the same Idempotency-Key",
+        )
+    )
+
+
+def _secret_unavailable(exc: Exception) -> ApiProblem:
+    logger.warning("a secret could not be read for a moment", extra={"problem": str(exc)})
+    return _retry_after(
+        ApiProblem(
+            HTTPStatus.SERVICE_UNAVAILABLE,
+            ProblemCode.UNAVAILABLE,
+            "the service could not check the request's signature for a moment: retry shortly"
+            " (with the same Idempotency-Key)",
         )
     )
 
