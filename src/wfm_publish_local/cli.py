@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             a.body.read_bytes() if a.body else a.data.encode(),
             a.timestamp,
             a.hmac_secret,
+            a.key,
         ),
     }
     if args.command in others:
@@ -115,6 +116,9 @@ def _parser() -> argparse.ArgumentParser:
     sign.add_argument("--query", default="", help="the query string, if any, e.g. a=1&b=2")
     sign.add_argument("--data", default="", help="the exact body to send (default: empty, as for GET)")
     sign.add_argument("--body", type=Path, help="read the exact body from this file instead")
+    sign.add_argument(
+        "--key", help="the Idempotency-Key the request sends (signed too; POST /publishes needs one)"
+    )
     sign.add_argument("--timestamp", type=int, help="unix seconds (default: now)")
     sign.add_argument("--hmac-secret", help=HMAC_HELP)
     proxy = commands.add_parser(
@@ -294,16 +298,24 @@ def _dlq(tool: Any, args: argparse.Namespace, out: Callable[[Any, str], None]) -
 
 
 def _sign(
-    method: str, path: str, query: str, body: bytes, timestamp: int | None, hmac_secret: str | None
+    method: str,
+    path: str,
+    query: str,
+    body: bytes,
+    timestamp: int | None,
+    hmac_secret: str | None,
+    key: str | None = None,
 ) -> int:
     import time
 
-    from wfm_publish.signature import signed_headers
+    from wfm_publish.signature import KEY_HEADER, signed_headers
     from wfm_publish_local.client import local_hmac_secret
 
     moment = time.time() if timestamp is None else timestamp
     secret = local_hmac_secret(hmac_secret)
-    for name, value in signed_headers(secret, method, path, body, moment, query=query).items():
+    if key is not None:
+        print(f"{KEY_HEADER}: {key}")
+    for name, value in signed_headers(secret, method, path, body, moment, query=query, key=key).items():
         print(f"{name}: {value}")
     return 0
 

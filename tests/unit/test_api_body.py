@@ -62,7 +62,7 @@ def post(app: ModuleType, body: bytes, content_type: str | None = "application/j
     headers = [("Idempotency-Key", KEY)]
     if content_type is not None:
         headers.append(("Content-Type", content_type))
-    headers += list(signed_headers(SECRET, "POST", "/publishes", body, time.time()).items())
+    headers += list(signed_headers(SECRET, "POST", "/publishes", body, time.time(), key=KEY).items())
     event = api_gateway_event(
         method="POST",
         path="/publishes",

@@ -26,7 +26,7 @@ from wfm_publish.clock import VirtualClock
 from wfm_publish.intake import Accepted
 from wfm_publish.models import Job, Joiner
 from wfm_publish.router import Answer, Body, Header, Router
-from wfm_publish.signature import signed_headers
+from wfm_publish.signature import request_key, signed_headers
 from wfm_publish_local.demo import SERVICENOW_BODY
 from wfm_publish_local.runner.apigateway import api_gateway_event
 from wfm_publish_local.runner.function import LambdaContext
@@ -198,7 +198,8 @@ def _event(
         pairs: dict[str, list[str]] = {}
         for k, v in q:
             pairs.setdefault(k, []).append(v)
-        sent += list(signed_headers(SECRET, method.upper(), path, raw, NOW, pairs).items())
+        key_sent = request_key(dict(sent))  # as API Gateway's single-value headers carry it
+        sent += list(signed_headers(SECRET, method.upper(), path, raw, NOW, pairs, key=key_sent).items())
     event = api_gateway_event(
         method=method,
         path=path,

@@ -392,8 +392,8 @@ def _misconfigured(exc: Exception) -> ApiProblem:
 
 PROBLEM_DESCRIPTIONS: dict[int, str] = {
     400: "The body breaks the schema (each field and why in `errors`), or no Idempotency-Key.",
-    401: "Missing or wrong signature (another secret, or signed for another method, path, query or body), "
-    "a v1 signature, or X-Signature-Timestamp more than 5 minutes off.",
+    401: "Missing or wrong signature (another secret, or signed for another method, path, query, "
+    "Idempotency-Key or body), a v1 or v2 signature, or X-Signature-Timestamp more than 5 minutes off.",
     404: "No publish with this id (or it expired after JobTtlDays); or an id with characters no route takes.",
     409: "POST: the first request with this Idempotency-Key, or another for this schedule, is still being "
     "answered (REQUEST_IN_PROGRESS: retry shortly); or a publish of this schedule is in flight with "
