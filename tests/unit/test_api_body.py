@@ -10,9 +10,12 @@ import time
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
+from urllib.parse import parse_qsl, unquote
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 
+from tests.support import fuzz
 from tests.support.handlers import loaded_handler
 from wfm_publish.clock import SystemClock
 from wfm_publish.intake import Accepted
@@ -50,6 +53,15 @@ class FakeServices:
 
 @pytest.fixture
 def app() -> Iterator[ModuleType]:
+    with loaded_handler("publish_trigger") as module:
+        fake = FakeServices()
+        module.services = lambda: fake  # type: ignore[attr-defined]
+        yield module
+
+
+@pytest.fixture(scope="module")
+def shared_app() -> Iterator[ModuleType]:
+    """One handler for every example of the fuzz test (loading it is most of an example's time)."""
     with loaded_handler("publish_trigger") as module:
         fake = FakeServices()
         module.services = lambda: fake  # type: ignore[attr-defined]
@@ -252,3 +264,47 @@ def test_a_json_body_the_api_can_read_is_the_same_request_as_its_utf8(
     [(request, key)] = intake(app).requests
     assert request == PublishRequest.model_validate(SERVICENOW_BODY)
     assert key == f"api:{KEY}"
+
+
+# --- any shape: the handler never raises, never answers 5xx --------------------------------------------
+
+
+@given(drawn=fuzz.requests(routes=("create",)))  # the routes that read a body; all: tests/e2e
+@settings(
+    max_examples=1000,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
+def test_no_signed_request_of_any_shape_raises_or_gets_a_5xx(
+    shared_app: ModuleType, drawn: dict[str, Any]
+) -> None:
+    """What API Gateway hands the function for each drawn request (its framing aside: the front's, see
+    tests/e2e/test_api_fuzz.py), signed for it: the answer is below 500, a refusal the problem shape."""
+    keys = drawn["keys"]
+    named = {name.lower(): value for name, value in keys}
+    key = named.get("idempotency-key", named.get("x-request-id", ""))
+    body = drawn["body"]
+    headers = [*keys]
+    if drawn["content_type"] is not None:
+        headers.append(("Content-Type", drawn["content_type"]))
+    query = parse_qsl(drawn["query"], keep_blank_values=True)
+    headers += list(
+        signed_headers(SECRET, drawn["method"], drawn["path"], body, time.time(), query, key=key).items()
+    )
+    path = unquote(drawn["path"])
+    event = api_gateway_event(
+        method=drawn["method"],
+        path=path,
+        resource=path,
+        path_parameters=None,
+        headers=headers,
+        query=query,
+        body=body,
+        stage="dev",
+    )
+    answer = shared_app.handler(event, CONTEXT)
+    assert answer["statusCode"] < 500, (answer, drawn)
+    if answer["statusCode"] >= 400:
+        problem(answer)

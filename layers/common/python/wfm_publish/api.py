@@ -188,7 +188,8 @@ def guard(event: dict[str, Any], secrets: Callable[[], Sequence[str]], now: floa
         )
     _key_from_request_id(event, headers)
     if not raw:
-        return  # GET, cancel: no body to type
+        _as_read(event, None)  # GET, cancel: no body, so no type to hold it to
+        return
     try:
         parsed, text = request_body.read_json(raw, headers.get("content-type", ""))
     except request_body.UnreadableBody as exc:
@@ -203,16 +204,19 @@ def guard(event: dict[str, Any], secrets: Callable[[], Sequence[str]], now: floa
     _as_read(event, text)
 
 
-def _as_read(event: dict[str, Any], text: str) -> None:
+def _as_read(event: dict[str, Any], text: str | None) -> None:
     """The routes see the body as read: its text (decoded, no byte order mark) as application/json, so
-    any case, parameters, charset or +json type the guard accepted reads the same past it."""
-    event["body"], event["isBase64Encoded"] = text, False
+    any case, parameters, charset or +json type the guard accepted reads the same past it; no body, and
+    no content type, when there is none (a route that needs one says the body is missing)."""
+    if text is not None:
+        event["body"], event["isBase64Encoded"] = text, False
     for field in ("headers", "multiValueHeaders"):
         given = event.get(field)
         if given is None:
             continue
         kept = {k: v for k, v in given.items() if str(k).lower() != "content-type"}
-        kept["Content-Type"] = JSON if field == "headers" else [JSON]
+        if text is not None:
+            kept["Content-Type"] = JSON if field == "headers" else [JSON]
         event[field] = kept
 
 
