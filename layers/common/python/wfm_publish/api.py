@@ -395,7 +395,9 @@ def _misconfigured(exc: Exception) -> ApiProblem:
 
 
 PROBLEM_DESCRIPTIONS: dict[int, str] = {
-    400: "The body breaks the schema (each field and why in `errors`), or no Idempotency-Key.",
+    400: "The body breaks the schema (each field and why in `errors`), or no Idempotency-Key; or JSON no "
+    "request can be: a key twice in one object, nesting over 32 levels, a number over 100 characters, "
+    "NaN or Infinity (each named in `errors`).",
     401: "Missing or wrong signature (another secret, or signed for another method, path, query, "
     "Idempotency-Key or body), a v1 or v2 signature, or X-Signature-Timestamp more than 5 minutes off.",
     404: "No publish with this id (or it expired after JobTtlDays); or an id with characters no route takes.",
@@ -404,10 +406,13 @@ PROBLEM_DESCRIPTIONS: dict[int, str] = {
     "other options (JOIN_CONFLICT: `publishId` names it, `errors` the options that differ). "
     "Cancel: the job already ended (ALREADY_ENDED) or is publishing (PUBLISH_IN_PROGRESS).",
     413: "The body is over 64 KiB.",
-    415: "Content-Type is not application/json, or the body is not JSON.",
+    415: "Content-Type is not JSON (application/json or application/*+json, any case), a charset not "
+    "read (UTF-8; UTF-16/32 with a byte order mark or a declared charset), a body invalid in its "
+    "encoding, or not JSON. The message names which.",
     422: "The Idempotency-Key was first used with another body.",
     500: "The deployment is misconfigured (MISCONFIGURED), or a bug (INTERNAL).",
-    503: "Storage or the queue failed for a moment: retry with the same Idempotency-Key.",
+    503: "Storage, the queue or Secrets Manager failed for a moment: retry after Retry-After with the "
+    "same Idempotency-Key.",
 }
 
 
