@@ -67,6 +67,7 @@ class ProblemCode(StrEnum):
     IDEMPOTENCY_KEY_MISSING = "IDEMPOTENCY_KEY_MISSING"  # 400
     SIGNATURE_REJECTED = "SIGNATURE_REJECTED"  # 401
     NOT_FOUND = "NOT_FOUND"  # 404
+    NO_CAPACITY_REPORT = "NO_CAPACITY_REPORT"  # 404: the publish has no capacity report (the message: why)
     REQUEST_IN_PROGRESS = "REQUEST_IN_PROGRESS"  # 409: the first request with this key is running
     ALREADY_ENDED = "ALREADY_ENDED"  # 409: cancel of a job that ended
     PUBLISH_IN_PROGRESS = "PUBLISH_IN_PROGRESS"  # 409: cancel lost to a publish
@@ -400,7 +401,8 @@ PROBLEM_DESCRIPTIONS: dict[int, str] = {
     "NaN or Infinity (each named in `errors`).",
     401: "Missing or wrong signature (another secret, or signed for another method, path, query, "
     "Idempotency-Key or body), a v1 or v2 signature, or X-Signature-Timestamp more than 5 minutes off.",
-    404: "No publish with this id (or it expired after JobTtlDays); or an id with characters no route takes.",
+    404: "No publish with this id (or it expired after JobTtlDays); or an id with characters no route takes. "
+    "Capacity: NO_CAPACITY_REPORT, the publish has no capacity report (yet); the message says why.",
     409: "POST: the first request with this Idempotency-Key, or another for this schedule, is still being "
     "answered (REQUEST_IN_PROGRESS: retry shortly); or a publish of this schedule is in flight with "
     "other options (JOIN_CONFLICT: `publishId` names it, `errors` the options that differ). "
@@ -421,11 +423,16 @@ def responses(
     *problems: int,
     headers: dict[str, str] | None = None,
     links: tuple[str, ...] = (),
+    media: dict[str, str] | None = None,
 ) -> dict[int, OpenAPIResponse]:
-    """The `responses` a route declares: its answer (with `headers` described, and `links` to the
-    operations that take its publishId) and its problems."""
+    """The `responses` a route declares: its answer (with `headers` described, `links` to the
+    operations that take its publishId, and other `media` types it may be given in, each a string
+    described) and its problems."""
     status, description, model = ok
-    answer: OpenAPIResponse = {"description": description, "content": {JSON: {"model": model}}}
+    content: dict[str, Any] = {JSON: {"model": model}}
+    for media_type, text in (media or {}).items():
+        content[media_type] = {"schema": {"type": "string", "description": text}}
+    answer: OpenAPIResponse = {"description": description, "content": content}
     if headers:
         answer["headers"] = {
             name: {"description": text, "schema": {"type": "string"}} for name, text in headers.items()
