@@ -180,6 +180,9 @@ def _ops_parser(commands: Any) -> None:
         ("notify", "tell the job's callback records its end again (those not told yet)"),
     ):
         sub.add_parser(name, help=text).add_argument("publish_id", metavar="PUBLISH_ID")
+    sub.choices["show"].add_argument(
+        "--chart", type=Path, metavar="FILE", help="also write its capacity chart (SVG) to FILE"
+    )
     stuck = sub.add_parser("stuck", help="jobs whose next step is overdue (the watchdog's due index)")
     stuck.add_argument(
         "--over", type=float, default=OVERDUE_AFTER, help="seconds overdue (default: %(default)s)"
@@ -243,6 +246,9 @@ def _run_ops(tool: Any, args: argparse.Namespace) -> int:
         )
     elif command == "show":
         view = ops.job_detail(tool.job(args.publish_id))
+        if args.chart:
+            args.chart.write_text(tool.chart(args.publish_id), encoding="utf-8")
+            print(f"wrote the capacity chart to {args.chart}", file=sys.stderr)
         out(view, ops.render_detail(view))
     elif command == "cancel":
         job = tool.cancel(args.publish_id)
