@@ -44,6 +44,7 @@ from wfm_publish.errors import (
 from wfm_publish.genesys import (
     Credentials,
     GenesysClient,
+    MaxCalls,
     MemoryQueryBook,
     Schedule,
     TrunkBaseSettings,
@@ -567,7 +568,7 @@ def test_trunk_metrics_are_asked_for_in_batches(monkeypatch: pytest.MonkeyPatch)
 # --- models --------------------------------------------------------------------------------------------
 
 
-def test_max_concurrent_calls_reads_the_configured_property_key() -> None:
+def test_max_calls_reads_the_configured_property_key() -> None:
     settings = TrunkBaseSettings.model_validate(
         {
             "id": "tb",
@@ -575,13 +576,26 @@ def test_max_concurrent_calls_reads_the_configured_property_key() -> None:
                 "trunk_max_concurrent_calls": {"value": {"instance": 30}},
                 "trunk_maxConcurrentCalls": {"value": {"instance": "45"}},
                 "trunk_enabled": {"value": {"instance": True}},
+                "trunk_unlimited": {"value": {"instance": 0}},
+                "trunk_blank": {"value": {"default": 0}},
             },
         }
     )
-    assert settings.max_concurrent_calls() == 30
-    assert settings.max_concurrent_calls("trunk_maxConcurrentCalls") == 45
-    assert settings.max_concurrent_calls("trunk_enabled") is None  # a boolean is not a count
-    assert settings.max_concurrent_calls("missing") is None
+    assert settings.max_calls() == MaxCalls.limited(30)
+    assert settings.max_calls("trunk_maxConcurrentCalls") == MaxCalls.limited(45)
+    # "Setting Max Calls to 0 (zero) will configure the trunk to accept an unlimited number of calls."
+    assert settings.max_calls("trunk_unlimited") == MaxCalls.unlimited()
+    # Never zero lines for what could not be read: a boolean, no value, no such property.
+    assert settings.max_calls("trunk_enabled").state == "unreadable"
+    assert settings.max_calls("trunk_blank").state == "unreadable"
+    assert settings.max_calls("missing") == MaxCalls.unreadable("no property 'missing'")
+
+
+def test_a_managed_trunk_base_without_its_properties_says_why() -> None:
+    managed = TrunkBaseSettings.model_validate({"id": "tb", "managed": True, "properties": {}})
+    calls = managed.max_calls()
+    assert calls.state == "unreadable"
+    assert calls.why is not None and "internal:trunk:edit" in calls.why
 
 
 def test_the_schedule_keeps_its_metadata_exactly_as_read_and_the_upload_sends_it_back() -> None:

@@ -138,6 +138,7 @@ class GenesysSimulator:
             Route("GET", EDGES + "/trunkbasesettings/{trunkBaseId}", telephony.trunk_base_get),
             Route("GET", EDGES + "/sites", telephony.site_list),
             Route("GET", EDGES + "/sites/{siteId}", telephony.site_get),
+            Route("GET", EDGES + "/sites/{siteId}/outboundroutes", telephony.outbound_routes),
             Route("GET", EDGES + "/{edgeId}", telephony.edge_get),
             Route("GET", OUTBOUND + "/campaigns", outbound.campaign_list),
             Route("GET", OUTBOUND + "/campaigns/{campaignId}", outbound.campaign_get),

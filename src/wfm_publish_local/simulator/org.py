@@ -161,7 +161,14 @@ class Org:
         self.log(t, "writerEdit", f"{ev.by} moved {ev.schedule_id} to version {state.version}")
 
     def notify(self, topic: str, entity_id: str, body: dict[str, Any], t: float) -> None:
-        self.notifier.emit(topic, entity_id, body, self.t0 + t, self.new_id())
+        """Send a notification, if the org's integration delivers its topic (`notifications`)."""
+        sends = self.scenario.notifications
+        delivered = {
+            topics.SCHEDULES_TOPIC: sends.schedules,
+            topics.QUERY_RESULT_TOPIC: sends.query_results,
+        }.get(topic, sends.telephony if topic in topics.TELEPHONY_TOPICS else True)
+        if delivered:
+            self.notifier.emit(topic, entity_id, body, self.t0 + t, self.new_id())
 
     def notify_telephony(self, change: TelephonyChange, t: float) -> None:
         """What the org says at a change's start or end: its Edge (and software update), its trunks."""

@@ -66,6 +66,7 @@ from wfm_publish.genesys_wire import (
     SCHEDULE,
     SCHEDULES,
     SITE,
+    SITE_OUTBOUND_ROUTES,
     TRUNK,
     TRUNK_BASE_SETTINGS,
     TRUNK_METRICS,
@@ -77,6 +78,7 @@ from wfm_publish.genesys_wire import (
     Campaign,
     Edge,
     LineDistribution,
+    OutboundRoute,
     OutboundSettings,
     QueryBook,
     Ref,
@@ -256,7 +258,10 @@ class GenesysClient:
     # --- telephony -----------------------------------------------------------------------------------
 
     def edges(self, *, site_id: str | None = None, edge_group_id: str | None = None) -> list[Edge]:
-        params = _only({"site.id": site_id, "edgeGroup.id": edge_group_id})
+        """A site's or edge group's Edges, cloud media Edges included: `showCloudMedia` ("True to show the
+        cloud media devices in the result", SDK `get_telephony_providers_edges`) is asked for rather
+        than left to its default, so a Cloud media site's Edges are never missing from the list."""
+        params = _only({"site.id": site_id, "edgeGroup.id": edge_group_id}) | {"showCloudMedia": "true"}
         return [Edge.model_validate(e) for e in self._pages(EDGES, {}, params)]
 
     def edge(self, edge_id: str) -> Edge:
@@ -289,13 +294,18 @@ class GenesysClient:
         return out
 
     def trunk_base_settings(self, trunk_base_id: str) -> TrunkBaseSettings:
-        body = self._call(
-            "GET", TRUNK_BASE_SETTINGS, {"trunkBaseId": trunk_base_id}, params={"expand": "properties"}
-        )
+        """The trunk base with its properties, as the API gives them by default (it takes `ignoreHidden`,
+        no `expand`). Managed properties come only with internal:trunk:edit (TrunkBaseSettings)."""
+        body = self._call("GET", TRUNK_BASE_SETTINGS, {"trunkBaseId": trunk_base_id})
         return TrunkBaseSettings.model_validate(body)
 
     def site(self, site_id: str) -> Site:
         return Site.model_validate(self._call("GET", SITE, {"siteId": site_id}))
+
+    def outbound_routes(self, site_id: str) -> list[OutboundRoute]:
+        """A site's outbound routes: the EXTERNAL trunk bases its calls go out through."""
+        entities = self._pages(SITE_OUTBOUND_ROUTES, {"siteId": site_id}, {})
+        return [OutboundRoute.model_validate(e) for e in entities]
 
     # --- outbound and routing --------------------------------------------------------------------------
 
