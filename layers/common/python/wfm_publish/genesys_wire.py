@@ -222,7 +222,6 @@ class SoftwareStatus(Lenient):
     FAILED, SUCCEEDED, DELETE: a node that is still there may describe an update that ended days ago."""
 
     status: str | None = None
-    download_start_time: str | None = None
     execute_start_time: str | None = None
     execute_stop_time: str | None = None
 
