@@ -78,6 +78,12 @@ class GenesysSimulator:
         """t: seconds since the simulator started (or was reset)."""
         return self.org.elapsed()
 
+    @property
+    def requests(self) -> list[tuple[str, str, dict[str, list[str]]]]:
+        """The latest API requests (method, path, query), oldest first; the last 10,000 are kept."""
+        with self._lock:
+            return list(self.org.requests)
+
     def stats(self) -> dict[str, Any]:
         with self._lock:
             return self.org.stats(self.org.advance())

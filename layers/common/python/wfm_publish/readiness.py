@@ -284,7 +284,9 @@ class PoolSnapshot:
         return TrunkLines(total, "limited", carrying, (), unavailable)
 
     def edges_carrying(self) -> int:
-        return sum(1 for o in self.observations if o.kind == "edge" and o.carries)
+        """Edges that carry calls: healthy, and not out of service (which only their trunks say)."""
+        out = {o.edge for o in self.observations if o.kind == "trunk" and o.unavailable == EDGE_OUT}
+        return sum(1 for o in self.observations if o.kind == "edge" and o.carries and o.id not in out)
 
     def doc(self) -> dict[str, Any]:
         doc: dict[str, Any] = {

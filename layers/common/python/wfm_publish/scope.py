@@ -75,22 +75,24 @@ def queue_members(reader: ScopeReader, observer: Observer, queue_id: str, max_ag
     return members
 
 
-def media_model(
+def site_of(
     reader: ScopeReader, observer: Observer, kind: str, pool_id: str, max_age: float
-) -> str | None:
-    """A site's `mediaModel` ("Media model for the site": Premises or Cloud); None for an edge group.
-    Reference data, shared between jobs for minutes: a site does not change its media model."""
+) -> tuple[str | None, str | None]:
+    """A site's `mediaModel` ("Media model for the site": Premises or Cloud) and name; (None, None) for
+    an edge group. Reference data, shared between jobs for minutes: a site keeps its media model."""
     if kind != "site":
-        return None
+        return None, None
 
     def read() -> dict[str, Any]:
         try:
-            return {"mediaModel": reader.site(pool_id).media_model}
+            site = reader.site(pool_id)
         except GenesysNotFound:
-            return {"mediaModel": None}
+            return {}
+        return {"mediaModel": site.media_model, "name": site.name}
 
-    found = observer.get(f"siteMedia:{pool_id}", max_age, read).get("mediaModel")
-    return str(found) if found else None
+    found = observer.get(f"siteMedia:{pool_id}", max_age, read)
+    media, name = found.get("mediaModel"), found.get("name")
+    return (str(media) if media else None), (str(name) if name else None)
 
 
 def compute(
@@ -123,8 +125,8 @@ def compute(
         kind, pool_id = where
         key = f"{kind}:{pool_id}"
         if key not in pools:
-            media = media_model(reader, observer, kind, pool_id, options.reference_max_age)
-            pools[key] = ScopePool(key=key, kind=kind, id=pool_id, media_model=media)
+            media, name = site_of(reader, observer, kind, pool_id, options.reference_max_age)
+            pools[key] = ScopePool(key=key, kind=kind, id=pool_id, name=name, media_model=media)
         in_scope.append(
             ScopeCampaign(
                 id=c.id,
