@@ -164,7 +164,7 @@ def test_edges_are_listed_with_cloud_media_shown() -> None:
     run, job_id = start(quiet("byoc-cloud"))
     run.run(job_id)
     listed = [
-        q for m, p, q in run.simulator.requests if m == "GET" and p.endswith("/telephony/providers/edges")
+        q for m, p, q, _ in run.simulator.requests if m == "GET" and p.endswith("/telephony/providers/edges")
     ]
     assert listed and all(q.get("showCloudMedia") == ["true"] for q in listed)
 
@@ -202,7 +202,7 @@ def test_a_large_agent_schedule_result_is_downloaded_and_the_capacity_check_uses
     job = run.run(job_id)
     published_at_first_look(job)
     assert job.capacity is not None and job.capacity.pools[0].peak_needed == 18  # the shifts were read
-    assert any(p.startswith("/__downloads/") for m, p, q in run.simulator.requests if m == "GET")
+    assert any(p.startswith("/__downloads/") for m, p, q, _ in run.simulator.requests if m == "GET")
 
 
 # --- 8. Trunk base settings: no expand, and a Max Calls that cannot be read --------------------------------
@@ -211,7 +211,7 @@ def test_a_large_agent_schedule_result_is_downloaded_and_the_capacity_check_uses
 def test_trunk_base_settings_are_read_without_the_unofficial_expand() -> None:
     run, job_id = start(quiet("byoc-premises"))
     run.run(job_id)
-    reads = [q for m, p, q in run.simulator.requests if "/trunkbasesettings/" in p]
+    reads = [q for m, p, q, _ in run.simulator.requests if "/trunkbasesettings/" in p]
     assert reads and all("expand" not in q for q in reads)
 
 
@@ -251,3 +251,17 @@ def test_the_demo_request_publishes_at_its_first_look_on_every_org_kind(name: st
     assert job.capacity is not None and job.capacity.ok
     assert all(p.bound in {"lineDistribution", "trunks", "edges"} for p in job.capacity.pools)
     assert "bound: " in job.capacity.summary
+
+
+# --- when the notifications do not come ---------------------------------------------------------------------
+
+
+def test_a_strict_publish_whose_query_result_never_comes_checks_capacity_in_parts() -> None:
+    """An integration that delivers no query result topic: the large query is taken as unanswered after
+    10 minutes and asked in parts; the job checks capacity and publishes instead of backing off forever."""
+    raw = quiet("byoc-premises", asyncAgentQueryOver=3, notifications={"queryResults": False})
+    run, job_id = start(raw)
+    job = run.run(job_id)
+    assert job.status is JobStatus.PUBLISHED
+    assert job.capacity is not None and job.capacity.pools[0].peak_needed == 18
+    assert job.updated_at - job.created_at > 600  # it waited the one lost query out, once

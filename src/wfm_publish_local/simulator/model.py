@@ -79,8 +79,8 @@ class GenesysSimulator:
         return self.org.elapsed()
 
     @property
-    def requests(self) -> list[tuple[str, str, dict[str, list[str]]]]:
-        """The latest API requests (method, path, query), oldest first; the last 10,000 are kept."""
+    def requests(self) -> list[tuple[str, str, dict[str, list[str]], bytes]]:
+        """The latest API requests (method, path, query, body), oldest first; the last 10,000 are kept."""
         with self._lock:
             return list(self.org.requests)
 

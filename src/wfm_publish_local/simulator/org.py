@@ -98,8 +98,8 @@ class Org:
         self.active_update: dict[str, str] = {}
         self.triggers: dict[str, list[WriterEdit]] = defaultdict(list)
         self.calls: Counter[str] = Counter()
-        # The latest API requests as received (method, path, query): what a test checks was asked.
-        self.requests: deque[tuple[str, str, dict[str, list[str]]]] = deque(maxlen=REQUESTS_KEPT)
+        # The latest API requests as received (method, path, query, body): what a test checks was asked.
+        self.requests: deque[tuple[str, str, dict[str, list[str]], bytes]] = deque(maxlen=REQUESTS_KEPT)
         self.conflicts: Counter[str] = Counter({"stale": 0, "telephony": 0, "inProgress": 0})
         self.applied: Counter[str] = Counter()
         self.failed: Counter[str] = Counter()

@@ -231,12 +231,25 @@ class GenesysClient:
         (genesys_queries).
         """
         ids = {"buId": bu_id, "weekId": week_id, "scheduleId": schedule_id}
+
+        def ask(user_ids: list[str] | None) -> dict[str, Any]:
+            body: dict[str, Any] = {"managementUnitId": management_unit_id}
+            if user_ids is not None:
+                body["userIds"] = user_ids
+            return self._call("POST", AGENT_SCHEDULES_QUERY, ids, json_body=body)
+
+        def agents() -> list[str]:
+            schedule = self.schedule(bu_id, week_id, schedule_id, with_agents=True)
+            unit = next(
+                (u for u in schedule.management_units if u.management_unit.id == management_unit_id), None
+            )
+            return unit.agent_ids if unit is not None else []
+
         return query_agent_schedules(
             self.queries,
             query_key(bu_id, week_id, schedule_id, management_unit_id),
-            ask=lambda: self._call(
-                "POST", AGENT_SCHEDULES_QUERY, ids, json_body={"managementUnitId": management_unit_id}
-            ),
+            ask=ask,
+            agents=agents,
             download=self._download,
             wall_clock=self._wall_clock,
             schedule_id=schedule_id,

@@ -40,6 +40,7 @@ __all__ = [
     "TRUNK_BASES",
     "TRUNK_BASE_SETTINGS",
     "TRUNK_METRICS",
+    "UNANSWERED",
     "UPDATE",
     "UPLOAD_URL",
     "WFM",
@@ -434,13 +435,17 @@ def agent_schedules_of(result: dict[str, Any]) -> list[AgentSchedule]:
 # --- pending agent-schedule queries ---------------------------------------------------------------
 
 
+UNANSWERED = "Unanswered"  # PendingQuery.status of a key whose query result never came
+
+
 @dataclass(frozen=True)
 class PendingQuery:
     """An agent-schedule query Genesys answered `Processing`; its result comes by notification."""
 
     operation_id: str
     started_at: float  # epoch seconds
-    status: str = "Processing"  # then Complete | Error | Canceled, from the query result notification
+    # then Complete | Error | Canceled, from the query result notification; "Unanswered": it never came
+    status: str = "Processing"
     download_url: str | None = None
 
 
@@ -451,3 +456,4 @@ class QueryBook(Protocol):
     def pending_query(self, key: str) -> PendingQuery | None: ...
     def begin_query(self, key: str, operation_id: str, started_at: float) -> PendingQuery: ...
     def end_query(self, key: str) -> None: ...
+    def mark_unanswered(self, key: str, at: float) -> None: ...

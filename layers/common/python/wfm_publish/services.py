@@ -242,3 +242,6 @@ class _TableQueries:
 
     def end_query(self, key: str) -> None:
         self._services.store.end_query(key)
+
+    def mark_unanswered(self, key: str, at: float) -> None:
+        self._services.store.mark_unanswered(key, at)

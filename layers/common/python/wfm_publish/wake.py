@@ -111,6 +111,7 @@ def on_telephony(
         return None
     topic, entity_id = found
     at = event_time(event, now)
+    store.hear(entity_id, at)  # events flow for this entity: jobs waiting on it may trust them
     wake = Wake(topic, entity_id)
     for job_id in store.watchers(entity_id):
         wake.skipped[job_id] = _wake_one(job_id, store, transitions, topic, entity_id, at, now)
