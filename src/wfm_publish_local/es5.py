@@ -76,11 +76,15 @@ def _later(node: Any) -> Iterator[tuple[int, str]]:
         yield line, _LATER_NODES[kind]
     elif kind == "VariableDeclaration" and node.get("kind") != "var":
         yield line, f"`{node.get('kind')}`"
-    elif kind in {"FunctionDeclaration", "FunctionExpression"} and (node.get("generator") or node.get("async")):
+    elif kind in {"FunctionDeclaration", "FunctionExpression"} and (
+        node.get("generator") or node.get("async")
+    ):
         yield line, "a generator or async function"
     elif kind == "Property" and (node.get("shorthand") or node.get("computed") or node.get("method")):
         yield line, "a shorthand, computed or method property"
-    elif kind in {"BinaryExpression", "AssignmentExpression"} and str(node.get("operator", "")).startswith("**"):
+    elif kind in {"BinaryExpression", "AssignmentExpression"} and str(node.get("operator", "")).startswith(
+        "**"
+    ):
         yield line, "the ** operator"
     elif kind == "Literal":
         yield from _later_literal(node, line)

@@ -100,6 +100,12 @@ class Record:
             return f"{self.row.get('table')}.{self.row.get('element')}"
         return self.display
 
+    @property
+    def applies_to(self) -> str:
+        """The table the record works on (a business rule's, a UI action's, a field's), else ''."""
+        field = _APPLIES_TO.get(self.table)
+        return self.field(field) if field else ""
+
     def scripts(self) -> list[tuple[str, str, bool]]:
         """(field, source, is an expression) for each script field with a value."""
         return [(f, self.field(f), e) for f, e in TABLES[self.table][2] if self.field(f)]
@@ -126,7 +132,7 @@ def read_records(source: Path = SOURCE) -> list[Record]:
     for path in sorted(source.glob("*/*.xml")):
         key = path.relative_to(source).with_suffix("").as_posix()
         try:
-            update = ET.parse(path).getroot()
+            update = ET.parse(path).getroot()  # noqa: S314 - the repository's own record files
         except ET.ParseError as exc:
             problems.append(f"{key}: not XML: {exc}")
             continue
@@ -278,7 +284,6 @@ def _update_xml(record: Record, set_name: str, set_id: str, date: str) -> ET.Ele
     digest = java_hash(payload)
     guid = sys_id_for(f"{record.key}@{digest}")
     update = ET.Element("sys_update_xml", action="INSERT_OR_UPDATE")
-    applies = _APPLIES_TO.get(record.table)
     fields: list[tuple[str, str, dict[str, str]]] = [
         ("action", "INSERT_OR_UPDATE", {}),
         ("application", "global", {"display_value": "Global"}),
@@ -295,7 +300,7 @@ def _update_xml(record: Record, set_name: str, set_id: str, date: str) -> ET.Ele
         ("sys_mod_count", "0", {}),
         ("sys_updated_by", AUTHOR, {}),
         ("sys_updated_on", date, {}),
-        ("table", (record.row.findtext(applies) or record.row.get("table", "")) if applies else "", {}),
+        ("table", record.applies_to, {}),
         ("target_name", record.target, {}),
         ("type", TABLES[record.table][0], {}),
         ("update_domain", "global", {}),
@@ -333,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     args.output.write_text(text, encoding="utf-8")
     count = text.count("<sys_update_xml ")
     print(f"{args.output}: {count} records, every script ES5")
-    print("Import it: System Update Sets > Retrieved Update Sets > Import Update Set from XML (docs/servicenow.md)")
+    print("Import it under System Update Sets > Retrieved Update Sets > Import Update Set from XML,")
+    print("then Preview Update Set and Commit Update Set (docs/servicenow.md).")
     return 0
 
 
