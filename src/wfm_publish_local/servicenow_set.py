@@ -46,6 +46,7 @@ TABLES: dict[str, tuple[str, str, tuple[tuple[str, bool], ...]]] = {
     "sys_dictionary": ("Dictionary", "element", ()),
     "sys_properties": ("System Property", "name", ()),
     "sys_security_acl": ("Access Control", "name", (("script", False),)),
+    "sys_security_acl_role": ("Access Control Role", "sys_security_acl", ()),
     "sys_script_include": ("Script Include", "name", (("script", False),)),
     "sys_rest_message": ("REST Message", "name", ()),
     "sys_rest_message_headers": ("HTTP Header", "name", ()),
@@ -85,6 +86,10 @@ class Record:
 
     @property
     def display(self) -> str:
+        if self.table == "sys_security_acl_role":  # "<access control> <role>", as the list shows it
+            refs = [self.row.find("sys_security_acl"), self.row.find("sys_user_role")]
+            names = [e.get("display_value") or e.get("ref", "").split("/")[-1] for e in refs if e is not None]
+            return " ".join(n for n in names if n)
         return self.field(TABLES[self.table][1]) or self.row.get(TABLES[self.table][1], "")
 
     @property
