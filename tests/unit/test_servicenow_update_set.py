@@ -326,6 +326,18 @@ def test_the_script_include_signs_as_the_api_checks(
     verify([secret], headers, method.upper(), path, query, body.encode(), millis / 1000)
 
 
+def test_the_docs_show_every_script_the_update_set_installs_as_it_is() -> None:
+    """docs/servicenow.md shows the files' scripts, not copies that could drift: each block under a
+    `<!-- servicenow/<file>.xml: <field> -->` marker is that field, and every script is shown."""
+    text = (ROOT / "docs" / "servicenow.md").read_text()
+    shown = re.findall(r"<!-- servicenow/(.+?)\.xml: (\w+) -->\n```javascript\n(.*?)\n```", text, re.S)
+    records = {record.key: record for record in read_records()}
+    for key, field, code in shown:
+        assert code == records[key].field(field), f"docs/servicenow.md shows another {key} {field}"
+    scripts = {(r.key, f) for r in records.values() for f, _, expression in r.scripts() if not expression}
+    assert {(key, field) for key, field, _ in shown} == scripts
+
+
 def test_the_docs_test_vectors_are_the_script_includes(built: str) -> None:
     text = (ROOT / "docs" / "servicenow.md").read_text()
     publish = "/publishes/3f2a9c04e1d84b7c9a1e5d6f7b8c9d0e"
