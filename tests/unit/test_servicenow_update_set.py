@@ -380,10 +380,15 @@ def test_the_stand_in_mac_is_hmac_sha256_with_a_base64_key_and_refuses_what_the_
         generate_mac("not base64!", "HmacSHA256", "data")
 
 
+ACCEPTED = (202, {"publishId": "p-1", "status": "QUEUED", "scheduleId": "sched-1", "joined": False})
+
+
 class Recorder(BaseHTTPRequestHandler):
-    """Answers every request 202 with a JSON body and keeps it, for the tests that read what was sent."""
+    """Keeps every request and answers it with `answer` (202 accepted unless a test says otherwise), for
+    the tests that read what the scripts sent."""
 
     seen: list[dict[str, Any]] = []
+    answer: tuple[int, dict[str, Any]] = ACCEPTED
 
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -391,10 +396,9 @@ class Recorder(BaseHTTPRequestHandler):
         Recorder.seen.append(
             {"method": self.command, "path": self.path, "headers": dict(self.headers), "body": raw}
         )
-        payload = json.dumps(
-            {"publishId": "p-1", "status": "QUEUED", "scheduleId": "s", "joined": False}
-        ).encode()
-        self.send_response(202)
+        status, body = Recorder.answer
+        payload = json.dumps(body).encode()
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
@@ -409,8 +413,9 @@ class Recorder(BaseHTTPRequestHandler):
 @pytest.fixture
 def recorder() -> Iterator[str]:
     Recorder.seen = []
+    Recorder.answer = ACCEPTED
     server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/prod"
     server.shutdown()
@@ -566,3 +571,77 @@ def test_the_reconcile_job_calls_nothing_while_no_change_request_shows_a_publish
     )
     instance.run_job("wfm-publish: reconcile missed callbacks")
     assert instance.sent == [] and instance.logs == []
+
+
+def test_the_button_publishes_the_change_and_opens_the_window_on_it(
+    availability: Instance, recorder: str
+) -> None:
+    instance = availability
+    instance.set_property("wfm_publish.base_url", recorder)
+    change = instance.insert("change_request", u_wfm_schedule_id="sched-1")
+    with instance.session("jo", ADMIN_ROLE):
+        instance.ui_action("Publish WFM schedule", change)
+    (sent,) = Recorder.seen
+    assert (sent["method"], sent["path"]) == ("POST", "/prod/publishes")
+    assert json.loads(sent["body"]) == {
+        "scheduleId": "sched-1",
+        "validationMode": "strict",
+        "telephonySync": {"enabled": True, "retryCount": 3, "delayMs": 5000},
+        "callback": {"table": "change_request", "sysId": change, "progress": True},
+    }
+    number = instance.get("change_request", change)["number"]
+    assert re.fullmatch(rf"{number}-publish-\d+", sent["headers"]["Idempotency-Key"])
+    record = instance.get("change_request", change)
+    assert (record[STATUS_FIELD], record[ID_FIELD]) == ("QUEUED", "p-1"), "the hold starts with the request"
+    assert instance.messages == [("info", "wfm-publish accepted the publish of schedule sched-1: p-1.")]
+    assert instance.redirects == [change]
+    held = instance.insert("u_wfm_availability", u_schedule_id="sched-1", u_state="ready")
+    assert instance.get("u_wfm_availability", held)["u_state"] == "held"
+    with instance.session("jo", ADMIN_ROLE):
+        instance.ui_action("Publish WFM schedule", change)  # in flight: says so, sends nothing
+    assert len(Recorder.seen) == 1 and "already being published (p-1, QUEUED)" in instance.messages[-1][1]
+
+
+def test_the_button_says_why_a_publish_was_refused_and_changes_nothing(built: str, recorder: str) -> None:
+    instance = installed(built, recorder)
+    Recorder.answer = (409, {"code": "JOIN_CONFLICT", "message": "a publish with other options is in flight"})
+    change = instance.insert("change_request", u_wfm_schedule_id="sched-1")
+    with instance.session("jo", ADMIN_ROLE):
+        instance.ui_action("Publish WFM schedule", change)
+    assert instance.messages == [
+        (
+            "error",
+            "wfm-publish did not accept the publish: HTTP 409 JOIN_CONFLICT:"
+            " a publish with other options is in flight",
+        )
+    ]
+    assert instance.get("change_request", change)[STATUS_FIELD] == ""
+    unreachable = installed(built, "http://127.0.0.1:9/prod")
+    change = unreachable.insert("change_request", u_wfm_schedule_id="sched-1")
+    with unreachable.session("jo", ADMIN_ROLE):
+        unreachable.ui_action("Publish WFM schedule", change)
+    assert unreachable.messages[0][1].startswith(
+        "wfm-publish did not accept the publish: HTTP 0 ConnectionError"
+    )
+
+
+def test_the_reconcile_job_writes_the_end_a_lost_callback_did_not(
+    availability: Instance, recorder: str
+) -> None:
+    instance = availability
+    instance.set_property("wfm_publish.base_url", recorder)
+    lost = instance.insert("change_request", u_wfm_schedule_id="sched-1", u_wfm_publish_status="PUBLISHING")
+    instance.write("change_request", lost, {ID_FIELD: "p-1"})
+    held = instance.insert("u_wfm_availability", u_schedule_id="sched-1", u_state="ready")
+    Recorder.answer = (200, {"publishId": "p-1", "status": "PUBLISHING"})
+    instance.run_job("wfm-publish: reconcile missed callbacks")
+    assert [(s["method"], s["path"]) for s in Recorder.seen] == [("GET", "/prod/publishes/p-1")]
+    assert instance.get("change_request", lost)[STATUS_FIELD] == "PUBLISHING", "still in flight: left alone"
+    Recorder.answer = (503, {"code": "UNAVAILABLE", "message": "try again"})
+    instance.run_job("wfm-publish: reconcile missed callbacks")
+    assert instance.logs[-1][0] == "warn" and "answered 503" in instance.logs[-1][1]
+    Recorder.answer = (200, {"publishId": "p-1", "status": "FAILED", "reasonCode": "DEADLINE_EXCEEDED"})
+    instance.run_job("wfm-publish: reconcile missed callbacks")
+    record = instance.get("change_request", lost)
+    assert (record[STATUS_FIELD], record[REASON_FIELD]) == ("FAILED", "DEADLINE_EXCEEDED")
+    assert instance.get("u_wfm_availability", held)["u_state"] == "ready", "the release rule followed"
