@@ -73,9 +73,11 @@ genesys-models: dev
 
 # The ServiceNow update set an admin imports (docs/servicenow.md): servicenow/, one file per record, built
 # into one XML under build/ (not committed: it is derived, and the same files always build the same bytes).
-# Every script is checked at ES5 level first: later syntax fails the build.
+# Every script is checked at ES5 level first: later syntax fails the build. SERVICENOW_DATE stamps the
+# records (yyyy-MM-dd HH:mm:ss; a fixed date by default, so the same files build the same bytes).
+SERVICENOW_DATE ?= 2024-01-01 00:00:00
 servicenow: dev
-	$(BIN)/python -m wfm_publish_local.servicenow_set --output build/servicenow/wfm-publish-update-set.xml
+	$(BIN)/python -m wfm_publish_local.servicenow_set --output build/servicenow/wfm-publish-update-set.xml --date "$(SERVICENOW_DATE)"
 
 lint: dev
 	$(BIN)/ruff check .

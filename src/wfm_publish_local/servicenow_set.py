@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import re
 import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -332,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=OUTPUT, help="where the update set is written")
     parser.add_argument("--date", default=FIXED_DATE, help="the records' stamp (yyyy-MM-dd HH:mm:ss)")
     args = parser.parse_args(argv)
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", args.date):
+        parser.error(f"--date must be yyyy-MM-dd HH:mm:ss (ServiceNow's form), not {args.date!r}")
     try:
         text = build(args.source, args.date)
     except BuildError as failed:

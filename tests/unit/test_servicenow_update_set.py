@@ -123,6 +123,9 @@ def test_the_build_is_deterministic_and_dated_as_asked(built: str, tmp_path: Pat
     output = tmp_path / "set.xml"
     assert servicenow_set.main(["--output", str(output)]) == 0
     assert output.read_text(encoding="utf-8") == built
+    with pytest.raises(SystemExit) as refused:
+        servicenow_set.main(["--output", str(output), "--date", "2025-06-01"])
+    assert refused.value.code == 2
 
 
 # ---------------------------------------------------------------- each record's table and fields
