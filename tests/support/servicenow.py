@@ -218,9 +218,9 @@ class Session:
 class Instance:
     """The installed update set, its records, and what its scripts did."""
 
-    update_set: str
-    tables: dict[str, dict[str, Row]] = field(default_factory=dict)
-    schema: dict[str, set[str]] = field(default_factory=dict)
+    update_set: str = field(repr=False)
+    tables: dict[str, dict[str, Row]] = field(default_factory=dict, repr=False)
+    schema: dict[str, set[str]] = field(default_factory=dict, repr=False)
     messages: list[tuple[str, str]] = field(default_factory=list)
     logs: list[tuple[str, str]] = field(default_factory=list)
     sent: list[Sent] = field(default_factory=list)
