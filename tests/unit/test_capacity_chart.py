@@ -19,6 +19,7 @@ from wfm_publish.api import ApiProblem
 from wfm_publish.capacity import Demand, Lines, Week, evaluate
 from wfm_publish.capacity_report import MAX_SERIES_CHARS, runs, series
 from wfm_publish.models import Job, JobStatus, ReasonCode
+from wfm_publish.readiness import TrunkLines
 
 
 def checked(raw: dict[str, Any], body: dict[str, Any]) -> tuple[Job, int]:
@@ -70,7 +71,8 @@ def test_a_series_too_long_to_keep_is_left_out_with_a_note() -> None:
     week = Week.of("2023-10-23", "UTC")
     saw = [i % 997 for i in range(week.intervals)]  # a different need every interval: ~2.5 KB
     wild = [100_000 + i for i in range(week.intervals)]  # ~4.7 KB: over the limit kept
-    pools = [Lines("site:a", "A", 100, None, 1.0), Lines("site:b", "B", 100, None, 1.0)]
+    unlimited = TrunkLines(None, "unlimited", 1)
+    pools = [Lines("site:a", "A", 100, unlimited, 1.0), Lines("site:b", "B", 100, unlimited, 1.0)]
     demands = [Demand("c1", None, "progressive", "site:a", 1), Demand("c2", None, "progressive", "site:b", 1)]
     report = evaluate(week, demands, pools, {"c1": saw, "c2": wild})
     kept, dropped = report.pools
@@ -149,6 +151,18 @@ def test_a_report_without_series_has_nothing_to_draw() -> None:
         answers.capacity_chart(old, job.job_id, job.schedule_id)
     assert refused.value.http_status == 404
     assert "before its per-interval series were kept" in refused.value.body.message
+
+
+def test_a_pool_without_a_readable_limit_draws_its_need_and_no_limit() -> None:
+    week = Week.of("2023-10-23", "UTC")
+    pool = Lines("site:a", "A", None, TrunkLines(None, "unreadable", 1, ("base-1: no Max Calls",)), 1.0)
+    report = evaluate(week, [Demand("c1", None, "progressive", "site:a", 1)], [pool], {"c1": [500] * 672})
+    assert report.pools[0].lines_available is None and report.intervals_over == 0
+    root = ET.fromstring(capacity_chart.chart(report, "t"))
+    assert not [e for e in root.iter(f"{SVG}line") if e.get("class") == "available"]
+    assert not [e for e in root.iter(f"{SVG}rect") if e.get("class") == "over"]
+    assert [e for e in root.iter(f"{SVG}path") if e.get("class") == "needed"]
+    assert any("no limit could be read" in (t.text or "") for t in root.iter(f"{SVG}text"))
 
 
 def test_no_pool_in_scope_draws_a_note() -> None:

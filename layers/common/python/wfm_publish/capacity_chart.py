@@ -81,7 +81,9 @@ def _panel(
     plot_top, plot_bottom = top + 22, top + 22 + PLOT
     width = WIDTH - LEFT - RIGHT
     name = pool.name or pool.pool
-    label = f"{name} ({pool.pool}): at most {pool.peak_needed} lines needed, {pool.lines_available} available"
+    available = pool.lines_available  # None: no limit could be read, none applied (the report's notes)
+    limit = "no limit could be read" if available is None else f"{available} available"
+    label = f"{name} ({pool.pool}): at most {pool.peak_needed} lines needed, {limit}"
     if pool.intervals_over:
         label += f"; {pool.intervals_over} intervals over the limit"
     out = [
@@ -89,7 +91,7 @@ def _panel(
         f'<text x="{LEFT}" y="{top + 14}" font-weight="bold">{escape(label)}</text>',
     ]
     needed = series(pool.needed_runs, n) if pool.needed_runs is not None else None
-    top_value = _nice(max([pool.lines_available, *(needed or [0]), 1]) * 1.1)
+    top_value = _nice(max([available or 0, *(needed or [0]), 1]) * 1.1)
 
     def x(i: int) -> str:
         return f"{LEFT + i * width / n:.2f}"
@@ -126,7 +128,7 @@ def _panel(
             "the per-interval need was not kept for this pool</text>"
         )
     else:
-        for first, count in _runs_over(needed, pool.lines_available):
+        for first, count in _runs_over(needed, available) if available is not None else ():
             out.append(
                 f'<rect class="over" data-first="{first}" data-intervals="{count}" x="{x(first)}" '
                 f'y="{plot_top}" width="{float(x(first + count)) - float(x(first)):.2f}" height="{PLOT}" '
@@ -141,10 +143,11 @@ def _panel(
         out.append(
             f'<path class="needed" d="{" ".join(steps)}" fill="none" stroke="{NEEDED}" stroke-width="1.5"/>'
         )
-    out.append(
-        f'<line class="available" x1="{LEFT}" y1="{y(pool.lines_available)}" x2="{WIDTH - RIGHT}" '
-        f'y2="{y(pool.lines_available)}" stroke="{AVAILABLE}" stroke-width="1.5" stroke-dasharray="6 3"/>'
-    )
+    if available is not None:
+        out.append(
+            f'<line class="available" x1="{LEFT}" y1="{y(available)}" x2="{WIDTH - RIGHT}" '
+            f'y2="{y(available)}" stroke="{AVAILABLE}" stroke-width="1.5" stroke-dasharray="6 3"/>'
+        )
     out.append(
         f'<rect x="{LEFT}" y="{plot_top}" width="{width}" height="{PLOT}" fill="none" stroke="#616161"/>'
     )
