@@ -51,7 +51,9 @@ def run(
         overrides["businessUnitIds"] = business_units
     if weeks_ahead is not None:
         overrides["weeksAhead"] = weeks_ahead
-    with EmbeddedStack(scenario, hmac_secret=hmac_secret) as stack:
+    # The template creates the schedule DISABLED (WeeklyRunEnabled): this command is the operator
+    # turning it on for the simulated org and firing it.
+    with EmbeddedStack(scenario, hmac_secret=hmac_secret, parameters={"WeeklyRunEnabled": "true"}) as stack:
         assert stack.stack is not None
         stack.simulator.reset()
         due = due or local_now(stack.scenario)

@@ -73,6 +73,8 @@ class Settings(BaseModel):
     # Business units started per minute: Genesys' 300 requests/min per token over the calls one
     # business unit costs (its two reads and its job's pipeline); docs/benchmark.md measures it.
     weekly_starts_per_minute: float = Field(default=34.0, gt=0)
+    # The business units the weekly run publishes (comma-separated ids or names); empty: every one listed.
+    weekly_business_units: str = ""
     event_bus_name: str = Field(default="default", min_length=1)  # AnnouncerFunction: where job changes go
 
     @model_validator(mode="after")
