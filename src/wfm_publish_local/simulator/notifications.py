@@ -1,6 +1,7 @@
 """The notifications the simulated org would send through Genesys Cloud's Amazon EventBridge integration.
 
-Each is an EventBridge event as the partner event bus delivers it (shared/GENESYS_EVENTS.md):
+Each is an EventBridge event as the partner event bus delivers it (docs/architecture.md, "Genesys Cloud
+as it really is"):
 `detail-type` = the concrete topic name, `detail` = {topicName, eventBody, metadata}. The simulator
 keeps every one in order (`GET /__sim/notifications`) and hands each to its listeners (the local
 runner's EventBridge stand-in, the virtual run).

@@ -1,7 +1,7 @@
 """Genesys Cloud notifications, as its Amazon EventBridge integration delivers them.
 
 An event's `detail` is {topicName, eventBody, metadata} and `detail-type` the topic name
-(shared/GENESYS_EVENTS.md). Two topics are recorded, both by operation id:
+(docs/architecture.md, "Genesys Cloud as it really is"). Two topics are recorded, both by operation id:
 
 - `v2.workforcemanagement.users.{id}.schedules.query`: an agent-schedule query that answered
   `Processing` has its result at `downloadUrl`; the client collects it on its next call, whichever

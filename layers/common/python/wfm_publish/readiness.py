@@ -1,6 +1,6 @@
 """Is the telephony a schedule depends on settled? Read from Edge fields, trunk state and recency.
 
-Trunks have no "provisioning in progress" field (shared/GENESYS_API.md): readiness is every Edge
+Trunks have no "provisioning in progress" field (docs/genesys-api.md): readiness is every Edge
 ACTIVE, ONLINE, with no software update running and no call draining, every trunk active, in
 service and connected, and nothing in scope changed within the settle window.
 
