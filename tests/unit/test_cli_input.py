@@ -140,3 +140,33 @@ def test_an_unreachable_stack_is_one_line_and_exit_1(
     code, said = run(capsys, "ops", "--local", str(nowhere), "jobs", "--since", "24h")
     assert code == 1
     assert one_line(said).startswith("wfm-publish ops: ")
+
+
+def test_sign_curl_prints_one_whole_command_whose_parts_survive_the_shell(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import shlex
+
+    from wfm_publish.signature import verify
+
+    body = '{"scheduleId": "it\'s $HOME `x`"}'
+    argv = ["sign", "--method", "POST", "--path", "/publishes", "--data", body, "--timestamp", "1698415200"]
+    extra = ["--hmac-secret", "s3cret", "-H", "Idempotency-Key: k 1", "--api-key", "key-1"]
+    code, printed = run(
+        capsys, *argv, *extra, "--curl", "https://x.execute-api.eu-west-1.amazonaws.com/prod/"
+    )
+    assert code == 0
+    words = shlex.split(one_line(printed))
+    assert words[:5] == [
+        "curl",
+        "-sS",
+        "-X",
+        "POST",
+        "https://x.execute-api.eu-west-1.amazonaws.com/prod/publishes",
+    ]
+    assert words[words.index("--data-binary") + 1] == body
+    headers = dict(words[i + 1].split(": ", 1) for i, w in enumerate(words) if w == "-H")
+    assert headers["Idempotency-Key"] == "k 1" and headers["x-api-key"] == "key-1"
+    assert headers["Content-Type"] == "application/json"
+    lowered = {k.lower(): v for k, v in headers.items()}
+    verify(["s3cret"], lowered, "POST", "/publishes", None, body.encode(), 1698415200)
