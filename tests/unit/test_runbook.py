@@ -124,7 +124,7 @@ PLACEHOLDERS = {
 def documented_ops_commands() -> list[str]:
     """Every `wfm-publish ops ...` the docs show, in code blocks or inline code, comments dropped."""
     found = []
-    for doc in (RUNBOOK, ROOT / "README.md", ROOT / "docs" / "architecture.md"):
+    for doc in (RUNBOOK, ROOT / "README.md", ROOT / "docs" / "architecture.md", ROOT / "docs" / "deploy.md"):
         for line in doc.read_text().splitlines():
             for match in re.finditer(r"wfm-publish (ops [^`#]*)", line):
                 found.append(match.group(1).strip())
