@@ -56,7 +56,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{command}: {problem.strerror or problem}{where}", file=sys.stderr)
     except _scenario_error() as problem:
         print(f"{command}: {_first_line(problem)}", file=sys.stderr)
+    except _unreachable() as problem:  # --aws-endpoint names nothing that answers
+        print(
+            f"{command}: {problem} (--aws-endpoint: is the moto server or fault proxy running?)",
+            file=sys.stderr,
+        )
     return 2
+
+
+def _unreachable() -> type[Exception]:
+    from botocore.exceptions import EndpointConnectionError
+
+    return EndpointConnectionError
 
 
 def _first_line(problem: Exception) -> str:
@@ -186,6 +197,25 @@ def serve_line_file(text: str) -> Path:
     return path
 
 
+def probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a probability (0 to 1)")
+    return value
+
+
+def endpoint_url(text: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an endpoint URL, e.g. http://127.0.0.1:5000")
+    return text
+
+
 def loopback_url(text: str) -> str:
     from urllib.parse import urlsplit
 
@@ -221,12 +251,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--scenario", type=existing_file, default=DEFAULT_SCENARIO)
     demo.add_argument("--hmac-secret", help=HMAC_HELP)
-    demo.add_argument("--aws-endpoint", metavar="URL", help=AWS_ENDPOINT_HELP)
+    demo.add_argument("--aws-endpoint", metavar="URL", type=endpoint_url, help=AWS_ENDPOINT_HELP)
     serve = commands.add_parser("serve", help="run the local stack until interrupted")
     serve.add_argument("--port", type=port_number, default=3000, help="the publish API's port")
     serve.add_argument("--scenario", type=existing_file, default=DEFAULT_SCENARIO)
     serve.add_argument("--hmac-secret", help=HMAC_HELP)
-    serve.add_argument("--aws-endpoint", metavar="URL", help=AWS_ENDPOINT_HELP)
+    serve.add_argument("--aws-endpoint", metavar="URL", type=endpoint_url, help=AWS_ENDPOINT_HELP)
     simulate = commands.add_parser("simulate", help="run only the Genesys Cloud simulator")
     simulate.add_argument("--scenario", type=existing_file, default=DEFAULT_SCENARIO)
     simulate.add_argument("--port", type=port_number, default=8400)
@@ -266,13 +296,18 @@ def _parser() -> argparse.ArgumentParser:
         "--port", type=port_number, default=0, help="the proxy's port on 127.0.0.1 (default: any)"
     )
     proxy.add_argument("--seed", type=int, default=0)
-    proxy.add_argument("--throttle", type=float, default=0.08, help="probability of a throttling error")
-    proxy.add_argument("--error-before", type=float, default=0.08, help="probability of a 5xx, not forwarded")
+    proxy.add_argument("--throttle", type=probability, default=0.08, help="probability of a throttling error")
     proxy.add_argument(
-        "--lost-sends", type=float, default=0.1, help="probability an SQS send's answer is lost after commit"
+        "--error-before", type=probability, default=0.08, help="probability of a 5xx, not forwarded"
     )
     proxy.add_argument(
-        "--lost-writes", type=float, default=0.0, help="probability a DynamoDB write's answer is lost"
+        "--lost-sends",
+        type=probability,
+        default=0.1,
+        help="probability an SQS send's answer is lost after commit",
+    )
+    proxy.add_argument(
+        "--lost-writes", type=probability, default=0.0, help="probability a DynamoDB write's answer is lost"
     )
     proxy.add_argument(
         "--lifetime", type=float, default=3600.0, help="stop by itself after this many seconds"
@@ -521,7 +556,11 @@ def _sign_command(args: argparse.Namespace) -> int:
     if args.event is not None:
         if args.curl or args.header or args.api_key or args.path or args.query or args.data or args.body:
             raise UsageError("--event takes the request from the event: no --path, --data, --curl")
-        signed = sign_event(json.loads(args.event.read_text(encoding="utf-8")), secret, moment)
+        try:
+            event = json.loads(args.event.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise UsageError(f"{args.event} is not JSON: {exc}") from None
+        signed = sign_event(event, secret, moment)
         text = json.dumps(signed, indent=2) + "\n"
         if args.write:
             args.event.write_text(text, encoding="utf-8")

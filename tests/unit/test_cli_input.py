@@ -13,6 +13,8 @@ import pytest
 
 from wfm_publish_local.cli import main, since_time
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     """main(argv) as the console script runs it: its exit code and everything it printed."""
@@ -96,6 +98,13 @@ def test_a_port_in_use_is_a_one_line_error(
         (["sign", "--method", "POST", "--path", "/p", "--body", "no/such.json"], "no such file"),
         (["sign", "--method", "POST"], "name the request's --path"),
         (["sign", "--event", "no/such.json"], "argument --event: no such file"),
+        (["sign", "--event", str(ROOT / "README.md")], "README.md is not JSON"),
+        (
+            ["sign", "--event", str(ROOT / "events" / "weekly_schedule.json")],
+            "not an API Gateway proxy event",
+        ),
+        (["fault-proxy", "--target", "http://127.0.0.1:5000", "--throttle", "5"], "is not a probability"),
+        (["serve", "--port", "0", "--aws-endpoint", "moto"], "'moto' is not an endpoint URL"),
         (["fault-proxy", "--target", "https://sqs.amazonaws.com"], "is not http://127.0.0.1:<port>"),
         (["ops", "--local", "no/such.json", "jobs"], "argument --local: no such file"),
         (["ops", "jobs"], "name the stack: --stack NAME"),
@@ -170,3 +179,14 @@ def test_sign_curl_prints_one_whole_command_whose_parts_survive_the_shell(
     assert headers["Content-Type"] == "application/json"
     lowered = {k.lower(): v for k, v in headers.items()}
     verify(["s3cret"], lowered, "POST", "/publishes", None, body.encode(), 1698415200)
+
+
+def test_an_aws_endpoint_where_nothing_answers_is_a_one_line_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = int(probe.getsockname()[1])  # free again once closed: nothing listens there
+    code, said = run(capsys, "serve", "--port", "0", "--aws-endpoint", f"http://127.0.0.1:{closed}")
+    assert code == 2
+    assert "is the moto server or fault proxy running?" in one_line(said)
