@@ -62,7 +62,7 @@ def test_the_defaults_in_the_deploy_page_are_the_templates(template: Template) -
 
 def test_the_reserved_concurrency_stated_is_the_templates(template: Template) -> None:
     page = DEPLOY.read_text(encoding="utf-8")
-    stated = re.search(r"reserves \*\*(\d+)\*\* reserved concurrent executions", page)
+    stated = re.search(r"reserves \*\*(\d+)\*\* concurrent executions", page)
     with_bus = re.search(r"\((\d+) with `GenesysEventBusName` set\)", page)
     assert stated and with_bus, "docs/deploy.md states the stack's reserved concurrency"
     assert int(stated.group(1)) == reserved(template)
