@@ -267,7 +267,7 @@ def job_view(job: Job) -> dict[str, Any]:
 
 
 def telephony_view(job: Job) -> dict[str, Any]:
-    """The telephony scope the job watches, and the capacity report (issue 4): bounded, for a person."""
+    """The telephony scope the job watches, and the capacity report: bounded, for a person."""
     view: dict[str, Any] = {}
     if job.scope is not None:
         view["telephonyScope"] = {

@@ -351,7 +351,7 @@ class Pipeline(ValidationStep, ConflictStep):
         now = self.clock.now()
         words = f"Genesys ended schedule update {outcome.operation_id} with status {outcome.status}"
         if outcome.status == "Error":
-            words += " and no detail"  # Error carries nothing but the operation id (shared/GENESYS_EVENTS.md)
+            words += " and no detail"  # Error carries nothing but the operation id
         cleared = job.model_copy(deep=True, update={"pending_base_version": None, "operation_id": None})
         if job.publish_attempts > job.request.telephony_sync.retry_count:
             self.transitions.finish(

@@ -337,7 +337,7 @@ class DynamoJobStore(GenesysOperations, Table):
                 },
             )
 
-    # --- shared observations (issue 4) ---------------------------------------------------------------
+    # --- shared observations -------------------------------------------------------------------------
     # `observation#<key>`: what one job read of telephony (a site, an Edge) or of slow-moving reference
     # data (campaigns, queue members), reused by jobs that look a few seconds later. Freshness is judged
     # by the reader on `observedAt`; `expiresAt` only lets DynamoDB clean the item up.
@@ -368,7 +368,7 @@ class DynamoJobStore(GenesysOperations, Table):
             return False
         return True
 
-    # --- telephony watches (issue 10) --------------------------------------------------------------------
+    # --- telephony watches ------------------------------------------------------------------------------
     # `watch#<entityId>` -> `jobs`, a string set: the jobs whose telephony scope holds that Edge or trunk.
     # Written once per job when its scope is computed (ADD: a retry or a lost answer adds nothing
     # twice), read by the genesys_events function when that entity changes: one GetItem per event,
