@@ -134,6 +134,9 @@ def summarise(job: dict[str, Any], stats: dict[str, Any]) -> int:
     words = telephony_words(job)
     if words:
         print(f"  {words}")
+    capacity = job.get("capacity") or {}
+    if capacity.get("summary"):
+        print(f"  capacity: {capacity['summary']}")
     return 0 if job.get("status") == "PUBLISHED" else 1
 
 
