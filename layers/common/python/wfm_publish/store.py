@@ -66,6 +66,9 @@ class JobStore(Protocol):
         self, schedule_id: str, job_id: str, now: float, needed_until: float
     ) -> str | None: ...
     def release_schedule(self, schedule_id: str, job_id: str) -> None: ...
+    def claim_telling(
+        self, job_id: str, teller: str, now: float, lease: float, needed_until: float
+    ) -> str | None: ...
     def lock_idempotency(
         self, key: str, body_hash: str, token: str, now: float, lock_seconds: float, needed_until: float
     ) -> None: ...
@@ -261,6 +264,34 @@ class DynamoJobStore(GenesysOperations, Table):
                 ExpressionAttributeNames={"#j": "jobId"},
                 ExpressionAttributeValues={":job": {"S": job_id}},
             )
+
+    # --- who tells a job's callback records -------------------------------------------------------------
+    # `notify#<jobId>` -> `teller`, `until`: the one notifier telling the job's callback records right now
+    # (the stream's, or an operator's `ops notify`), so two never both read "not told" and both PATCH.
+    # A lease: a teller that died holding it is replaced once `until` has passed; a teller renews it
+    # before each record, and its own retry (the same teller) goes on at once.
+
+    def claim_telling(
+        self, job_id: str, teller: str, now: float, lease: float, needed_until: float
+    ) -> str | None:
+        """Hold the telling of `job_id`'s records until `now + lease`. Returns the other teller holding
+        it (None: it is ours)."""
+        item = {
+            "pk": {"S": f"notify#{job_id}"},
+            "teller": {"S": teller},
+            "until": {"N": f"{now + lease:.3f}"},
+            **self._expiry(max(needed_until, now)),
+        }
+        try:
+            self._put(
+                item,
+                "attribute_not_exists(pk) OR #t = :me OR #u < :now",
+                {"#t": "teller", "#u": "until"},
+                {":me": {"S": teller}, ":now": {"N": f"{now:.3f}"}},
+            )
+        except ConditionFailed as failed:
+            return str((failed.item or {}).get("teller", {}).get("S", "another notifier"))
+        return None
 
     # --- idempotency ---------------------------------------------------------------------------------
 
