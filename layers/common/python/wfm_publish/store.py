@@ -400,20 +400,31 @@ class DynamoJobStore(GenesysOperations, Table):
     # Written once per job when its scope is computed (ADD: a retry or a lost answer adds nothing
     # twice), read by the genesys_events function when that entity changes: one GetItem per event,
     # however many jobs or entities there are. Ended jobs are pruned by the reader (DELETE) and the
-    # item expires a day after the last job added to it is due to end.
+    # item expires a day after the latest deadline of the jobs added to it (never sooner).
 
     def watch(self, job_id: str, entity_ids: list[str], until: float) -> None:
+        """Add `job_id` to each entity's watch. Its expiry only ever grows: a job due to end sooner never
+        shortens the watch of one due later (the add and the longer expiry in one write; when the watch
+        already lives longer, the add alone)."""
+        job = {":job": {"SS": [job_id]}}
         for entity_id in dict.fromkeys(entity_ids):
-            self._call(
-                self._db.update_item,
-                TableName=self._table,
-                Key={"pk": {"S": f"watch#{entity_id}"}},
-                UpdateExpression="ADD jobs :job SET expiresAt = :exp",
-                ExpressionAttributeValues={
-                    ":job": {"SS": [job_id]},
-                    ":exp": {"N": str(int(until + DAY))},
-                },
-            )
+            key = {"S": f"watch#{entity_id}"}
+            try:
+                self._update(
+                    key,
+                    "ADD jobs :job SET #e = :exp",
+                    "attribute_not_exists(#e) OR #e < :exp",
+                    {"#e": "expiresAt"},
+                    job | {":exp": {"N": str(int(until + DAY))}},
+                )
+            except ConditionFailed:
+                self._call(
+                    self._db.update_item,
+                    TableName=self._table,
+                    Key={"pk": key},
+                    UpdateExpression="ADD jobs :job",
+                    ExpressionAttributeValues=job,
+                )
 
     def watchers(self, entity_id: str) -> list[str]:
         item = self._get(f"watch#{entity_id}") or {}
