@@ -4,17 +4,21 @@ found them; tests/integration/test_store.py pins the store's side against moto o
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
 
-from tests.support.virtual import REQUEST, UPDATE, applied_once, fault, start
+from tests.support.faults import FaultyDynamoDB, on_item
+from tests.support.virtual import REQUEST, UPDATE, accept, applied_once, fault, quiet_demo, start, virtual_run
 from tests.support.virtual import quiet_demo as demo
 from wfm_publish.cancel import Refusal, cancel
-from wfm_publish.errors import CancelRefused, IdempotencyKeyReused, JobEnded
-from wfm_publish.intake import LOCK_SECONDS
+from wfm_publish.errors import CancelRefused, IdempotencyKeyReused, JobEnded, StoreError
+from wfm_publish.intake import LOCK_SECONDS, job_id_for
 from wfm_publish.models import JobMessage, JobStatus, PublishRequest, ReasonCode
 from wfm_publish.watchdog import OVERDUE_AFTER, Redrive, move_on, redrive_letter, rescue_overdue
+from wfm_publish_local.memorydb import MemoryDynamoDB
+from wfm_publish_local.virtual import JOBS_TABLE, MemoryJobStore, _indexes
 
 
 def test_an_update_whose_answer_was_lost_cannot_be_cancelled_and_ends_published() -> None:
@@ -184,3 +188,55 @@ def test_a_retry_of_a_request_that_joined_a_job_which_then_ended_answers_that_jo
     assert retry.body["publishId"] == first_id and retry.body["joined"] is True
     assert retry.body["status"] == "CANCELLED"
     assert [j.job_id for j in run.store.jobs.values()] == [first_id]  # no second job
+
+
+def failing_store() -> tuple[MemoryJobStore, FaultyDynamoDB]:
+    """The one store over DynamoDB in memory, through a client whose writes can be made to fail."""
+    db = FaultyDynamoDB(MemoryDynamoDB({JOBS_TABLE: _indexes()}))
+    return MemoryJobStore(db), db  # type: ignore[arg-type]
+
+
+def for_schedule(schedule_id: str, **more: Any) -> PublishRequest:
+    return PublishRequest.model_validate({**REQUEST, "scheduleId": schedule_id, **more})
+
+
+def test_a_key_refused_for_another_body_leaves_nothing_behind() -> None:
+    """Case 3: key K starts a job for schedule A, its key's record fails to write (503). K again with a
+    body for schedule B is a 422 that writes nothing: no claim on B naming A's job, which every later
+    request for B would join."""
+    store, db = failing_store()
+    run = virtual_run(quiet_demo(), store=store)
+    db.arm("put_item", on_item("idem#", status="COMPLETED"), "error")
+    with pytest.raises(StoreError):
+        run.intake.accept(for_schedule("sched-a"), "key-k")
+    job_a = job_id_for("key-k")
+    assert run.job(job_a).schedule_id == "sched-a"
+    items, writes = copy.deepcopy(store.items), store.writes
+    with pytest.raises(IdempotencyKeyReused):
+        run.intake.accept(for_schedule("sched-b"), "key-k")
+    assert store.writes == writes and store.items == items  # a refused request writes nothing
+    assert store.active_job("sched-b") is None
+    later = run.intake.accept(for_schedule("sched-b"), "key-later").body
+    assert later["publishId"] != job_a and later["joined"] is False  # B gets a job of its own
+    # The first body, sent again, still meets its own job.
+    assert run.intake.accept(for_schedule("sched-a"), "key-k").body["publishId"] == job_a
+
+
+def test_a_key_that_joined_a_job_is_refused_with_another_body_on_every_path() -> None:
+    """Case 4: key K joins job X, then its key's record fails to write. K sent again with another body
+    is a 422 (not a 202 naming X, stored under the new body); the same body still answers X."""
+    store, db = failing_store()
+    run = virtual_run(quiet_demo(), store=store)
+    first = accept(run)
+    joiner = {**REQUEST, "callback": {"table": "change_request", "sysId": "c" * 32}}
+    db.arm("put_item", on_item("idem#", status="COMPLETED"), "error")
+    with pytest.raises(StoreError):
+        run.intake.accept(PublishRequest.model_validate(joiner), "key-joiner")
+    assert [j.key for j in run.job(first).joiners] == ["key-joiner"]
+    items, writes = copy.deepcopy(store.items), store.writes
+    for other in ({**joiner, "validationMode": "off"}, {**joiner, "scheduleId": "sched-other"}):
+        with pytest.raises(IdempotencyKeyReused):
+            run.intake.accept(PublishRequest.model_validate(other), "key-joiner")
+    assert store.writes == writes and store.items == items
+    again = run.intake.accept(PublishRequest.model_validate(joiner), "key-joiner").body
+    assert (again["publishId"], again["joined"]) == (first, True)

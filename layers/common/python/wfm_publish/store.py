@@ -37,6 +37,7 @@ from wfm_publish.models import Job, JobStatus, Joiner
 from wfm_publish.store_items import (
     DUE_SHARD,
     IdempotencyStatus,
+    JoinNote,
     idempotency_from,
     job_from_item,
     job_item,
@@ -58,8 +59,8 @@ class JobStore(Protocol):
     def get_job(self, job_id: str) -> Job | None: ...
     def save_job(self, job: Job) -> Job: ...
     def add_joiner(self, job_id: str, joiner: Joiner) -> None: ...
-    def note_join(self, key: str, job_id: str, until: float) -> None: ...
-    def joined(self, key: str) -> str | None: ...
+    def note_join(self, key: str, job_id: str, until: float, body_hash: str) -> None: ...
+    def joined(self, key: str) -> JoinNote | None: ...
     def overdue_jobs(self, before: float, most: int) -> list[str]: ...
     def watch(self, job_id: str, entity_ids: list[str], until: float) -> None: ...
     def claim_schedule(
@@ -143,16 +144,23 @@ class DynamoJobStore(GenesysOperations, Table):
     # that request (its answer, or its key's record, lost) meets the join it already made instead of
     # starting a job of its own once the joined one ended, which would tell its callback twice.
 
-    def note_join(self, key: str, job_id: str, until: float) -> None:
+    def note_join(self, key: str, job_id: str, until: float, body_hash: str) -> None:
         self._call(
             self._db.put_item,
             TableName=self._table,
-            Item={"pk": {"S": f"joined#{key}"}, "job": {"S": job_id}, **self._expiry(until)},
+            Item={
+                "pk": {"S": f"joined#{key}"},
+                "job": {"S": job_id},
+                "bodyHash": {"S": body_hash},  # the key with another body is refused, on every path
+                **self._expiry(until),
+            },
         )
 
-    def joined(self, key: str) -> str | None:
+    def joined(self, key: str) -> JoinNote | None:
         item = self._get(f"joined#{key}")
-        return str(item["job"]["S"]) if item else None
+        if not item:
+            return None
+        return JoinNote(str(item["job"]["S"]), str(item.get("bodyHash", {}).get("S", "")))
 
     def overdue_jobs(self, before: float, most: int = 100) -> list[str]:
         """Jobs not ended whose next step was due before `before`, oldest first (the due index)."""
