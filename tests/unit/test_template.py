@@ -376,6 +376,9 @@ def test_policies_match_what_each_function_does(template: Template) -> None:
     assert _policy_targets(template, "DeadLettersFunction") == {
         "DynamoDBCrudPolicy": {"JobsTable"},  # ends the stranded jobs
         "SQSPollerPolicy": {"ValidationDLQ", "ConflictDLQ"},  # reads and deletes the letters it settles
+        # a job whose update may have landed: its schedule read (Genesys), or moved on to confirm
+        "SQSSendMessagePolicy": {"ValidationQueue"},
+        "AWSSecretsManagerGetSecretValuePolicy": {"GenesysCredentials"},
     }
     assert _policy_targets(template, "WeeklyUnitFunction") == {
         "DynamoDBCrudPolicy": {"JobsTable"},
