@@ -139,3 +139,20 @@ def test_a_teller_that_dies_holding_the_telling_is_resumed_by_its_retry_or_by_op
     clock.advance(LEASE_SECONDS + 1)
     assert ops.notify(lost) is Outcome.DELIVERED
     assert told(snow) == ["PUBLISHED"]
+
+
+def test_after_the_stream_gives_up_on_a_record_ops_tells_it_at_once(
+    store: DynamoJobStore, snow: ServiceNowStandIn
+) -> None:
+    """The stream's attempts fail (ServiceNow 503 until the record goes to NotifierDLQ): each lets go of
+    the telling, so the operator's `ops notify`, once ServiceNow is back, need not wait for a lease."""
+    clock = VirtualClock()
+    ended = ended_job(store)
+    stream = Notifier(store, lambda: client(snow), clock)
+    for _ in range(3):
+        snow.fail_next(1, status=503)
+        with pytest.raises(Exception, match="503"):
+            stream.notify(ended)
+    ops = Notifier(store, lambda: client(snow), clock, teller="ops:1")
+    assert ops.notify(ended) is Outcome.DELIVERED
+    assert told(snow) == ["PUBLISHED"]

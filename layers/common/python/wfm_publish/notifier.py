@@ -10,9 +10,10 @@ NotifierDLQ). Each record hears the end exactly once:
   PATCHed it and died before noting it) is not PATCHed again.
 - One teller at a time: the stream's notifier and an operator's `ops notify` each take the job's
   `notify#` lease (store.claim_telling) before they read what is told. The other stands back: the
-  stream's record is retried, the operator is told to try again. The stream is one teller (its
-  records of a job come in order, one at a time), so its own retry after a crash goes on at once; a
-  lease left by a dead operator's command runs out after LEASE_SECONDS.
+  stream's record is retried, the operator is told to try again. A teller whose attempt fails (say
+  ServiceNow answers 503) lets go at once. The stream is one teller (its records of a job come in
+  order, one at a time), so its own retry after a crash goes on at once; a lease left by a teller
+  killed while holding it runs out after LEASE_SECONDS.
 
 Progress (`callback.progress: true`): the records that asked also hear PUBLISHING when the job starts
 publishing, so ServiceNow can hold changes while the publish window is open (docs/servicenow.md): the
@@ -135,6 +136,15 @@ class Notifier:
             logger.info("job ended without a callback", extra={"job_id": image.job_id})
             return Outcome.NO_CALLBACK
         holder = self._hold(image)  # before reading what is told: nobody tells between our read and PATCH
+        try:
+            return self._tell_end(image, records, holder)
+        except NotifyContended:
+            raise  # another teller holds it: nothing of ours to let go of
+        except Exception:
+            self._let_go(image)  # a failed attempt (ServiceNow down): the next teller need not wait
+            raise
+
+    def _tell_end(self, image: Job, records: list[tuple[str, Callback]], holder: str | None) -> Outcome:
         current = self._store.get_job(image.job_id) or image
         told = {REQUEST: current.notified_status, **current.deliveries}
         waiting = [(key, callback) for key, callback in records if told.get(key) is not image.status]
@@ -172,6 +182,14 @@ class Notifier:
         """Take (or renew) the telling of the job's records. Returns the other teller holding it."""
         now = self._clock.now()
         return self._store.claim_telling(image.job_id, self._teller, now, LEASE_SECONDS, image.deadline_at)
+
+    def _let_go(self, image: Job) -> None:
+        """Give up our hold (a conditional delete: never another teller's); if even that fails, the
+        lease runs out by itself."""
+        try:
+            self._store.release_telling(image.job_id, self._teller)
+        except StoreError:
+            logger.warning("could not let go of the callback records", extra={"job_id": image.job_id})
 
     def _shows(self, callback: Callback, job_id: str, statuses: Set[str]) -> bool:
         """The record already shows this job in one of `statuses`: an earlier attempt PATCHed it and
@@ -228,6 +246,13 @@ class Notifier:
             # Only an operator's `ops notify` holds it besides us, and only for a job that has ended:
             # its end is being told; progress now would come after it.
             return Outcome.ALREADY_NOTIFIED
+        try:
+            return self._tell_progress(image, asked)
+        except Exception:
+            self._let_go(image)
+            raise
+
+    def _tell_progress(self, image: Job, asked: list[tuple[str, Callback]]) -> Outcome:
         current = self._store.get_job(image.job_id)
         if current is None or current.status.terminal or current.notified_status is not None:
             return Outcome.ALREADY_NOTIFIED  # it ended (or is gone): its end is told, never overwritten

@@ -70,6 +70,7 @@ class JobStore(Protocol):
     def claim_telling(
         self, job_id: str, teller: str, now: float, lease: float, needed_until: float
     ) -> str | None: ...
+    def release_telling(self, job_id: str, teller: str) -> None: ...
     def lock_idempotency(
         self, key: str, body_hash: str, token: str, now: float, lock_seconds: float, needed_until: float
     ) -> None: ...
@@ -277,7 +278,8 @@ class DynamoJobStore(GenesysOperations, Table):
     # `notify#<jobId>` -> `teller`, `until`: the one notifier telling the job's callback records right now
     # (the stream's, or an operator's `ops notify`), so two never both read "not told" and both PATCH.
     # A lease: a teller that died holding it is replaced once `until` has passed; a teller renews it
-    # before each record, and its own retry (the same teller) goes on at once.
+    # before each record, lets go of it when its attempt fails, and its own retry (the same teller)
+    # goes on at once.
 
     def claim_telling(
         self, job_id: str, teller: str, now: float, lease: float, needed_until: float
@@ -300,6 +302,19 @@ class DynamoJobStore(GenesysOperations, Table):
         except ConditionFailed as failed:
             return str((failed.item or {}).get("teller", {}).get("S", "another notifier"))
         return None
+
+    def release_telling(self, job_id: str, teller: str) -> None:
+        """Let go of the telling (a teller whose attempt failed: the next may go on at once); only our
+        own hold, never another teller's."""
+        with contextlib.suppress(ConditionFailed):
+            self._call(
+                self._db.delete_item,
+                TableName=self._table,
+                Key={"pk": {"S": f"notify#{job_id}"}},
+                ConditionExpression="#t = :me",
+                ExpressionAttributeNames={"#t": "teller"},
+                ExpressionAttributeValues={":me": {"S": teller}},
+            )
 
     # --- idempotency ---------------------------------------------------------------------------------
 
