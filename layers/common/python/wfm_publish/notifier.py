@@ -18,10 +18,11 @@ NotifierDLQ). Each record hears the end exactly once:
 Progress (`callback.progress: true`): the records that asked also hear PUBLISHING when the job starts
 publishing, so ServiceNow can hold changes while the publish window is open (docs/servicenow.md): the
 request's and every joined request's, and a request that joins while the job is publishing when its
-join's stream record comes. Progress never overwrites an end: it is told under the same lease, only
-while the job has not ended, and not to a record that already shows this job publishing or ended (read
-first). Nothing is written to the job for it: the job is still moving, and a write here would race the
-pipeline's conditional writes (its version).
+join's stream record comes. Progress never overwrites an end: it is told under the same lease (no
+other teller tells the end meanwhile), and not to a record that already shows this job publishing or
+ended (read first; on the stream, a job's PUBLISHING record comes before its end). Nothing is written
+to the job for it: the job is still moving, and a write here would race the pipeline's conditional
+writes (its version).
 
 A job removed before it ended (the stream's REMOVE) tells its records FAILED, each read first.
 """
@@ -254,8 +255,8 @@ class Notifier:
 
     def _tell_progress(self, image: Job, asked: list[tuple[str, Callback]]) -> Outcome:
         current = self._store.get_job(image.job_id)
-        if current is None or current.status.terminal or current.notified_status is not None:
-            return Outcome.ALREADY_NOTIFIED  # it ended (or is gone): its end is told, never overwritten
+        if current is not None and current.notified_status is not None:
+            return Outcome.ALREADY_NOTIFIED  # its end was told: never overwritten
         delivered = False
         for _, callback in asked:
             try:
