@@ -241,7 +241,7 @@ def test_a_join_is_refused_on_a_job_ended_checked(store: DynamoJobStore) -> None
 class ReleasedBetweenLookAndTakeover(DynamoJobStore):
     """The holder's release lands between our "is it still active?" look and our takeover put."""
 
-    def _still_active(self, holder: str, claimed_at: float, now: float) -> bool:
+    def _still_active(self, schedule_id: str, holder: str, claimed_at: float, now: float) -> bool:
         self.release_schedule("sched-phantom", holder)
         return False
 

@@ -319,3 +319,21 @@ def test_a_dead_letter_past_the_deadline_that_cannot_find_out_still_ends_the_job
     job = run.job(job_id)
     assert (job.status, job.reason_code) == (JobStatus.FAILED, ReasonCode.DEADLINE_EXCEEDED)
     assert job.detail is not None and "may still apply it" in job.detail
+
+
+def test_a_claim_left_by_a_failed_start_never_makes_another_schedule_s_job_joinable() -> None:
+    """Key K starts a job for schedule A: its claim is written, the job's write fails (503) and never
+    lands. K is then free (nothing of its job exists), and starts a job for schedule B. A request for A
+    must not join that job (the claim on A still names its id): it gets a job of its own."""
+    store, db = failing_store()
+    run = virtual_run(quiet_demo(), store=store)
+    db.arm("put_item", on_item("job#"), "error")
+    with pytest.raises(StoreError):
+        run.intake.accept(for_schedule("sched-a"), "key-k")
+    assert store.active_job("sched-a") is not None  # its write may have landed: the claim stays
+    job_b = run.intake.accept(for_schedule("sched-b"), "key-k").body
+    assert job_b["publishId"] == job_id_for("key-k")
+    for_a = run.intake.accept(for_schedule("sched-a"), "key-a").body
+    assert for_a["publishId"] != job_b["publishId"] and for_a["joined"] is False
+    assert for_a["scheduleId"] == "sched-a"
+    assert run.job(for_a["publishId"]).schedule_id == "sched-a"

@@ -236,9 +236,10 @@ class DynamoJobStore(GenesysOperations, Table):
             holder = str(held["jobId"]["S"])
             if holder == job_id:
                 return None  # our own claim, whose answer was lost
-            if self._still_active(holder, float(held.get("claimedAt", {}).get("N", "0")), now):
+            if self._still_active(schedule_id, holder, float(held.get("claimedAt", {}).get("N", "0")), now):
                 return holder
-            # The holder ended (its release was lost) or never got written: take over from exactly it.
+            # The holder ended (its release was lost), never got written, or is another schedule's job:
+            # take over from exactly it.
             try:
                 self._put(item, "#j = :holder", {"#j": "jobId"}, {":holder": {"S": holder}})
                 return None
@@ -248,12 +249,14 @@ class DynamoJobStore(GenesysOperations, Table):
                 # Released or taken by another request since: look again.
         raise StoreError(f"the claim on schedule {schedule_id} kept changing hands; try again")
 
-    def _still_active(self, holder: str, claimed_at: float, now: float) -> bool:
+    def _still_active(self, schedule_id: str, holder: str, claimed_at: float, now: float) -> bool:
         active = self.get_job(holder)
         if active is None:
             # Intake claims the schedule a moment before it writes the job: a fresh claim is in flight.
             return now - claimed_at < CLAIM_GRACE_SECONDS
-        return not active.status.terminal
+        # A claim naming a job of another schedule was left by a start whose write never landed (its
+        # key then started that job for another schedule): it holds nothing here.
+        return active.schedule_id == schedule_id and not active.status.terminal
 
     def active_job(self, schedule_id: str) -> tuple[str, float] | None:
         """Read only: the job the `schedule#<id>` item names and when it claimed the schedule, if any.
