@@ -9,7 +9,7 @@ export SAM_CLI_TELEMETRY := 0
 export __SAM_CLI_APP_DIR := $(CURDIR)/.sam-cli
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help dev demo-deps demo serve weekly openapi genesys-models chaos chaos-stack test unit integration e2e lint typecheck template-lint security bench build clean
+.PHONY: help dev demo-deps demo serve weekly openapi genesys-models servicenow chaos chaos-stack test unit integration e2e lint typecheck template-lint security bench build clean
 
 help:
 	@echo "make demo   - run the main job on the embedded local stack (no Docker, no AWS account)"
@@ -21,6 +21,7 @@ help:
 	@echo "make weekly - fire the weekly publish now on the local stack (scenarios/weekly.yaml)"
 	@echo "make openapi - regenerate docs/openapi.json from the code (a test fails when it drifts)"
 	@echo "make genesys-models - regenerate docs/genesys-models.json from the official Genesys SDK (needs PyPI)"
+	@echo "make servicenow - build the ServiceNow update set from servicenow/ (build/servicenow/wfm-publish-update-set.xml)"
 
 # One venv, filled in two steps: `make demo` needs only the runtime and the local stack (.installed-local);
 # `make test` and the tools add the test and lint tools (.installed). Each is redone when pyproject.toml changes.
@@ -69,6 +70,14 @@ openapi: dev
 # tests read the committed docs/genesys-models.json.
 genesys-models: dev
 	$(BIN)/python scripts/genesys_models.py
+
+# The ServiceNow update set an admin imports (docs/servicenow.md): servicenow/, one file per record, built
+# into one XML under build/ (not committed: it is derived, and the same files always build the same bytes).
+# Every script is checked at ES5 level first: later syntax fails the build. SERVICENOW_DATE stamps the
+# records (yyyy-MM-dd HH:mm:ss; a fixed date by default, so the same files build the same bytes).
+SERVICENOW_DATE ?= 2024-01-01 00:00:00
+servicenow: dev
+	$(BIN)/python -m wfm_publish_local.servicenow_set --output build/servicenow/wfm-publish-update-set.xml --date "$(SERVICENOW_DATE)"
 
 lint: dev
 	$(BIN)/ruff check .

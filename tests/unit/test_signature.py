@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import json
-import re
-import shutil
-import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -272,125 +267,5 @@ def test_the_sign_command_prints_the_headers(capsys: pytest.CaptureFixture[str])
     }
 
 
-# --- the ServiceNow script in docs/servicenow.md ---------------------------------------------------
-
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "servicenow.md"
-GLIDE_STAND_IN = """
-const crypto = require('crypto');
-global.gs = {base64Encode: (text) => Buffer.from(text, 'utf8').toString('base64')};
-global.GlideCertificateEncryption = function () {};
-// As ServiceNow documents generateMac: a Base64 key, an algorithm name, the data; a Base64 MAC back.
-GlideCertificateEncryption.prototype.generateMac = function (key, algorithm, data) {
-    if (algorithm !== 'HmacSHA256') throw new Error('unexpected algorithm ' + algorithm);
-    return crypto.createHmac('sha256', Buffer.from(key, 'base64')).update(data, 'utf8').digest('base64');
-};
-"""
-
-
-def _documented_script() -> str:
-    script = re.search(
-        r"<!-- servicenow-script:begin -->\s*```javascript\n(.*?)```\s*<!-- servicenow-script:end -->",
-        DOCS.read_text(),
-        re.S,
-    )
-    assert script is not None, "the signing script's markers are missing from docs/servicenow.md"
-    return script.group(1)
-
-
-def _node(program: str) -> list[Any]:
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("Node.js is not installed: the documented ServiceNow script is not run")
-    result = subprocess.run([node, "-e", program], capture_output=True, text=True, timeout=60, check=True)
-    return [json.loads(line) for line in result.stdout.splitlines()]
-
-
-LOCAL = "wfm-publish-local-hmac-secret"
-
-
-def test_the_documented_servicenow_script_signs_as_the_api_checks() -> None:
-    cases: list[tuple[str, str, str, Any, str, int]] = [
-        (LOCAL, "POST", "/publishes", None, '{"scheduleId":"sched-demo"}', 1_698_415_200_123),
-        (LOCAL, "GET", "/publishes/p-1", None, "", 1_698_415_200_000),
-        (
-            "a longer secret with spaces & symbols!",
-            "post",
-            "/publishes/it's (a) b*!/cancel",
-            {"z": "1", "a": ["x y", "!'()*", "é"], "a-": "", "b=c": "&"},
-            json.dumps({"scheduleId": "s", "x": [1, 2], "t": "é ✓"}, ensure_ascii=False),
-            1_700_000_000_999,
-        ),
-    ]
-    program = (
-        GLIDE_STAND_IN
-        + _documented_script()
-        + "".join(
-            "console.log(JSON.stringify(WfmPublishSigner.sign("
-            f"{json.dumps(secret)}, {json.dumps(method)}, {json.dumps(path)}, {json.dumps(query)}, "
-            f"{json.dumps(body)}, {millis})));\n"
-            for secret, method, path, query, body, millis in cases
-        )
-    )
-    for signed, (secret, method, path, query, body, millis) in zip(_node(program), cases, strict=True):
-        assert signed["timestamp"] == str(millis // 1000)
-        assert signed["signature"] == sign(secret, millis // 1000, method, path, query, body)
-        verify(
-            [secret],
-            {"X-Signature-Timestamp": signed["timestamp"], "X-Signature": signed["signature"]},
-            method.upper(),
-            path,
-            query,
-            body.encode(),
-            millis / 1000,
-        )
-    # The test vectors printed in the docs are the real ones.
-    text = DOCS.read_text()
-    local, publish = "wfm-publish-local-hmac-secret", "/publishes/3f2a9c04e1d84b7c9a1e5d6f7b8c9d0e"
-    assert sign(local, 1698415200, "POST", "/publishes", None, '{"scheduleId":"sched-demo"}') in text
-    assert sign(local, 1698415200, "GET", publish, None, "") in text
-    assert sign(local, 1698415200, "POST", f"{publish}/cancel", None, "") in text
-
-
-REST_MESSAGE_STAND_IN = """
-global.GlideDateTime = function () {};
-GlideDateTime.prototype.getNumericValue = function () { return NOW_MILLIS; };
-global.sn_ws = {RESTMessageV2: function (message, method) {
-    this.sent = {message: message, method: method, headers: {}, params: {}, body: ''};
-}};
-sn_ws.RESTMessageV2.prototype.setRequestHeader = function (k, v) { this.sent.headers[k] = v; };
-sn_ws.RESTMessageV2.prototype.setStringParameterNoEscape = function (k, v) { this.sent.params[k] = v; };
-sn_ws.RESTMessageV2.prototype.setRequestBody = function (b) { this.sent.body = b; };
-sn_ws.RESTMessageV2.prototype.execute = function () { return this.sent; };
-"""
-
-
-def test_the_documented_send_signs_the_route_each_rest_method_calls() -> None:
-    """`send` names the REST message's HTTP method; the headers it sets pass on that route only."""
-    millis, publish_id = 1_698_415_200_500, "3f2a9c04e1d84b7c9a1e5d6f7b8c9d0e"
-    calls = [
-        ("Publish schedule", '{"scheduleId":"sched-demo"}', "k-1", None, "POST", "/publishes"),
-        ("Get publish", "", None, publish_id, "GET", f"/publishes/{publish_id}"),
-        ("Cancel publish", "", None, publish_id, "POST", f"/publishes/{publish_id}/cancel"),
-    ]
-    program = (
-        GLIDE_STAND_IN
-        + REST_MESSAGE_STAND_IN.replace("NOW_MILLIS", str(millis))
-        + _documented_script()
-        + "".join(
-            f"console.log(JSON.stringify(WfmPublishSigner.send({json.dumps(name)}, {json.dumps(SECRET)}, "
-            f"'api-key', {json.dumps(body)}, {json.dumps(key)}, {json.dumps(publish)})));\n"
-            for name, body, key, publish, _, _ in calls
-        )
-    )
-    routes = {(method, path) for *_, method, path in calls}
-    for sent, (name, body, _, _, method, path) in zip(_node(program), calls, strict=True):
-        assert sent["method"] == name
-        for other_method, other_path in routes:
-            checked = functools.partial(
-                verify, [SECRET], sent["headers"], other_method, other_path, None, body.encode()
-            )
-            if (other_method, other_path) == (method, path):
-                checked(millis / 1000)
-            else:
-                with pytest.raises(SignatureRejected):
-                    checked(millis / 1000)
+# The ServiceNow script include that signs (servicenow/sys_script_include/WfmPublish.xml) is run against
+# these checks in tests/unit/test_servicenow_update_set.py.

@@ -76,7 +76,7 @@ def _overflow(
         end_utc=_utc(week, last),
         intervals=last - first,
         lines_needed=peak,
-        lines_available=pool.available,
+        lines_available=pool.available or 0,  # a run over capacity has a limit
         peak_at=week.local(at).isoformat(),
         campaigns=behind,
     )
@@ -105,6 +105,14 @@ def _utc(week: Week, index: int) -> str:
     return week.utc(index).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+BOUND_WORDS = {
+    "lineDistribution": "the line distribution's maxOutboundLineCount",
+    "trunks": "the trunks' Max Calls",
+    "edges": "the Edges' concurrent call capacity",
+    "none": "none",
+}
+
+
 def summary(report: CapacityReport, ranges: int) -> str:
     if not report.pools:
         return "no outbound campaign in scope: no lines needed"
@@ -113,13 +121,22 @@ def summary(report: CapacityReport, ranges: int) -> str:
             report.pools, key=lambda p: (p.peak_needed / p.lines_available) if p.lines_available else 0
         )
         at = f" ({worst.peak_at})" if worst.peak_at else ""
+        where = worst.name or worst.pool
+        if worst.lines_available is None:
+            return (
+                f"all {report.intervals_checked} intervals checked; peak {worst.peak_needed} lines at "
+                f"{where}{at}; no limit could be read, so none was applied"
+            )
+        bound = BOUND_WORDS.get(worst.bound, worst.bound)
         return (
             f"all {report.intervals_checked} intervals within capacity; peak {worst.peak_needed} of "
-            f"{worst.lines_available} lines at {worst.name or worst.pool}{at}"
+            f"{worst.lines_available} lines at {where}{at} (bound: {bound})"
         )
     first = report.over[0]
+    decided = next((p.bound for p in report.pools if p.pool == first.pool), None)
+    by = f" (bound: {BOUND_WORDS.get(decided, decided)})" if decided else ""
     return (
         f"{report.intervals_over} of {report.intervals_checked} 15-minute intervals over capacity "
         f"in {ranges} range{'s' if ranges != 1 else ''}; first: {first.label}: "
-        f"{first.lines_needed} lines needed, {first.lines_available} available"
+        f"{first.lines_needed} lines needed, {first.lines_available} available{by}"
     )

@@ -55,8 +55,9 @@ class Settings(BaseModel):
     settle_window_seconds: float = Field(default=30.0, ge=0)
     job_deadline_seconds: float = Field(default=8 * 3600.0, gt=0)
     job_ttl_days: int = Field(default=30, ge=1)
-    # Telephony readiness and capacity (issue 4); the defaults suit Genesys Cloud's own.
+    # Telephony readiness and capacity. The Max Calls property key is undocumented: configuration.
     trunk_max_calls_property: str = Field(default="trunk_max_concurrent_calls", min_length=1)
+    edge_call_capacity: int = Field(default=0, ge=0)  # calls per premises Edge; 0: no Edge bound
     on_queue_activity_codes: str = Field(default="0", min_length=1)  # comma-separated activity code ids
     observation_max_age_seconds: float = Field(default=5.0, ge=0)  # 0: jobs never share telephony reads
     # Telephony events wake waiting jobs (set by the stack when GenesysEventBusName is given, issue 10).

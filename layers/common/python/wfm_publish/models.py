@@ -216,9 +216,23 @@ class ScopePool(Wire):
     kind: str  # "site" | "edgeGroup"
     id: str
     name: str | None = None
+    # A site's Site.mediaModel: "Premises" (Edges on site: BYOC Premises) or "Cloud" (BYOC Cloud,
+    # Genesys Cloud Voice: trunks found through the site's outbound routes). None: an edge group.
+    media_model: str | None = None
     edges: list[str] = Field(default_factory=list)
     trunks: list[str] = Field(default_factory=list)
     trunk_bases: list[str] = Field(default_factory=list)
+
+    def rests_on(self) -> str:
+        """What readiness reads for this pool, in words (the job's scope says it)."""
+        if self.media_model == "Cloud":
+            return (
+                f"{self.key}: a Cloud media site; its outbound routes' trunks and trunk bases"
+                f" ({len(self.trunks)} trunks, {len(self.edges)} cloud media Edges)"
+            )
+        if not self.edges:
+            return f"{self.key}: no Edges listed, so no trunks: nothing to wait for and no lines"
+        return f"{self.key}: {len(self.edges)} Edges and their {len(self.trunks)} EXTERNAL trunks"
 
 
 class ScopeCampaign(Wire):
@@ -250,6 +264,7 @@ class TelephonyScope(Wire):
             "pools": [p.key for p in self.pools],
             "edges": sum(len(p.edges) for p in self.pools),
             "trunks": sum(len(p.trunks) for p in self.pools),
+            "readsFrom": [p.rests_on() for p in self.pools],
         }
 
 
@@ -285,9 +300,18 @@ class PoolCapacity(Wire):
 
     pool: str
     name: str | None = None
-    lines_available: int
+    lines_available: int | None  # None: no limit could be read, none applied (see the report's notes)
+    # Which bound decided: "lineDistribution" (the dialer's maxOutboundLineCount), "trunks" (Σ Max
+    # Calls), "edges" (premises Edges' configured capacity), or "none".
+    bound: str = "lineDistribution"
     max_outbound_line_count: int | None = None  # the line distribution's
-    trunk_max_concurrent_calls: int | None = None  # sum over the connected EXTERNAL trunks in scope
+    trunk_max_concurrent_calls: int | None = (
+        None  # Σ Max Calls over the trunks that carry calls, if all limited
+    )
+    trunk_max_calls: str | None = (
+        None  # "limited" | "unlimited" | "unreadable" | "none" (no trunk carries calls)
+    )
+    edge_capacity: int | None = None  # premises Edges carrying calls times the configured capacity per Edge
     max_line_utilization: float
     reserved_lines: int = 0  # agentless campaigns outside this schedule
     peak_needed: int = 0

@@ -249,7 +249,8 @@ class Pipeline(ValidationStep, ConflictStep):
             )
             return
         now = self.clock.now()
-        refused = {"pending_base_version": job.pending_base_version}  # restored if Genesys says no
+        # Restored if Genesys says no: an earlier update of ours that may still land stays the one pending.
+        refused = {"pending_base_version": job.pending_base_version, "operation_id": job.operation_id}
         # The confirm message is queued before the update is posted: a crash mid-upload is noticed.
         # From here until Genesys answers, this update may land: its base is pending.
         job = self.transitions.move(

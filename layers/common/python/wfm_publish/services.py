@@ -138,6 +138,7 @@ class Services:
         codes = frozenset(c.strip() for c in self.settings.on_queue_activity_codes.split(",") if c.strip())
         return TelephonyOptions(
             max_calls_key=self.settings.trunk_max_calls_property,
+            edge_call_capacity=self.settings.edge_call_capacity,
             on_queue_codes=codes or frozenset({"0"}),
             observation_max_age=self.settings.observation_max_age_seconds,
         )
@@ -241,3 +242,6 @@ class _TableQueries:
 
     def end_query(self, key: str) -> None:
         self._services.store.end_query(key)
+
+    def mark_unanswered(self, key: str, at: float) -> None:
+        self._services.store.mark_unanswered(key, at)

@@ -63,6 +63,7 @@ class JobStore(Protocol):
     def joined(self, key: str) -> JoinNote | None: ...
     def overdue_jobs(self, before: float, most: int) -> list[str]: ...
     def watch(self, job_id: str, entity_ids: list[str], until: float) -> None: ...
+    def heard(self, entity_ids: list[str]) -> dict[str, float]: ...
     def claim_schedule(
         self, schedule_id: str, job_id: str, now: float, needed_until: float
     ) -> str | None: ...
@@ -80,6 +81,9 @@ class JobStore(Protocol):
     def release_idempotency(self, key: str, token: str) -> None: ...
     def get_observation(self, key: str) -> tuple[float, Any] | None: ...
     def put_observation(self, key: str, observed_at: float, data: Any, ttl_seconds: float) -> bool: ...
+
+
+HEARD_KEPT = 7 * DAY  # a heard# item outlives any job that could read it (deadlines are hours)
 
 
 class DynamoJobStore(GenesysOperations, Table):
@@ -455,6 +459,33 @@ class DynamoJobStore(GenesysOperations, Table):
     def watchers(self, entity_id: str) -> list[str]:
         item = self._get(f"watch#{entity_id}") or {}
         return sorted(item.get("jobs", {}).get("SS", []))
+
+    # --- telephony events heard ------------------------------------------------------------------------
+    # `heard#<entityId>` -> `heardAt`: when the latest telephony event for that Edge or trunk was sent
+    # (by Genesys' clock). Written by the genesys_events function for every telephony event, watched or
+    # not (a change can start before any job watches it); read by a job waiting on that entity, to
+    # trust events to wake it only for changes an event announced (validation.py). Only ever moves
+    # forward; expires HEARD_KEPT after the event.
+
+    def hear(self, entity_id: str, at: float) -> None:
+        stamp = {"N": repr(float(at))}
+        with contextlib.suppress(ConditionFailed):  # a later event is recorded already
+            self._update(
+                {"S": f"heard#{entity_id}"},
+                "SET #h = :at, expiresAt = :exp",
+                "attribute_not_exists(#h) OR #h < :at",
+                {"#h": "heardAt"},
+                {":at": stamp, ":exp": {"N": str(int(at + HEARD_KEPT))}},
+            )
+
+    def heard(self, entity_ids: list[str]) -> dict[str, float]:
+        """entity id -> when its latest telephony event was sent, for those with one."""
+        out: dict[str, float] = {}
+        for entity_id in dict.fromkeys(entity_ids):
+            item = self._get(f"heard#{entity_id}")
+            if item and "heardAt" in item:
+                out[entity_id] = float(item["heardAt"]["N"])
+        return out
 
     def unwatch(self, entity_id: str, job_ids: list[str]) -> None:
         if job_ids:
