@@ -212,6 +212,7 @@ class Ops:
     def notify(self, publish_id: str) -> str:
         """The notifier's delivery of the job's end, again: each record that has not heard it (the
         notifier skips records already told, and reads the record first)."""
+        from wfm_publish.errors import NotifyContended
         from wfm_publish.notifier import Notifier
         from wfm_publish.servicenow import ServiceNowClient, credentials_from
 
@@ -226,8 +227,12 @@ class Ops:
         def credentials() -> Any:
             return credentials_from(self.secrets.text(secret, "ServiceNow credentials"))
 
-        notifier = Notifier(self.store, lambda: ServiceNowClient(url, credentials), self.clock)
-        return notifier.notify(job).value
+        teller = f"ops:{uuid.uuid4().hex}"  # never the stream's: the two take turns (the notify# lease)
+        notifier = Notifier(self.store, lambda: ServiceNowClient(url, credentials), self.clock, teller=teller)
+        try:
+            return notifier.notify(job).value
+        except NotifyContended as contended:  # the stream's notifier is telling it this moment
+            raise OpsError(str(contended)) from None
 
     # --- dead letters -------------------------------------------------------------------------------
 
