@@ -423,12 +423,10 @@ def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for label, duration in DURATIONS:
         p95 = events[duration]["overshootSeconds"]["p95"]
         bound = SETTLE_WINDOW + 5
-        check(
-            f"events: p95 overshoot <= {bound:g} s (issue 10)", label, p95, p95 is not None and p95 <= bound
-        )
+        check(f"events: p95 overshoot <= {bound:g} s", label, p95, p95 is not None and p95 <= bound)
         mine, polled = lost[duration]["overshootSeconds"]["p95"], ours[duration]["overshootSeconds"]["p95"]
         check(
-            "events, 10% lost: p95 overshoot within polling's (issue 10)",
+            "events, 10% lost: p95 overshoot within polling's",
             label,
             [mine, polled],
             mine is not None and polled is not None and mine <= max(polled, bound),
@@ -443,7 +441,7 @@ def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             mine is not None and polled is not None and mine <= 1.1 * polled,
         )
     reads = events[21600]["readsPerJob"]
-    check("events: <= 30 reads per job (max over trials, issue 10)", "6 h", reads["max"], reads["max"] <= 30)
+    check("events: <= 30 reads per job (max over trials)", "6 h", reads["max"], reads["max"] <= 30)
     return checks
 
 
@@ -525,7 +523,7 @@ def print_table(report: dict[str, Any]) -> None:
     )
     for line in table(report):
         print(line)
-    print("Targets (issues 5 and 10):")
+    print("Targets:")
     for check in report["targets"]:
         mark = "met " if check["met"] else "MISS"
         print(f"  [{mark}] {check['change']:>6}  {check['target']}: {check['measured']}")

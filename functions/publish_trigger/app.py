@@ -130,7 +130,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         weekly = Weekly(
             s.clock, s.genesys, s.intake, s.weekly_queue, s.weekly_runs, s.weekly_starts_per_minute
         )
-        return fan_out(weekly, event)
+        return fan_out(weekly, event, only=s.weekly_business_units)
     try:
         api.guard(event, services().signing_secrets, services().clock.now())  # 401, 413, 415
     except api.ApiProblem as refused:

@@ -86,7 +86,7 @@ def plan_requests(world: World) -> None:
         world.ask(rng.uniform(0, 120), "k-3", "a", conflicting)
     if rng.random() < 0.3:
         world.at(rng.uniform(0, 300), world.cancel_one, "cancel")
-    # A dry run of the same schedule (issue 11): never claims, never publishes.
+    # A dry run of the same schedule: never claims, never publishes.
     if rng.random() < 0.3:
         dry = {**base, "dryRun": True, "callback": {"table": "problem", "sysId": "d" * 32}}
         world.ask(rng.uniform(0, 120), "k-4", "a", dry)

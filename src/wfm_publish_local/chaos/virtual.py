@@ -18,7 +18,8 @@ moments), all drawn by plan.py, and faults at every boundary:
 - clock skew between workers.
 
 Concurrency is modelled by re-entrance: a slow write runs the world forward (other deliveries, other
-requests) before it commits. After the run, `invariants.check` holds the world to issue 9's promises.
+requests) before it commits. After the run, `invariants.check` holds the world to the product's
+promises (docs/chaos.md).
 """
 
 from __future__ import annotations
@@ -149,7 +150,7 @@ class World:
             session=session,
             monotonic=self.clock.now,
         )
-        # Half the worlds have Genesys notifications (issue 10): update outcomes recorded by the events
+        # Half the worlds have Genesys notifications: update outcomes recorded by the events
         # function and read by the confirm step, telephony events waking jobs. Drawn apart from `rng`
         # so the other half keep the fault schedules they always had.
         self.events = random.Random(seed ^ 0x5EED).random() < 0.5

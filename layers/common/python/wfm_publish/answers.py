@@ -104,7 +104,9 @@ def schedule_publish(store: ActiveJobs, schedule_id: str) -> SchedulePublish:
     """The schedule's active job, if it is still moving. Read only: two reads, never a write."""
     active = store.active_job(schedule_id)
     job = store.get_job(active[0]) if active is not None else None
-    if job is None or job.status.terminal:  # no claim, a claim a moment before its job, or a lost release
+    # No claim, a claim a moment before its job, a lost release, or a claim naming another schedule's
+    # job (left by a start whose write failed): nothing of this schedule is in flight.
+    if job is None or job.status.terminal or job.schedule_id != schedule_id:
         return SchedulePublish(schedule_id=schedule_id, in_flight=False)
     return SchedulePublish(
         schedule_id=schedule_id,

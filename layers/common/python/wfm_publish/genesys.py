@@ -1,4 +1,4 @@
-"""A thin `requests` client for the Genesys Cloud paths this product uses (shared/GENESYS_API.md).
+"""A thin `requests` client for the Genesys Cloud paths this product uses (docs/genesys-api.md).
 
 The official SDK costs seconds and ~200 MB at import, and sleeps through 429s inside the call; here
 a 429 becomes a typed error the pipeline turns into a queue delay. One client lives for the life of

@@ -88,7 +88,7 @@ PUBLISH_TIME_HORIZON_DAYS = 366
 
 
 class PublishRequest(Wire):
-    """The ServiceNow REST message body, accepted verbatim (shared/DESIGN.md)."""
+    """The ServiceNow REST message body, accepted verbatim (docs/servicenow.md)."""
 
     schedule_id: str = Field(
         description="Genesys Cloud WFM schedule id", json_schema_extra={"pattern": _ID.pattern}
@@ -201,12 +201,12 @@ class TimelineEntry(Wire):
 TIMELINE_LIMIT = 200  # keeps a job item far below DynamoDB's 400 KB
 # The look at telephony that found it still changing, repeated for as long as a change lasts: counted
 # in one entry ("telephony not settled x 87, 10:02-15:58", the last blockers), so a job item and each
-# write of it stay the same size however long the wait (issue 12).
+# write of it stay the same size however long the wait.
 NOT_SETTLED = "telephony not settled"
 COALESCED = frozenset({NOT_SETTLED})
 
 
-# --- the telephony a schedule depends on, and whether its trunks can carry it (issue 4) ----------
+# --- the telephony a schedule depends on, and whether its trunks can carry it ----------------------
 
 
 class ScopePool(Wire):
@@ -440,7 +440,7 @@ class Job(Wire):
 
 
 class GenesysErrorBody(Lenient):
-    """Genesys Cloud's error body (shared/GENESYS_API.md)."""
+    """Genesys Cloud's error body (docs/genesys-api.md)."""
 
     message: str | None = None
     code: str | None = None
@@ -467,7 +467,7 @@ class JobMessage(Wire):
     version: int | None = None
     early: int = 0  # how often it arrived before its write and was sent back
     # Looks at telephony since the job's last write that found the same blockers: a quiet look sends
-    # the next one with the same ticket and writes nothing; the next write counts them (issue 12).
+    # the next one with the same ticket and writes nothing; the next write counts them.
     quiet: int = 0
     looked_at: float | None = None  # when the quiet look that sent this one read telephony
     not_before: float | None = None  # set on waits longer than one SQS delay (900 s)

@@ -163,6 +163,11 @@ class Services:
     def weekly_starts_per_minute(self) -> float:
         return self.settings.weekly_starts_per_minute
 
+    @property
+    def weekly_business_units(self) -> tuple[str, ...]:
+        """WEEKLY_BUSINESS_UNITS as a list: the business units (ids or names) the weekly run is limited to."""
+        return tuple(n.strip() for n in self.settings.weekly_business_units.split(",") if n.strip())
+
     def _credentials(self) -> Credentials:
         """The OAuth client from Secrets Manager. The client asks for it only when it fetches a token
         (about once a day per container), so a rotated secret is picked up at the next renewal."""

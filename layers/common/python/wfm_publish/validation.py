@@ -133,7 +133,7 @@ class ValidationStep:
         Polling (no telephony events), a look that finds the same blockers as the job's last write is
         quiet: it sends the next look and writes nothing, as long as the job's due time (the bound its
         last write set) covers that next look. So a job writes once per QUIET_WINDOW while a change
-        lasts, not once per look (issue 12); the write counts the quiet looks."""
+        lasts, not once per look; the write counts the quiet looks."""
         from wfm_publish import readiness
 
         seen = readiness.check(

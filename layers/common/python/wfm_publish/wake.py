@@ -1,11 +1,11 @@
-"""Telephony events wake the jobs waiting on them (issue 10).
+"""Telephony events wake the jobs waiting on them.
 
 Genesys Cloud sends an event when an Edge, an Edge's software update or a trunk changes
-(shared/GENESYS_EVENTS.md). The jobs whose telephony scope holds that entity are listed in its
-`watch#<entityId>` item (written when each job's scope is computed: store.watch), so finding them is
-one read per event. Each such job that waits on telephony is moved, through the one transition path,
-to a readiness check at once: the check then sees the change (and when its settle window closes)
-without waiting for the next poll.
+(docs/architecture.md, "Genesys Cloud as it really is"). The jobs whose telephony scope holds that
+entity are listed in its `watch#<entityId>` item (written when each job's scope is computed:
+store.watch), so finding them is one read per event. Each such job that waits on telephony is moved,
+through the one transition path, to a readiness check at once: the check then sees the change (and when
+its settle window closes) without waiting for the next poll.
 
 Delivery is at least once and unordered, so an event does nothing to a job that has seen it:
 - its last check read telephony after the event's time (`checked_at`, the time of the oldest state it
