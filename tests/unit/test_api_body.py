@@ -186,6 +186,15 @@ REFUSED = [
         "UTF-16",
     ),
     ("text/plain", UTF8, "text/plain", 415, "UNSUPPORTED_MEDIA_TYPE", [], "text/plain"),
+    (
+        "a non-ASCII byte said to be US-ASCII",
+        b'{"scheduleId": "\xc3\xa9"}',
+        "application/json; charset=us-ascii",
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+        [],
+        "not valid ASCII",
+    ),
     ("a form", b"scheduleId=s", "application/x-www-form-urlencoded", 415, "UNSUPPORTED_MEDIA_TYPE", [], ""),
     ("not JSON", b"scheduleId=s", "application/json", 415, "UNSUPPORTED_MEDIA_TYPE", [], "not JSON"),
 ]
@@ -230,6 +239,7 @@ def test_no_content_type_is_refused_by_name(app: ModuleType) -> None:
         (UTF8, "application/json ; charset=utf-8"),
         (UTF8, "application/problem+json"),
         (UTF8, "application/vnd.servicenow+JSON"),
+        (UTF8, "application/json; charset=US-ASCII"),
         (codecs.BOM_UTF8 + UTF8, "application/json"),
         (UTF8.decode().encode("utf-16"), "application/json"),  # a byte order mark, PowerShell's default
         (codecs.BOM_UTF16_BE + UTF8.decode().encode("utf-16-be"), "application/json"),
@@ -246,6 +256,7 @@ def test_no_content_type_is_refused_by_name(app: ModuleType) -> None:
         "space before the parameter",
         "problem+json",
         "a vendor +json type",
+        "US-ASCII declared",
         "UTF-8 with a byte order mark",
         "UTF-16 with a byte order mark",
         "UTF-16BE with a byte order mark",

@@ -10,7 +10,7 @@ exception out of json or pydantic (which API Gateway would answer 502).
   `Out-File` writes UTF-16LE with one), or Content-Type names the charset (`charset=utf-16`; without a
   mark, its byte order is read from the first character, which JSON keeps ASCII). Any other charset, a
   mark that contradicts the declared charset, UTF-16/32 with neither, or bytes invalid in the encoding
-  are refused, naming the charset.
+  are refused, naming the charset (`charset=us-ascii` is read: ASCII is UTF-8).
 - JSON: at most MAX_DEPTH levels of nesting (checked before parsing: the parser and the validation
   recurse), number literals of at most MAX_NUMBER_CHARS characters (Python refuses to read integers
   over 4,300 digits), no NaN or Infinity (not JSON), no key twice in one object (which one would win
@@ -31,7 +31,8 @@ from typing import Any
 JSON = "application/json"
 MAX_DEPTH = 32  # the request is 3 levels deep; a deeper body is not one of ours
 MAX_NUMBER_CHARS = 100
-READABLE = ("utf-8", "utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be")
+# RFC 8259's and 7159's encodings, and US-ASCII (a subset of UTF-8: a declared `charset=us-ascii` is read).
+READABLE = ("utf-8", "ascii", "utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be")
 # Longest first: UTF-32LE's mark begins with UTF-16LE's.
 _MARKS = (
     (codecs.BOM_UTF32_LE, "utf-32-le"),
@@ -87,7 +88,7 @@ def decode(raw: bytes, charset: str | None) -> str:
     marked = next(((mark, name) for mark, name in _MARKS if raw.startswith(mark)), None)
     if marked is not None:
         mark, encoding = marked
-        if declared is not None and not encoding.startswith(declared):
+        if declared is not None and not encoding.startswith("utf-8" if declared == "ascii" else declared):
             raise UnreadableBody(
                 f"the body begins with a {_label(encoding)} byte order mark but Content-Type says "
                 f"charset={charset}: send UTF-8, or declare the charset the body is in"
