@@ -358,6 +358,9 @@ def _ops_parser(commands: Any) -> None:
         ("notify", "tell the job's callback records its end again (those not told yet)"),
     ):
         sub.add_parser(name, help=text).add_argument("publish_id", metavar="PUBLISH_ID")
+    sub.choices["show"].add_argument(
+        "--chart", type=Path, metavar="FILE", help="also write its capacity chart (SVG) to FILE"
+    )
     stuck = sub.add_parser("stuck", help="jobs whose next step is overdue (the watchdog's due index)")
     stuck.add_argument(
         "--over", type=float, default=OVERDUE_AFTER, help="seconds overdue (default: %(default)s)"
@@ -444,6 +447,9 @@ def _run_ops(tool: Any, args: argparse.Namespace) -> int:
         )
     elif command == "show":
         view = ops.job_detail(tool.job(args.publish_id))
+        if args.chart:
+            args.chart.write_text(tool.chart(args.publish_id), encoding="utf-8")
+            print(f"wrote the capacity chart to {args.chart}", file=sys.stderr)
         out(view, ops.render_detail(view))
     elif command == "cancel":
         cancelled = tool.cancel(args.publish_id)
@@ -527,6 +533,10 @@ def _sign_parser(commands: Any) -> None:
     body = sign.add_mutually_exclusive_group()
     body.add_argument("--data", default="", help="the exact body to send (default: empty, as for GET)")
     body.add_argument("--body", type=existing_file, help="read the exact body from this file instead")
+    sign.add_argument(
+        "--key",
+        help="the Idempotency-Key the request sends: signed too (POST /publishes needs one); --curl sends it",
+    )
     sign.add_argument("--timestamp", type=int, help="unix seconds (default: now)")
     sign.add_argument("--hmac-secret", help=HMAC_HELP)
     sign.add_argument(
@@ -554,8 +564,9 @@ def _sign_command(args: argparse.Namespace) -> int:
     moment = int(time.time()) if args.timestamp is None else args.timestamp
     secret = local_hmac_secret(args.hmac_secret)
     if args.event is not None:
-        if args.curl or args.header or args.api_key or args.path or args.query or args.data or args.body:
-            raise UsageError("--event takes the request from the event: no --path, --data, --curl")
+        taken = (args.curl, args.header, args.api_key, args.path, args.query, args.data, args.body, args.key)
+        if any(taken):
+            raise UsageError("--event takes the request from the event: no --path, --data, --key, --curl")
         try:
             event = json.loads(args.event.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
@@ -573,16 +584,21 @@ def _sign_command(args: argparse.Namespace) -> int:
     if args.write:
         raise UsageError("--write writes an --event back; here there is no event")
     body = args.body.read_bytes() if args.body else args.data.encode()
-    from wfm_publish.signature import signed_headers
+    from wfm_publish.signature import KEY_HEADER, request_key, signed_headers
 
-    headers = signed_headers(secret, args.method, args.path, body, moment, query=args.query)
+    extra = list(args.header)
+    given = dict(h.split(":", 1) for h in extra if ":" in h)
+    key = args.key if args.key is not None else request_key({k: v.strip() for k, v in given.items()})
+    if args.key is not None and not any(k.strip().lower() == KEY_HEADER.lower() for k in given):
+        extra.append(f"{KEY_HEADER}: {args.key}")  # the key signed is the key sent
+    headers = signed_headers(secret, args.method, args.path, body, moment, query=args.query, key=key)
     if args.curl is None:
+        if args.key is not None:
+            print(f"{KEY_HEADER}: {args.key}")
         for name, value in headers.items():
             print(f"{name}: {value}")
         return 0
-    print(
-        curl_command(args.curl, args.method, args.path, args.query, body, headers, args.header, args.api_key)
-    )
+    print(curl_command(args.curl, args.method, args.path, args.query, body, headers, extra, args.api_key))
     return 0
 
 
@@ -619,14 +635,17 @@ def sign_event(event: dict[str, Any], secret: str, moment: int) -> dict[str, Any
     function routes it, query, exact body), and API Gateway's request time set to the signing time."""
     import base64
 
-    from wfm_publish.signature import signed_headers
+    from wfm_publish.signature import request_key, signed_headers
 
     if not isinstance(event, dict) or "httpMethod" not in event or "path" not in event:
         raise UsageError("not an API Gateway proxy event (no httpMethod and path)")
     raw = event.get("body") or ""
     body = base64.b64decode(raw) if event.get("isBase64Encoded") else str(raw).encode()
     query = event.get("multiValueQueryStringParameters") or event.get("queryStringParameters") or None
-    fresh = signed_headers(secret, str(event["httpMethod"]), str(event["path"]), body, moment, query=query)
+    key = request_key(event.get("headers") or {})  # the Idempotency-Key (or X-Request-Id) it carries
+    fresh = signed_headers(
+        secret, str(event["httpMethod"]), str(event["path"]), body, moment, query=query, key=key
+    )
     out = dict(event)
     names = {name.lower() for name in fresh}
     for field, wrap in (("headers", str), ("multiValueHeaders", lambda v: [v])):

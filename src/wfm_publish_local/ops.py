@@ -56,9 +56,17 @@ def failures() -> tuple[type[Exception], ...]:
     from botocore.exceptions import BotoCoreError, ClientError
     from requests import RequestException
 
-    from wfm_publish.errors import ConfigurationError, StoreError
+    from wfm_publish.errors import ConfigurationError, SecretUnavailable, StoreError
 
-    return (OpsError, ClientError, BotoCoreError, StoreError, ConfigurationError, RequestException)
+    return (
+        OpsError,
+        ClientError,
+        BotoCoreError,
+        StoreError,
+        ConfigurationError,
+        SecretUnavailable,
+        RequestException,
+    )
 
 
 @dataclass(frozen=True)
@@ -196,6 +204,17 @@ class Ops:
             if job is not None and not job.status.terminal and (job.due_at or now) < now - over:
                 out.append((job, now - (job.due_at or now)))
         return out
+
+    def chart(self, publish_id: str) -> str:
+        """The job's capacity chart (SVG), as GET /publishes/{publishId}/capacity?format=svg draws it."""
+        from wfm_publish.answers import capacity
+        from wfm_publish.api import ApiProblem
+
+        try:
+            drawn, _ = capacity(self.store.get_job(publish_id), publish_id, None, "svg")
+        except ApiProblem as refused:
+            raise OpsError(refused.body.message) from None
+        return str(drawn)
 
     # --- cancel, notify ---------------------------------------------------------------------------
 

@@ -204,6 +204,33 @@ def test_a_signed_get_replayed_on_the_cancel_route_is_refused(stack: EmbeddedSta
     assert cancelled.status_code == 200, cancelled.text
 
 
+def test_a_captured_publish_replayed_under_a_new_key_starts_nothing(stack: EmbeddedStack) -> None:
+    """A signed POST /publishes captured and sent again within the five minutes, under another
+    Idempotency-Key once its job has ended: it started a second publish. The signature covers the key."""
+    schedule = f"sched-replay-{uuid.uuid4().hex[:8]}"
+    body = {**later(), "scheduleId": schedule}
+    first = call(stack, "POST", "/publishes", body, key="replay-original")
+    assert first.status_code == 202, first.text
+    captured = first.request
+    assert call(stack, "POST", f"/publishes/{first.json()['publishId']}/cancel", key=None).status_code == 200
+    replayed = dict(captured.headers)
+    for key in ("replay-other", "replay-original "):
+        replayed["Idempotency-Key"] = key
+        again = requests.post(captured.url, data=captured.body, headers=replayed, timeout=15)
+        assert again.status_code == 401, again.text
+        assert again.json()["code"] == "SIGNATURE_REJECTED"
+    replayed.pop("Idempotency-Key")
+    replayed["X-Request-Id"] = "replay-by-request-id"  # the key it stands in for is signed too
+    again = requests.post(captured.url, data=captured.body, headers=replayed, timeout=15)
+    assert again.status_code == 401, again.text
+    # The capture as it was is a replay of the first answer, never a second job.
+    same = requests.post(captured.url, data=captured.body, headers=dict(captured.headers), timeout=15)
+    assert (same.status_code, same.json()["publishId"]) == (202, first.json()["publishId"])
+    assert same.headers["Idempotent-Replayed"] == "true"
+    window = call(stack, "GET", f"/schedules/{schedule}/publish", key=None).json()
+    assert window["inFlight"] is False, window
+
+
 # ---------------------------------------------------------------- accepted, replayed, joined
 
 
@@ -233,6 +260,9 @@ def test_a_request_is_accepted_replayed_and_a_reused_key_is_refused(stack: Embed
 
     other = call(stack, "POST", "/publishes", {**body, "validationMode": "deferred"}, key=key)
     assert (other.status_code, other.json()["code"]) == (422, "IDEMPOTENCY_KEY_REUSED")
+    # The caller's key, as sent: not the key as the table stores it (an internal prefix).
+    assert f"Idempotency-Key {key!r}" in other.json()["message"], other.json()
+    assert "api:" not in other.json()["message"]
 
     # Intake never calls Genesys: a Genesys outage cannot refuse a request.
     assert sum(stack.genesys_stats()["calls"].values()) == calls_before

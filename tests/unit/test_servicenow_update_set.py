@@ -175,7 +175,7 @@ def test_the_rest_message_has_a_method_for_each_route_of_the_api(
     assert {f["rest_message"] for f in functions.values()} == {message["sys_id"]}
     api = json.loads((ROOT / "docs" / "openapi.json").read_text())["paths"]
     routes = Instance(built).run("WfmPublish.prototype.ROUTES")
-    assert set(routes) == set(functions) == {"create", "status", "cancel", "window"}
+    assert set(routes) == set(functions) == {"create", "status", "cancel", "window", "capacity"}
     variables = rows(updates, "sys_rest_message_fn_parameters")
     for name, function in functions.items():
         endpoint = function["rest_endpoint"]
@@ -294,39 +294,62 @@ def test_a_file_that_is_not_a_record_or_names_no_record_fails_the_build(tmp_path
 
 
 SIGNED = [
-    (SECRET, "POST", "/publishes", None, '{"scheduleId":"sched-demo"}', 1_698_415_200_123),
-    (SECRET, "GET", "/publishes/p-1", None, "", 1_698_415_200_000),
+    (
+        SECRET,
+        "POST",
+        "/publishes",
+        None,
+        "CHG0031337-publish-1",
+        '{"scheduleId":"sched-demo"}',
+        1_698_415_200_123,
+    ),
+    (SECRET, "GET", "/publishes/p-1", None, "", "", 1_698_415_200_000),
     (
         "a longer secret with spaces & symbols!",
         "post",
         "/publishes/it's (a) b*!/cancel",
         {"z": "1", "a": ["x y", "!'()*", "é"], "a-": "", "b=c": "&"},
+        "key with spaces & symbols!",
         '{"scheduleId":"s","x":[1,2]}',
         1_700_000_000_999,
     ),
 ]
 
 
-@pytest.mark.parametrize(("secret", "method", "path", "query", "body", "millis"), SIGNED)
+@pytest.mark.parametrize(("secret", "method", "path", "query", "key", "body", "millis"), SIGNED)
 def test_the_script_include_signs_as_the_api_checks(
-    built: str, secret: str, method: str, path: str, query: Any, body: str, millis: int
+    built: str, secret: str, method: str, path: str, query: Any, key: str, body: str, millis: int
 ) -> None:
     signed = installed(built).run(
         "WfmPublish.prototype.sign.call(WfmPublish.prototype, dukpy.secret, dukpy.method, dukpy.path,"
-        " dukpy.query, dukpy.body, dukpy.millis)",
+        " dukpy.query, dukpy.key, dukpy.body, dukpy.millis)",
         secret=secret,
         method=method,
         path=path,
         query=query,
+        key=key,
         body=body,
         millis=millis,
     )
     assert signed == {
         "timestamp": str(millis // 1000),
-        "signature": sign(secret, millis // 1000, method, path, query, body),
+        "signature": sign(secret, millis // 1000, method, path, query, body, key),
     }
     headers = {"X-Signature-Timestamp": signed["timestamp"], "X-Signature": signed["signature"]}
+    if key:
+        headers["Idempotency-Key"] = key
     verify([secret], headers, method.upper(), path, query, body.encode(), millis / 1000)
+    if key:  # the key is signed: the same request under another key is refused
+        with pytest.raises(SignatureRejected, match="Idempotency-Key"):
+            verify(
+                [secret],
+                {**headers, "Idempotency-Key": "another"},
+                method.upper(),
+                path,
+                query,
+                body.encode(),
+                millis / 1000,
+            )
 
 
 def test_the_docs_show_every_script_the_update_set_installs_as_it_is() -> None:
@@ -344,20 +367,21 @@ def test_the_docs_show_every_script_the_update_set_installs_as_it_is() -> None:
 def test_the_docs_test_vectors_are_the_script_includes(built: str) -> None:
     text = (ROOT / "docs" / "servicenow.md").read_text()
     publish = "/publishes/3f2a9c04e1d84b7c9a1e5d6f7b8c9d0e"
-    for method, path, body in [
-        ("POST", "/publishes", '{"scheduleId":"sched-demo"}'),
-        ("GET", publish, ""),
-        ("POST", f"{publish}/cancel", ""),
+    for method, path, key, body in [
+        ("POST", "/publishes", "CHG0031337-publish-1", '{"scheduleId":"sched-demo"}'),
+        ("GET", publish, "", ""),
+        ("POST", f"{publish}/cancel", "", ""),
     ]:
         signed = installed(built).run(
             "WfmPublish.prototype.sign.call(WfmPublish.prototype, dukpy.secret, dukpy.method, dukpy.path,"
-            " null, dukpy.body, 1698415200000).signature",
+            " null, dukpy.key, dukpy.body, 1698415200000).signature",
             secret=SECRET,
             method=method,
             path=path,
+            key=key,
             body=body,
         )
-        assert signed == sign(SECRET, 1698415200, method, path, None, body) and signed in text
+        assert signed == sign(SECRET, 1698415200, method, path, None, body, key) and signed in text
 
 
 @pytest.mark.parametrize("secret", ["ascii-secret", "sécret ✓ 😀", "a", "ab", "abc", ""])
@@ -464,6 +488,22 @@ def test_each_call_sends_the_route_its_rest_method_names_signed_for_that_route_o
     assert create["headers"]["Idempotency-Key"] == "CHG0001-publish-1"
     assert create["body"].isascii() and json.loads(create["body"]) == body, "the same JSON, sent in ASCII"
     assert all(s["body"] == b"" for s in Recorder.seen[1:])
+
+
+def test_the_capacity_call_asks_for_the_chart_or_the_report_signed_for_its_route(
+    built: str, recorder: str
+) -> None:
+    instance = installed(built, recorder + "/")
+    answers = instance.run("var wfm = new WfmPublish(); [wfm.capacity('p-1', true), wfm.capacity('p-1')]")
+    assert [a["status"] for a in answers] == [202, 202]
+    chart, report = Recorder.seen
+    assert (chart["method"], chart["path"]) == ("GET", "/prod/publishes/p-1/capacity")
+    assert chart["headers"]["Accept"] == "image/svg+xml" and report["headers"]["Accept"] == "application/json"
+    for seen in (chart, report):
+        now = float(seen["headers"]["X-Signature-Timestamp"])
+        verify([SECRET], seen["headers"], "GET", "/publishes/p-1/capacity", None, b"", now)
+        with pytest.raises(SignatureRejected):
+            verify([SECRET], seen["headers"], "GET", "/publishes/p-1", None, b"", now)
 
 
 def test_a_missing_property_is_named(built: str) -> None:

@@ -12,7 +12,7 @@ import pytest
 from wfm_publish import api, signature
 from wfm_publish.api import ApiProblem, ProblemCode
 from wfm_publish.errors import ConfigurationError, SignatureRejected
-from wfm_publish.signature import secrets_from, sign, signed_headers, verify
+from wfm_publish.signature import request_key, secrets_from, sign, signed_headers, verify
 
 SECRET = "s3cret-for-tests"
 NOW = 1_698_415_200.0
@@ -35,20 +35,41 @@ def check(sent: dict[str, str], secrets: tuple[str, ...] = (SECRET,), now: float
     verify(list(secrets), sent, POST, PATH, None, BODY, now)
 
 
-def test_the_signature_is_hmac_sha256_of_timestamp_method_path_query_and_body() -> None:
+def test_the_signature_is_hmac_sha256_of_timestamp_method_path_query_key_and_body() -> None:
     def mac(signed: bytes) -> str:
-        return "v2=" + hmac.new(SECRET.encode(), signed, hashlib.sha256).hexdigest()
+        return "v3=" + hmac.new(SECRET.encode(), signed, hashlib.sha256).hexdigest()
 
-    assert sign(SECRET, 1698415200, "post", "/publishes", None, BODY) == mac(
-        b"1698415200\nPOST\n/publishes\n\n" + BODY
+    assert sign(SECRET, 1698415200, "post", "/publishes", None, BODY, "CHG1-publish-1") == mac(
+        b"1698415200\nPOST\n/publishes\n\nCHG1-publish-1\n" + BODY
     )
-    assert sign(SECRET, "1698415200", "POST", "/publishes", "", BODY.decode()) == mac(
-        b"1698415200\nPOST\n/publishes\n\n" + BODY
+    assert sign(SECRET, "1698415200", "POST", "/publishes", "", BODY.decode(), "CHG1-publish-1") == mac(
+        b"1698415200\nPOST\n/publishes\n\nCHG1-publish-1\n" + BODY
     )
-    # A GET signs the empty body; the query's pairs are sorted and percent-encoded.
+    # A GET signs the empty key and the empty body; the query's pairs are sorted and percent-encoded.
     assert sign(SECRET, 1698415200, "GET", "/publishes/a b", "z=1&a=x y&a=%21", b"") == mac(
-        b"1698415200\nGET\n/publishes/a%20b\na=%21&a=x%20y&z=1\n"
+        b"1698415200\nGET\n/publishes/a%20b\na=%21&a=x%20y&z=1\n\n"
     )
+
+
+def test_the_idempotency_key_is_signed_as_the_api_takes_it() -> None:
+    """A captured POST /publishes sent again under another key must not start a second publish."""
+    signed = signed_headers(SECRET, POST, PATH, BODY, NOW, key="CHG1-publish-1")
+    verify([SECRET], {**signed, "Idempotency-Key": "CHG1-publish-1"}, POST, PATH, None, BODY, NOW)
+    for other in ("CHG1-publish-2", "CHG1-publish-1 ", "", "chg1-publish-1"):
+        with pytest.raises(SignatureRejected, match="Idempotency-Key"):
+            verify([SECRET], {**signed, "Idempotency-Key": other}, POST, PATH, None, BODY, NOW)
+    with pytest.raises(SignatureRejected):  # no key at all: it signed one
+        verify([SECRET], signed, POST, PATH, None, BODY, NOW)
+    # X-Request-Id stands in for a missing Idempotency-Key: it is the key signed then.
+    verify([SECRET], {**signed, "X-Request-Id": "CHG1-publish-1"}, POST, PATH, None, BODY, NOW)
+    with pytest.raises(SignatureRejected):
+        verify([SECRET], {**signed, "X-Request-Id": "another"}, POST, PATH, None, BODY, NOW)
+    # Both sent: the API takes Idempotency-Key, so that is the key signed.
+    both = {**signed, "Idempotency-Key": "CHG1-publish-1", "X-Request-Id": "another"}
+    verify([SECRET], both, POST, PATH, None, BODY, NOW)
+    assert request_key({"idempotency-key": "a", "x-request-id": "b"}) == "a"
+    assert request_key({"X-Request-Id": "b"}) == "b"
+    assert request_key({}) == ""
 
 
 def test_the_query_and_path_sign_alike_however_they_are_given() -> None:
@@ -72,7 +93,7 @@ def test_a_good_signature_passes_whatever_the_header_case() -> None:
             {"X-Signature-Timestamp": "soon", "X-Signature": sign(SECRET, "soon", POST, PATH, None, BODY)},
             "unix seconds",
         ),
-        ({"X-Signature-Timestamp": str(int(NOW)), "X-Signature": "sha256=abc"}, "v2=<64 hex digits>"),
+        ({"X-Signature-Timestamp": str(int(NOW)), "X-Signature": "sha256=abc"}, "v3=<64 hex digits>"),
         (headers(secret="another secret"), "does not match"),
         (headers(body=b'{"scheduleId": "sched-2"}'), "does not match"),
         (headers(method="GET"), "does not match"),
@@ -93,6 +114,22 @@ def test_a_v1_signature_is_refused_by_name() -> None:
     sent = {"X-Signature-Timestamp": str(int(NOW)), "X-Signature": v1}
     with pytest.raises(SignatureRejected, match="v1 signatures are no longer accepted"):
         check(sent)
+
+
+def test_a_v2_signature_is_refused_by_name_and_a_client_may_send_both() -> None:
+    """v2 did not sign the Idempotency-Key: a captured POST /publishes under a new key started a second
+    publish. A client moving to v3 sends both values: the v3 one passes here, the v2 one on a server
+    before v3."""
+    v2 = (
+        "v2="
+        + hmac.new(SECRET.encode(), f"{int(NOW)}\nPOST\n/publishes\n\n".encode() + BODY, "sha256").hexdigest()
+    )
+    with pytest.raises(SignatureRejected, match="v2 signatures are no longer accepted: sign with v3"):
+        check({"X-Signature-Timestamp": str(int(NOW)), "X-Signature": v2})
+    both = headers()
+    both["X-Signature"] = f"{both['X-Signature']}, {v2}"
+    check(both)
+    check({**both, "X-Signature": f"{v2},{headers()['X-Signature']}"})
 
 
 def test_a_query_the_signer_did_not_sign_is_refused() -> None:
@@ -167,7 +204,9 @@ def event(
     **sent: str,
 ) -> dict[str, Any]:
     raw = (body or "").encode()
-    headers = signed_headers(SECRET, method, path, raw, NOW) if "unsigned" not in sent else {}
+    extra = {k: v for k, v in sent.items() if k != "unsigned"}
+    key = request_key(extra)
+    headers = signed_headers(SECRET, method, path, raw, NOW, key=key) if "unsigned" not in sent else {}
     if content_type:
         headers["Content-Type"] = content_type
     headers.update({k: v for k, v in sent.items() if k != "unsigned"})
@@ -259,12 +298,18 @@ def test_the_sign_command_prints_the_headers(capsys: pytest.CaptureFixture[str])
     from wfm_publish_local.cli import main
 
     argv = ["sign", "--method", "post", "--path", "/publishes", "--data", BODY.decode(), "--timestamp"]
-    assert main([*argv, str(int(NOW)), "--hmac-secret", SECRET, "--query", "x=1"]) == 0
+    assert main([*argv, str(int(NOW)), "--hmac-secret", SECRET, "--query", "x=1", "--key", "k-9"]) == 0
     printed = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
     assert printed == {
+        "Idempotency-Key": "k-9",
         "X-Signature-Timestamp": str(int(NOW)),
-        "X-Signature": sign(SECRET, int(NOW), "POST", "/publishes", "x=1", BODY),
+        "X-Signature": sign(SECRET, int(NOW), "POST", "/publishes", "x=1", BODY, "k-9"),
     }
+    get = ["sign", "--method", "GET", "--path", "/publishes/p-1", "--timestamp", str(int(NOW))]
+    assert main([*get, "--hmac-secret", SECRET]) == 0
+    printed = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
+    assert printed["X-Signature"] == sign(SECRET, int(NOW), "GET", "/publishes/p-1", None, b"")
+    assert "Idempotency-Key" not in printed
 
 
 # The ServiceNow script include that signs (servicenow/sys_script_include/WfmPublish.xml) is run against

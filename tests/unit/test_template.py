@@ -162,6 +162,7 @@ def test_publish_trigger_events(template: Template) -> None:
         ("POST", "/publishes", "PublishApi"),
         ("GET", "/publishes/{publishId}", "PublishApi"),
         ("POST", "/publishes/{publishId}/cancel", "PublishApi"),
+        ("GET", "/publishes/{publishId}/capacity", "PublishApi"),
         ("GET", "/schedules/{scheduleId}/publish", "PublishApi"),
     }
     (weekly,) = trigger.schedule_events

@@ -322,6 +322,7 @@ def evaluate(
                 peak_needed=peak,
                 peak_at=capacity_report.stamp(week, needed.index(peak)) if peak else None,
                 intervals_over=len(over),
+                needed_runs=capacity_report.kept_runs(needed),
             )
         )
         notes = [*notes, *pool.notes()]
@@ -343,6 +344,12 @@ def evaluate(
         checked_at=checked_at,
     )
     report.summary = capacity_report.summary(report, len(overflows))
+    dropped = [p.name or p.pool for p in pool_reports if p.needed_runs is None]
+    if dropped:
+        report.notes.append(
+            f"the per-interval need of {', '.join(dropped)} changed too often to keep in the job "
+            f"(over {capacity_report.MAX_SERIES_CHARS} characters): the chart does not draw it"
+        )
     return report
 
 

@@ -97,6 +97,44 @@ def _label(week: Week, first: int, last: int, pool: Lines) -> str:
     )
 
 
+MAX_SERIES_CHARS = 4096  # a pool's encoded series kept in the job item; a week is ~20-250 in practice
+
+
+def kept_runs(needed: Sequence[int]) -> str | None:
+    """`runs(needed)`, or None when it is too long to keep in the job item (the job stays small: every
+    write of it is billed by the kilobyte)."""
+    encoded = runs(needed)
+    return encoded if len(encoded) <= MAX_SERIES_CHARS else None
+
+
+def runs(needed: Sequence[int]) -> str:
+    """The series run-length encoded: `value*count` (count 1 left out), joined by commas. A week of
+    672 intervals whose need changes with the shifts is a few dozen runs, not 672 numbers."""
+    out: list[str] = []
+    i = 0
+    while i < len(needed):
+        j = i
+        while j < len(needed) and needed[j] == needed[i]:
+            j += 1
+        out.append(f"{needed[i]}*{j - i}" if j - i > 1 else str(needed[i]))
+        i = j
+    return ",".join(out)
+
+
+def series(encoded: str, intervals: int) -> list[int]:
+    """`runs`' text back to one value per interval; ValueError unless it covers exactly `intervals`."""
+    values: list[int] = []
+    for run in encoded.split(",") if encoded else []:
+        value, _, count = run.partition("*")
+        n = int(count) if count else 1
+        if n < 1 or len(values) + n > intervals:
+            raise ValueError(f"the series does not fit {intervals} intervals")
+        values.extend([int(value)] * n)
+    if len(values) != intervals:
+        raise ValueError(f"the series covers {len(values)} of {intervals} intervals")
+    return values
+
+
 def stamp(week: Week, index: int) -> str:
     return f"{week.local(index).strftime('%a %d %b %H:%M')} {week.time_zone}"
 

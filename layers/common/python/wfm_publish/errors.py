@@ -19,6 +19,11 @@ class ConfigurationError(WfmPublishError):
     """The function's environment is missing or wrong; fix the deployment."""
 
 
+class SecretUnavailable(WfmPublishError):
+    """Secrets Manager could not answer for a moment (throttled past botocore's retries, a 5xx, a timeout,
+    no connection): the same read may well succeed shortly. Nothing is wrong with the deployment."""
+
+
 # --- store ---------------------------------------------------------------------------------------
 
 

@@ -317,6 +317,12 @@ class PoolCapacity(Wire):
     peak_needed: int = 0
     peak_at: str | None = None
     intervals_over: int = 0
+    needed_runs: str | None = Field(
+        default=None,
+        description="lines needed in every interval from weekStart, run-length encoded: `lines*intervals` "
+        "(`*1` left out) joined by commas, e.g. `0*32,9*18,18*14` (what the chart draws; absent in "
+        "reports made before it was kept)",
+    )
 
 
 class CapacityReport(Wire):
