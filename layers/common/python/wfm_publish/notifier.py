@@ -80,6 +80,12 @@ def callback_fields(job: Job) -> dict[str, str]:
         f"{job.detail or ''}\n{attempts}. "
         f"Publish id {job.job_id}: GET /publishes/{job.job_id} has the timeline."
     )
+    if job.capacity is not None:
+        # The chart is signed like every request: ServiceNow fetches it through the update set's script.
+        note += (
+            f"\nCapacity chart: GET /publishes/{job.job_id}/capacity with Accept: image/svg+xml "
+            f"(in ServiceNow: new WfmPublish().capacity('{job.job_id}', true).text)."
+        )
     return {
         STATUS_FIELD: job.status.value,
         REASON_FIELD: reason,
