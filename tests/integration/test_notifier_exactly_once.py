@@ -9,46 +9,25 @@ from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
-import boto3
 import pytest
 
-from tests.support.faults import FaultyDynamoDB, WorkerDied, on_item
+from tests.support.callbacks import BASIC, OWN, client, faulty, snow, told
+from tests.support.faults import WorkerDied, on_item
 from tests.support.handlers import loaded_handler
 from wfm_publish.clock import VirtualClock
 from wfm_publish.models import Callback, Job, JobStatus, Joiner, PublishRequest, ReasonCode
 from wfm_publish.notifier import Notifier, Outcome
-from wfm_publish.servicenow import ServiceNowClient, ServiceNowCredentials
+from wfm_publish.servicenow import ServiceNowClient
 from wfm_publish.store import DynamoJobStore
 from wfm_publish_local.runner.function import LambdaContext
-from wfm_publish_local.servicenow import DEFAULT_PASSWORD, DEFAULT_USERNAME, ServiceNowStandIn
+from wfm_publish_local.servicenow import ServiceNowStandIn
 
 pytestmark = pytest.mark.integration
 
-OWN = "a" * 32  # the request's record
+__all__ = ["snow"]  # the fixture, shared
+
 JOINED = "b" * 32  # a joined request's record
 QUIET = "c" * 32  # a joined request's record that did not ask for progress
-BASIC = ServiceNowCredentials(DEFAULT_USERNAME, DEFAULT_PASSWORD)
-
-
-@pytest.fixture
-def snow() -> Iterator[ServiceNowStandIn]:
-    with ServiceNowStandIn() as stand_in:
-        yield stand_in
-
-
-def client(snow: ServiceNowStandIn) -> ServiceNowClient:
-    return ServiceNowClient(snow.url, lambda: BASIC, timeout=(1.0, 2.0))
-
-
-def told(snow: ServiceNowStandIn, sys_id: str = OWN) -> list[str]:
-    """What the record was PATCHed with, in order."""
-    return [u.body["u_wfm_publish_status"] for u in snow.updates(sys_id=sys_id) if u.body]
-
-
-def faulty(store: DynamoJobStore) -> tuple[DynamoJobStore, FaultyDynamoDB]:
-    """The same table, through a client whose calls can be made to fail."""
-    db = FaultyDynamoDB(boto3.client("dynamodb"))
-    return DynamoJobStore(db, store._table), db  # type: ignore[arg-type]
 
 
 def new_job(store: DynamoJobStore, *, progress: bool | None = True) -> Job:

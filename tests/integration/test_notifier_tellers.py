@@ -5,44 +5,23 @@ holding it is resumed by its own retry, or by another teller once the lease has 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 
-from tests.support.faults import FaultyDynamoDB, WorkerDied, on_item
+from tests.support.callbacks import BASIC, OWN, client, faulty, snow, told
+from tests.support.faults import WorkerDied, on_item
 from wfm_publish.clock import VirtualClock
 from wfm_publish.errors import NotifyContended
 from wfm_publish.models import Callback, Job, JobStatus, PublishRequest, ReasonCode
 from wfm_publish.notifier import LEASE_SECONDS, Notifier, Outcome
-from wfm_publish.servicenow import ServiceNowClient, ServiceNowCredentials
+from wfm_publish.servicenow import ServiceNowClient
 from wfm_publish.store import DynamoJobStore
-from wfm_publish_local.servicenow import DEFAULT_PASSWORD, DEFAULT_USERNAME, ServiceNowStandIn
+from wfm_publish_local.servicenow import ServiceNowStandIn
 
 pytestmark = pytest.mark.integration
 
-OWN = "a" * 32
-BASIC = ServiceNowCredentials(DEFAULT_USERNAME, DEFAULT_PASSWORD)
-
-
-@pytest.fixture
-def snow() -> Iterator[ServiceNowStandIn]:
-    with ServiceNowStandIn() as stand_in:
-        yield stand_in
-
-
-def client(snow: ServiceNowStandIn) -> ServiceNowClient:
-    return ServiceNowClient(snow.url, lambda: BASIC, timeout=(1.0, 2.0))
-
-
-def told(snow: ServiceNowStandIn) -> list[str]:
-    return [u.body["u_wfm_publish_status"] for u in snow.updates(sys_id=OWN) if u.body]
-
-
-def faulty(store: DynamoJobStore) -> tuple[DynamoJobStore, FaultyDynamoDB]:
-    db = FaultyDynamoDB(boto3.client("dynamodb"))
-    return DynamoJobStore(db, store._table), db  # type: ignore[arg-type]
+__all__ = ["snow"]  # the fixture, shared
 
 
 def ended_job(store: DynamoJobStore, status: JobStatus = JobStatus.PUBLISHED) -> Job:
