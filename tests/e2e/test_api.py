@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import requests
 
+from tests.support.aws import written
 from wfm_publish_local.client import SignedAuth
 from wfm_publish_local.demo import SERVICENOW_BODY
 from wfm_publish_local.embedded import EmbeddedStack
@@ -61,15 +62,6 @@ def job(stack: EmbeddedStack, publish_id: str) -> dict[str, Any]:
     return answer
 
 
-def items(stack: EmbeddedStack) -> set[str]:
-    """The table's items, less what the Genesys events function records of the org's own telephony
-    events (`heard#`): the simulated org sends them whatever the API is asked."""
-    assert stack.stack is not None
-    pages = stack.stack.client("dynamodb").get_paginator("scan").paginate(TableName=stack.stack.table_name)
-    keys = {item["pk"]["S"] for page in pages for item in page["Items"]}
-    return {k for k in keys if not k.startswith("heard#")}
-
-
 QUICK = {**SERVICENOW_BODY, "validationMode": "off"}  # publishes at once (after one stale-version 409)
 LATER = {**SERVICENOW_BODY, "publishTime": "2099-01-01T00:00:00Z"}
 
@@ -84,7 +76,7 @@ def later() -> dict[str, Any]:
 
 
 def test_every_refusal_answers_its_code_and_writes_nothing(stack: EmbeddedStack) -> None:
-    assert items(stack) == set()
+    assert written(stack) == set()
     body = json.dumps(SERVICENOW_BODY).encode()
     refusals: list[tuple[requests.Response, int, str]] = [
         (call(stack, "POST", "/publishes", SERVICENOW_BODY, auth=None), 401, "SIGNATURE_REJECTED"),
@@ -141,7 +133,7 @@ def test_every_refusal_answers_its_code_and_writes_nothing(stack: EmbeddedStack)
         problem = answer.json()
         assert problem["message"]
         assert problem["code"] == code or not code
-    assert items(stack) == set(), "a refused request wrote to the table"
+    assert written(stack) == set(), "a refused request wrote to the table"
 
 
 def test_schema_errors_list_each_field_and_why(stack: EmbeddedStack) -> None:
@@ -171,7 +163,7 @@ def test_schema_errors_list_each_field_and_why(stack: EmbeddedStack) -> None:
     }
     assert "timezone" in problems["publishTime"].lower()
     assert "extra" in problems["surprise"].lower()
-    assert items(stack) == set()
+    assert written(stack) == set()
 
 
 def test_a_clock_off_by_more_than_five_minutes_is_refused_and_says_why(stack: EmbeddedStack) -> None:

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from tests.support.aws import written
 from wfm_publish.signature import signed_headers
 from wfm_publish_local.demo import SERVICENOW_BODY
 from wfm_publish_local.embedded import EmbeddedStack
@@ -30,15 +31,6 @@ JSON = "application/json"
 def stack() -> Iterator[EmbeddedStack]:
     with EmbeddedStack(visibility_timeout=2) as running:
         yield running
-
-
-def items(stack: EmbeddedStack) -> set[str]:
-    """The table's items, less what the Genesys events function records of the org's own telephony
-    events (`heard#`): the simulated org sends them whatever the API is asked."""
-    assert stack.stack is not None
-    pages = stack.stack.client("dynamodb").get_paginator("scan").paginate(TableName=stack.stack.table_name)
-    keys = {item["pk"]["S"] for page in pages for item in page["Items"]}
-    return {k for k in keys if not k.startswith("heard#")}
 
 
 def later(schedule: str | None = None) -> dict[str, Any]:
@@ -68,7 +60,7 @@ def problem(answer: requests.Response) -> dict[str, Any]:
 def test_odd_bodies_are_refused_with_a_problem_and_write_nothing(stack: EmbeddedStack) -> None:
     """Each of these answered 502 Internal server error (the function raised), 400 naming field "0", 415
     in Powertools' own shape, or 202 for a body whose key was named twice."""
-    assert items(stack) == set()
+    assert written(stack) == set()
     text = json.dumps(later())
     refused: list[tuple[bytes, str | None, int, str]] = [
         (b"[" * 1000 + b"]" * 1000, JSON, 400, "INVALID_REQUEST"),  # 2 KB, RecursionError
@@ -85,7 +77,7 @@ def test_odd_bodies_are_refused_with_a_problem_and_write_nothing(stack: Embedded
         answer = post(stack, data, content_type)
         assert answer.status_code == status, (data[:60], answer.text)
         assert problem(answer)["code"] == code
-    assert items(stack) == set(), "a refused request wrote to the table"
+    assert written(stack) == set(), "a refused request wrote to the table"
 
 
 def test_a_body_in_any_encoding_it_says_is_the_same_request(stack: EmbeddedStack) -> None:
