@@ -9,18 +9,19 @@ export SAM_CLI_TELEMETRY := 0
 export __SAM_CLI_APP_DIR := $(CURDIR)/.sam-cli
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help dev demo-deps demo serve weekly openapi genesys-models chaos chaos-stack test unit integration e2e lint typecheck template-lint security bench build clean
+.PHONY: help dev demo-deps demo serve weekly openapi genesys-models servicenow chaos chaos-stack test unit integration e2e lint typecheck template-lint security bench build clean
 
 help:
 	@echo "make demo   - run the main job on the embedded local stack (no Docker, no AWS account)"
 	@echo "make test   - lint, type-check, validate the template, security findings, run every test"
 	@echo "make security - checkov on template.yaml (every finding fixed or skipped with a reason)"
-	@echo "make bench  - benchmarks that print figures"
+	@echo "make bench  - benchmarks that print figures (each run in bench/runs/; bench/results/ holds the quoted ones)"
 	@echo "make chaos  - 10,000 seeded fault schedules through the real core; every promise checked"
-	@echo "make chaos-stack - 1,000 jobs on the local stack under faults and crashes; the invariants (issue 9)"
+	@echo "make chaos-stack - 1,000 jobs on the local stack under faults and crashes; the invariants"
 	@echo "make weekly - fire the weekly publish now on the local stack (scenarios/weekly.yaml)"
 	@echo "make openapi - regenerate docs/openapi.json from the code (a test fails when it drifts)"
 	@echo "make genesys-models - regenerate docs/genesys-models.json from the official Genesys SDK (needs PyPI)"
+	@echo "make servicenow - build the ServiceNow update set from servicenow/ (build/servicenow/wfm-publish-update-set.xml)"
 
 # One venv, filled in two steps: `make demo` needs only the runtime and the local stack (.installed-local);
 # `make test` and the tools add the test and lint tools (.installed). Each is redone when pyproject.toml changes.
@@ -70,6 +71,14 @@ openapi: dev
 genesys-models: dev
 	$(BIN)/python scripts/genesys_models.py
 
+# The ServiceNow update set an admin imports (docs/servicenow.md): servicenow/, one file per record, built
+# into one XML under build/ (not committed: it is derived, and the same files always build the same bytes).
+# Every script is checked at ES5 level first: later syntax fails the build. SERVICENOW_DATE stamps the
+# records (yyyy-MM-dd HH:mm:ss; a fixed date by default, so the same files build the same bytes).
+SERVICENOW_DATE ?= 2024-01-01 00:00:00
+servicenow: dev
+	$(BIN)/python -m wfm_publish_local.servicenow_set --output build/servicenow/wfm-publish-update-set.xml --date "$(SERVICENOW_DATE)"
+
 lint: dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -98,17 +107,19 @@ security: $(CHECKOV_VENV)/bin/checkov
 test: lint typecheck template-lint security
 	$(BIN)/pytest
 
+# Each run's figures go to bench/runs/ (untracked); bench/results/ keeps the figures the README and
+# docs/benchmark.md quote (refresh: copy a run's file over its committed one, with the quoted figures).
 bench: dev
 	$(BIN)/python -m bench
 
-# Issue 9's fault harness: 10,000 seeded fault schedules through the real core in virtual time, every
+# The fault harness: 10,000 seeded fault schedules through the real core in virtual time, every
 # promise checked after each (src/wfm_publish_local/chaos, docs/chaos.md). A violation prints its seed
 # and a trace, and exits non-zero. `make test` runs a few hundred (tests/unit/test_chaos.py).
 CHAOS_SEEDS ?= 10000
 chaos: dev
 	$(BIN)/python -m wfm_publish_local.chaos --seeds $(CHAOS_SEEDS) --workers 2
 
-# Issue 9: 1,000 jobs on the real local stack behind the fault proxy, with worker crashes and Genesys
+# 1,000 jobs on the real local stack behind the fault proxy, with worker crashes and Genesys
 # faults; exits 1 on any broken invariant. CHAOS_JOBS / CHAOS_SEED / CHAOS_RATE change the run. The rate
 # (first requests per second) is about what this 2-core machine's one-process stack carries: faster only
 # queues the jobs up, and queued jobs look stuck to the run's short watchdog bound.

@@ -161,10 +161,11 @@ def _events(stack: Any, count: int) -> dict[str, list[dict[str, Any]]]:
 
     for _ in range(count):  # the API's first POST
         raw = json.dumps(body(next(bu))).encode()
+        key = uuid.uuid4().hex
         headers = [
             ("Content-Type", "application/json"),
-            ("Idempotency-Key", uuid.uuid4().hex),
-            *signed_headers(stack.hmac_secret, "POST", "/publishes", raw, time.time()).items(),
+            ("Idempotency-Key", key),
+            *signed_headers(stack.hmac_secret, "POST", "/publishes", raw, time.time(), key=key).items(),
         ]
         events["publish_trigger"].append(
             api_gateway_event(

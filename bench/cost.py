@@ -7,7 +7,7 @@ Lambda invocations and their modelled durations x the template's MemorySize (arm
 (sends, one receive and one delete batch per invocation), DynamoDB read and write units by item size,
 Secrets Manager reads, log bytes, EventBridge Scheduler invocations, API Gateway requests.
 
-Also the job's write table (issue 12): one request during an Edge update of 15 s, 10 min, 2 h, 6 h:
+Also the job's write table: one request during an Edge update of 15 s, 10 min, 2 h, 6 h:
 writes of the job item, its final size, and the write units they cost.
 """
 
@@ -124,7 +124,7 @@ def one_publish(
 def write_table() -> list[dict[str, Any]]:
     rows = []
     for label, duration in WRITE_TABLE:
-        engine, _, job_id = one_publish(duration, notify=False)  # the pipeline's writes, as issue 12 counts
+        engine, _, job_id = one_publish(duration, notify=False)  # the pipeline's writes only
         meter = engine.table
         rows.append(
             {
@@ -173,9 +173,7 @@ def run() -> dict[str, Any]:
     )
 
     print("\nJob writes, one request during an Edge update (demo scenario, request half-way through):")
-    print(
-        f"{'change':<8} {'job writes':>10} {'job item':>10} {'job WCU':>8} {'table WCU':>10}   issue's today"
-    )
+    print(f"{'change':<8} {'job writes':>10} {'job item':>10} {'job WCU':>8} {'table WCU':>10}   before")
     table = write_table()
     for row in table:
         was = TODAY[row["change"]]

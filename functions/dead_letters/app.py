@@ -1,4 +1,5 @@
-"""Every few minutes: the validation and conflict DLQs -> each stranded job ends FAILED with the reason."""
+"""Every few minutes: the validation and conflict DLQs -> each stranded job settled (sweep_dead_letters):
+FAILED with the reason, or, when an update of ours may have landed, found out first."""
 
 import gc
 

@@ -1,4 +1,4 @@
-"""The jobs table's stream (a job ended, or became PUBLISHING) -> ServiceNow,
+"""The jobs table's stream (a job ended, or was written while PUBLISHING) -> ServiceNow,
 and the job's outcome metrics."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from aws_lambda_powertools import Logger
 from wfm_publish import metrics
 from wfm_publish.batch import partial_batch
 from wfm_publish.coldstart import first_answer_uncollected
+from wfm_publish.models import JobStatus
 from wfm_publish.notifier import Outcome
 from wfm_publish.services import services
 from wfm_publish.store_items import job_from_item
@@ -42,8 +43,12 @@ def handle_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
             services().notifier.lost(job_from_item(change.get("OldImage") or {}))
             return
         job = job_from_item(change.get("NewImage") or {})
+        # A write that kept the job PUBLISHING tells only the requests that joined in it: it needs the
+        # image before the write (read only then: every other record needs one image).
+        old = change.get("OldImage") if job.status is JobStatus.PUBLISHING else None
+        before = job_from_item(old) if old and "doc" in old else None
         try:
-            outcome = services().notifier.notify(job)
+            outcome = services().notifier.notify(job, before)
         except Exception:
             failed = True
             metrics.count(metrics.CALLBACKS_FAILED)

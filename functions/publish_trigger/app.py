@@ -10,7 +10,7 @@ import gc
 
 gc.disable()  # until the first answer: importing and building it allocate ~100k objects (coldstart.py)
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools import Logger
 
@@ -18,8 +18,8 @@ from wfm_publish import answers, api, metrics
 from wfm_publish.answers import CancelAnswer, PublishAccepted, PublishView, SchedulePublish
 from wfm_publish.cancel import cancel
 from wfm_publish.coldstart import first_answer_uncollected
-from wfm_publish.models import PublishRequest
-from wfm_publish.router import Answer, Body, Header, Path, Router
+from wfm_publish.models import CapacityReport, PublishRequest
+from wfm_publish.router import Answer, Body, Header, Path, Query, Router
 from wfm_publish.services import services
 
 logger = Logger()
@@ -37,6 +37,13 @@ ScheduleId = Annotated[
     ),
 ]
 Key = Annotated[str, Header(alias="Idempotency-Key", min_length=1, max_length=255, description=api.KEY_DOC)]
+AcceptHeader = Annotated[
+    str | None, Header(alias="Accept", description="image/svg+xml: the chart; application/json (default)")
+]
+CapacityFormat = Annotated[
+    Literal["json", "svg"] | None,
+    Query(alias="format", description="svg: the chart, json: the report (wins over Accept)"),
+]
 
 
 @app.post(
@@ -56,7 +63,7 @@ Key = Annotated[str, Header(alias="Idempotency-Key", min_length=1, max_length=25
 def create_publish(
     request: Annotated[PublishRequest, Body()], idempotency_key: Key
 ) -> Answer[PublishAccepted]:
-    accepted = services().intake.accept(request, api.idempotency_key(idempotency_key))
+    accepted = api.accept(services().intake, request, idempotency_key)
     answer, headers = answers.accepted_answer(accepted)
     outcome = "replayed" if accepted.replayed else "joined" if answer.joined else "accepted"
     metrics.count(metrics.PUBLISH_REQUESTS, Outcome=outcome)
@@ -71,6 +78,25 @@ def create_publish(
 )
 def get_publish(publishId: PublishId) -> PublishView:
     return PublishView.model_validate(answers.publish_view(services().store.get_job(publishId), publishId))
+
+
+@app.get(
+    "/publishes/<publishId>/capacity",
+    operation_id="getPublishCapacity",
+    summary="A publish's capacity report: as JSON, or drawn (image/svg+xml: lines needed against lines "
+    "available per pool and 15-minute interval, the intervals over the limit marked)",
+    responses=api.responses(
+        (200, "The capacity report (JSON), or its chart (SVG)", CapacityReport),
+        400,
+        404,
+        media={answers.SVG: "the chart: per pool, lines needed and available per interval, overs marked"},
+    ),
+)
+def get_publish_capacity(
+    publishId: PublishId, accept: AcceptHeader = None, format_: CapacityFormat = None
+) -> Answer[CapacityReport | str]:
+    body, headers = answers.capacity(services().store.get_job(publishId), publishId, accept, format_)
+    return Answer(200, body, headers)
 
 
 @app.post(
@@ -104,7 +130,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         weekly = Weekly(
             s.clock, s.genesys, s.intake, s.weekly_queue, s.weekly_runs, s.weekly_starts_per_minute
         )
-        return fan_out(weekly, event)
+        return fan_out(weekly, event, only=s.weekly_business_units)
     try:
         api.guard(event, services().signing_secrets, services().clock.now())  # 401, 413, 415
     except api.ApiProblem as refused:

@@ -2,8 +2,9 @@
 
     requests.post(f"{api}/publishes", json=body, headers={"Idempotency-Key": key}, auth=SignedAuth(secret))
 
-The signature covers the method, the path, the query and the exact bytes sent, so it is computed on the
-prepared request, after requests has serialised the body. The path signed is the API's resource path:
+The signature covers the method, the path, the query, the Idempotency-Key (or X-Request-Id) and the exact
+bytes sent, so it is computed on the prepared request, after requests has serialised the body and set
+the headers: add the key to the request's headers, not afterwards. The path signed is the API's resource path:
 the URL's path less `base_path` (the stage, `/prod`, when calling API Gateway's stage URL; nothing for
 the local front, which serves without a stage).
 """
@@ -16,7 +17,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from wfm_publish.signature import signed_headers
+from wfm_publish.signature import request_key, signed_headers
 
 DEFAULT_HMAC_SECRET = "wfm-publish-local-hmac-secret"  # noqa: S105 - the local stack's fixed default
 HMAC_SECRET_VARIABLE = "WFM_PUBLISH_HMAC_SECRET"  # noqa: S105 - a variable name
@@ -51,4 +52,5 @@ def sign_prepared(
     path = url.path or "/"
     if base_path and path.startswith(base_path + "/"):
         path = path[len(base_path) :]
-    return signed_headers(secret, request.method or "GET", path, raw, now, query=url.query)
+    key = request_key(request.headers)  # Idempotency-Key (or X-Request-Id): signed too
+    return signed_headers(secret, request.method or "GET", path, raw, now, query=url.query, key=key)

@@ -19,7 +19,7 @@ import requests
 
 from wfm_publish_local.embedded import DEFAULT_SCENARIO, EmbeddedStack
 
-# The ServiceNow REST message (shared/DESIGN.md), plus the business unit and week it may add.
+# The ServiceNow REST message (docs/servicenow.md), plus the business unit and week it may add.
 SERVICENOW_BODY = {
     "scheduleId": "sched-demo",
     "publishTime": "2023-10-27T14:00:00Z",
@@ -75,7 +75,11 @@ def callback_shown(stack: EmbeddedStack) -> int:
     return 0
 
 
-SECONDS = {"TimeToPublish", "TelephonyWait"}
+# What each figure in seconds measures, printed beside it (docs/architecture.md, Metrics).
+SECONDS = {
+    "TimeToPublish": "from the request (or its publishTime) to PUBLISHED",
+    "TelephonyWait": "from the first telephony look to settled",
+}
 # Shown by Status and Reason; the by-Status series (the alarm's terms) would say it twice.
 SHOWN_TWICE = {("JobsEnded", ("Status",))}
 
@@ -92,7 +96,7 @@ def metrics_shown(stack: EmbeddedStack, wait: float = 5.0) -> None:
             continue
         where = " ".join(f"{k}={v}" for k, v in dimensions)
         total = sum(values)
-        figure = f"{total:.1f} s" if name in SECONDS else f"{total:g}"
+        figure = f"{total:.1f} s  ({SECONDS[name]})" if name in SECONDS else f"{total:g}"
         print(f"  {name:<20} {where:<40} {figure}")
 
 
@@ -119,25 +123,53 @@ def summarise(job: dict[str, Any], stats: dict[str, Any]) -> int:
     timeline = job.get("timeline", [])
     calls = sum(int(n) for n in stats.get("calls", {}).values())
     conflicts = sum(int(n) for n in stats.get("conflictsSent", {}).values())
-    waited = _seconds_between(timeline, "accepted", "telephony settled")
-    total = _seconds_between(timeline, "accepted", str(job.get("status", "")).lower())
     ended = job.get("status", "").lower()
+    total = _seconds_between(timeline, "accepted", ended)
     print(
         f"{job.get('status')}: {job.get('detail', '')}\n"
-        f"  {total:.1f} s from request to {ended}, {waited:.1f} s of it waiting for telephony;"
+        f"  {total:.1f} s from request to {ended};"
         f" {job['attempts']['publish']} publish attempts, {conflicts} x 409 answered,"
         f" {calls} Genesys calls, {sum(stats.get('publishesApplied', {}).values())} publish applied."
     )
+    words = telephony_words(job)
+    if words:
+        print(f"  {words}")
+    capacity = job.get("capacity") or {}
+    if capacity.get("summary"):
+        print(f"  capacity: {capacity['summary']}")
     return 0 if job.get("status") == "PUBLISHED" else 1
 
 
+def telephony_words(job: dict[str, Any]) -> str:
+    """Where the wait for telephony went, in two parts: the first look, as late after the request as
+    telephonySync.delayMs asks; then from that look to settled, which is what the TelephonyWait
+    metric measures (and the dashboard's "Waiting for telephony")."""
+    timeline = job.get("timeline", [])
+    looks = [e for e in timeline if str(e["event"]).startswith("telephony")]
+    settled = [e for e in timeline if e["event"] == "telephony settled"]
+    if not looks or not settled:
+        return ""
+    first_look = _seconds_between(timeline, "accepted", looks[0]["event"])
+    wait = _seconds(looks[0]["at"], settled[-1]["at"])
+    return (
+        f"telephony: first look {first_look:.1f} s after the request (telephonySync.delayMs),"
+        f" settled {wait:.1f} s after that look (the TelephonyWait metric)"
+    )
+
+
 def _seconds_between(timeline: list[dict[str, Any]], first: str, last: str) -> float:
-    times = {e["event"]: e["at"] for e in timeline}
-    if first not in times or last not in times:
+    """From the first entry named `first` to the last one named `last`."""
+    starts = [e["at"] for e in timeline if e["event"] == first]
+    ends = [e["at"] for e in timeline if e["event"] == last]
+    if not starts or not ends:
         return 0.0
+    return _seconds(starts[0], ends[-1])
+
+
+def _seconds(first: str, last: str) -> float:
     from datetime import datetime
 
-    return (datetime.fromisoformat(times[last]) - datetime.fromisoformat(times[first])).total_seconds()
+    return (datetime.fromisoformat(last) - datetime.fromisoformat(first)).total_seconds()
 
 
 def _brief(detail: dict[str, Any]) -> str:

@@ -65,12 +65,14 @@ class EmbeddedStack(Running):
         simulator_port: int = 0,
         environment: dict[str, str] | None = None,
         hmac_secret: str | None = None,
+        parameters: dict[str, str] | None = None,
         **stack_options: Unpack[StackOptions],
     ) -> None:
         self.scenario: Scenario = scenario if isinstance(scenario, Scenario) else load_scenario(str(scenario))
         self.simulator = GenesysSimulator(self.scenario)
         self.simulator_server = SimulatorServer(self.simulator, port=simulator_port)
         self._environment = environment or {}
+        self._parameters = parameters or {}  # template parameters over the embedded stack's own
         self._stack_options = stack_options
         self.hmac_secret = local_hmac_secret(hmac_secret)
         self.auth = SignedAuth(self.hmac_secret)
@@ -92,6 +94,7 @@ class EmbeddedStack(Running):
                 "ServiceNowInstanceUrl": self.servicenow.url,
                 # The org's partner event bus: GenesysEventsFunction exists and hears the simulator.
                 "GenesysEventBusName": self.event_bus,
+                **self._parameters,
             },
             environment_overrides={"POWERTOOLS_LOG_LEVEL": "WARNING", **self._environment},
             secret_values={

@@ -49,10 +49,16 @@ def handler_class(
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    # The listen backlog: socketserver's default of 5 reset connections when twenty clients (a ServiceNow
+    # burst, the functions' threads on the fault proxy) connected at once, faster than the accept loop.
+    request_queue_size = 128
+    daemon_threads = True
+
+
 class LocalHttpServer:
     def __init__(self, handler: type[BaseHTTPRequestHandler], host: str, port: int, name: str) -> None:
-        self._server = ThreadingHTTPServer((host, port), handler)
-        self._server.daemon_threads = True
+        self._server = _Server((host, port), handler)
         self._name = name
         self._thread: threading.Thread | None = None
 

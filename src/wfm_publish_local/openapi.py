@@ -63,10 +63,11 @@ SECURITY_SCHEMES: dict[str, dict[str, str]] = {
         "type": "apiKey",
         "in": "header",
         "name": "X-Signature",
-        "description": "v2=<hex HMAC-SHA256(secret, "
-        '"<X-Signature-Timestamp>\\n<METHOD>\\n<path>\\n<canonical query>\\n<raw body>")>: '
-        "the path without the stage, e.g. /publishes/{publishId}/cancel; the query's pairs sorted, "
-        "percent-encoded, joined with &; GET signs the empty body. v1 is refused. See docs/servicenow.md.",
+        "description": "v3=<hex HMAC-SHA256(secret, "
+        '"<X-Signature-Timestamp>\\n<METHOD>\\n<path>\\n<canonical query>\\n<Idempotency-Key>\\n'
+        "<raw body>\")>: the path without the stage, e.g. /publishes/{publishId}/cancel; the query's pairs "
+        "sorted, percent-encoded, joined with &; the Idempotency-Key sent (else X-Request-Id, else empty); "
+        "GET signs the empty key and body. v1 and v2 are refused. See docs/servicenow.md.",
     },
     "signatureTimestamp": {
         "type": "apiKey",

@@ -28,6 +28,7 @@ from wfm_publish.transitions import Transitions
 from wfm_publish.watchdog import OVERDUE_AFTER, Redrive, redrive_letter
 
 if TYPE_CHECKING:
+    from wfm_publish.cancel import Cancelled
     from wfm_publish_local.stack import LocalStack
 
 # The dead-letter queues by the name an operator types, and the stack output that holds each URL.
@@ -50,12 +51,22 @@ class OpsError(Exception):
 
 def failures() -> tuple[type[Exception], ...]:
     """What the CLI reports as one line (exit 1) rather than a traceback: a refusal, AWS saying no
-    (no credentials, no such stack, access denied), the store's own errors, a configuration problem."""
+    (no credentials, no such stack, access denied), the store's own errors, a configuration problem,
+    the API unreachable (`check`)."""
     from botocore.exceptions import BotoCoreError, ClientError
+    from requests import RequestException
 
-    from wfm_publish.errors import ConfigurationError, StoreError
+    from wfm_publish.errors import ConfigurationError, SecretUnavailable, StoreError
 
-    return (OpsError, ClientError, BotoCoreError, StoreError, ConfigurationError)
+    return (
+        OpsError,
+        ClientError,
+        BotoCoreError,
+        StoreError,
+        ConfigurationError,
+        SecretUnavailable,
+        RequestException,
+    )
 
 
 @dataclass(frozen=True)
@@ -194,20 +205,33 @@ class Ops:
                 out.append((job, now - (job.due_at or now)))
         return out
 
+    def chart(self, publish_id: str) -> str:
+        """The job's capacity chart (SVG), as GET /publishes/{publishId}/capacity?format=svg draws it."""
+        from wfm_publish.answers import capacity
+        from wfm_publish.api import ApiProblem
+
+        try:
+            drawn, _ = capacity(self.store.get_job(publish_id), publish_id, None, "svg")
+        except ApiProblem as refused:
+            raise OpsError(refused.body.message) from None
+        return str(drawn)
+
     # --- cancel, notify ---------------------------------------------------------------------------
 
-    def cancel(self, publish_id: str) -> Job:
+    def cancel(self, publish_id: str) -> Cancelled:
+        """The core's cancel: the job, and whether it was cancelled before (nothing written then)."""
         from wfm_publish.cancel import cancel
         from wfm_publish.errors import CancelContended, CancelRefused, PublishNotFound
 
         try:
-            return cancel(self.store, self.transitions(), publish_id, "cancelled by an operator").job
+            return cancel(self.store, self.transitions(), publish_id, "cancelled by an operator")
         except (PublishNotFound, CancelRefused, CancelContended) as refused:
             raise OpsError(str(refused)) from None
 
     def notify(self, publish_id: str) -> str:
         """The notifier's delivery of the job's end, again: each record that has not heard it (the
         notifier skips records already told, and reads the record first)."""
+        from wfm_publish.errors import NotifyContended
         from wfm_publish.notifier import Notifier
         from wfm_publish.servicenow import ServiceNowClient, credentials_from
 
@@ -222,8 +246,12 @@ class Ops:
         def credentials() -> Any:
             return credentials_from(self.secrets.text(secret, "ServiceNow credentials"))
 
-        notifier = Notifier(self.store, lambda: ServiceNowClient(url, credentials), self.clock)
-        return notifier.notify(job).value
+        teller = f"ops:{uuid.uuid4().hex}"  # never the stream's: the two take turns (the notify# lease)
+        notifier = Notifier(self.store, lambda: ServiceNowClient(url, credentials), self.clock, teller=teller)
+        try:
+            return notifier.notify(job).value
+        except NotifyContended as contended:  # the stream's notifier is telling it this moment
+            raise OpsError(str(contended)) from None
 
     # --- dead letters -------------------------------------------------------------------------------
 
@@ -247,13 +275,28 @@ class Ops:
             yield from batch
 
     def dlq_list(self, queue: str) -> list[dict[str, Any]]:
+        """Each letter, seen without raising the receive count a person reads. SQS has no peek: seeing
+        a letter is receiving it, which adds one to its ApproximateReceiveCount. So every receive of
+        ours is noted in the table (`LookLedger`), and `receives` is SQS's count less our looks: the
+        deliveries that failed (maxReceiveCount, before the letter came here) and the dead-letter
+        sweep's looks, however often anyone lists. `looks` says how many listings saw it."""
         url = self.dlq_url(queue)
         seen = list(self._letters(url, 30))
-        for letter in seen:  # put them back at once: a listing changes nothing
+        for letter in seen:  # put them back at once: a listing changes nothing a person reads
             self.sqs.change_message_visibility(
                 QueueUrl=url, ReceiptHandle=letter["ReceiptHandle"], VisibilityTimeout=0
             )
-        return [describe_letter(letter) for letter in seen]
+        ledger = self.ledger(queue)
+        rows = []
+        for letter in seen:
+            looks = ledger.looked(str(letter.get("MessageId")))
+            rows.append(describe_letter(letter, looks))
+        return rows
+
+    def ledger(self, queue: str) -> LookLedger:
+        return LookLedger(
+            self.target.client("dynamodb"), self.target.output("JobsTableName"), queue, self.clock
+        )
 
     def dlq_redrive(self, queue: str) -> list[dict[str, Any]]:
         """Each letter's job moves on through the one transition path (a fresh ticket), then the letter
@@ -265,16 +308,19 @@ class Ops:
             )
         url = self.dlq_url(queue)
         transitions = self.transitions()
+        ledger = self.ledger(queue)
         done, kept = [], []
         for letter in self._letters(url, 60):
-            row = describe_letter(letter)
+            message_id = str(letter.get("MessageId"))
             try:
                 message = JobMessage.model_validate_json(letter.get("Body", ""))
             except ValueError:
+                row = describe_letter(letter, ledger.looked(message_id))  # it stays: this look is noted
                 row["outcome"] = "kept: not a job message"
                 done.append(row)
                 kept.append(letter["ReceiptHandle"])
                 continue
+            row = describe_letter(letter, ledger.looks(message_id) + 1)  # this receive is ours too
             outcome = redrive_letter(self.store, transitions, message, row["receives"])
             self.sqs.delete_message(QueueUrl=url, ReceiptHandle=letter["ReceiptHandle"])
             row["outcome"] = outcome.value + ("" if outcome is Redrive.MOVED else "; letter deleted")
@@ -282,6 +328,17 @@ class Ops:
         for handle in kept:  # visible again for the next look (after the loop, or it would see them twice)
             self.sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=handle, VisibilityTimeout=0)
         return done
+
+    def dlq_count(self, queue: str) -> int:
+        """How many letters the queue holds (SQS's approximate numbers: nothing is received)."""
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=self.dlq_url(queue),
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        ).get("Attributes", {})
+        return sum(
+            int(attributes.get(name, "0"))
+            for name in ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible")
+        )
 
     def dlq_purge(self, queue: str) -> int:
         url = self.dlq_url(queue)
@@ -349,12 +406,51 @@ def _path_of(url: str) -> str:
     return urlsplit(url).path
 
 
-def describe_letter(letter: dict[str, Any]) -> dict[str, Any]:
-    """What a person needs of a letter: whose job, which step, how often it was received."""
+class LookLedger:
+    """How often `ops` itself received each letter of a DLQ: one `dlqlook#<queue>#<messageId>` item per
+    letter in the jobs table (an atomic ADD, so two operators listing at once count right), kept as long
+    as SQS may keep the letter (14 days at most)."""
+
+    KEEP = 14 * 86400
+
+    def __init__(self, client: Any, table: str, queue: str, clock: SystemClock) -> None:
+        self._db = client
+        self._table = table
+        self._queue = queue
+        self._clock = clock
+
+    def _key(self, message_id: str) -> dict[str, Any]:
+        return {"pk": {"S": f"dlqlook#{self._queue}#{message_id}"}}
+
+    def looks(self, message_id: str) -> int:
+        """Our receives of the letter so far."""
+        item = self._db.get_item(TableName=self._table, Key=self._key(message_id), ConsistentRead=True)
+        return int(item.get("Item", {}).get("looks", {}).get("N", "0"))
+
+    def looked(self, message_id: str) -> int:
+        """Note one more receive of ours; our receives so far, this one included."""
+        answer = self._db.update_item(
+            TableName=self._table,
+            Key=self._key(message_id),
+            UpdateExpression="ADD looks :one SET expiresAt = :expires",
+            ExpressionAttributeValues={
+                ":one": {"N": "1"},
+                ":expires": {"N": str(int(self._clock.now() + self.KEEP))},
+            },
+            ReturnValues="UPDATED_NEW",
+        )
+        return int(answer["Attributes"]["looks"]["N"])
+
+
+def describe_letter(letter: dict[str, Any], looks: int = 0) -> dict[str, Any]:
+    """What a person needs of a letter: whose job, which step, and how often it was received other
+    than by `ops` (`looks`: our receives, the one that shows it included)."""
     body = letter.get("Body", "")
+    counted = int(letter.get("Attributes", {}).get("ApproximateReceiveCount", "0"))
     row: dict[str, Any] = {
         "messageId": letter.get("MessageId"),
-        "receives": int(letter.get("Attributes", {}).get("ApproximateReceiveCount", "0")),
+        "receives": max(0, counted - looks),
+        "looks": looks,
         "sentAt": iso(int(letter.get("Attributes", {}).get("SentTimestamp", "0")) / 1000),
     }
     try:
@@ -389,7 +485,16 @@ def job_detail(job: Job) -> dict[str, Any]:
     """What GET /publishes/{publishId} answers (the same view: callback, joined requests, timeline)."""
     from wfm_publish.answers import publish_view
 
-    return publish_view(job, job.job_id)
+    return in_time_order(publish_view(job, job.job_id))
+
+
+def in_time_order(view: dict[str, Any]) -> dict[str, Any]:
+    """The view with its timeline by time (ISO-8601 UTC text sorts as time; a tie keeps its order):
+    entries are recorded by whichever function moved the job, not always in the order they happened."""
+    timeline = view.get("timeline")
+    if not timeline:
+        return view
+    return view | {"timeline": sorted(timeline, key=lambda entry: str(entry.get("at", "")))}
 
 
 def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
@@ -404,7 +509,8 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 
 def _cell(value: Any) -> str:
-    if value is None:
+    """A value for a person: "-" when there is none (the same everywhere: tables and `show`)."""
+    if value is None or value == "":
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
@@ -413,12 +519,13 @@ def _cell(value: Any) -> str:
 
 def render_detail(view: dict[str, Any]) -> str:
     """`ops show`: the job for a person, the timeline last."""
+    view = in_time_order(view)
     attempts = view.get("attempts", {})
     lines = [
         f"publish   {view['publishId']}{'  (dry run)' if view.get('dryRun') else ''}",
-        f"schedule  {view['scheduleId']}  business unit {view.get('businessUnitId', '-')}"
-        f"  week {view.get('weekId', '-')}",
-        f"status    {view['status']}  {view.get('reasonCode', '')}".rstrip(),
+        f"schedule  {view['scheduleId']}  business unit {_cell(view.get('businessUnitId'))}"
+        f"  week {_cell(view.get('weekId'))}",
+        f"status    {view['status']}  {view.get('reasonCode') or ''}".rstrip(),
     ]
     if view.get("detail"):
         lines.append(f"detail    {view['detail']}")
@@ -451,5 +558,6 @@ def render_detail(view: dict[str, Any]) -> str:
     for entry in view.get("timeline", []):
         detail = entry.get("detail")
         extra = "  " + json.dumps(detail, separators=(",", ":"), sort_keys=True) if detail else ""
-        lines.append(f"  {entry['at']}  {entry['event']}{extra}")
+        again = f" (x{entry['times']}, the last at {entry['until']})" if entry.get("until") else ""
+        lines.append(f"  {entry['at']}  {entry['event']}{again}{extra}")
     return "\n".join(lines)

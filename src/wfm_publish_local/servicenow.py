@@ -10,6 +10,10 @@ record of everything it was sent, on 127.0.0.1.
 Like ServiceNow it answers `{"result": {...}}`, 401 without valid credentials (basic or a bearer token
 from /oauth_token.do), 404 for a record it does not know when `known_records` is set, and
 `{"error": {"message", "detail"}, "status": "failure"}` for a refusal. Work notes accumulate.
+
+`on_update(table, sys_id, fields)`, when set, hears each update the stand-in accepts before it answers
+(a test hands it to a ServiceNow instance that runs its business rules); if it raises, the stand-in
+answers 500.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -72,6 +76,7 @@ class ServiceNowStandIn(HttpFront):
         self.client_id, self.client_secret = client_id, client_secret
         self.known_records = None if known_records is None else set(known_records)
         self.received: list[Received] = []
+        self.on_update: Callable[[str, str, dict[str, Any]], None] | None = None
         self.records: dict[tuple[str, str], dict[str, Any]] = {}
         self._tokens: set[str] = set()
         self._failures: list[_Failure] = []
@@ -164,6 +169,12 @@ class ServiceNowStandIn(HttpFront):
             request.connection.close()  # no answer at all: the caller sees a dropped connection
             return
         status, answer = self._update(request, table, sys_id, body, failure, parse_qs(split.query))
+        if status == 200 and body is not None and self.on_update is not None:
+            try:
+                self.on_update(table, sys_id, body)
+            except Exception as exc:  # the listener's failure is the update's: the caller retries
+                log.exception("the update listener failed")
+                status, answer = 500, _error("Update listener failed", f"{type(exc).__name__}: {exc}")
         self._note(request, split.path, table, sys_id, body, status)
         extra = {}
         if failure is not None and failure.retry_after is not None and status == failure.status:

@@ -139,6 +139,8 @@ class ScheduleEvent:
     timezone: Any
     input: Any
     """The Input JSON text, exactly as the template has it (a string, or an intrinsic such as !Sub)."""
+    state: Any = None
+    """ScheduleV2's State (ENABLED or DISABLED, or an intrinsic such as !If), unresolved; None: ENABLED."""
 
 
 @dataclass(frozen=True)

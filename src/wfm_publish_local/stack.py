@@ -43,7 +43,7 @@ from wfm_publish_local.template import Template
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
-__all__ = ["LOCAL_ENVIRONMENT", "REPO_ROOT", "LocalStack"]
+__all__ = ["LOCAL_ENVIRONMENT", "REPO_ROOT", "LocalStack", "ScheduleDisabled"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,10 @@ LOCAL_ENVIRONMENT: Mapping[str, str] = {
 # the module is loaded and has the function) at start and stop, so stacks in one process are isolated:
 # the services hold the clients (bound to the moto endpoint of the time) and the secrets they read.
 RESET_HOOKS: tuple[tuple[str, str], ...] = (("wfm_publish.services", "reset"),)
+
+
+class ScheduleDisabled(RuntimeError):
+    """A schedule whose State is DISABLED was fired: on AWS it would invoke nothing."""
 
 
 class LocalStack(Running):
@@ -294,6 +298,11 @@ class LocalStack(Running):
         """Invoke a function directly (`sam local invoke -e`): the handler's result, or its exception."""
         return self._function(function_logical_id).invoke(event)
 
+    def schedule_state(self, function_logical_id: str, event_name: str | None = None) -> str:
+        """ENABLED or DISABLED: the schedule event's State with this stack's parameters and conditions."""
+        event = schedule_event(self._function(function_logical_id).spec, event_name)
+        return "ENABLED" if event.state is None else self._resolver().resolve_str(event.state).upper()
+
     def fire_schedule(
         self,
         function_logical_id: str,
@@ -303,9 +312,16 @@ class LocalStack(Running):
     ) -> Any:
         """Invoke the function with its ScheduleV2 Input, as EventBridge Scheduler delivers it, and
         return the handler's result (an exception propagates: the scheduler's retries are not run).
-        input_overrides replace keys of the (JSON object) Input, as editing the schedule would."""
+        input_overrides replace keys of the (JSON object) Input, as editing the schedule would.
+        ScheduleDisabled: the schedule's State is DISABLED here, so EventBridge Scheduler would invoke
+        nothing."""
         function = self._function(function_logical_id)
         event = schedule_event(function.spec, event_name)
+        if self.schedule_state(function_logical_id, event.name) == "DISABLED":
+            raise ScheduleDisabled(
+                f"{function_logical_id}'s schedule {event.name} is DISABLED in this stack (its State):"
+                " EventBridge Scheduler invokes nothing"
+            )
         arn = f"arn:aws:scheduler:{self.region}:{ACCOUNT_ID}:schedule/default/{self.stack_name}-{event.name}"
         raw = event.input if event.input is None else self._resolver().resolve_str(event.input)
         payload = schedule_input(raw, schedule_arn=arn, scheduled_time=scheduled_time)

@@ -334,6 +334,7 @@ class Template:
                             schedule_expression=ev.get("ScheduleExpression") or ev.get("Schedule"),
                             timezone=ev.get("ScheduleExpressionTimezone"),
                             input=ev.get("Input"),
+                            state=ev.get("State"),
                         )
                     )
             env = (props.get("Environment") or {}).get("Variables") or {}

@@ -27,6 +27,7 @@ from wfm_publish.intake import Intake
 from wfm_publish.models import Job, JobMessage
 from wfm_publish.pipeline import NoOutcomes, Pipeline
 from wfm_publish.queues import Queue, QueueSender
+from wfm_publish.scope import TelephonyOptions
 from wfm_publish.store import DynamoJobStore
 from wfm_publish.store_items import job_from_item, job_item
 from wfm_publish.waiting import Timing
@@ -203,11 +204,13 @@ class VirtualRun:
         store: DynamoJobStore | None = None,
         events: bool = False,
         event_loss: float = 0.0,
+        telephony: dict[str, Any] | None = None,
     ) -> None:
         """`events`: the org's notifications reach the pipeline (the EventBridge integration and the
         genesys_events function): update outcomes are read from them, and telephony events wake the
         jobs waiting on them (`timing.events` is then set). Without, only reads tell. `event_loss`:
-        the share of telephony events that never arrive (drawn from the run's seed)."""
+        the share of telephony events that never arrive (drawn from the run's seed). `telephony`:
+        TelephonyOptions fields (the functions' settings), e.g. `{"edge_call_capacity": 10}`."""
         if events:
             timing = dataclasses.replace(timing or Timing(), events=True)
         self.events = events
@@ -231,6 +234,7 @@ class VirtualRun:
             clock,
             timing,
             random.Random(seed),
+            options=TelephonyOptions(**(telephony or {})),
             outcomes=self.notifications if events else NoOutcomes(),
         )
         self.transitions = self.pipeline.transitions

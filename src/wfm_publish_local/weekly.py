@@ -35,23 +35,25 @@ def local_now(scenario: Scenario) -> datetime:
 def run(
     scenario: Path,
     *,
-    at: str | None = None,
+    at: datetime | None = None,
     business_units: list[str] | None = None,
     weeks_ahead: int | None = None,
     times: int = 1,
     hmac_secret: str | None = None,
     timeout: float = 90.0,
 ) -> int:
-    due = datetime.fromisoformat(at) if at else None
-    if due is not None and due.tzinfo is None:
+    if at is not None and at.tzinfo is None:
         print("--at needs a time zone, e.g. 2023-10-26T06:00:00+01:00")
         return 2
+    due = at
     overrides: dict[str, Any] = {}
     if business_units:
         overrides["businessUnitIds"] = business_units
     if weeks_ahead is not None:
         overrides["weeksAhead"] = weeks_ahead
-    with EmbeddedStack(scenario, hmac_secret=hmac_secret) as stack:
+    # The template creates the schedule DISABLED (WeeklyRunEnabled): this command is the operator
+    # turning it on for the simulated org and firing it.
+    with EmbeddedStack(scenario, hmac_secret=hmac_secret, parameters={"WeeklyRunEnabled": "true"}) as stack:
         assert stack.stack is not None
         stack.simulator.reset()
         due = due or local_now(stack.scenario)

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import requests
 
+from tests.support.aws import written
 from wfm_publish_local.client import SignedAuth
 from wfm_publish_local.demo import SERVICENOW_BODY
 from wfm_publish_local.embedded import EmbeddedStack
@@ -61,12 +62,6 @@ def job(stack: EmbeddedStack, publish_id: str) -> dict[str, Any]:
     return answer
 
 
-def items(stack: EmbeddedStack) -> set[str]:
-    assert stack.stack is not None
-    pages = stack.stack.client("dynamodb").get_paginator("scan").paginate(TableName=stack.stack.table_name)
-    return {item["pk"]["S"] for page in pages for item in page["Items"]}
-
-
 QUICK = {**SERVICENOW_BODY, "validationMode": "off"}  # publishes at once (after one stale-version 409)
 LATER = {**SERVICENOW_BODY, "publishTime": "2099-01-01T00:00:00Z"}
 
@@ -81,7 +76,7 @@ def later() -> dict[str, Any]:
 
 
 def test_every_refusal_answers_its_code_and_writes_nothing(stack: EmbeddedStack) -> None:
-    assert items(stack) == set()
+    assert written(stack) == set()
     body = json.dumps(SERVICENOW_BODY).encode()
     refusals: list[tuple[requests.Response, int, str]] = [
         (call(stack, "POST", "/publishes", SERVICENOW_BODY, auth=None), 401, "SIGNATURE_REJECTED"),
@@ -138,7 +133,7 @@ def test_every_refusal_answers_its_code_and_writes_nothing(stack: EmbeddedStack)
         problem = answer.json()
         assert problem["message"]
         assert problem["code"] == code or not code
-    assert items(stack) == set(), "a refused request wrote to the table"
+    assert written(stack) == set(), "a refused request wrote to the table"
 
 
 def test_schema_errors_list_each_field_and_why(stack: EmbeddedStack) -> None:
@@ -168,7 +163,7 @@ def test_schema_errors_list_each_field_and_why(stack: EmbeddedStack) -> None:
     }
     assert "timezone" in problems["publishTime"].lower()
     assert "extra" in problems["surprise"].lower()
-    assert items(stack) == set()
+    assert written(stack) == set()
 
 
 def test_a_clock_off_by_more_than_five_minutes_is_refused_and_says_why(stack: EmbeddedStack) -> None:
@@ -201,6 +196,33 @@ def test_a_signed_get_replayed_on_the_cancel_route_is_refused(stack: EmbeddedSta
     assert cancelled.status_code == 200, cancelled.text
 
 
+def test_a_captured_publish_replayed_under_a_new_key_starts_nothing(stack: EmbeddedStack) -> None:
+    """A signed POST /publishes captured and sent again within the five minutes, under another
+    Idempotency-Key once its job has ended: it started a second publish. The signature covers the key."""
+    schedule = f"sched-replay-{uuid.uuid4().hex[:8]}"
+    body = {**later(), "scheduleId": schedule}
+    first = call(stack, "POST", "/publishes", body, key="replay-original")
+    assert first.status_code == 202, first.text
+    captured = first.request
+    assert call(stack, "POST", f"/publishes/{first.json()['publishId']}/cancel", key=None).status_code == 200
+    replayed = dict(captured.headers)
+    for key in ("replay-other", "replay-original "):
+        replayed["Idempotency-Key"] = key
+        again = requests.post(captured.url, data=captured.body, headers=replayed, timeout=15)
+        assert again.status_code == 401, again.text
+        assert again.json()["code"] == "SIGNATURE_REJECTED"
+    replayed.pop("Idempotency-Key")
+    replayed["X-Request-Id"] = "replay-by-request-id"  # the key it stands in for is signed too
+    again = requests.post(captured.url, data=captured.body, headers=replayed, timeout=15)
+    assert again.status_code == 401, again.text
+    # The capture as it was is a replay of the first answer, never a second job.
+    same = requests.post(captured.url, data=captured.body, headers=dict(captured.headers), timeout=15)
+    assert (same.status_code, same.json()["publishId"]) == (202, first.json()["publishId"])
+    assert same.headers["Idempotent-Replayed"] == "true"
+    window = call(stack, "GET", f"/schedules/{schedule}/publish", key=None).json()
+    assert window["inFlight"] is False, window
+
+
 # ---------------------------------------------------------------- accepted, replayed, joined
 
 
@@ -230,6 +252,9 @@ def test_a_request_is_accepted_replayed_and_a_reused_key_is_refused(stack: Embed
 
     other = call(stack, "POST", "/publishes", {**body, "validationMode": "deferred"}, key=key)
     assert (other.status_code, other.json()["code"]) == (422, "IDEMPOTENCY_KEY_REUSED")
+    # The caller's key, as sent: not the key as the table stores it (an internal prefix).
+    assert f"Idempotency-Key {key!r}" in other.json()["message"], other.json()
+    assert "api:" not in other.json()["message"]
 
     # Intake never calls Genesys: a Genesys outage cannot refuse a request.
     assert sum(stack.genesys_stats()["calls"].values()) == calls_before

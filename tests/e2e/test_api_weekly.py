@@ -24,7 +24,10 @@ DUE = datetime(2023, 10, 25, 6, 0, tzinfo=UTC)  # Wednesday: scenarios/weekly.ya
 def stack() -> Iterator[EmbeddedStack]:
     # Business units one second apart instead of two: the pacing is tested in tests/unit/test_weekly.py.
     with EmbeddedStack(
-        SCENARIO, visibility_timeout=2, environment={"WEEKLY_STARTS_PER_MINUTE": "60"}
+        SCENARIO,
+        visibility_timeout=2,
+        environment={"WEEKLY_STARTS_PER_MINUTE": "60"},
+        parameters={"WeeklyRunEnabled": "true"},  # the template creates the schedule DISABLED
     ) as running:
         running.simulator.reset()
         yield running

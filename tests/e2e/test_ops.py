@@ -5,6 +5,8 @@ server, the API signed as ServiceNow signs it."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -106,7 +108,10 @@ def test_cancel_refuses_what_it_must_and_notify_tells_the_record_after_the_dlq(
     code, job = ops(serve_line, capsys, "cancel", publish_id)
     assert (code, job["status"]) == (0, "CANCELLED")
     code, problem = text(serve_line, capsys, "cancel", publish_id)
-    assert code == 0  # already cancelled: said again, nothing written
+    assert code == 0 and f"{publish_id} already CANCELLED, nothing changed" in problem
+    code, again = ops(serve_line, capsys, "cancel", publish_id)
+    assert (code, again["status"], again["alreadyCancelled"]) == (0, "CANCELLED", True)
+    assert job["alreadyCancelled"] is False
     assert stack.stack is not None
     stack.stack.wait_until(lambda: ops(serve_line, capsys, "dlq", "list", "notifier")[1], 30, 0.5)
     code, letters = ops(serve_line, capsys, "dlq", "list", "--queue", "notifier")  # the option form
@@ -226,3 +231,84 @@ def test_check_is_a_dry_run_that_never_publishes_or_joins(
     assert "(dry run)" in shown and "status    CHECKED  " in shown and "capacity  " in shown
     assert code == (0 if "CHECKED  DRY_RUN" in shown else 1)
     assert stack.genesys_stats()["publishesApplied"] == {}
+
+
+def test_dlq_list_does_not_raise_the_receive_count_it_shows(
+    stack: EmbeddedStack, serve_line: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SQS has no peek: every listing receives each letter. The count shown is SQS's less the listings'
+    own receives, so five listings show the same count, the one the runbook asks a person to read."""
+    assert stack.stack is not None
+    sqs = stack.stack.client("sqs")
+    dlq = stack.stack.queue_url("ConflictDLQ")
+    # A letter as SQS moves it: a queue whose RedrivePolicy names the DLQ, its message received twice.
+    source = sqs.create_queue(
+        QueueName="ops-test-source",
+        Attributes={
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": stack.stack.queue_arn("ConflictDLQ"), "maxReceiveCount": 2}
+            )
+        },
+    )["QueueUrl"]
+    sqs.send_message(QueueUrl=source, MessageBody="failed twice")
+    for _ in range(3):  # two failed deliveries; the third receive moves it to the DLQ
+        sqs.receive_message(QueueUrl=source, VisibilityTimeout=0)
+    sqs.send_message(QueueUrl=dlq, MessageBody="put here by hand")  # never delivered to a function
+
+    seen = []
+    for _ in range(5):
+        code, letters = ops(serve_line, capsys, "dlq", "list", "conflict")
+        assert code == 0
+        seen.append({letter["body"]: (letter["receives"], letter["looks"]) for letter in letters})
+    assert [s["failed twice"][0] for s in seen] == [2, 2, 2, 2, 2]
+    assert [s["put here by hand"][0] for s in seen] == [0, 0, 0, 0, 0]
+    assert [s["failed twice"][1] for s in seen] == [1, 2, 3, 4, 5]  # each listing did receive it
+    raw = sqs.receive_message(
+        QueueUrl=dlq, MaxNumberOfMessages=10, VisibilityTimeout=0, MessageSystemAttributeNames=["All"]
+    )
+    counts = sorted(int(m["Attributes"]["ApproximateReceiveCount"]) for m in raw["Messages"])
+    assert counts == [6, 8]  # SQS's own count: our five listings, and this receive
+    code, shown = text(serve_line, capsys, "dlq", "list", "conflict")
+    assert "receives" in shown and "looks" in shown
+    code, warning = text(serve_line, capsys, "dlq", "purge", "conflict")
+    assert code == 2 and "2 letter(s) in the conflict DLQ" in warning
+    ops(serve_line, capsys, "dlq", "purge", "conflict", "--yes")
+    sqs.delete_queue(QueueUrl=source)
+
+
+def test_dlq_redrive_prints_its_table_and_nothing_else(
+    stack: EmbeddedStack, serve_line: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert stack.stack is not None
+    jobs = store(stack)
+    waiting = stack.accept({**SERVICENOW_BODY, "scheduleId": "sched-redrive", "publishTime": later()})
+    job = jobs.get_job(waiting["publishId"])
+    assert job is not None
+    letter = JobMessage(job_id=job.job_id, ticket=job.ticket, step=Step.VALIDATE, version=job.version)
+    stack.stack.client("sqs").send_message(
+        QueueUrl=stack.stack.queue_url("ValidationDLQ"),
+        MessageBody=letter.model_dump_json(by_alias=True, exclude_none=True),
+    )
+    # As an operator runs it: its own process, where nothing else has set up the core's logging.
+    ran = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "wfm_publish_local.cli",
+            "ops",
+            "--local",
+            str(serve_line),
+            "dlq",
+            "redrive",
+            "validation",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (ran.returncode, ran.stderr) == (0, "")  # the core's log line is for CloudWatch, not here
+    header, *rows = ran.stdout.splitlines()
+    assert header.split() == ["messageId", "publishId", "step", "receives", "looks", "sentAt", "outcome"]
+    assert len(rows) == 1 and job.job_id in rows[0] and rows[0].endswith("moved")
+    ops(serve_line, capsys, "cancel", job.job_id)

@@ -101,3 +101,21 @@ def test_progress_callbacks_events_and_metrics_follow_a_publish(stack: EmbeddedS
     assert metric("TimeToPublish") and all(v >= 0 for v in metric("TimeToPublish"))
     assert sum(metric("EventsPut")) >= len(details)
     json.dumps(stack.events())  # what a test reads is plain JSON
+
+
+def test_a_request_that_joins_a_publish_hears_its_progress_too(stack: EmbeddedStack) -> None:
+    """A joined request whose callback asked for progress hears PUBLISHING, then the end, as the
+    request it joined does: through the table's stream, its filter and the notifier, on the local stack."""
+    stack.simulator.reset()
+    soon = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 5))
+    body = {**SERVICENOW_BODY, "validationMode": "off", "publishTime": soon}
+    own, joined = uuid.uuid4().hex, uuid.uuid4().hex
+    first = stack.accept({**body, "callback": {"table": TABLE, "sysId": own, "progress": True}})
+    second = stack.accept({**body, "callback": {"table": TABLE, "sysId": joined, "progress": True}})
+    assert (second["publishId"], second["joined"]) == (first["publishId"], True)
+    for record in (own, joined):
+        started, ended = stack.servicenow.wait_for_updates(2, table=TABLE, sys_id=record, timeout=60)
+        assert started.body is not None and started.body["u_wfm_publish_status"] == "PUBLISHING"
+        assert ended.body is not None and ended.body["u_wfm_publish_status"] == "PUBLISHED"
+    time.sleep(1)
+    assert [len(stack.servicenow.updates(sys_id=record)) for record in (own, joined)] == [2, 2]

@@ -27,6 +27,7 @@ def stack() -> Iterator[EmbeddedStack]:
         SCENARIO,
         poll=["WeeklyUnitFunction"],
         environment={"WEEKLY_STARTS_PER_MINUTE": "100000"},  # no pacing: the test is about counts
+        parameters={"WeeklyRunEnabled": "true"},  # the template creates the schedule DISABLED
     ) as running:
         running.simulator.reset()
         yield running

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from typing import Any
 
 import pytest
@@ -69,18 +70,23 @@ GETS: list[tuple[str, dict[str, str], dict[str, str]]] = [
     (g.SCHEDULE, SCHED_IDS, {"expand": "managementUnits.agents"}),
     (g.SCHEDULE, SCHED_IDS, {}),
     (g.EDGES, {}, PAGE),
-    (g.EDGES, {}, {"site.id": "site-demo"}),
+    (g.EDGES, {}, {"site.id": "site-demo", "showCloudMedia": "true"}),
+    (g.EDGES, {}, {"site.id": "site-cloud", "showCloudMedia": "true"}),
     (g.EDGE, {"edgeId": "edge-demo-1"}, {}),
     (g.TRUNKS, {}, {"trunkType": "EXTERNAL", "pageSize": "1", "pageNumber": "1"}),
     (g.TRUNKS, {}, {"trunkType": "EXTERNAL", "pageSize": "1", "pageNumber": "2"}),
     (g.TRUNK, {"trunkId": "trunk-demo-1"}, {}),
+    (g.TRUNK, {"trunkId": "trunk-cloud-1"}, {}),
+    (g.TRUNKS, {}, {"trunkType": "EXTERNAL", "trunkBase.id": "trunkbase-carrier"}),
     (g.TRUNK_METRICS, {}, {"trunkIds": "trunk-demo-1,trunk-demo-2"}),
     (g.TRUNK_BASES, {}, PAGE),
-    (g.TRUNK_BASES, {}, {"expand": "properties"}),
-    (g.TRUNK_BASE_SETTINGS, {"trunkBaseId": "trunkbase-demo"}, {"expand": "properties"}),
     (g.TRUNK_BASE_SETTINGS, {"trunkBaseId": "trunkbase-demo"}, {}),
+    (g.TRUNK_BASE_SETTINGS, {"trunkBaseId": "trunkbase-voice"}, {}),
     (g.SITES, {}, PAGE),
     (g.SITE, {"siteId": "site-demo"}, {}),
+    (g.SITE, {"siteId": "site-cloud"}, {}),
+    (g.SITE_OUTBOUND_ROUTES, {"siteId": "site-cloud"}, {}),
+    (g.SITE_OUTBOUND_ROUTES, {"siteId": "site-demo"}, {}),
     (g.CAMPAIGNS, {}, PAGE),
     (g.CAMPAIGN, {"campaignId": "campaign-demo"}, {}),
     (g.CAMPAIGN, {"campaignId": "campaign-agentless"}, {}),
@@ -173,13 +179,18 @@ def test_every_notification_is_an_official_eventbridge_event_and_each_outcome_is
         events = notifications(org)
     official = shapes()
     for event in events:
+        # As Genesys' own sample events show: detail-type is the topic's template, detail carries the
+        # concrete topic, a version and a timestamp (GenesysCloudBlueprints, events/*.json).
         assert set(event) == ENVELOPE
         topic = event["detail"]["topicName"]
-        assert event["detail-type"] == topic
-        assert set(event["detail"]) == {"topicName", "eventBody", "metadata"}
+        assert "{id}" in event["detail-type"] and "{" not in topic
+        assert re.fullmatch(re.escape(event["detail-type"]).replace(r"\{id\}", "[^.]+"), topic)
+        assert set(event["detail"]) == {"topicName", "version", "eventBody", "metadata", "timestamp"}
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", event["time"])
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", event["detail"]["timestamp"])
         problems = official.problems(event["detail"]["eventBody"], official.topic_model(topic))
         assert not problems, f"{topic}: {problems}"
-    topics = {e["detail-type"] for e in events}
+    topics = {e["detail"]["topicName"] for e in events}
     assert topics == {
         "v2.telephony.providers.edges.edge-demo-1",
         "v2.telephony.providers.edges.edge-demo-1.softwareupdate",
@@ -191,7 +202,7 @@ def test_every_notification_is_an_official_eventbridge_event_and_each_outcome_is
     outcomes = [
         e["detail"]["eventBody"]
         for e in events
-        if e["detail-type"].endswith("businessunits.bu-demo.schedules")
+        if e["detail"]["topicName"].endswith("businessunits.bu-demo.schedules")
     ]
     assert [o["status"] for o in outcomes] == ["Error", "Canceled", "Complete"]
     assert set(outcomes[0]) == {"status", "operationId"}  # an Error says nothing more

@@ -11,7 +11,7 @@ import pytest
 
 from wfm_publish.clock import VirtualClock
 from wfm_publish.errors import CallbackRejected, ServiceNowError
-from wfm_publish.models import Callback, Job, JobStatus, Joiner, PublishRequest, ReasonCode
+from wfm_publish.models import Callback, CapacityReport, Job, JobStatus, Joiner, PublishRequest, ReasonCode
 from wfm_publish.notifier import Notifier, Outcome, callback_fields
 from wfm_publish.servicenow import ServiceNowClient, ServiceNowCredentials
 from wfm_publish_local.servicenow import DEFAULT_PASSWORD, DEFAULT_USERNAME, ServiceNowStandIn
@@ -240,6 +240,17 @@ def test_the_work_note_reads_well_and_fits() -> None:
     assert fields["u_wfm_publish_status"] == "FAILED"
     assert fields["work_notes"].startswith("wfm-publish: schedule sched-1 FAILED (CAPACITY_EXCEEDED).")
     assert len(fields["work_notes"]) <= 4000
+
+
+def test_the_work_note_links_the_capacity_chart_when_there_is_a_report() -> None:
+    job = ended(JobStatus.PUBLISHED, ReasonCode.PUBLISHED)
+    assert "/capacity" not in callback_fields(job)["work_notes"]
+    report = CapacityReport(
+        ok=True, summary="ok", time_zone="UTC", week_start="2023-10-23T00:00:00+00:00", intervals_checked=672
+    )
+    note = callback_fields(job.model_copy(update={"capacity": report}))["work_notes"]
+    assert f"Capacity chart: GET /publishes/{job.job_id}/capacity with Accept: image/svg+xml" in note
+    assert f"new WfmPublish().capacity('{job.job_id}', true)" in note
 
 
 def test_credentials_never_print() -> None:

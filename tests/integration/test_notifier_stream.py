@@ -115,8 +115,8 @@ def record(event: str, pk: str, new: str | None, old: str | None) -> dict[str, A
         (record("MODIFY", "job#1", "PUBLISHED", "PUBLISHED"), False),  # the notifier's own note
         (record("MODIFY", "job#1", "WAITING", "QUEUED"), False),
         (record("MODIFY", "job#1", "PUBLISHING", "WAITING"), True),  # progress callbacks
-        (record("MODIFY", "job#1", "PUBLISHING", "RETRYING"), True),  # again: the notifier tells the first
-        (record("MODIFY", "job#1", "PUBLISHING", "PUBLISHING"), False),  # a step that stays publishing
+        (record("MODIFY", "job#1", "PUBLISHING", "RETRYING"), True),  # again: told records are skipped
+        (record("MODIFY", "job#1", "PUBLISHING", "PUBLISHING"), True),  # a join while publishing
         (record("INSERT", "job#1", "QUEUED", None), False),
         (record("REMOVE", "job#1", None, "PUBLISHED"), False),  # TTL of an ended job: as it should
         (record("REMOVE", "job#1", None, "WAITING"), True),  # a job removed before it ended: never unseen

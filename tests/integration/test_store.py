@@ -241,7 +241,7 @@ def test_a_join_is_refused_on_a_job_ended_checked(store: DynamoJobStore) -> None
 class ReleasedBetweenLookAndTakeover(DynamoJobStore):
     """The holder's release lands between our "is it still active?" look and our takeover put."""
 
-    def _still_active(self, holder: str, claimed_at: float, now: float) -> bool:
+    def _still_active(self, schedule_id: str, holder: str, claimed_at: float, now: float) -> bool:
         self.release_schedule("sched-phantom", holder)
         return False
 
@@ -270,3 +270,24 @@ def test_a_watch_lists_each_job_once_and_forgets_the_ones_removed(store: DynamoJ
     store.unwatch(entity, ["job-b", "job-never-there"])
     assert store.watchers(entity) == []
     assert store.watchers("edge-nobody-watches") == []
+
+
+def test_a_watch_only_ever_lives_longer(store: DynamoJobStore) -> None:
+    """Case 6: two jobs watch one Edge; the one with the shorter deadline never shortens the other's
+    watch (its TTL), whatever the order: with deadlines over a day apart the longer one would lose its
+    wake-up."""
+    entity = f"edge-{uuid.uuid4().hex[:6]}"
+    long_deadline, short_deadline = NOW + 7 * 86_400, NOW + 3600
+
+    def expires() -> int:
+        item = store._db.get_item(TableName=store._table, Key={"pk": {"S": f"watch#{entity}"}})["Item"]
+        return int(item["expiresAt"]["N"])
+
+    store.watch("job-long", [entity], long_deadline)
+    first = expires()
+    assert first >= long_deadline + 86_400  # a day after the job's deadline
+    store.watch("job-short", [entity], short_deadline)
+    assert expires() == first
+    assert store.watchers(entity) == ["job-long", "job-short"]  # the shorter job is still added
+    store.watch("job-longer", [entity], long_deadline + 86_400)
+    assert expires() == first + 86_400  # a longer one lengthens it

@@ -7,6 +7,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from wfm_publish_local.embedded import EmbeddedStack
+
 
 def aws_client(service: str, url: str, config: Config | None = None) -> Any:
     """A client of its own session, with moto's test credentials: nothing read from the environment."""
@@ -18,3 +20,12 @@ def aws_client(service: str, url: str, config: Config | None = None) -> Any:
         aws_secret_access_key="testing",
         config=config,
     )
+
+
+def written(stack: EmbeddedStack) -> set[str]:
+    """The keys of the local stack's table, less what the Genesys events function records of the
+    org's own telephony events (`heard#`): the simulated org sends them whatever the API is asked."""
+    assert stack.stack is not None
+    pages = stack.stack.client("dynamodb").get_paginator("scan").paginate(TableName=stack.stack.table_name)
+    keys = {item["pk"]["S"] for page in pages for item in page["Items"]}
+    return {k for k in keys if not k.startswith("heard#")}

@@ -79,6 +79,22 @@ def contract_org(**changes: Any) -> dict[str, Any]:
             "edgeGroupId": "edgegroup-demo",
         },
     ]
+    # The Edge's last software update ended an hour before: its softwareStatus node is served.
+    raw["edges"][0] |= {"softwareStatus": "SUCCEEDED", "softwareUpdateAt": -3600}
+    # A BYOC Cloud site (no premises Edge: a cloud trunk reached through its outbound route) and a
+    # Genesys Cloud Voice one (a managed trunk base), so every telephony shape is served.
+    raw["sites"] += [
+        {"id": "site-cloud", "name": "Cloud", "kind": "byocCloud"},
+        {"id": "site-voice", "name": "Voice", "kind": "genesysCloudVoice"},
+    ]
+    raw["trunkBases"] += [
+        {"id": "trunkbase-carrier", "name": "BYOC Carrier", "maxConcurrentCalls": 0},
+        {"id": "trunkbase-voice", "name": "Genesys Cloud Voice", "managed": True},
+    ]
+    raw["trunks"] += [
+        {"id": "trunk-cloud-1", "siteId": "site-cloud", "trunkBaseId": "trunkbase-carrier"},
+        {"id": "trunk-voice-1", "siteId": "site-voice", "trunkBaseId": "trunkbase-voice"},
+    ]
     # Only the other writer who edits before the first update: no telephony change in the way.
     raw["events"] = [e for e in raw["events"] if e["type"] == "writerEdit"]
     raw.update(changes)

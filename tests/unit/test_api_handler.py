@@ -50,7 +50,7 @@ def post(app: ModuleType, error: Exception, sent: dict[str, Any] = SERVICENOW_BO
     headers = {
         "Content-Type": "application/json",
         "Idempotency-Key": "k-1",
-        **signed_headers(SECRET, "POST", "/publishes", body, time.time()),
+        **signed_headers(SECRET, "POST", "/publishes", body, time.time(), key="k-1"),
     }
     event = {
         "httpMethod": "POST",

@@ -26,7 +26,7 @@ from wfm_publish.clock import VirtualClock
 from wfm_publish.intake import Accepted
 from wfm_publish.models import Job, Joiner
 from wfm_publish.router import Answer, Body, Header, Router
-from wfm_publish.signature import signed_headers
+from wfm_publish.signature import request_key, signed_headers
 from wfm_publish_local.demo import SERVICENOW_BODY
 from wfm_publish_local.runner.apigateway import api_gateway_event
 from wfm_publish_local.runner.function import LambdaContext
@@ -86,9 +86,40 @@ def _full_job() -> Job:
     return job
 
 
+def _charted_job() -> Job:
+    """A job whose capacity report keeps its series: one pool over its limit for two intervals."""
+    needed = "0*40,60*2,10*630"
+    return _job(
+        "charted",
+        status="FAILED",
+        reasonCode="CAPACITY_EXCEEDED",
+        capacity={
+            "ok": False,
+            "summary": "2 of 672 15-minute intervals over capacity in 1 range",
+            "timeZone": "Europe/London",
+            "weekStart": "2023-10-23T00:00:00+01:00",
+            "intervalsChecked": 672,
+            "intervalsOver": 2,
+            "pools": [
+                {
+                    "pool": "site:1",
+                    "name": 'London <HQ> & "Annex"',
+                    "linesAvailable": 54,
+                    "maxLineUtilization": 0.9,
+                    "peakNeeded": 60,
+                    "intervalsOver": 2,
+                    "neededRuns": needed,
+                }
+            ],
+        },
+    )
+
+
 JOBS: dict[str, Job] = {
     "plain": _job("plain"),
     "full": _full_job(),
+    "charted": _charted_job(),
+    "off": _job("off", request={"scheduleId": "s", "validationMode": "off"}, status="PUBLISHED"),
     "dry": _job("dry", request={"scheduleId": "sched-demo", "dryRun": True}, status="CHECKED"),
     "active": _job(
         "active", status="WAITING", request={"scheduleId": "s", "publishTime": "2023-10-27T14:00:00+02:00"}
@@ -198,7 +229,8 @@ def _event(
         pairs: dict[str, list[str]] = {}
         for k, v in q:
             pairs.setdefault(k, []).append(v)
-        sent += list(signed_headers(SECRET, method.upper(), path, raw, NOW, pairs).items())
+        key_sent = request_key(dict(sent))  # as API Gateway's single-value headers carry it
+        sent += list(signed_headers(SECRET, method.upper(), path, raw, NOW, pairs, key=key_sent).items())
     event = api_gateway_event(
         method=method,
         path=path,
@@ -301,6 +333,26 @@ def cases() -> Iterator[tuple[str, dict[str, Any]]]:
     for job_id in ("plain", "full", "dry", "active", "missing", "store-down", "crash", "plain-x"):
         yield f"get {job_id}", _event("GET", f"/publishes/{job_id}", key=None)
     yield "get trailing slash", _event("GET", "/publishes/plain/", key=None)
+    svg, browser = [("Accept", "image/svg+xml")], [("Accept", "text/html,application/xml;q=0.9,*/*;q=0.8")]
+    for job_id in ("full", "charted", "plain", "off", "active", "missing", "store-down"):
+        yield f"capacity {job_id}", _event("GET", f"/publishes/{job_id}/capacity", key=None)
+        yield f"capacity {job_id} svg", _event("GET", f"/publishes/{job_id}/capacity", key=None, headers=svg)
+    capacity = "/publishes/charted/capacity"
+    yield "capacity format svg", _event("GET", capacity, key=None, query=[("format", "svg")])
+    yield "capacity format json", _event("GET", capacity, key=None, query=[("format", "json")], headers=svg)
+    yield "capacity format png", _event("GET", capacity, key=None, query=[("format", "png")])
+    yield (
+        "capacity format twice",
+        _event("GET", capacity, key=None, query=[("format", "svg"), ("format", "j")]),
+    )
+    yield "capacity format comma", _event("GET", capacity, key=None, query=[("format", "svg,json")])
+    yield "capacity browser", _event("GET", capacity, key=None, headers=browser)
+    yield "capacity two accepts", _event("GET", capacity, key=None, headers=[*svg, ("Accept", "text/css")])
+    yield (
+        "capacity weighted",
+        _event("GET", capacity, key=None, headers=[("Accept", "image/*;q=0.9, application/json;q=0.5")]),
+    )
+    yield "capacity post", _event("POST", capacity, key=None)
     yield "get long id", _event("GET", "/publishes/" + "x" * 129, key=None)
     yield "get id 128", _event("GET", "/publishes/" + "x" * 128, key=None)
     for odd in ("a b", "a%2Fb", "é", "a:b@c", "[x]", "a#b", 'a"b', "a?b", "a\\b", "<x>", "a|b", "a`b"):

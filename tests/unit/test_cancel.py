@@ -7,12 +7,15 @@ from typing import Any
 import pytest
 
 from tests.support import virtual
+from tests.support.faults import FaultyDynamoDB, on_item
 from wfm_publish.cancel import Refusal, cancel
-from wfm_publish.errors import CancelRefused, PublishNotFound
+from wfm_publish.errors import CancelRefused, PublishNotFound, StoreError
 from wfm_publish.models import Job, JobStatus, ReasonCode
+from wfm_publish.notifier import Notifier
 from wfm_publish.queues import QueueSender
 from wfm_publish.transitions import Transitions
-from wfm_publish_local.virtual import MemoryJobStore, VirtualRun
+from wfm_publish_local.memorydb import MemoryDynamoDB
+from wfm_publish_local.virtual import JOBS_TABLE, MemoryJobStore, VirtualRun, _indexes
 
 
 def start(**changes: Any) -> tuple[VirtualRun, str]:
@@ -111,3 +114,63 @@ def test_an_update_genesys_accepted_but_never_confirmed_blocks_the_cancel() -> N
     with pytest.raises(CancelRefused) as caught:
         cancel(run.store, run.transitions, job_id)
     assert caught.value.refusal is Refusal.PUBLISH_IN_PROGRESS
+
+
+class Records:
+    """ServiceNow's callback records, in memory: what the notifier PATCHed, in order."""
+
+    def __init__(self) -> None:
+        self.patches: list[tuple[str, str]] = []
+
+    def read_record(self, table: str, sys_id: str, fields: list[str]) -> dict[str, str]:
+        return {}
+
+    def update_record(self, table: str, sys_id: str, fields: dict[str, str]) -> dict[str, str]:
+        self.patches.append((fields["u_wfm_publish_id"], fields["u_wfm_publish_status"]))
+        return {"sys_id": sys_id}
+
+
+def test_a_cancel_whose_answer_was_lost_still_frees_the_schedule_after_the_notifier_wrote() -> None:
+    """Case 7: the CANCELLED write lands, its answer is lost; the notifier notes the callback on the job
+    before botocore sends the write again, which then fails its condition on the notifier's write: the
+    cancel finds the job cancelled. The schedule's claim, ours, must still go."""
+    db = FaultyDynamoDB(MemoryDynamoDB({JOBS_TABLE: _indexes()}))
+    store = MemoryJobStore(db)  # type: ignore[arg-type]
+    run = virtual.virtual_run(virtual.demo(), store=store)
+    body = {**virtual.REQUEST, "callback": {"table": "change_request", "sysId": "c" * 32}}
+    job_id = virtual.accept(run, body)
+    assert store.active_job("sched-demo") is not None
+    records = Records()
+    notifier = Notifier(store, lambda: records, run.clock)  # type: ignore[arg-type, return-value]
+
+    def notifier_writes() -> None:  # the stream's record of the end, told and noted meanwhile
+        ended = store.get_job(job_id)
+        assert ended is not None and ended.status is JobStatus.CANCELLED
+        notifier.notify(ended)
+
+    db.arm("update_item", on_item("job#"), "lost_answer", meanwhile=notifier_writes)
+    done = cancel(store, run.transitions, job_id)
+    assert done.job.status is JobStatus.CANCELLED
+    assert records.patches == [(job_id, "CANCELLED")]
+    assert store.active_job("sched-demo") is None  # freed: the next request starts its own job
+
+
+def test_a_cancel_retried_after_its_release_failed_frees_the_schedule() -> None:
+    """The cancel committed, freeing the schedule failed (503 to the caller); the caller's retry
+    answers already cancelled, and frees the schedule this time."""
+    db = FaultyDynamoDB(MemoryDynamoDB({JOBS_TABLE: _indexes()}))
+    store = MemoryJobStore(db)  # type: ignore[arg-type]
+    run = virtual.virtual_run(virtual.demo(), store=store)
+    job_id = virtual.accept(run)
+    db.arm("delete_item", on_item("schedule#"), "error")
+    with pytest.raises(StoreError):
+        cancel(store, run.transitions, job_id)
+    assert store.active_job("sched-demo") is not None
+    again = cancel(store, run.transitions, job_id)
+    assert again.already and again.job.status is JobStatus.CANCELLED
+    assert store.active_job("sched-demo") is None
+    # Someone else's claim is never freed by a cancel of ours.
+    other = virtual.accept(run, key="key-2")
+    assert store.active_job("sched-demo") == (other, store.active_job("sched-demo")[1])  # type: ignore[index]
+    cancel(store, run.transitions, job_id)
+    assert store.active_job("sched-demo") is not None

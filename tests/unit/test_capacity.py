@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,9 +16,15 @@ from wfm_publish.capacity import (
     on_queue_spans,
 )
 from wfm_publish.genesys import AgentSchedule
+from wfm_publish.readiness import TrunkLines
 
 LONDON = "Europe/London"
 WEEK = Week.of("2023-10-23", LONDON)  # BST until Sun 29 Oct 02:00, then GMT
+
+
+def trunks(limit: int | None) -> TrunkLines:
+    """Trunks whose Max Calls add up to `limit` (None: the trunks set no bound)."""
+    return TrunkLines(limit, "limited", 1) if limit is not None else TrunkLines(None, "unlimited", 1)
 
 
 def at(day: int, hhmm: str, zone: str = LONDON) -> float:
@@ -55,10 +60,14 @@ def test_lines_per_agent_by_dialing_mode() -> None:
 
 def test_the_smaller_ceiling_binds_and_utilization_applies_once() -> None:
     # Line distribution says 60, the trunks carry 40: 40 x 0.9 = 36, minus 2 reserved elsewhere.
-    assert Lines("p", None, 60, 40, 0.9, reserved=2).available == 34
-    assert Lines("p", None, 30, 40, 0.9).available == 27  # the dialer's own limit binds
-    assert Lines("p", None, None, 40, 0.75).available == 30  # no line distribution figure: trunks alone
-    assert Lines("p", None, 10, None, 1.0, reserved=12).available == 0  # never negative
+    assert Lines("p", None, 60, trunks(40), 0.9, reserved=2).available == 34
+    assert Lines("p", None, 60, trunks(40), 0.9).bound == "trunks"
+    assert Lines("p", None, 30, trunks(40), 0.9).available == 27  # the dialer's own limit binds
+    assert Lines("p", None, 30, trunks(40), 0.9).bound == "lineDistribution"
+    assert (
+        Lines("p", None, None, trunks(40), 0.75).available == 30
+    )  # no line distribution figure: trunks alone
+    assert Lines("p", None, 10, trunks(None), 1.0, reserved=12).available == 0  # never negative
 
 
 # --- who is on queue when -----------------------------------------------------------------------------
@@ -132,7 +141,7 @@ def _overbooked(days: int) -> tuple[list[Demand], list[Lines], dict[str, list[in
         Demand("sales", "Sales", "predictive", "site:s", 4),
         Demand("robo", "Robo", "agentless", "site:s", 0, fixed_lines=2),
     ]
-    lines = [Lines("site:s", "Leeds", 30, 20, 0.9)]  # floor(min(30, 20) x 0.9) = 18
+    lines = [Lines("site:s", "Leeds", 30, trunks(20), 0.9)]  # floor(min(30, 20) x 0.9) = 18
     spans = {f"a{i}": [(at(d, "10:00"), at(d, "11:00")) for d in range(days)] for i in range(4)}
     return demands, lines, count_agents(WEEK, spans, {a: ["sales"] for a in spans})
 
@@ -161,7 +170,7 @@ def test_a_range_over_capacity_is_reported_with_both_zones_and_who_is_behind_it(
 
 def test_the_list_of_ranges_is_capped_with_a_count_of_the_rest() -> None:
     demands, lines, agents = _overbooked(7)
-    lines = [Lines("site:s", "Leeds", 30, 10, 1.0)]  # 10 lines: 18 needed every day 10:00-11:00
+    lines = [Lines("site:s", "Leeds", 30, trunks(10), 1.0)]  # 10 lines: 18 needed every day 10:00-11:00
     report = evaluate(WEEK, demands, lines, agents, max_ranges=3)
     assert report.intervals_over == 7 * 4
     assert len(report.over) == 3
@@ -179,7 +188,8 @@ def test_no_campaigns_means_nothing_to_check() -> None:
     assert "no outbound campaign" in report.summary
 
 
-def test_two_thousand_agents_over_a_week_take_well_under_a_second() -> None:
+def test_two_thousand_agents_over_a_dst_week_are_counted_on_its_676_intervals() -> None:
+    # How long it takes is `python -m bench capacity`'s to measure, not a test's.
     spans = {}
     campaigns_of = {}
     for i in range(2000):
@@ -191,9 +201,6 @@ def test_two_thousand_agents_over_a_week_take_well_under_a_second() -> None:
         ]
         campaigns_of[f"a{i}"] = [f"c{i % 25}"] + ([f"c{(i + 1) % 25}"] if i % 3 == 0 else [])
     demands = [Demand(f"c{c}", None, "predictive", f"site:{c % 5}", 3) for c in range(25)]
-    lines = [Lines(f"site:{p}", None, 1000, 900, 0.9) for p in range(5)]
-    started = time.process_time()
+    lines = [Lines(f"site:{p}", None, 1000, trunks(900), 0.9) for p in range(5)]
     report = evaluate(WEEK, demands, lines, count_agents(WEEK, spans, campaigns_of))
-    spent = time.process_time() - started
     assert report.intervals_checked == 676
-    assert spent < 0.5, spent

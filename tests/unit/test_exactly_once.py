@@ -4,17 +4,31 @@ found them; tests/integration/test_store.py pins the store's side against moto o
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
 
-from tests.support.virtual import REQUEST, UPDATE, applied_once, fault, start
+from tests.support.faults import FaultyDynamoDB, on_item
+from tests.support.virtual import (
+    REQUEST,
+    SCHEDULE,
+    UPDATE,
+    accept,
+    applied_once,
+    fault,
+    quiet_demo,
+    start,
+    virtual_run,
+)
 from tests.support.virtual import quiet_demo as demo
 from wfm_publish.cancel import Refusal, cancel
-from wfm_publish.errors import CancelRefused, IdempotencyKeyReused, JobEnded
-from wfm_publish.intake import LOCK_SECONDS
-from wfm_publish.models import JobMessage, JobStatus, PublishRequest, ReasonCode
+from wfm_publish.errors import CancelRefused, IdempotencyKeyReused, JobEnded, StoreError
+from wfm_publish.intake import LOCK_SECONDS, job_id_for
+from wfm_publish.models import JobMessage, JobStatus, PublishRequest, ReasonCode, Step
 from wfm_publish.watchdog import OVERDUE_AFTER, Redrive, move_on, redrive_letter, rescue_overdue
+from wfm_publish_local.memorydb import MemoryDynamoDB
+from wfm_publish_local.virtual import JOBS_TABLE, MemoryJobStore, VirtualRun, _indexes
 
 
 def test_an_update_whose_answer_was_lost_cannot_be_cancelled_and_ends_published() -> None:
@@ -184,3 +198,142 @@ def test_a_retry_of_a_request_that_joined_a_job_which_then_ended_answers_that_jo
     assert retry.body["publishId"] == first_id and retry.body["joined"] is True
     assert retry.body["status"] == "CANCELLED"
     assert [j.job_id for j in run.store.jobs.values()] == [first_id]  # no second job
+
+
+def failing_store() -> tuple[MemoryJobStore, FaultyDynamoDB]:
+    """The one store over DynamoDB in memory, through a client whose writes can be made to fail."""
+    db = FaultyDynamoDB(MemoryDynamoDB({JOBS_TABLE: _indexes()}))
+    return MemoryJobStore(db), db  # type: ignore[arg-type]
+
+
+def for_schedule(schedule_id: str, **more: Any) -> PublishRequest:
+    return PublishRequest.model_validate({**REQUEST, "scheduleId": schedule_id, **more})
+
+
+def test_a_key_refused_for_another_body_leaves_nothing_behind() -> None:
+    """Case 3: key K starts a job for schedule A, its key's record fails to write (503). K again with a
+    body for schedule B is a 422 that writes nothing: no claim on B naming A's job, which every later
+    request for B would join."""
+    store, db = failing_store()
+    run = virtual_run(quiet_demo(), store=store)
+    db.arm("put_item", on_item("idem#", status="COMPLETED"), "error")
+    with pytest.raises(StoreError):
+        run.intake.accept(for_schedule("sched-a"), "key-k")
+    job_a = job_id_for("key-k")
+    assert run.job(job_a).schedule_id == "sched-a"
+    items, writes = copy.deepcopy(store.items), store.writes
+    with pytest.raises(IdempotencyKeyReused):
+        run.intake.accept(for_schedule("sched-b"), "key-k")
+    assert store.writes == writes and store.items == items  # a refused request writes nothing
+    assert store.active_job("sched-b") is None
+    later = run.intake.accept(for_schedule("sched-b"), "key-later").body
+    assert later["publishId"] != job_a and later["joined"] is False  # B gets a job of its own
+    # The first body, sent again, still meets its own job.
+    assert run.intake.accept(for_schedule("sched-a"), "key-k").body["publishId"] == job_a
+
+
+def test_a_key_that_joined_a_job_is_refused_with_another_body_on_every_path() -> None:
+    """Case 4: key K joins job X, then its key's record fails to write. K sent again with another body
+    is a 422 (not a 202 naming X, stored under the new body); the same body still answers X."""
+    store, db = failing_store()
+    run = virtual_run(quiet_demo(), store=store)
+    first = accept(run)
+    joiner = {**REQUEST, "callback": {"table": "change_request", "sysId": "c" * 32}}
+    db.arm("put_item", on_item("idem#", status="COMPLETED"), "error")
+    with pytest.raises(StoreError):
+        run.intake.accept(PublishRequest.model_validate(joiner), "key-joiner")
+    assert [j.key for j in run.job(first).joiners] == ["key-joiner"]
+    items, writes = copy.deepcopy(store.items), store.writes
+    for other in ({**joiner, "validationMode": "off"}, {**joiner, "scheduleId": "sched-other"}):
+        with pytest.raises(IdempotencyKeyReused):
+            run.intake.accept(PublishRequest.model_validate(other), "key-joiner")
+    assert store.writes == writes and store.items == items
+    again = run.intake.accept(PublishRequest.model_validate(joiner), "key-joiner").body
+    assert (again["publishId"], again["joined"]) == (first, True)
+
+
+DEAD_LETTER_AFTER = 5 * 190.0  # five receives, each after the queue's visibility timeout
+
+
+def confirm_letter(run: VirtualRun, job_id: str) -> JobMessage:
+    """The job's update is posted; its confirm message keeps failing (a DynamoDB or SQS outage) and
+    reaches the DLQ: taken from the queue, as SQS's redrive would."""
+    while not any(e.event == "update accepted" for e in run.job(job_id).timeline):
+        assert run.step()
+    letter = run.queues.next()
+    assert letter is not None
+    message = JobMessage.model_validate_json(letter.body)
+    assert message.step is Step.CONFIRM and message.ticket == run.job(job_id).ticket
+    run.clock.advance(DEAD_LETTER_AFTER)
+    return message
+
+
+def test_a_dead_letter_whose_update_landed_ends_published_not_failed() -> None:
+    """Case 2: Genesys applied the update; the confirm message went to the DLQ. The sweep must find
+    out (a read of the schedule) before saying FAILED: it ends PUBLISHED."""
+    run, job_id = start(demo())
+    message = confirm_letter(run, job_id)
+    assert run.pipeline.abandon(message, "the confirm step failed 5 times")
+    job = run.job(job_id)
+    assert (job.status, job.reason_code) == (JobStatus.PUBLISHED, ReasonCode.PUBLISHED)
+    assert applied_once(run)
+    assert not run.pipeline.abandon(message, "again")  # the letter's ticket is stale now
+
+
+def test_a_dead_letter_whose_schedule_cannot_be_read_moves_its_job_on_and_the_job_still_ends() -> None:
+    """Case 2: Genesys cannot be read at the sweep (a 503): not FAILED, the job is moved on to confirm
+    with a fresh ticket, and ends PUBLISHED when the confirm reads the schedule."""
+    at = DEAD_LETTER_AFTER  # simulator seconds around the sweep
+    unreadable = {"path": SCHEDULE, "method": "GET", "status": 503, "after": at, "before": at + 10}
+    run, job_id = start(demo(faults=[unreadable]))
+    message = confirm_letter(run, job_id)
+    assert run.pipeline.abandon(message, "the confirm step failed 5 times")
+    moved = run.job(job_id)
+    assert moved.status is JobStatus.PUBLISHING and moved.ticket != message.ticket
+    assert moved.timeline[-1].event == "dead letter: moved on to find out whether the update landed"
+    run.clock.advance(10)
+    job = run.run(job_id)
+    assert (job.status, job.reason_code) == (JobStatus.PUBLISHED, ReasonCode.PUBLISHED)
+    assert applied_once(run)
+
+
+def test_a_dead_letter_past_the_deadline_decides_as_the_deadline_does() -> None:
+    """Case 2: the letter comes after the job's deadline: one look at the schedule, as the deadline
+    path takes; the update landed, so PUBLISHED, whatever the clock says."""
+    run, job_id = start(demo(), {**REQUEST, "deadlineSeconds": 600})
+    message = confirm_letter(run, job_id)
+    assert run.clock.now() > run.job(job_id).deadline_at
+    assert run.pipeline.abandon(message, "the confirm step failed 5 times")
+    assert run.job(job_id).status is JobStatus.PUBLISHED
+    assert applied_once(run)
+
+
+def test_a_dead_letter_past_the_deadline_that_cannot_find_out_still_ends_the_job() -> None:
+    """Past the deadline with the schedule unreadable: the job ends now (FAILED, DEADLINE_EXCEEDED,
+    saying Genesys may still apply the update), as the deadline path ends it: every job ends."""
+    at = DEAD_LETTER_AFTER
+    unreadable = {"path": SCHEDULE, "method": "GET", "status": 503, "after": at, "before": at + 10}
+    run, job_id = start(demo(faults=[unreadable]), {**REQUEST, "deadlineSeconds": 600})
+    message = confirm_letter(run, job_id)
+    assert run.pipeline.abandon(message, "the confirm step failed 5 times")
+    job = run.job(job_id)
+    assert (job.status, job.reason_code) == (JobStatus.FAILED, ReasonCode.DEADLINE_EXCEEDED)
+    assert job.detail is not None and "may still apply it" in job.detail
+
+
+def test_a_claim_left_by_a_failed_start_never_makes_another_schedule_s_job_joinable() -> None:
+    """Key K starts a job for schedule A: its claim is written, the job's write fails (503) and never
+    lands. K is then free (nothing of its job exists), and starts a job for schedule B. A request for A
+    must not join that job (the claim on A still names its id): it gets a job of its own."""
+    store, db = failing_store()
+    run = virtual_run(quiet_demo(), store=store)
+    db.arm("put_item", on_item("job#"), "error")
+    with pytest.raises(StoreError):
+        run.intake.accept(for_schedule("sched-a"), "key-k")
+    assert store.active_job("sched-a") is not None  # its write may have landed: the claim stays
+    job_b = run.intake.accept(for_schedule("sched-b"), "key-k").body
+    assert job_b["publishId"] == job_id_for("key-k")
+    for_a = run.intake.accept(for_schedule("sched-a"), "key-a").body
+    assert for_a["publishId"] != job_b["publishId"] and for_a["joined"] is False
+    assert for_a["scheduleId"] == "sched-a"
+    assert run.job(for_a["publishId"]).schedule_id == "sched-a"

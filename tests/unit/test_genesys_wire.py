@@ -31,6 +31,7 @@ OFFICIAL: dict[type[BaseModel], str] = {
     w.TrunkCalls: "TrunkMetricsCalls",
     w.TrunkBaseSettings: "TrunkBase",
     w.Site: "Site",
+    w.OutboundRoute: "OutboundRouteBase",
     w.Campaign: "Campaign",
     w.LineDistribution: "CampaignOutboundLinesDistribution",
     w.OutboundSettings: "OutboundSettings",

@@ -26,7 +26,7 @@ class FakeNotifier:
         self.failing = failing
         self.seen: list[str] = []
 
-    def notify(self, job: Job) -> Outcome:
+    def notify(self, job: Job, before: Job | None = None) -> Outcome:
         self.seen.append(job.job_id)
         if job.job_id in self.failing:
             raise ConnectionError("ServiceNow is down")

@@ -41,7 +41,6 @@ def test_each_unsettled_edge_field_blocks() -> None:
 def test_a_disconnected_or_inactive_trunk_blocks() -> None:
     assert not judge([observe_trunk(trunk(connectedStatus={"connected": False}))], NOW, 30).ready
     assert not judge([observe_trunk(trunk(state="inactive"))], NOW, 30).ready
-    assert not judge([observe_trunk(trunk(inService=False))], NOW, 30).ready
 
 
 def test_a_change_inside_the_settle_window_blocks_until_the_window_closes() -> None:

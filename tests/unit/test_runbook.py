@@ -124,20 +124,22 @@ PLACEHOLDERS = {
 def documented_ops_commands() -> list[str]:
     """Every `wfm-publish ops ...` the docs show, in code blocks or inline code, comments dropped."""
     found = []
-    for doc in (RUNBOOK, ROOT / "README.md", ROOT / "docs" / "architecture.md"):
+    for doc in (RUNBOOK, ROOT / "README.md", ROOT / "docs" / "architecture.md", ROOT / "docs" / "deploy.md"):
         for line in doc.read_text().splitlines():
             for match in re.finditer(r"wfm-publish (ops [^`#]*)", line):
                 found.append(match.group(1).strip())
     return found
 
 
-def test_the_documented_ops_commands_are_the_real_cli() -> None:
+def test_the_documented_ops_commands_are_the_real_cli(tmp_path: Path) -> None:
     """docs/runbook.md's commands are what `wfm-publish ops` accepts: each one parses (options written as
     `[...]` included), so a renamed command or option fails here, not in an incident."""
     import shlex
 
     from wfm_publish_local.cli import _parser
 
+    stack = tmp_path / "stack.json"  # what `wfm-publish serve` prints first, as `--local` reads it
+    stack.write_text('{"aws": "http://127.0.0.1:5000", "outputs": {}}\n', encoding="utf-8")
     commands = documented_ops_commands()
     assert len(commands) >= 15
     verbs = set()
@@ -150,7 +152,7 @@ def test_the_documented_ops_commands_are_the_real_cli() -> None:
         if words == ["ops"]:
             continue  # the tool's name in prose
         try:
-            args = _parser().parse_args([words[0], "--local", "stack.json", *words[1:]])
+            args = _parser().parse_args([words[0], "--local", str(stack), *words[1:]])
         except SystemExit:
             pytest.fail(f"the docs show `wfm-publish {command}`, which the CLI does not accept")
         verbs.add(args.ops_command)

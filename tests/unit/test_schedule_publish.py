@@ -52,3 +52,12 @@ def test_a_claim_a_moment_before_its_job_is_written_is_not_in_flight_yet() -> No
     store = MemoryJobStore()
     store.claim_schedule("sched-1", "job-1", time.time(), time.time() + 3600)
     assert schedule_publish(store, "sched-1").in_flight is False
+
+
+def test_a_claim_naming_another_schedule_s_job_shows_no_publish() -> None:
+    """A claim left on sched-2 by a start whose job write failed, its key then used for sched-1: the
+    window of sched-2 is not that job's."""
+    store = MemoryJobStore()
+    assert store.claim_schedule("sched-2", "job-1", time.time(), time.time() + 3600) is None
+    store.create_job(job(JobStatus.WAITING))  # job-1 is sched-1's
+    assert schedule_publish(store, "sched-2").wire() == {"scheduleId": "sched-2", "inFlight": False}

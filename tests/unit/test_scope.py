@@ -8,6 +8,7 @@ from tests.support.virtual import edge_update
 from wfm_publish import readiness, scope
 from wfm_publish.clock import VirtualClock
 from wfm_publish.genesys import Edge, Trunk
+from wfm_publish.genesys_wire import MaxCalls
 from wfm_publish.models import ScopePool, TelephonyScope
 from wfm_publish.observations import Observer
 from wfm_publish.readiness import Observation, judge, observe_edge, observe_trunk, roots
@@ -100,18 +101,25 @@ def test_trunks_down_with_their_edge_are_not_rechecked_on_their_own() -> None:
     assert judge([alone, with_it, edge_down], T0, 30).blocked_by == ("edge:e1", "trunk:t2")
 
 
-def test_a_disabled_trunk_neither_blocks_nor_counts() -> None:
+def test_a_trunk_an_admin_switched_off_neither_blocks_nor_counts() -> None:
+    # Trunk.inService "comes from the trunk_enabled property of the referenced trunk base".
     trunk = observe_trunk(
         Trunk.model_validate(
-            {"id": "t", "state": "active", "enabled": False, "connectedStatus": {"connected": False}}
+            {
+                "id": "t",
+                "state": "active",
+                "inService": False,
+                "trunkBase": {"id": "b"},
+                "connectedStatus": {"connected": False},
+            }
         )
     )
-    assert not trunk.counted
+    assert not trunk.watched and not trunk.carries
     assert judge([trunk], T0, 30).ready
     snapshot = readiness.PoolSnapshot(
-        "site:s", None, (trunk, Observation("trunkBase", "b", None, (), None, max_calls=30))
+        "site:s", None, (trunk, Observation("trunkBase", "b", None, (), None, max_calls=MaxCalls.limited(30)))
     )
-    assert snapshot.trunk_lines() == 0
+    assert snapshot.trunk_lines().state == "none"
 
 
 def test_a_trunk_that_just_reconnected_is_inside_the_settle_window() -> None:
@@ -188,9 +196,9 @@ def test_the_pool_name_and_ids_come_from_the_full_read() -> None:
         (
             Observation("edge", "e", None, (), None),
             Observation("trunk", "t", None, (), None, trunk_base="b", edge="e"),
-            Observation("trunkBase", "b", None, (), None, max_calls=20),
+            Observation("trunkBase", "b", None, (), None, max_calls=MaxCalls.limited(20)),
         ),
     )
     filled = readiness.scope_pool_from(pool, snapshot)
     assert (filled.name, filled.edges, filled.trunks, filled.trunk_bases) == ("Leeds", ["e"], ["t"], ["b"])
-    assert snapshot.trunk_lines() == 20
+    assert snapshot.trunk_lines().limit == 20

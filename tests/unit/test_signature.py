@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import json
-import re
-import shutil
-import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +12,7 @@ import pytest
 from wfm_publish import api, signature
 from wfm_publish.api import ApiProblem, ProblemCode
 from wfm_publish.errors import ConfigurationError, SignatureRejected
-from wfm_publish.signature import secrets_from, sign, signed_headers, verify
+from wfm_publish.signature import request_key, secrets_from, sign, signed_headers, verify
 
 SECRET = "s3cret-for-tests"
 NOW = 1_698_415_200.0
@@ -40,20 +35,41 @@ def check(sent: dict[str, str], secrets: tuple[str, ...] = (SECRET,), now: float
     verify(list(secrets), sent, POST, PATH, None, BODY, now)
 
 
-def test_the_signature_is_hmac_sha256_of_timestamp_method_path_query_and_body() -> None:
+def test_the_signature_is_hmac_sha256_of_timestamp_method_path_query_key_and_body() -> None:
     def mac(signed: bytes) -> str:
-        return "v2=" + hmac.new(SECRET.encode(), signed, hashlib.sha256).hexdigest()
+        return "v3=" + hmac.new(SECRET.encode(), signed, hashlib.sha256).hexdigest()
 
-    assert sign(SECRET, 1698415200, "post", "/publishes", None, BODY) == mac(
-        b"1698415200\nPOST\n/publishes\n\n" + BODY
+    assert sign(SECRET, 1698415200, "post", "/publishes", None, BODY, "CHG1-publish-1") == mac(
+        b"1698415200\nPOST\n/publishes\n\nCHG1-publish-1\n" + BODY
     )
-    assert sign(SECRET, "1698415200", "POST", "/publishes", "", BODY.decode()) == mac(
-        b"1698415200\nPOST\n/publishes\n\n" + BODY
+    assert sign(SECRET, "1698415200", "POST", "/publishes", "", BODY.decode(), "CHG1-publish-1") == mac(
+        b"1698415200\nPOST\n/publishes\n\nCHG1-publish-1\n" + BODY
     )
-    # A GET signs the empty body; the query's pairs are sorted and percent-encoded.
+    # A GET signs the empty key and the empty body; the query's pairs are sorted and percent-encoded.
     assert sign(SECRET, 1698415200, "GET", "/publishes/a b", "z=1&a=x y&a=%21", b"") == mac(
-        b"1698415200\nGET\n/publishes/a%20b\na=%21&a=x%20y&z=1\n"
+        b"1698415200\nGET\n/publishes/a%20b\na=%21&a=x%20y&z=1\n\n"
     )
+
+
+def test_the_idempotency_key_is_signed_as_the_api_takes_it() -> None:
+    """A captured POST /publishes sent again under another key must not start a second publish."""
+    signed = signed_headers(SECRET, POST, PATH, BODY, NOW, key="CHG1-publish-1")
+    verify([SECRET], {**signed, "Idempotency-Key": "CHG1-publish-1"}, POST, PATH, None, BODY, NOW)
+    for other in ("CHG1-publish-2", "CHG1-publish-1 ", "", "chg1-publish-1"):
+        with pytest.raises(SignatureRejected, match="Idempotency-Key"):
+            verify([SECRET], {**signed, "Idempotency-Key": other}, POST, PATH, None, BODY, NOW)
+    with pytest.raises(SignatureRejected):  # no key at all: it signed one
+        verify([SECRET], signed, POST, PATH, None, BODY, NOW)
+    # X-Request-Id stands in for a missing Idempotency-Key: it is the key signed then.
+    verify([SECRET], {**signed, "X-Request-Id": "CHG1-publish-1"}, POST, PATH, None, BODY, NOW)
+    with pytest.raises(SignatureRejected):
+        verify([SECRET], {**signed, "X-Request-Id": "another"}, POST, PATH, None, BODY, NOW)
+    # Both sent: the API takes Idempotency-Key, so that is the key signed.
+    both = {**signed, "Idempotency-Key": "CHG1-publish-1", "X-Request-Id": "another"}
+    verify([SECRET], both, POST, PATH, None, BODY, NOW)
+    assert request_key({"idempotency-key": "a", "x-request-id": "b"}) == "a"
+    assert request_key({"X-Request-Id": "b"}) == "b"
+    assert request_key({}) == ""
 
 
 def test_the_query_and_path_sign_alike_however_they_are_given() -> None:
@@ -77,7 +93,7 @@ def test_a_good_signature_passes_whatever_the_header_case() -> None:
             {"X-Signature-Timestamp": "soon", "X-Signature": sign(SECRET, "soon", POST, PATH, None, BODY)},
             "unix seconds",
         ),
-        ({"X-Signature-Timestamp": str(int(NOW)), "X-Signature": "sha256=abc"}, "v2=<64 hex digits>"),
+        ({"X-Signature-Timestamp": str(int(NOW)), "X-Signature": "sha256=abc"}, "v3=<64 hex digits>"),
         (headers(secret="another secret"), "does not match"),
         (headers(body=b'{"scheduleId": "sched-2"}'), "does not match"),
         (headers(method="GET"), "does not match"),
@@ -98,6 +114,22 @@ def test_a_v1_signature_is_refused_by_name() -> None:
     sent = {"X-Signature-Timestamp": str(int(NOW)), "X-Signature": v1}
     with pytest.raises(SignatureRejected, match="v1 signatures are no longer accepted"):
         check(sent)
+
+
+def test_a_v2_signature_is_refused_by_name_and_a_client_may_send_both() -> None:
+    """v2 did not sign the Idempotency-Key: a captured POST /publishes under a new key started a second
+    publish. A client moving to v3 sends both values: the v3 one passes here, the v2 one on a server
+    before v3."""
+    v2 = (
+        "v2="
+        + hmac.new(SECRET.encode(), f"{int(NOW)}\nPOST\n/publishes\n\n".encode() + BODY, "sha256").hexdigest()
+    )
+    with pytest.raises(SignatureRejected, match="v2 signatures are no longer accepted: sign with v3"):
+        check({"X-Signature-Timestamp": str(int(NOW)), "X-Signature": v2})
+    both = headers()
+    both["X-Signature"] = f"{both['X-Signature']}, {v2}"
+    check(both)
+    check({**both, "X-Signature": f"{v2},{headers()['X-Signature']}"})
 
 
 def test_a_query_the_signer_did_not_sign_is_refused() -> None:
@@ -172,7 +204,9 @@ def event(
     **sent: str,
 ) -> dict[str, Any]:
     raw = (body or "").encode()
-    headers = signed_headers(SECRET, method, path, raw, NOW) if "unsigned" not in sent else {}
+    extra = {k: v for k, v in sent.items() if k != "unsigned"}
+    key = request_key(extra)
+    headers = signed_headers(SECRET, method, path, raw, NOW, key=key) if "unsigned" not in sent else {}
     if content_type:
         headers["Content-Type"] = content_type
     headers.update({k: v for k, v in sent.items() if k != "unsigned"})
@@ -264,133 +298,19 @@ def test_the_sign_command_prints_the_headers(capsys: pytest.CaptureFixture[str])
     from wfm_publish_local.cli import main
 
     argv = ["sign", "--method", "post", "--path", "/publishes", "--data", BODY.decode(), "--timestamp"]
-    assert main([*argv, str(int(NOW)), "--hmac-secret", SECRET, "--query", "x=1"]) == 0
+    assert main([*argv, str(int(NOW)), "--hmac-secret", SECRET, "--query", "x=1", "--key", "k-9"]) == 0
     printed = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
     assert printed == {
+        "Idempotency-Key": "k-9",
         "X-Signature-Timestamp": str(int(NOW)),
-        "X-Signature": sign(SECRET, int(NOW), "POST", "/publishes", "x=1", BODY),
+        "X-Signature": sign(SECRET, int(NOW), "POST", "/publishes", "x=1", BODY, "k-9"),
     }
+    get = ["sign", "--method", "GET", "--path", "/publishes/p-1", "--timestamp", str(int(NOW))]
+    assert main([*get, "--hmac-secret", SECRET]) == 0
+    printed = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
+    assert printed["X-Signature"] == sign(SECRET, int(NOW), "GET", "/publishes/p-1", None, b"")
+    assert "Idempotency-Key" not in printed
 
 
-# --- the ServiceNow script in docs/servicenow.md ---------------------------------------------------
-
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "servicenow.md"
-GLIDE_STAND_IN = """
-const crypto = require('crypto');
-global.gs = {base64Encode: (text) => Buffer.from(text, 'utf8').toString('base64')};
-global.GlideCertificateEncryption = function () {};
-// As ServiceNow documents generateMac: a Base64 key, an algorithm name, the data; a Base64 MAC back.
-GlideCertificateEncryption.prototype.generateMac = function (key, algorithm, data) {
-    if (algorithm !== 'HmacSHA256') throw new Error('unexpected algorithm ' + algorithm);
-    return crypto.createHmac('sha256', Buffer.from(key, 'base64')).update(data, 'utf8').digest('base64');
-};
-"""
-
-
-def _documented_script() -> str:
-    script = re.search(
-        r"<!-- servicenow-script:begin -->\s*```javascript\n(.*?)```\s*<!-- servicenow-script:end -->",
-        DOCS.read_text(),
-        re.S,
-    )
-    assert script is not None, "the signing script's markers are missing from docs/servicenow.md"
-    return script.group(1)
-
-
-def _node(program: str) -> list[Any]:
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("Node.js is not installed: the documented ServiceNow script is not run")
-    result = subprocess.run([node, "-e", program], capture_output=True, text=True, timeout=60, check=True)
-    return [json.loads(line) for line in result.stdout.splitlines()]
-
-
-LOCAL = "wfm-publish-local-hmac-secret"
-
-
-def test_the_documented_servicenow_script_signs_as_the_api_checks() -> None:
-    cases: list[tuple[str, str, str, Any, str, int]] = [
-        (LOCAL, "POST", "/publishes", None, '{"scheduleId":"sched-demo"}', 1_698_415_200_123),
-        (LOCAL, "GET", "/publishes/p-1", None, "", 1_698_415_200_000),
-        (
-            "a longer secret with spaces & symbols!",
-            "post",
-            "/publishes/it's (a) b*!/cancel",
-            {"z": "1", "a": ["x y", "!'()*", "é"], "a-": "", "b=c": "&"},
-            json.dumps({"scheduleId": "s", "x": [1, 2], "t": "é ✓"}, ensure_ascii=False),
-            1_700_000_000_999,
-        ),
-    ]
-    program = (
-        GLIDE_STAND_IN
-        + _documented_script()
-        + "".join(
-            "console.log(JSON.stringify(WfmPublishSigner.sign("
-            f"{json.dumps(secret)}, {json.dumps(method)}, {json.dumps(path)}, {json.dumps(query)}, "
-            f"{json.dumps(body)}, {millis})));\n"
-            for secret, method, path, query, body, millis in cases
-        )
-    )
-    for signed, (secret, method, path, query, body, millis) in zip(_node(program), cases, strict=True):
-        assert signed["timestamp"] == str(millis // 1000)
-        assert signed["signature"] == sign(secret, millis // 1000, method, path, query, body)
-        verify(
-            [secret],
-            {"X-Signature-Timestamp": signed["timestamp"], "X-Signature": signed["signature"]},
-            method.upper(),
-            path,
-            query,
-            body.encode(),
-            millis / 1000,
-        )
-    # The test vectors printed in the docs are the real ones.
-    text = DOCS.read_text()
-    local, publish = "wfm-publish-local-hmac-secret", "/publishes/3f2a9c04e1d84b7c9a1e5d6f7b8c9d0e"
-    assert sign(local, 1698415200, "POST", "/publishes", None, '{"scheduleId":"sched-demo"}') in text
-    assert sign(local, 1698415200, "GET", publish, None, "") in text
-    assert sign(local, 1698415200, "POST", f"{publish}/cancel", None, "") in text
-
-
-REST_MESSAGE_STAND_IN = """
-global.GlideDateTime = function () {};
-GlideDateTime.prototype.getNumericValue = function () { return NOW_MILLIS; };
-global.sn_ws = {RESTMessageV2: function (message, method) {
-    this.sent = {message: message, method: method, headers: {}, params: {}, body: ''};
-}};
-sn_ws.RESTMessageV2.prototype.setRequestHeader = function (k, v) { this.sent.headers[k] = v; };
-sn_ws.RESTMessageV2.prototype.setStringParameterNoEscape = function (k, v) { this.sent.params[k] = v; };
-sn_ws.RESTMessageV2.prototype.setRequestBody = function (b) { this.sent.body = b; };
-sn_ws.RESTMessageV2.prototype.execute = function () { return this.sent; };
-"""
-
-
-def test_the_documented_send_signs_the_route_each_rest_method_calls() -> None:
-    """`send` names the REST message's HTTP method; the headers it sets pass on that route only."""
-    millis, publish_id = 1_698_415_200_500, "3f2a9c04e1d84b7c9a1e5d6f7b8c9d0e"
-    calls = [
-        ("Publish schedule", '{"scheduleId":"sched-demo"}', "k-1", None, "POST", "/publishes"),
-        ("Get publish", "", None, publish_id, "GET", f"/publishes/{publish_id}"),
-        ("Cancel publish", "", None, publish_id, "POST", f"/publishes/{publish_id}/cancel"),
-    ]
-    program = (
-        GLIDE_STAND_IN
-        + REST_MESSAGE_STAND_IN.replace("NOW_MILLIS", str(millis))
-        + _documented_script()
-        + "".join(
-            f"console.log(JSON.stringify(WfmPublishSigner.send({json.dumps(name)}, {json.dumps(SECRET)}, "
-            f"'api-key', {json.dumps(body)}, {json.dumps(key)}, {json.dumps(publish)})));\n"
-            for name, body, key, publish, _, _ in calls
-        )
-    )
-    routes = {(method, path) for *_, method, path in calls}
-    for sent, (name, body, _, _, method, path) in zip(_node(program), calls, strict=True):
-        assert sent["method"] == name
-        for other_method, other_path in routes:
-            checked = functools.partial(
-                verify, [SECRET], sent["headers"], other_method, other_path, None, body.encode()
-            )
-            if (other_method, other_path) == (method, path):
-                checked(millis / 1000)
-            else:
-                with pytest.raises(SignatureRejected):
-                    checked(millis / 1000)
+# The ServiceNow script include that signs (servicenow/sys_script_include/WfmPublish.xml) is run against
+# these checks in tests/unit/test_servicenow_update_set.py.

@@ -118,16 +118,39 @@ def test_the_three_telephony_topics_name_their_entity() -> None:
     assert wake.telephony_entity(topic("v2.workforcemanagement.businessunits.bu.schedules")) is None
 
 
-def test_every_event_lost_leaves_the_safety_poll_to_find_the_settled_telephony() -> None:
+def test_an_integration_that_delivers_no_telephony_event_is_polled_not_trusted() -> None:
+    """Whether EventBridge carries the telephony topics for a client-credentials integration is not
+    documented. A job waits the safety poll only on a change an event announced (`heard#`): with every
+    event lost it polls, and finds the settled telephony as polling alone would."""
+    polled_run, polled_id = start(demo(events=[CHANGE]))
+    polled = polled_run.run(polled_id)
     run, job_id = start(demo(events=[CHANGE]), events=True, event_loss=1.0)
     job = run.run(job_id)
     assert job.status is JobStatus.PUBLISHED
     assert run.events_delivered == 0 and run.events_lost > 0
     assert wake.WOKEN not in [e.event for e in job.timeline]
-    # The check after the first one came with the safety poll, not before.
-    checks = [e.at for e in job.timeline if e.event in (NOT_SETTLED, "telephony settled")]
-    assert checks[1] - checks[0] == Timing().safety_poll
+    waits = [e for e in job.timeline if e.event == NOT_SETTLED]
+    assert waits and all(e.detail["events"] == "not heard: polling" for e in waits)
+    assert job.checked_at == polled.checked_at  # looked when polling looks: the same overshoot
     assert run.simulator.stats()["publishesApplied"] == {"sched-demo": 1}
+
+
+def test_a_change_an_event_announced_is_left_to_the_events() -> None:
+    run, job_id = start(demo(events=[CHANGE]), events=True)
+    waiting(run, job_id)
+    job = run.job(job_id)
+    assert job.timeline[-1].detail["events"] == "trusted"
+    assert run.store.heard([EDGE])[EDGE] == job.created_at  # the update's start event, at t = 0
+
+
+def test_events_heard_only_before_the_change_began_do_not_vouch_for_it() -> None:
+    run, job_id = start(demo(events=[edge_update(600, start=100, entity_id=EDGE)]), events=True)
+    run.store.hear(EDGE, run.clock.now() - 3600)  # an event an hour earlier: the integration worked then
+    run.deliver_events = lambda: None  # type: ignore[method-assign]  # nothing from now on
+    run.clock.advance(101)
+    run.simulator.pump()
+    waiting(run, job_id)
+    assert run.job(job_id).timeline[-1].detail["events"] == "not heard: polling"
 
 
 SHORT_CHANGE = edge_update(7, entity_id=EDGE)

@@ -433,3 +433,49 @@ def test_a_duplicate_caught_mid_start_comes_back_rather_than_being_dropped() -> 
     answer = take_units(services, services.weekly_queue.take())  # type: ignore[arg-type]
     assert answer == {"batchItemFailures": [{"itemIdentifier": "m0"}]}  # SQS brings it back
     assert services.store.jobs == {}
+
+
+# --- limited to named business units (WEEKLY_BUSINESS_UNITS) ---------------------------------------
+
+
+@dataclass
+class NamedRef:
+    id: str
+    name: str
+
+
+class NamedOrg(FakeGenesys):
+    def business_units(self) -> list[NamedRef]:  # type: ignore[override]
+        self.listings += 1
+        return [NamedRef(bu, bu.removeprefix("bu-").title()) for bu in BUSINESS_UNITS]
+
+
+def test_the_run_is_limited_to_business_units_named_by_id_or_name_and_unknown_ones_are_skipped() -> None:
+    services = FakeServices(NamedOrg(org().schedules_by_week))
+    result = fan_out(services, EVENT, only=("bu-london", "SYDNEY", "Atlantis"))  # type: ignore[arg-type]
+    assert (result["businessUnits"], result["sent"], result["notFound"]) == (2, 2, ["Atlantis"])
+    assert sorted(json.loads(body)["businessUnitId"] for body, _ in services.weekly_queue.sent) == [
+        "bu-london",
+        "bu-sydney",
+    ]
+    services.drain()
+    assert {j.business_unit_id for j in services.store.jobs.values()} == {"bu-london", "bu-sydney"}
+
+
+def test_an_event_naming_business_units_is_limited_too_and_nothing_named_sends_nothing() -> None:
+    services = FakeServices(NamedOrg(org().schedules_by_week))
+    event = EVENT | {"businessUnitIds": ["bu-london", "bu-chicago"]}
+    result = fan_out(services, event, only=("London",))  # type: ignore[arg-type]
+    assert (result["businessUnits"], result["sent"]) == (1, 1) and "notFound" not in result
+    nothing = fan_out(FakeServices(NamedOrg({})), EVENT, only=("Atlantis",))  # type: ignore[arg-type]
+    assert (nothing["businessUnits"], nothing["sent"], nothing["notFound"]) == (0, 0, ["Atlantis"])
+
+
+def test_a_limited_run_is_a_run_of_its_own() -> None:
+    """Changing the list between two deliveries of one due time starts a new run: a checkpoint counts
+    its own sorted list only."""
+    services = FakeServices(NamedOrg(org().schedules_by_week))
+    first = fan_out(services, EVENT, only=("bu-london",))  # type: ignore[arg-type]
+    everything = fan_out(services, EVENT)  # type: ignore[arg-type]
+    assert first["run"] != everything["run"] and everything["run"].endswith("/1/all")
+    assert (everything["sent"], everything["alreadySent"]) == (3, 0)

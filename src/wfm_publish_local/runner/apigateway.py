@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import logging
 import re
 import time
@@ -182,19 +183,60 @@ def proxy_response(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
     return status, out, body
 
 
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit (the API refuses over 64 KiB itself)
+_LENGTH = re.compile(r"[0-9]{1,20}")
+_CHUNK = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;[^\r\n]*)?\r?\n")
+
+
+class BadRequest(Exception):
+    """The HTTP request itself is malformed: API Gateway answers it (400, or 413 over its payload limit)
+    without invoking the function."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 def _read_body(request: BaseHTTPRequestHandler) -> bytes:
     if request.headers.get("Transfer-Encoding", "").lower() == "chunked":
-        chunks: list[bytes] = []
-        while True:
-            size = int(request.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
-            if size == 0:
-                while request.rfile.readline() not in {b"\r\n", b"\n", b""}:
-                    pass  # trailers
-                return b"".join(chunks)
-            chunks.append(request.rfile.read(size))
-            request.rfile.readline()
-    length = int(request.headers.get("Content-Length") or 0)
+        return _read_chunked(request)
+    lengths = request.headers.get_all("Content-Length") or []
+    if not lengths:
+        return b""
+    if len(set(lengths)) > 1 or not all(_LENGTH.fullmatch(v) for v in lengths):
+        # RFC 9112 6.3: an invalid Content-Length is unrecoverable; the connection is closed after.
+        shown = ", ".join(repr(v) for v in lengths)
+        raise BadRequest(f"Content-Length must be one number of bytes (0-9 only), got {shown}")
+    length = int(lengths[0])
+    if length > MAX_PAYLOAD_BYTES:
+        raise BadRequest(
+            f"Content-Length {length} is over API Gateway's payload limit of {MAX_PAYLOAD_BYTES} bytes", 413
+        )
     return request.rfile.read(length) if length else b""
+
+
+def _read_chunked(request: BaseHTTPRequestHandler) -> bytes:
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        line = request.rfile.readline(1024)
+        size = _CHUNK.fullmatch(line)
+        if size is None:
+            raise BadRequest(
+                f"a chunk of the chunked body does not start with its size in hex: {line[:40]!r}"
+            )
+        length = int(size.group(1), 16)
+        total += length
+        if total > MAX_PAYLOAD_BYTES:
+            raise BadRequest(
+                f"the chunked body is over API Gateway's payload limit of {MAX_PAYLOAD_BYTES}", 413
+            )
+        if length == 0:
+            while request.rfile.readline(8192) not in {b"\r\n", b"\n", b""}:
+                pass  # trailers
+            return b"".join(chunks)
+        chunks.append(request.rfile.read(length))
+        request.rfile.readline(1024)
 
 
 def _forwarded_headers(request: BaseHTTPRequestHandler, port: int) -> list[tuple[str, str]]:
@@ -242,7 +284,15 @@ class ApiFront(HttpFront):
         request_id = str(uuid.uuid4())
         split = urlsplit(request.path)
         path = unquote(split.path) or "/"
-        body = _read_body(request)
+        try:
+            body = _read_body(request)
+        except BadRequest as bad:
+            # What is left of the request on the connection cannot be told from the next one: answer,
+            # then close it (the local front's answer is the API's problem shape).
+            code = "BODY_TOO_LARGE" if bad.status == 413 else "INVALID_REQUEST"
+            answer = json.dumps({"message": str(bad), "code": code}).encode()
+            self._send(request, bad.status, [], answer, request_id, close=True)
+            return
         found = self.find(request.command, path)
         if found is None:
             self._send(
@@ -287,8 +337,12 @@ class ApiFront(HttpFront):
         headers: Sequence[tuple[str, str]],
         body: bytes,
         request_id: str,
+        *,
+        close: bool = False,
     ) -> None:
         request.send_response(status)
+        if close:
+            request.send_header("Connection", "close")  # and http.server closes it after the answer
         names = {k.lower() for k, _ in headers}
         for name, value in headers:
             if name.lower() not in {"content-length", "connection", "date", "server"}:

@@ -64,6 +64,7 @@ class Gateway:
     def handle(self, req: SimRequest, t: float) -> SimResponse:
         if req.path.startswith("/__sim/"):
             return self.dispatch(self.sim_router, req, count=False)
+        self.org.requests.append((req.method, req.path, req.query, req.body))
         fault = self.fault_for(req, t)
         if fault.drop:
             self.org.counts["connectionsDropped"] += 1

@@ -78,6 +78,7 @@ def check_references(s: Scenario) -> list[str]:
     problems += _check_links(s, _ORG_LINKS)
     problems += _check_schedules(s)
     problems += _check_links(s, _TELEPHONY_LINKS)
+    problems += _check_sites(s)
     problems += _check_events(s)
     return problems
 
@@ -121,7 +122,14 @@ _ORG_LINKS: Links = (
 )
 _TELEPHONY_LINKS: Links = (
     ("edges", (("site_id", "sites", "site"),)),
-    ("trunks", (("edge_id", "edges", "edge"), ("trunk_base_id", "trunk_bases", "trunk base"))),
+    (
+        "trunks",
+        (
+            ("edge_id", "edges", "edge"),
+            ("site_id", "sites", "site"),
+            ("trunk_base_id", "trunk_bases", "trunk base"),
+        ),
+    ),
 )
 
 
@@ -175,6 +183,24 @@ def _check_schedules(s: Scenario) -> list[str]:
             days = [d for d in group.days if isinstance(d, int) and not 0 <= d < 7 * sch.week_count]
             if days:
                 out.append(f"{where}.shifts[{j}].days: offsets {days} fall outside the schedule's weeks")
+    return out
+
+
+def _check_sites(s: Scenario) -> list[str]:
+    """Outbound routes name trunk bases; a cloud trunk sits on a Cloud media site."""
+    bases = {b.id for b in s.trunk_bases}
+    sites = {x.id: x for x in s.sites}
+    out: list[str] = []
+    for i, site in enumerate(s.sites):
+        for j, route in enumerate(site.outbound_routes or []):
+            for base in route.trunk_base_ids:
+                out += _missing(f"sites[{i}].outboundRoutes[{j}].trunkBaseIds", base, bases, "trunk base")
+    for i, trunk in enumerate(s.trunks):
+        on = sites.get(trunk.site_id or "")
+        if on is not None and not on.cloud:
+            out.append(
+                f"trunks[{i}].siteId: site {on.id!r} is {on.kind}: its trunks run on its Edges (edgeId)"
+            )
     return out
 
 

@@ -78,6 +78,12 @@ class GenesysSimulator:
         """t: seconds since the simulator started (or was reset)."""
         return self.org.elapsed()
 
+    @property
+    def requests(self) -> list[tuple[str, str, dict[str, list[str]], bytes]]:
+        """The latest API requests (method, path, query, body), oldest first; the last 10,000 are kept."""
+        with self._lock:
+            return list(self.org.requests)
+
     def stats(self) -> dict[str, Any]:
         with self._lock:
             return self.org.stats(self.org.advance())
@@ -138,6 +144,7 @@ class GenesysSimulator:
             Route("GET", EDGES + "/trunkbasesettings/{trunkBaseId}", telephony.trunk_base_get),
             Route("GET", EDGES + "/sites", telephony.site_list),
             Route("GET", EDGES + "/sites/{siteId}", telephony.site_get),
+            Route("GET", EDGES + "/sites/{siteId}/outboundroutes", telephony.outbound_routes),
             Route("GET", EDGES + "/{edgeId}", telephony.edge_get),
             Route("GET", OUTBOUND + "/campaigns", outbound.campaign_list),
             Route("GET", OUTBOUND + "/campaigns/{campaignId}", outbound.campaign_get),

@@ -1,15 +1,18 @@
 """The notifications the simulated org would send through Genesys Cloud's Amazon EventBridge integration.
 
-Each is an EventBridge event as the partner event bus delivers it (shared/GENESYS_EVENTS.md):
-`detail-type` = the concrete topic name, `detail` = {topicName, eventBody, metadata}. The simulator
-keeps every one in order (`GET /__sim/notifications`) and hands each to its listeners (the local
-runner's EventBridge stand-in, the virtual run).
+Each is an EventBridge event as the partner event bus delivers it, in the shape of Genesys' own sample
+events (GenesysCloudBlueprints/aws-eventbridge-user-presence-update-blueprint, events/*.json):
+`detail-type` = the topic's template (`v2.telephony.providers.edges.{id}`), `detail` =
+{topicName (the concrete topic), version, eventBody, metadata, timestamp}. The simulator keeps every
+one in order (`GET /__sim/notifications`) and hands each to its listeners (the local runner's
+EventBridge stand-in, the virtual run).
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from wfm_publish import genesys_events
@@ -23,7 +26,16 @@ EDGE_TOPIC = "v2.telephony.providers.edges.{id}"
 EDGE_SOFTWARE_TOPIC = "v2.telephony.providers.edges.{id}.softwareupdate"
 TRUNK_TOPIC = "v2.telephony.providers.edges.trunks.{id}"
 
+NOTIFICATION_VERSION = "2"  # detail.version in Genesys' sample events
+TELEPHONY_TOPICS = frozenset({EDGE_TOPIC, EDGE_SOFTWARE_TOPIC, TRUNK_TOPIC})
+
 Listener = Callable[[dict[str, Any]], object]
+
+
+def envelope_time(at: float) -> str:
+    """2021-06-25T15:11:52Z: EventBridge's `time`, in whole seconds (the notification's own
+    `timestamp` has the milliseconds)."""
+    return datetime.fromtimestamp(int(at), UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class Notifier:
@@ -50,13 +62,19 @@ class Notifier:
         event = {
             "version": "0",
             "id": event_id,
-            "detail-type": name,
+            "detail-type": topic,  # the template, as Genesys sends it
             "source": self.source,
             "account": self.account,
-            "time": iso(at),
+            "time": envelope_time(at),
             "region": self.region,
             "resources": [],
-            "detail": {"topicName": name, "eventBody": body, "metadata": {"CorrelationId": event_id}},
+            "detail": {
+                "topicName": name,
+                "version": NOTIFICATION_VERSION,
+                "eventBody": body,
+                "metadata": {"CorrelationId": event_id},
+                "timestamp": iso(at),
+            },
         }
         self.sent.append(event)
         with self._lock:

@@ -12,7 +12,7 @@ import heapq
 import itertools
 import random
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -26,6 +26,8 @@ from wfm_publish_local.simulator.scenario import PublishOperation, Scenario, Tel
 from wfm_publish_local.simulator.telephony import BASE_AGE_SECONDS, Moment, TelephonyView
 from wfm_publish_local.simulator.topology import Topology
 from wfm_publish_local.simulator.wire import SimResponse, json_response
+
+REQUESTS_KEPT = 10_000
 
 
 @dataclass
@@ -96,6 +98,8 @@ class Org:
         self.active_update: dict[str, str] = {}
         self.triggers: dict[str, list[WriterEdit]] = defaultdict(list)
         self.calls: Counter[str] = Counter()
+        # The latest API requests as received (method, path, query, body): what a test checks was asked.
+        self.requests: deque[tuple[str, str, dict[str, list[str]], bytes]] = deque(maxlen=REQUESTS_KEPT)
         self.conflicts: Counter[str] = Counter({"stale": 0, "telephony": 0, "inProgress": 0})
         self.applied: Counter[str] = Counter()
         self.failed: Counter[str] = Counter()
@@ -161,7 +165,14 @@ class Org:
         self.log(t, "writerEdit", f"{ev.by} moved {ev.schedule_id} to version {state.version}")
 
     def notify(self, topic: str, entity_id: str, body: dict[str, Any], t: float) -> None:
-        self.notifier.emit(topic, entity_id, body, self.t0 + t, self.new_id())
+        """Send a notification, if the org's integration delivers its topic (`notifications`)."""
+        sends = self.scenario.notifications
+        delivered = {
+            topics.SCHEDULES_TOPIC: sends.schedules,
+            topics.QUERY_RESULT_TOPIC: sends.query_results,
+        }.get(topic, sends.telephony if topic in topics.TELEPHONY_TOPICS else True)
+        if delivered:
+            self.notifier.emit(topic, entity_id, body, self.t0 + t, self.new_id())
 
     def notify_telephony(self, change: TelephonyChange, t: float) -> None:
         """What the org says at a change's start or end: its Edge (and software update), its trunks."""

@@ -10,6 +10,10 @@ from wfm_publish_local.simulator.telephony import TelephonyView
 from wfm_publish_local.simulator.topology import Topology
 from wfm_publish_local.simulator.wire import named
 
+# What the simulated dialer takes an unlimited trunk (Max Calls 0, or no value) to carry, when the
+# scenario does not set its site's maxOutboundLineCount.
+UNLIMITED_TRUNK_LINES = 100
+
 
 class OutboundView:
     def __init__(self, topology: Topology, telephony: TelephonyView, settings: OutboundSettings) -> None:
@@ -62,17 +66,17 @@ class OutboundView:
         ]
 
     def max_lines(self, c: Campaign, t: float) -> int:
-        """Sum of max concurrent calls over the connected external trunks of the campaign's edges."""
+        """The site's maxOutboundLineCount if the scenario sets it, else the sum of Max Calls over the
+        connected EXTERNAL trunks the campaign dials through (an unlimited one counts
+        UNLIMITED_TRUNK_LINES)."""
+        site = self.topo.sites.get(c.site_id or "")
+        if site is not None and site.max_outbound_line_count is not None:
+            return site.max_outbound_line_count
         total = 0
-        for edge in self.topo.campaign_edges(c):
-            for trunk in self.topo.trunks_by_edge.get(edge.id, []):
-                base = self.topo.trunk_bases[trunk.trunk_base_id]
-                if (
-                    trunk.trunk_type == "EXTERNAL"
-                    and base.enabled
-                    and self.telephony.trunk_connected(trunk, t)
-                ):
-                    total += base.max_concurrent_calls
+        for trunk in self.topo.campaign_trunks(c):
+            if self.telephony.trunk_connected(trunk, t):
+                calls = self.topo.trunk_bases[trunk.trunk_base_id].max_concurrent_calls
+                total += calls if calls else UNLIMITED_TRUNK_LINES
         return total
 
     def line_distribution(self, c: Campaign, t: float) -> dict[str, Any]:

@@ -39,6 +39,9 @@ class Credentials(_Model):
     client_secret: str = "local-secret"  # noqa: S105 - the documented local default
     # Token lifetime in seconds (Genesys allows 5 min to 48 h per OAuth client, default 24 h).
     expires_in: int = Field(default=86400, ge=1)
+    # Permissions of the OAuth client's role beyond what every route needs. Only one changes an answer
+    # here: `internal:trunk:edit`, without which a managed trunk base's properties are not returned.
+    permissions: list[str] = Field(default_factory=list)
 
 
 class Division(_Model):
@@ -130,12 +133,51 @@ class Queue(_Model):
     member_management_unit_ids: list[str] = Field(default_factory=list)
 
 
+# What a site's telephony is, as Genesys sells it: BYOC Premises (Edges on site, External SIP trunks
+# whose Max Calls 0 means unlimited), BYOC Cloud (no premises Edges; BYOC Carrier / PBX trunks whose Max
+# Concurrent Calls is Unlimited or Limited) or Genesys Cloud Voice (Genesys' own carrier: Cloud media,
+# managed trunk bases). An org with sites of several kinds is a hybrid.
+SiteKind = Literal["byocPremises", "byocCloud", "genesysCloudVoice"]
+_MEDIA_OF_KIND = {"byocPremises": "Premises", "byocCloud": "Cloud", "genesysCloudVoice": "Cloud"}
+
+
+class OutboundRoute(_Model):
+    """A site's outbound route: the EXTERNAL trunk bases its calls go out through."""
+
+    id: str
+    name: str = ""
+    trunk_base_ids: list[str]
+    enabled: bool = True
+
+
 class Site(_Model):
     id: str
     name: str = ""
     state: Literal["active", "inactive", "deleted"] = "active"
-    media_model: Literal["Premises", "Cloud"] = "Premises"
-    managed: bool = False
+    kind: SiteKind | None = None  # default: from mediaModel (Cloud: byocCloud), else byocPremises
+    media_model: Literal["Premises", "Cloud"] | None = None  # default: from kind
+    managed: bool | None = None  # default: a Genesys Cloud Voice site is managed
+    # Default: one route over the trunk bases of the site's trunks (its Edges' trunks, or its cloud trunks).
+    outbound_routes: list[OutboundRoute] | None = None
+    # The line distribution's maxOutboundLineCount for campaigns here. Default: the sum of the site's
+    # trunks' Max Calls, an unlimited trunk counting UNLIMITED_TRUNK_LINES.
+    max_outbound_line_count: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _kind_and_media(self) -> Site:
+        if self.kind is None:
+            self.kind = "byocCloud" if self.media_model == "Cloud" else "byocPremises"
+        media = _MEDIA_OF_KIND[self.kind]
+        if self.media_model is not None and self.media_model != media:
+            raise ValueError(f"a {self.kind} site has mediaModel {media}, not {self.media_model}")
+        self.media_model = media  # type: ignore[assignment]
+        if self.managed is None:
+            self.managed = self.kind == "genesysCloudVoice"
+        return self
+
+    @property
+    def cloud(self) -> bool:
+        return self.media_model == "Cloud"
 
 
 class Edge(_Model):
@@ -145,29 +187,53 @@ class Edge(_Model):
     edge_group_id: str | None = None
     status_code: str = "ACTIVE"
     online_status: Literal["ONLINE", "OFFLINE"] = "ONLINE"
-    software_status: str = "SUCCEEDED"
+    # Taken out of service by an admin: its trunks answer `enabled: false` ("True if the Edge used by
+    # this trunk is in-service") and carry no calls.
+    in_service: bool = True
+    # softwareStatus "appears only if a software upgrade was recently initiated": absent by default.
+    # An update that ended (SUCCEEDED, FAILED, EXPIRED, ...) ended at softwareUpdateAt (t, negative for
+    # before the start: -259200 is three days earlier); an INIT one starts executing then.
+    software_status: (
+        Literal[
+            "NONE", "INIT", "IN_PROGRESS", "EXPIRED", "EXCEPTION", "ABORTED", "FAILED", "SUCCEEDED", "DELETE"
+        ]
+        | None
+    ) = None
+    software_update_at: float | None = None
     call_draining_state: str = "NONE"
 
 
 class TrunkBase(_Model):
     id: str
     name: str = ""
-    max_concurrent_calls: int = Field(default=100, ge=0)
-    enabled: bool = True
+    # Max Calls (BYOC Premises) / Max Concurrent Calls (BYOC Cloud): 0 is unlimited; null: the property
+    # holds no value.
+    max_concurrent_calls: int | None = Field(default=100, ge=0)
+    enabled: bool = True  # the `trunk_enabled` property: false switches every trunk of the base off
+    # A managed base (Genesys Cloud Voice) answers its properties only to a client with internal:trunk:edit.
+    managed: bool = False
+    metabase: str | None = None  # trunkMetabase id; default by kind (managed: external_sip_pcv_aws.json)
 
 
 class Trunk(_Model):
+    """A trunk instance. Its `inService` comes from its base's `enabled` (trunk_enabled) and its
+    `enabled` from its Edge's `inService`, as Genesys' Trunk model describes them."""
+
     id: str
     name: str = ""
-    edge_id: str
+    edge_id: str | None = None  # a premises trunk runs on an Edge ...
+    site_id: str | None = None  # ... a cloud trunk (BYOC Cloud, Genesys Cloud Voice) on none: its site
     trunk_base_id: str
     trunk_type: Literal["EXTERNAL", "PHONE", "EDGE"] = "EXTERNAL"
     state: Literal["active", "inactive", "deleted"] = "active"
-    in_service: bool = True
-    enabled: bool = True
     # What /trunks/metrics reports for it.
     inbound_calls: int = Field(default=0, ge=0)
     outbound_calls: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _one_place(self) -> Trunk:
+        self._exactly_one("a trunk", "edge_id", "site_id")
+        return self
 
 
 class Campaign(_Model):
@@ -206,6 +272,16 @@ class OutboundSettings(_Model):
 class Telephony(_Model):
     # The trunk-base property that holds "Max Concurrent Calls" (Genesys does not document the key).
     max_concurrent_calls_key: str = "trunk_max_concurrent_calls"
+
+
+class Notifications(_Model):
+    """Which notification topics the org's Amazon EventBridge integration delivers. Whether Genesys
+    sends the telephony and per-user query topics to a client-credentials integration is not
+    documented: an org that sends none of them is a real possibility."""
+
+    schedules: bool = True  # v2.workforcemanagement.businessunits.{id}.schedules
+    query_results: bool = True  # v2.workforcemanagement.users.{id}.schedules.query
+    telephony: bool = True  # v2.telephony.providers.edges.{id}[.softwareupdate], ...edges.trunks.{id}
 
 
 class TelephonyChange(_Model):
@@ -319,9 +395,14 @@ class Scenario(_Model):
     today: dt.date | None = None
     credentials: Credentials = Field(default_factory=Credentials)
     settle_window_seconds: float = Field(default=30.0, ge=0)
+    # What a 409 says. "detailed": the simulator's own codes and messages (Genesys documents none);
+    # "bare": status and "Conflict" only, as any undocumented 409 may read: nothing may depend on more.
+    conflict_bodies: Literal["detailed", "bare"] = "detailed"
     publish_duration_seconds: float = Field(default=1.0, ge=0)
     # Agent schedule queries over this many agents answer Processing and are downloaded later.
     async_agent_query_over: int | None = Field(default=None, ge=0)
+    # ... or answer Complete at once with a downloadUrl instead of the result (a large result).
+    download_agent_query_over: int | None = Field(default=None, ge=0)
     async_query_seconds: float = Field(default=1.0, ge=0)
     business_units: list[BusinessUnit] = Field(default_factory=list)
     management_units: list[ManagementUnit] = Field(default_factory=list)
@@ -335,6 +416,7 @@ class Scenario(_Model):
     campaigns: list[Campaign] = Field(default_factory=list)
     outbound_settings: OutboundSettings = Field(default_factory=OutboundSettings)
     telephony: Telephony = Field(default_factory=Telephony)
+    notifications: Notifications = Field(default_factory=Notifications)
     events: list[Event] = Field(default_factory=list)
     rate_limit: RateLimit = Field(default_factory=RateLimit)
     faults: list[Fault] = Field(default_factory=list)

@@ -7,12 +7,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from wfm_publish.clock import iso
-from wfm_publish_local.simulator.scenario import Edge, TelephonyChange, Trunk, TrunkBase
+from wfm_publish_local.simulator.scenario import Edge, OutboundRoute, Site, TelephonyChange, Trunk, TrunkBase
 from wfm_publish_local.simulator.topology import EDGE_KINDS, Topology
 from wfm_publish_local.simulator.wire import named
 
 # Entities existed well before the simulator started: their dateModified is this long before t0.
 BASE_AGE_SECONDS = 7 * 86400.0
+# The permission without which a managed trunk base's properties are not returned (the SDK's
+# get_telephony_providers_edges_trunkbasesetting: "Managed properties will not be returned unless the
+# user is assigned the internal:trunk:edit permission").
+SEE_MANAGED = "internal:trunk:edit"
+METABASE_BYOC_CARRIER = "external_sip_pcv_byoc_carrier.json"  # "Generic BYOC Carrier"
+METABASE_CLOUD_VOICE = "external_sip_pcv_aws.json"  # "PureCloud Voice - AWS": Genesys Cloud Voice
 
 
 @dataclass(frozen=True)
@@ -74,36 +80,45 @@ class TelephonyView:
             else:
                 status, online = "INITIALIZING", "OFFLINE"
         version = 1 + sum(1 for c in own if c.start <= m.t)
-        # DomainEdgeSoftwareUpdateDto: the last update's execute window (stop once it has ended).
-        software_status: dict[str, Any] = {"status": software}
-        updates = [c for c in own if c.kind == "softwareUpdate" and c.start <= m.t]
-        if updates:
-            software_status["executeStartTime"] = m.at(updates[-1].start)
-            if updates[-1].end <= m.t:
-                software_status["executeStopTime"] = m.at(updates[-1].end)
         out: dict[str, Any] = {
             **named(edge),
             "state": "active",
             "statusCode": status,
             "onlineStatus": online,
-            "softwareStatus": software_status,
             "callDrainingState": draining,
             "site": named(site),
             "version": version,
             "dateModified": m.at(self._last_moved(own, m.t)),
             "selfUri": f"/api/v2/telephony/providers/edges/{edge.id}",
         }
+        # DomainEdgeSoftwareUpdateDto, only while an update is recent: the last update's execute window.
+        updates = [c for c in own if c.kind == "softwareUpdate" and c.start <= m.t]
+        if updates:
+            window = {"status": software or "SUCCEEDED", "executeStartTime": m.at(updates[-1].start)}
+            if updates[-1].end <= m.t:
+                window["executeStopTime"] = m.at(updates[-1].end)
+            out["softwareStatus"] = window
+        elif software is not None:  # the scenario's own, from before the start
+            stamp = "executeStartTime" if software == "INIT" else "executeStopTime"
+            out["softwareStatus"] = {"status": software}
+            if edge.software_update_at is not None:
+                out["softwareStatus"][stamp] = m.at(edge.software_update_at)
         if edge.edge_group_id:
             out["edgeGroup"] = {"id": edge.edge_group_id}
         return out
 
+    def edge_in_service(self, trunk: Trunk) -> bool:
+        """Trunk.enabled: "True if the Edge used by this trunk is in-service" (a cloud trunk has none)."""
+        return trunk.edge_id is None or self.topo.edges[trunk.edge_id].in_service
+
     def trunk_connected(self, trunk: Trunk, t: float) -> bool:
-        if not (trunk.in_service and trunk.enabled and trunk.state == "active"):
+        base = self.topo.trunk_bases[trunk.trunk_base_id]
+        if not (base.enabled and self.edge_in_service(trunk) and trunk.state == "active"):
             return False
         return not self._active(self._changes_on(trunk.id), t)
 
     def trunk(self, trunk: Trunk, m: Moment) -> dict[str, Any]:
-        edge = self.topo.edges[trunk.edge_id]
+        edge = self.topo.edges[trunk.edge_id] if trunk.edge_id else None
         base = self.topo.trunk_bases[trunk.trunk_base_id]
         changes = self._changes_on(trunk.id)
         # Settings changes (a base resave, the trunk itself) move the trunk's version and dateModified;
@@ -126,10 +141,9 @@ class TelephonyView:
             **named(trunk),
             "state": trunk.state,
             "trunkType": trunk.trunk_type,
-            "edge": named(edge),
             "trunkBase": named(base),
-            "inService": trunk.in_service,
-            "enabled": trunk.enabled,
+            "inService": base.enabled,  # "comes from the trunk_enabled property of the referenced trunk base"
+            "enabled": self.edge_in_service(trunk),
             "connectedStatus": {
                 "connected": connected,
                 "connectedStateTime": moved,
@@ -141,32 +155,57 @@ class TelephonyView:
             "dateModified": m.at(self._last_moved(settings, m.t)),
             "selfUri": f"/api/v2/telephony/providers/edges/trunks/{trunk.id}",
         }
-        if edge.edge_group_id:
-            out["edgeGroup"] = {"id": edge.edge_group_id}
+        if edge is not None:
+            out["edge"] = named(edge)
+            if edge.edge_group_id:
+                out["edgeGroup"] = {"id": edge.edge_group_id}
         return out
 
-    def trunk_base(self, base: TrunkBase, m: Moment, with_properties: bool) -> dict[str, Any]:
+    def trunk_base(self, base: TrunkBase, m: Moment, permissions: frozenset[str]) -> dict[str, Any]:
+        """TrunkBase with its properties, as the API answers by default; a managed base's properties
+        only to a client with internal:trunk:edit."""
         changes = [c for c in self._changes_on(base.id) if c.entity_id == base.id]
         trunk_type = next((t.trunk_type for t in self.topo.trunks_by_base.get(base.id, [])), "EXTERNAL")
+        metabase = base.metabase or (METABASE_CLOUD_VOICE if base.managed else METABASE_BYOC_CARRIER)
         out: dict[str, Any] = {
             **named(base),
             "state": "active",
             "trunkType": trunk_type,
-            "managed": False,
-            "trunkMetabase": {"id": "external_sip_pcv_byoc_carrier.json"},
+            "managed": base.managed,
+            "trunkMetabase": {"id": metabase},
             "version": 1 + sum(1 for c in changes if c.start <= m.t),
             "dateModified": m.at(self._last_moved(changes, m.t)),
             "selfUri": f"/api/v2/telephony/providers/edges/trunkbasesettings/{base.id}",
+            "properties": {},
         }
-        if with_properties:
+        if not base.managed or SEE_MANAGED in permissions:
             out["properties"] = {
                 "trunk_enabled": {"type": "boolean", "value": {"default": True, "instance": base.enabled}},
                 self.max_calls_key: {
                     "type": "integer",
-                    "value": {"default": None, "instance": base.max_concurrent_calls},
+                    "value": {"default": 0, "instance": base.max_concurrent_calls},
                 },
             }
         return out
+
+    def outbound_route(self, site: Site, route: OutboundRoute) -> dict[str, Any]:
+        """OutboundRouteBase: where the site's calls go out."""
+        return {
+            **named(route),
+            "state": "active",
+            "enabled": route.enabled,
+            "classificationTypes": ["National", "International"],
+            "distribution": "SEQUENTIAL",
+            "externalTrunkBases": [
+                {
+                    **named(self.topo.trunk_bases[b]),
+                    "selfUri": f"/api/v2/telephony/providers/edges/trunkbasesettings/{b}",
+                }
+                for b in route.trunk_base_ids
+            ],
+            "version": 1,
+            "selfUri": f"/api/v2/telephony/providers/edges/sites/{site.id}/outboundroutes/{route.id}",
+        }
 
     def site(self, site_id: str) -> dict[str, Any]:
         site = self.topo.sites[site_id]

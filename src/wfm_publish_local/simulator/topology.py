@@ -13,6 +13,7 @@ from wfm_publish_local.simulator.scenario import (
     Campaign,
     Edge,
     ManagementUnit,
+    OutboundRoute,
     Queue,
     Scenario,
     Schedule,
@@ -61,9 +62,14 @@ class Topology:
             if e.edge_group_id:
                 self.edges_by_group[e.edge_group_id].append(e)
         self.trunks_by_edge: dict[str, list[Trunk]] = defaultdict(list)
+        self.trunks_by_site: dict[str, list[Trunk]] = defaultdict(list)  # cloud trunks: no Edge
         self.trunks_by_base: dict[str, list[Trunk]] = defaultdict(list)
         for t in s.trunks:
-            self.trunks_by_edge[t.edge_id].append(t)
+            if t.edge_id is not None:
+                self.trunks_by_edge[t.edge_id].append(t)
+                self.trunks_by_site[self.edges[t.edge_id].site_id].append(t)
+            else:
+                self.trunks_by_site[t.site_id or ""].append(t)
             self.trunks_by_base[t.trunk_base_id].append(t)
         self._scopes: dict[str, frozenset[str]] = {}
         # Parallel to self.changes (pydantic models are not hashable, so no dict keyed by change).
@@ -89,6 +95,28 @@ class Topology:
             return list(self.edges_by_site.get(campaign.site_id, []))
         return list(self.edges_by_group.get(campaign.edge_group_id or "", []))
 
+    def site_routes(self, site: Site) -> list[OutboundRoute]:
+        """The site's outbound routes; by default one over the trunk bases of the site's trunks."""
+        if site.outbound_routes is not None:
+            return list(site.outbound_routes)
+        bases = list(dict.fromkeys(t.trunk_base_id for t in self.trunks_by_site.get(site.id, [])))
+        return [
+            OutboundRoute(
+                id=f"route-{site.id}", name=f"{site.name or site.id} outbound", trunk_base_ids=bases
+            )
+        ]
+
+    def campaign_trunks(self, campaign: Campaign) -> list[Trunk]:
+        """The EXTERNAL trunks a campaign's calls go out through: a premises site's (or edge group's)
+        Edges' trunks; a Cloud site's trunks of the trunk bases its enabled outbound routes name."""
+        site = self.sites.get(campaign.site_id or "")
+        if site is not None and site.cloud:
+            bases = {b for r in self.site_routes(site) if r.enabled for b in r.trunk_base_ids}
+            trunks = [t for t in self.trunks_by_site.get(site.id, []) if t.trunk_base_id in bases]
+        else:
+            trunks = [t for e in self.campaign_edges(campaign) for t in self.trunks_by_edge.get(e.id, [])]
+        return [t for t in trunks if t.trunk_type == "EXTERNAL"]
+
     def schedule_scope(self, schedule_id: str) -> frozenset[str]:
         """Telephony the schedule depends on: agents -> queues -> campaigns on -> edges -> external trunks."""
         if schedule_id not in self._scopes:
@@ -103,11 +131,9 @@ class Topology:
             for campaign in self.campaigns_by_queue.get(qid, []):
                 if campaign.campaign_status != "on":
                     continue
-                for edge in self.campaign_edges(campaign):
-                    scope.add(edge.id)
-                    for trunk in self.trunks_by_edge.get(edge.id, []):
-                        if trunk.trunk_type == "EXTERNAL":
-                            scope.update((trunk.id, trunk.trunk_base_id))
+                scope.update(edge.id for edge in self.campaign_edges(campaign))
+                for trunk in self.campaign_trunks(campaign):
+                    scope.update((trunk.id, trunk.trunk_base_id))
         return frozenset(scope)
 
     def _change_targets(self, change: TelephonyChange) -> frozenset[str]:

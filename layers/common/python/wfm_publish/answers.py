@@ -13,7 +13,7 @@ from wfm_publish.api import ApiProblem, ProblemCode
 from wfm_publish.cancel import Cancelled
 from wfm_publish.clock import iso
 from wfm_publish.intake import Accepted, job_view
-from wfm_publish.models import CapacityReport, Job, JobStatus, ReasonCode, Wire
+from wfm_publish.models import CapacityReport, Job, JobStatus, ReasonCode, ValidationMode, Wire
 
 
 class PublishAccepted(Wire):
@@ -104,7 +104,9 @@ def schedule_publish(store: ActiveJobs, schedule_id: str) -> SchedulePublish:
     """The schedule's active job, if it is still moving. Read only: two reads, never a write."""
     active = store.active_job(schedule_id)
     job = store.get_job(active[0]) if active is not None else None
-    if job is None or job.status.terminal:  # no claim, a claim a moment before its job, or a lost release
+    # No claim, a claim a moment before its job, a lost release, or a claim naming another schedule's
+    # job (left by a start whose write failed): nothing of this schedule is in flight.
+    if job is None or job.status.terminal or job.schedule_id != schedule_id:
         return SchedulePublish(schedule_id=schedule_id, in_flight=False)
     return SchedulePublish(
         schedule_id=schedule_id,
@@ -152,6 +154,83 @@ def publish_view(job: Job | None, publish_id: str) -> dict[str, Any]:
             for j in job.joiners
         ]
     return view
+
+
+SVG = "image/svg+xml"
+
+
+def capacity(
+    job: Job | None, publish_id: str, accept: str | None, format_: str | None
+) -> tuple[CapacityReport | str, dict[str, str]]:
+    """GET /publishes/{publishId}/capacity: the job's report as JSON, or drawn as SVG when asked for
+    (`wants_chart`), with the answer's headers; a 404 saying why when it has none."""
+    if job is None:
+        raise ApiProblem(HTTPStatus.NOT_FOUND, ProblemCode.NOT_FOUND, f"no publish {publish_id}")
+    if job.capacity is None:
+        raise ApiProblem(HTTPStatus.NOT_FOUND, ProblemCode.NO_CAPACITY_REPORT, _no_capacity(job))
+    if not wants_chart(accept, format_):
+        return job.capacity, {}
+    return capacity_chart(job.capacity, job.job_id, job.schedule_id), {"Content-Type": SVG}
+
+
+def wants_chart(accept: str | None, format_: str | None) -> bool:
+    """`?format=svg` (or `json`) wins; else Accept's q-values, image/svg+xml against application/json.
+    A tie (`*/*`, a browser's list) or no Accept at all: JSON, the API's own."""
+    if format_:
+        return format_ == "svg"
+    svg = json = 0.0
+    for part in (accept or "").split(","):
+        media, *parameters = [p.strip() for p in part.split(";")]
+        weight = 1.0
+        for parameter in parameters:
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0
+        media = media.lower()
+        if media in (SVG, "image/*", "*/*"):
+            svg = max(svg, weight)
+        if media in ("application/json", "application/*", "*/*"):
+            json = max(json, weight)
+    return svg > json
+
+
+def _no_capacity(job: Job) -> str:
+    mode, ended = job.request.validation_mode, job.status.terminal
+    where = f"publish {job.job_id} has no capacity report"
+    if mode is ValidationMode.OFF and not job.request.dry_run:
+        return f"{where}: it was sent with validationMode off, which never checks capacity"
+    if ended:
+        how = f"{job.status.value} ({job.reason_code.value})" if job.reason_code else job.status.value
+        return f"{where}: it ended {how} before its capacity was checked"
+    if mode is ValidationMode.DEFERRED and not job.request.dry_run:
+        return (
+            f"{where} yet: validationMode deferred checks capacity after the publish (it is "
+            f"{job.status.value}); ask again once it has published"
+        )
+    return (
+        f"{where} yet: capacity is checked once the schedule's telephony has settled (it is "
+        f"{job.status.value}); ask again shortly"
+    )
+
+
+def capacity_chart(report: CapacityReport, job_id: str, schedule_id: str) -> str:
+    """The report drawn (capacity_chart.chart), or a 404 when it keeps nothing to draw."""
+    from wfm_publish import capacity_chart as drawing  # only when a chart is asked for
+
+    week = report.week_start[:10]
+    title = f"Outbound lines, schedule {schedule_id}, week of {week} ({report.time_zone}): publish {job_id}"
+    try:
+        return drawing.chart(report, title)
+    except drawing.ChartUnavailable:
+        raise ApiProblem(
+            HTTPStatus.NOT_FOUND,
+            ProblemCode.NO_CAPACITY_REPORT,
+            f"the capacity report of publish {job_id} was made before its per-interval series were kept:"
+            " there is nothing to draw; ask for it as application/json",
+        ) from None
 
 
 def cancel_answer(cancelled: Cancelled) -> CancelAnswer:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger
 from pydantic import Field
 
+from wfm_publish import request_body
 from wfm_publish.errors import (
     CancelContended,
     CancelRefused,
@@ -35,6 +36,8 @@ from wfm_publish.errors import (
     PublishNotFound,
     QueueError,
     RequestInProgress,
+    ScheduleBeingAccepted,
+    SecretUnavailable,
     SignatureRejected,
     StoreError,
 )
@@ -44,6 +47,9 @@ from wfm_publish.signature import verify
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+
+    from wfm_publish.intake import Accepted, Intake
+    from wfm_publish.models import PublishRequest
 
 logger = Logger(child=True)
 
@@ -61,6 +67,7 @@ class ProblemCode(StrEnum):
     IDEMPOTENCY_KEY_MISSING = "IDEMPOTENCY_KEY_MISSING"  # 400
     SIGNATURE_REJECTED = "SIGNATURE_REJECTED"  # 401
     NOT_FOUND = "NOT_FOUND"  # 404
+    NO_CAPACITY_REPORT = "NO_CAPACITY_REPORT"  # 404: the publish has no capacity report (the message: why)
     REQUEST_IN_PROGRESS = "REQUEST_IN_PROGRESS"  # 409: the first request with this key is running
     ALREADY_ENDED = "ALREADY_ENDED"  # 409: cancel of a job that ended
     PUBLISH_IN_PROGRESS = "PUBLISH_IN_PROGRESS"  # 409: cancel lost to a publish
@@ -99,6 +106,30 @@ def idempotency_key(key: str) -> str:
     """The key as intake stores it: API keys live apart from the weekly run's `weekly:<bu>:<week>`, so
     no request can take (or replay) a weekly run's key, whatever it sends."""
     return f"{API_KEY_PREFIX}{key}"
+
+
+def accept(intake: Intake, request: PublishRequest, key: str) -> Accepted:
+    """The request through intake under the caller's key; a refusal that names the key names it as the
+    caller sent it, never as the table stores it."""
+    try:
+        return intake.accept(request, idempotency_key(key))
+    except IdempotencyKeyReused:
+        raise ApiProblem(
+            HTTPStatus.UNPROCESSABLE_ENTITY,
+            ProblemCode.IDEMPOTENCY_KEY_REUSED,
+            f"Idempotency-Key {key!r} was already used with a different body:"
+            " use a new key for a new request",
+        ) from None
+    except ScheduleBeingAccepted:
+        raise
+    except RequestInProgress:
+        raise _retry_after(
+            ApiProblem(
+                HTTPStatus.CONFLICT,
+                ProblemCode.REQUEST_IN_PROGRESS,
+                f"a request with Idempotency-Key {key!r} is in progress; retry in a few seconds",
+            )
+        ) from None
 
 
 # --- problems ----------------------------------------------------------------------------------------
@@ -148,6 +179,8 @@ def guard(event: dict[str, Any], secrets: Callable[[], Sequence[str]], now: floa
         raise ApiProblem(HTTPStatus.UNAUTHORIZED, ProblemCode.SIGNATURE_REJECTED, str(rejected)) from None
     except ConfigurationError as exc:  # no secret, or it cannot be read: refuse everything
         raise _misconfigured(exc) from None
+    except SecretUnavailable as exc:  # Secrets Manager throttled or failed for a moment: retry
+        raise _secret_unavailable(exc) from None
     if len(raw) > MAX_BODY_BYTES:
         raise ApiProblem(
             HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
@@ -156,30 +189,45 @@ def guard(event: dict[str, Any], secrets: Callable[[], Sequence[str]], now: floa
         )
     _key_from_request_id(event, headers)
     if not raw:
-        return  # GET, cancel: no body to type
-    media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media != JSON and not (media.startswith("application/") and media.endswith("+json")):
-        raise ApiProblem(
-            HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
-            ProblemCode.UNSUPPORTED_MEDIA_TYPE,
-            f"send the body as JSON with Content-Type: {JSON} (got {media or 'no content type'})",
-        )
+        _as_read(event, None)  # GET, cancel: no body, so no type to hold it to
+        return
     try:
-        parsed = json.loads(raw)
-    except ValueError as exc:
+        parsed, text = request_body.read_json(raw, headers.get("content-type", ""))
+    except request_body.UnreadableBody as exc:
         raise ApiProblem(
-            HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
-            ProblemCode.UNSUPPORTED_MEDIA_TYPE,
-            f"the body is not JSON: {exc}",
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE, ProblemCode.UNSUPPORTED_MEDIA_TYPE, str(exc)
         ) from None
+    except request_body.InvalidBody as exc:
+        raise _invalid_fields([FieldProblem(field=f, problem=p) for f, p in exc.problems]) from None
     if not isinstance(parsed, dict):
         # Checked here: Powertools' validation would read a one-element array as its element.
-        raise ApiProblem(
-            HTTPStatus.BAD_REQUEST,
-            ProblemCode.INVALID_REQUEST,
-            "the request is not valid: see errors for each field and why",
-            errors=[FieldProblem(field="body", problem="must be a JSON object")],
-        )
+        raise _invalid_fields([FieldProblem(field="body", problem="must be a JSON object")])
+    _as_read(event, text)
+
+
+def _as_read(event: dict[str, Any], text: str | None) -> None:
+    """The routes see the body as read: its text (decoded, no byte order mark) as application/json, so
+    any case, parameters, charset or +json type the guard accepted reads the same past it; no body, and
+    no content type, when there is none (a route that needs one says the body is missing)."""
+    if text is not None:
+        event["body"], event["isBase64Encoded"] = text, False
+    for field in ("headers", "multiValueHeaders"):
+        given = event.get(field)
+        if given is None:
+            continue
+        kept = {k: v for k, v in given.items() if str(k).lower() != "content-type"}
+        if text is not None:
+            kept["Content-Type"] = JSON if field == "headers" else [JSON]
+        event[field] = kept
+
+
+def _invalid_fields(problems: list[FieldProblem]) -> ApiProblem:
+    return ApiProblem(
+        HTTPStatus.BAD_REQUEST,
+        ProblemCode.INVALID_REQUEST,
+        "the request is not valid: see errors for each field and why",
+        errors=problems,
+    )
 
 
 def _query(event: dict[str, Any]) -> dict[str, list[str]]:
@@ -250,14 +298,6 @@ def install(app: Router) -> None:
     )
     on(RequestValidationError, lambda exc: _invalid(exc.errors()))
     on(
-        IdempotencyKeyReused,
-        lambda exc: ApiProblem(
-            HTTPStatus.UNPROCESSABLE_ENTITY,
-            ProblemCode.IDEMPOTENCY_KEY_REUSED,
-            f"{exc}: use a new key for a new request",
-        ),
-    )
-    on(
         RequestInProgress,
         lambda exc: _retry_after(
             ApiProblem(HTTPStatus.CONFLICT, ProblemCode.REQUEST_IN_PROGRESS, f"{exc}; retry in a few seconds")
@@ -297,6 +337,7 @@ def install(app: Router) -> None:
     on(StoreError, _unavailable)
     on(QueueError, _unavailable)
     on(ConfigurationError, _misconfigured)
+    on(SecretUnavailable, _secret_unavailable)
 
 
 def _invalid(errors: Sequence[Any]) -> ApiProblem:
@@ -327,6 +368,18 @@ def _unavailable(exc: Exception) -> ApiProblem:
     )
 
 
+def _secret_unavailable(exc: Exception) -> ApiProblem:
+    logger.warning("a secret could not be read for a moment", extra={"problem": str(exc)})
+    return _retry_after(
+        ApiProblem(
+            HTTPStatus.SERVICE_UNAVAILABLE,
+            ProblemCode.UNAVAILABLE,
+            "the service could not check the request's signature for a moment: retry shortly"
+            " (with the same Idempotency-Key)",
+        )
+    )
+
+
 def _broken_answer(exc: Exception) -> ApiProblem:
     logger.error("an answer did not match its schema", extra={"problem": str(exc)})
     return ApiProblem(HTTPStatus.INTERNAL_SERVER_ERROR, ProblemCode.INTERNAL, "the answer could not be built")
@@ -343,19 +396,25 @@ def _misconfigured(exc: Exception) -> ApiProblem:
 
 
 PROBLEM_DESCRIPTIONS: dict[int, str] = {
-    400: "The body breaks the schema (each field and why in `errors`), or no Idempotency-Key.",
-    401: "Missing or wrong signature (another secret, or signed for another method, path, query or body), "
-    "a v1 signature, or X-Signature-Timestamp more than 5 minutes off.",
-    404: "No publish with this id (or it expired after JobTtlDays); or an id with characters no route takes.",
+    400: "The body breaks the schema (each field and why in `errors`), or no Idempotency-Key; or JSON no "
+    "request can be: a key twice in one object, nesting over 32 levels, a number over 100 characters, "
+    "NaN or Infinity (each named in `errors`).",
+    401: "Missing or wrong signature (another secret, or signed for another method, path, query, "
+    "Idempotency-Key or body), a v1 or v2 signature, or X-Signature-Timestamp more than 5 minutes off.",
+    404: "No publish with this id (or it expired after JobTtlDays); or an id with characters no route takes. "
+    "Capacity: NO_CAPACITY_REPORT, the publish has no capacity report (yet); the message says why.",
     409: "POST: the first request with this Idempotency-Key, or another for this schedule, is still being "
     "answered (REQUEST_IN_PROGRESS: retry shortly); or a publish of this schedule is in flight with "
     "other options (JOIN_CONFLICT: `publishId` names it, `errors` the options that differ). "
     "Cancel: the job already ended (ALREADY_ENDED) or is publishing (PUBLISH_IN_PROGRESS).",
     413: "The body is over 64 KiB.",
-    415: "Content-Type is not application/json, or the body is not JSON.",
+    415: "Content-Type is not JSON (application/json or application/*+json, any case), a charset not "
+    "read (UTF-8; UTF-16/32 with a byte order mark or a declared charset), a body invalid in its "
+    "encoding, or not JSON. The message names which.",
     422: "The Idempotency-Key was first used with another body.",
     500: "The deployment is misconfigured (MISCONFIGURED), or a bug (INTERNAL).",
-    503: "Storage or the queue failed for a moment: retry with the same Idempotency-Key.",
+    503: "Storage, the queue or Secrets Manager failed for a moment: retry after Retry-After with the "
+    "same Idempotency-Key.",
 }
 
 
@@ -364,11 +423,16 @@ def responses(
     *problems: int,
     headers: dict[str, str] | None = None,
     links: tuple[str, ...] = (),
+    media: dict[str, str] | None = None,
 ) -> dict[int, OpenAPIResponse]:
-    """The `responses` a route declares: its answer (with `headers` described, and `links` to the
-    operations that take its publishId) and its problems."""
+    """The `responses` a route declares: its answer (with `headers` described, `links` to the
+    operations that take its publishId, and other `media` types it may be given in, each a string
+    described) and its problems."""
     status, description, model = ok
-    answer: OpenAPIResponse = {"description": description, "content": {JSON: {"model": model}}}
+    content: dict[str, Any] = {JSON: {"model": model}}
+    for media_type, text in (media or {}).items():
+        content[media_type] = {"schema": {"type": "string", "description": text}}
+    answer: OpenAPIResponse = {"description": description, "content": content}
     if headers:
         answer["headers"] = {
             name: {"description": text, "schema": {"type": "string"}} for name, text in headers.items()

@@ -49,6 +49,10 @@ def cancel(
         if job is None:
             raise PublishNotFound(f"no publish {publish_id}")
         if job.status is JobStatus.CANCELLED:
+            # Our own earlier cancel may have ended it (a lost answer retried after the notifier wrote
+            # the job, or a retry after freeing the schedule failed): free it now if the claim is still
+            # this job's (a conditional delete: another job's claim is never touched).
+            store.release_schedule(job.schedule_id, job.job_id)
             return Cancelled(job, already=True)
         _refuse_if_not_cancellable(job)
         try:

@@ -107,28 +107,88 @@ class Demand:
     fixed_lines: int = 0  # agentless: outboundLineCount, every interval
 
 
+# The bounds a pool's lines can have, as named in the report (PoolCapacity.bound).
+LINE_DISTRIBUTION = (
+    "lineDistribution"  # the dialer's maxOutboundLineCount for the campaign's site / edge group
+)
+TRUNKS = "trunks"  # Σ Max Calls of the trunks that carry calls (none when one is unlimited)
+EDGES = "edges"  # premises Edges times their concurrent call capacity (configured: not in the API)
+NO_BOUND = "none"
+
+
 @dataclass(frozen=True)
 class Lines:
-    """What one pool (site / edge group) can carry."""
+    """What one pool (site / edge group) can carry: the smallest of the bounds that could be read."""
 
     pool: str
     name: str | None
     max_outbound_line_count: int | None  # the line distribution's
-    trunk_max: int | None  # Σ Max Concurrent Calls over its connected EXTERNAL trunks
+    trunks: readiness.TrunkLines
     utilization: float
     reserved: int = 0  # held by agentless campaigns outside the schedule
+    edge_max: int | None = None  # premises: Edges carrying calls times the configured capacity per Edge
+    media: str | None = None
+
+    @property
+    def trunk_max(self) -> int | None:
+        return self.trunks.limit if self.trunks.state == "limited" else None
+
+    def bounds(self) -> dict[str, int]:
+        known = {
+            LINE_DISTRIBUTION: self.max_outbound_line_count,
+            TRUNKS: self.trunk_max,
+            EDGES: self.edge_max,
+        }
+        if self.trunks.state == "none":
+            known[TRUNKS] = 0  # no trunk carries calls: nothing goes out, whatever the dialer would do
+        return {name: n for name, n in known.items() if n is not None}
+
+    @property
+    def bound(self) -> str:
+        """Which bound decided: the smallest known one (the first named, on a tie)."""
+        bounds = self.bounds()
+        return min(bounds, key=lambda name: bounds[name]) if bounds else NO_BOUND
 
     @property
     def raw(self) -> int | None:
-        known = [n for n in (self.max_outbound_line_count, self.trunk_max) if n is not None]
-        return min(known) if known else None
+        bounds = self.bounds()
+        return min(bounds.values()) if bounds else None
 
     @property
-    def available(self) -> int:
+    def available(self) -> int | None:
+        """Lines outbound may use; None: no documented limit could be read, so none is applied."""
         raw = self.raw
         if raw is None:
-            return 0
+            return None
         return max(0, math.floor(raw * self.utilization + 1e-9) - self.reserved)
+
+    def notes(self) -> list[str]:
+        """What a person needs to trust the figure: unlimited or unreadable Max Calls, trunks that carry
+        nothing now, a bound that could not be applied."""
+        where = self.name or self.pool
+        notes = []
+        if self.trunks.state == "unlimited":
+            notes.append(f"{where}: a trunk's Max Calls is unlimited, so the trunks set no bound")
+        if self.trunks.unreadable:
+            notes.append(
+                f"{where}: Max Calls not readable, trunks set no bound: {'; '.join(self.trunks.unreadable)}"
+            )
+        if self.trunks.unavailable:
+            shown = "; ".join(self.trunks.unavailable[:5])
+            more = f" and {len(self.trunks.unavailable) - 5} more" if len(self.trunks.unavailable) > 5 else ""
+            notes.append(f"{where}: trunks carrying no calls now, not counted: {shown}{more}")
+        if (
+            self.media != "Cloud"
+            and self.edge_max is None
+            and self.trunks.state in ("unlimited", "unreadable")
+        ):
+            notes.append(
+                f"{where}: the Edges' concurrent call capacity is not configured (EDGE_CALL_CAPACITY),"
+                " so it is not applied"
+            )
+        if self.available is None:
+            notes.append(f"{where}: no limit could be read (no line distribution, trunk or Edge bound)")
+        return notes
 
 
 def lines_per_agent(dialing_mode: str, campaign_max: int | None, org_max: int | None) -> int:
@@ -245,22 +305,27 @@ def evaluate(
                 needed = [x + d.lines_per_agent * y for x, y in zip(needed, counts, strict=True)]
         available = pool.available
         peak = max(needed, default=0)
-        over = [i for i, x in enumerate(needed) if x > available]
+        over = [] if available is None else [i for i, x in enumerate(needed) if x > available]
         total_over += len(over)
         pool_reports.append(
             PoolCapacity(
                 pool=pool.pool,
                 name=pool.name,
                 lines_available=available,
+                bound=pool.bound,
                 max_outbound_line_count=pool.max_outbound_line_count,
                 trunk_max_concurrent_calls=pool.trunk_max,
+                trunk_max_calls=pool.trunks.state,
+                edge_capacity=pool.edge_max,
                 max_line_utilization=pool.utilization,
                 reserved_lines=pool.reserved,
                 peak_needed=peak,
                 peak_at=capacity_report.stamp(week, needed.index(peak)) if peak else None,
                 intervals_over=len(over),
+                needed_runs=capacity_report.kept_runs(needed),
             )
         )
+        notes = [*notes, *pool.notes()]
         overflows.extend(capacity_report.overflows(week, pool, mine, agents, needed, over))
     overflows.sort(key=lambda item: (item[0], item[1].pool))
     listed = [o for _, o in overflows[:max_ranges]]
@@ -279,6 +344,12 @@ def evaluate(
         checked_at=checked_at,
     )
     report.summary = capacity_report.summary(report, len(overflows))
+    dropped = [p.name or p.pool for p in pool_reports if p.needed_runs is None]
+    if dropped:
+        report.notes.append(
+            f"the per-interval need of {', '.join(dropped)} changed too often to keep in the job "
+            f"(over {capacity_report.MAX_SERIES_CHARS} characters): the chart does not draw it"
+        )
     return report
 
 
@@ -378,8 +449,9 @@ def pool_lines(
             lambda: reader.line_distribution(mine[0].id).model_dump(mode="json", by_alias=True),
         )
     )
+    media = next((p.media_model for p in telephony.pools if p.key == key), None)
     snapshot = readiness.pool_snapshot(
-        reader, observer, kind, pool_id, max_age=max_age, max_calls_key=options.max_calls_key
+        reader, observer, kind, pool_id, max_age=max_age, max_calls_key=options.max_calls_key, media=media
     )
     ours = sum(c.outbound_line_count or 0 for c in mine if c.dialing_mode == "agentless")
     utilization = distribution.max_line_utilization
@@ -388,13 +460,17 @@ def pool_lines(
             org.max_line_utilization if org.max_line_utilization is not None else FALLBACK_UTILIZATION
         )
     name = next((p.name for p in telephony.pools if p.key == key), None) or snapshot.name
+    premises = media != readiness.CLOUD
+    edge_max = snapshot.edges_carrying() * options.edge_call_capacity if premises else 0
     return Lines(
         pool=key,
         name=name,
         max_outbound_line_count=distribution.max_outbound_line_count,
-        trunk_max=snapshot.trunk_lines(),
+        trunks=snapshot.trunk_lines(),
         utilization=utilization,
         reserved=max(0, (distribution.reserved_lines or 0) - ours),
+        edge_max=edge_max if premises and options.edge_call_capacity > 0 else None,
+        media=media,
     )
 
 

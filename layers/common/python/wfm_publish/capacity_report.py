@@ -76,7 +76,7 @@ def _overflow(
         end_utc=_utc(week, last),
         intervals=last - first,
         lines_needed=peak,
-        lines_available=pool.available,
+        lines_available=pool.available or 0,  # a run over capacity has a limit
         peak_at=week.local(at).isoformat(),
         campaigns=behind,
     )
@@ -97,12 +97,58 @@ def _label(week: Week, first: int, last: int, pool: Lines) -> str:
     )
 
 
+MAX_SERIES_CHARS = 4096  # a pool's encoded series kept in the job item; a week is ~20-250 in practice
+
+
+def kept_runs(needed: Sequence[int]) -> str | None:
+    """`runs(needed)`, or None when it is too long to keep in the job item (the job stays small: every
+    write of it is billed by the kilobyte)."""
+    encoded = runs(needed)
+    return encoded if len(encoded) <= MAX_SERIES_CHARS else None
+
+
+def runs(needed: Sequence[int]) -> str:
+    """The series run-length encoded: `value*count` (count 1 left out), joined by commas. A week of
+    672 intervals whose need changes with the shifts is a few dozen runs, not 672 numbers."""
+    out: list[str] = []
+    i = 0
+    while i < len(needed):
+        j = i
+        while j < len(needed) and needed[j] == needed[i]:
+            j += 1
+        out.append(f"{needed[i]}*{j - i}" if j - i > 1 else str(needed[i]))
+        i = j
+    return ",".join(out)
+
+
+def series(encoded: str, intervals: int) -> list[int]:
+    """`runs`' text back to one value per interval; ValueError unless it covers exactly `intervals`."""
+    values: list[int] = []
+    for run in encoded.split(",") if encoded else []:
+        value, _, count = run.partition("*")
+        n = int(count) if count else 1
+        if n < 1 or len(values) + n > intervals:
+            raise ValueError(f"the series does not fit {intervals} intervals")
+        values.extend([int(value)] * n)
+    if len(values) != intervals:
+        raise ValueError(f"the series covers {len(values)} of {intervals} intervals")
+    return values
+
+
 def stamp(week: Week, index: int) -> str:
     return f"{week.local(index).strftime('%a %d %b %H:%M')} {week.time_zone}"
 
 
 def _utc(week: Week, index: int) -> str:
     return week.utc(index).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+BOUND_WORDS = {
+    "lineDistribution": "the line distribution's maxOutboundLineCount",
+    "trunks": "the trunks' Max Calls",
+    "edges": "the Edges' concurrent call capacity",
+    "none": "none",
+}
 
 
 def summary(report: CapacityReport, ranges: int) -> str:
@@ -113,13 +159,22 @@ def summary(report: CapacityReport, ranges: int) -> str:
             report.pools, key=lambda p: (p.peak_needed / p.lines_available) if p.lines_available else 0
         )
         at = f" ({worst.peak_at})" if worst.peak_at else ""
+        where = worst.name or worst.pool
+        if worst.lines_available is None:
+            return (
+                f"all {report.intervals_checked} intervals checked; peak {worst.peak_needed} lines at "
+                f"{where}{at}; no limit could be read, so none was applied"
+            )
+        bound = BOUND_WORDS.get(worst.bound, worst.bound)
         return (
             f"all {report.intervals_checked} intervals within capacity; peak {worst.peak_needed} of "
-            f"{worst.lines_available} lines at {worst.name or worst.pool}{at}"
+            f"{worst.lines_available} lines at {where}{at} (bound: {bound})"
         )
     first = report.over[0]
+    decided = next((p.bound for p in report.pools if p.pool == first.pool), None)
+    by = f" (bound: {BOUND_WORDS.get(decided, decided)})" if decided else ""
     return (
         f"{report.intervals_over} of {report.intervals_checked} 15-minute intervals over capacity "
         f"in {ranges} range{'s' if ranges != 1 else ''}; first: {first.label}: "
-        f"{first.lines_needed} lines needed, {first.lines_available} available"
+        f"{first.lines_needed} lines needed, {first.lines_available} available{by}"
     )

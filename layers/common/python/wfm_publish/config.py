@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from wfm_publish.errors import ConfigurationError
 
-# Genesys Cloud API hosts by AWS-style region (shared/GENESYS_API.md).
+# Genesys Cloud API hosts by AWS-style region (docs/genesys-api.md, "Auth and hosts").
 GENESYS_API_HOSTS: dict[str, str] = {
     "us-east-1": "api.mypurecloud.com",
     "us-east-2": "api.use2.us-gov-pure.cloud",
@@ -55,11 +55,12 @@ class Settings(BaseModel):
     settle_window_seconds: float = Field(default=30.0, ge=0)
     job_deadline_seconds: float = Field(default=8 * 3600.0, gt=0)
     job_ttl_days: int = Field(default=30, ge=1)
-    # Telephony readiness and capacity (issue 4); the defaults suit Genesys Cloud's own.
+    # Telephony readiness and capacity. The Max Calls property key is undocumented: configuration.
     trunk_max_calls_property: str = Field(default="trunk_max_concurrent_calls", min_length=1)
+    edge_call_capacity: int = Field(default=0, ge=0)  # calls per premises Edge; 0: no Edge bound
     on_queue_activity_codes: str = Field(default="0", min_length=1)  # comma-separated activity code ids
     observation_max_age_seconds: float = Field(default=5.0, ge=0)  # 0: jobs never share telephony reads
-    # Telephony events wake waiting jobs (set by the stack when GenesysEventBusName is given, issue 10).
+    # Telephony events wake waiting jobs (set by the stack when GenesysEventBusName is given).
     telephony_events: bool = False
     safety_poll_seconds: float = Field(default=2400.0, gt=0)  # with events: the poll kept for a lost one
     # The publish API (PublishTriggerFunction) and the notifier (NotifierFunction) only.
@@ -73,6 +74,8 @@ class Settings(BaseModel):
     # Business units started per minute: Genesys' 300 requests/min per token over the calls one
     # business unit costs (its two reads and its job's pipeline); docs/benchmark.md measures it.
     weekly_starts_per_minute: float = Field(default=34.0, gt=0)
+    # The business units the weekly run publishes (comma-separated ids or names); empty: every one listed.
+    weekly_business_units: str = ""
     event_bus_name: str = Field(default="default", min_length=1)  # AnnouncerFunction: where job changes go
 
     @model_validator(mode="after")

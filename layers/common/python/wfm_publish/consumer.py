@@ -64,10 +64,12 @@ def consume(pipeline: Pipeline, queue: Queue, event: dict[str, Any], context: An
 
 
 def sweep_dead_letters(pipeline: Pipeline, dead_letters: DeadLetters) -> dict[str, int]:
-    """Messages that failed maxReceiveCount times: each job whose current message it is ends FAILED
-    (PROCESSING_FAILED, with the step and the count), so no job waits forever and ServiceNow hears of
-    it. A letter whose job already moved on (or ended) is obsolete and goes. A body that is not a job
-    message stays in its DLQ for a person (the DLQ alarm fires)."""
+    """Messages that failed maxReceiveCount times: each job whose current message it is is settled by
+    `Pipeline.abandon`, so no job waits forever and ServiceNow hears of it: FAILED (PROCESSING_FAILED,
+    with the step and the count) when nothing of ours is out; when an update of ours may have landed,
+    found out first (PUBLISHED, moved on to confirm, or past its deadline ended as the deadline
+    decides). A letter whose job already moved on (or ended) is obsolete and goes. A body that is not a
+    job message stays in its DLQ for a person (the DLQ alarm fires)."""
 
     def settle(queue: Queue, body: str, receives: int) -> bool:
         try:
@@ -77,8 +79,8 @@ def sweep_dead_letters(pipeline: Pipeline, dead_letters: DeadLetters) -> dict[st
             return False
         step, dlq = message.step.value, queue.value
         why = f"the {step} step failed {receives} times; its message went to the {dlq} DLQ"
-        ended = pipeline.abandon(message, why)
-        logger.warning("dead letter settled", extra={"job_id": message.job_id, "job_ended_now": ended})
+        settled = pipeline.abandon(message, why)
+        logger.warning("dead letter settled", extra={"job_id": message.job_id, "job_settled_now": settled})
         return True
 
     counts = dead_letters.sweep(settle)

@@ -19,6 +19,11 @@ class ConfigurationError(WfmPublishError):
     """The function's environment is missing or wrong; fix the deployment."""
 
 
+class SecretUnavailable(WfmPublishError):
+    """Secrets Manager could not answer for a moment (throttled past botocore's retries, a 5xx, a timeout,
+    no connection): the same read may well succeed shortly. Nothing is wrong with the deployment."""
+
+
 # --- store ---------------------------------------------------------------------------------------
 
 
@@ -234,3 +239,17 @@ class CallbackRejected(ServiceNowError):
 
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message, status=status, transient=False)
+
+
+class NotifyContended(WfmPublishError):
+    """Another teller (the stream's notifier, or `ops notify`) holds the telling of this job's callback
+    records and has not noted them told yet: the stream retries the record; an operator runs the command
+    again once the other is done, or once its lease has run out (a teller that died holding it)."""
+
+    def __init__(self, job_id: str, holder: str) -> None:
+        super().__init__(
+            f"the callback records of publish {job_id} are being told by another notifier ({holder});"
+            " try again in a minute"
+        )
+        self.job_id = job_id
+        self.holder = holder

@@ -1,4 +1,4 @@
-"""A thin `requests` client for the Genesys Cloud paths this product uses (shared/GENESYS_API.md).
+"""A thin `requests` client for the Genesys Cloud paths this product uses (docs/genesys-api.md).
 
 The official SDK costs seconds and ~200 MB at import, and sleeps through 429s inside the call; here
 a 429 becomes a typed error the pipeline turns into a queue delay. One client lives for the life of
@@ -66,6 +66,7 @@ from wfm_publish.genesys_wire import (
     SCHEDULE,
     SCHEDULES,
     SITE,
+    SITE_OUTBOUND_ROUTES,
     TRUNK,
     TRUNK_BASE_SETTINGS,
     TRUNK_METRICS,
@@ -77,6 +78,7 @@ from wfm_publish.genesys_wire import (
     Campaign,
     Edge,
     LineDistribution,
+    OutboundRoute,
     OutboundSettings,
     QueryBook,
     Ref,
@@ -229,12 +231,25 @@ class GenesysClient:
         (genesys_queries).
         """
         ids = {"buId": bu_id, "weekId": week_id, "scheduleId": schedule_id}
+
+        def ask(user_ids: list[str] | None) -> dict[str, Any]:
+            body: dict[str, Any] = {"managementUnitId": management_unit_id}
+            if user_ids is not None:
+                body["userIds"] = user_ids
+            return self._call("POST", AGENT_SCHEDULES_QUERY, ids, json_body=body)
+
+        def agents() -> list[str]:
+            schedule = self.schedule(bu_id, week_id, schedule_id, with_agents=True)
+            unit = next(
+                (u for u in schedule.management_units if u.management_unit.id == management_unit_id), None
+            )
+            return unit.agent_ids if unit is not None else []
+
         return query_agent_schedules(
             self.queries,
             query_key(bu_id, week_id, schedule_id, management_unit_id),
-            ask=lambda: self._call(
-                "POST", AGENT_SCHEDULES_QUERY, ids, json_body={"managementUnitId": management_unit_id}
-            ),
+            ask=ask,
+            agents=agents,
             download=self._download,
             wall_clock=self._wall_clock,
             schedule_id=schedule_id,
@@ -256,7 +271,10 @@ class GenesysClient:
     # --- telephony -----------------------------------------------------------------------------------
 
     def edges(self, *, site_id: str | None = None, edge_group_id: str | None = None) -> list[Edge]:
-        params = _only({"site.id": site_id, "edgeGroup.id": edge_group_id})
+        """A site's or edge group's Edges, cloud media Edges included: `showCloudMedia` ("True to show the
+        cloud media devices in the result", SDK `get_telephony_providers_edges`) is asked for rather
+        than left to its default, so a Cloud media site's Edges are never missing from the list."""
+        params = _only({"site.id": site_id, "edgeGroup.id": edge_group_id}) | {"showCloudMedia": "true"}
         return [Edge.model_validate(e) for e in self._pages(EDGES, {}, params)]
 
     def edge(self, edge_id: str) -> Edge:
@@ -289,13 +307,18 @@ class GenesysClient:
         return out
 
     def trunk_base_settings(self, trunk_base_id: str) -> TrunkBaseSettings:
-        body = self._call(
-            "GET", TRUNK_BASE_SETTINGS, {"trunkBaseId": trunk_base_id}, params={"expand": "properties"}
-        )
+        """The trunk base with its properties, as the API gives them by default (it takes `ignoreHidden`,
+        no `expand`). Managed properties come only with internal:trunk:edit (TrunkBaseSettings)."""
+        body = self._call("GET", TRUNK_BASE_SETTINGS, {"trunkBaseId": trunk_base_id})
         return TrunkBaseSettings.model_validate(body)
 
     def site(self, site_id: str) -> Site:
         return Site.model_validate(self._call("GET", SITE, {"siteId": site_id}))
+
+    def outbound_routes(self, site_id: str) -> list[OutboundRoute]:
+        """A site's outbound routes: the EXTERNAL trunk bases its calls go out through."""
+        entities = self._pages(SITE_OUTBOUND_ROUTES, {"siteId": site_id}, {})
+        return [OutboundRoute.model_validate(e) for e in entities]
 
     # --- outbound and routing --------------------------------------------------------------------------
 

@@ -1,7 +1,10 @@
 """Genesys Cloud notifications, as its Amazon EventBridge integration delivers them.
 
-An event's `detail` is {topicName, eventBody, metadata} and `detail-type` the topic name
-(shared/GENESYS_EVENTS.md). Two topics are recorded, both by operation id:
+An event's `detail` is {topicName, version, eventBody, metadata, timestamp}: `topicName` is the concrete
+topic (ids filled in), while `detail-type` is the topic's template (`v2.users.{id}.presence`), as
+Genesys' own EventBridge blueprints show (GenesysCloudBlueprints/aws-eventbridge-user-presence-update-
+blueprint, events/UserPresenceChange.json). So the topic is read from `detail.topicName` only: the
+template names no entity. Two topics are recorded, both by operation id:
 
 - `v2.workforcemanagement.users.{id}.schedules.query`: an agent-schedule query that answered
   `Processing` has its result at `downloadUrl`; the client collects it on its next call, whichever
@@ -59,12 +62,19 @@ class Handled:
     recorded: bool = False  # False: ignored, a duplicate, or older than what is recorded
 
 
+def topic_of(event: dict[str, Any]) -> str:
+    """The concrete topic of an EventBridge event from Genesys (`detail.topicName`); "" if it has none
+    (`detail-type` is the topic's template: it cannot say which entity changed)."""
+    detail = event.get("detail")
+    return str((detail if isinstance(detail, dict) else {}).get("topicName") or "")
+
+
 def handle(event: dict[str, Any], sink: EventSink, now: float) -> Handled:
     """Record one EventBridge event from the Genesys partner bus. Never raises on a bad body: a
     malformed notification is logged by the caller and dropped (a retry would not fix it)."""
     raw = event.get("detail")
     detail: dict[str, Any] = raw if isinstance(raw, dict) else {}
-    topic = str(detail.get("topicName") or event.get("detail-type") or "")
+    topic = topic_of(event)
     body = detail.get("eventBody")
     if not isinstance(body, dict):
         return Handled(topic)

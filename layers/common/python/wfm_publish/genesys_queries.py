@@ -1,9 +1,16 @@
 """Genesys' agent-schedule query, which may answer `Processing` and deliver its result later.
 
-The result's `downloadUrl` comes by notification (recorded in a `QueryBook` by the genesys_events
-function). Until then a call raises `GenesysPending` (a transient error: the caller backs off on the
-queue), and the query stays in the book, so the next call, in any container, collects it instead of
-starting another. One not finished in PENDING_QUERY_MAX_AGE is asked again.
+`BuAsyncAgentSchedulesQueryResponse`: `Complete` with `result`, `Complete` with a `downloadUrl` ("The
+URL from which to download the result if it is too large to pass directly"), or `Processing` with an
+operationId, whose result's `downloadUrl` comes by notification (recorded in a `QueryBook` by the
+genesys_events function). Until then a call raises `GenesysPending` (a transient error: the caller
+backs off on the queue), and the query stays in the book, so the next call, in any container,
+collects it instead of starting another.
+
+Whether that notification reaches a client-credentials integration is not documented. A query whose
+result has not come in PENDING_QUERY_MAX_AGE is taken as unanswered (`mark_unanswered`): from then on
+that management unit's agents are asked in parts (`userIds`, QUERY_PART at a time, halved while a part
+still answers Processing), each part small enough to answer at once.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from wfm_publish.errors import GenesysPending, GenesysServerError
 from wfm_publish.genesys_events import OperationOutcome, supersedes
 from wfm_publish.genesys_wire import (
     AGENT_SCHEDULES_QUERY,
+    UNANSWERED,
     AgentSchedule,
     PendingQuery,
     QueryBook,
@@ -24,7 +32,8 @@ from wfm_publish.genesys_wire import (
 
 __all__ = ["PENDING_QUERY_MAX_AGE", "MemoryQueryBook", "query_agent_schedules", "query_key"]
 
-PENDING_QUERY_MAX_AGE = 600.0  # an async query not seen finished by then is asked again
+PENDING_QUERY_MAX_AGE = 600.0  # an async query not seen finished by then: its result never comes
+QUERY_PART = 64  # agents per query once a whole management unit's query went unanswered
 
 
 def query_key(bu_id: str, week_id: str, schedule_id: str, management_unit_id: str) -> str:
@@ -36,19 +45,36 @@ def query_agent_schedules(
     book: QueryBook,
     key: str,
     *,
-    ask: Callable[[], dict[str, Any]],
+    ask: Callable[[list[str] | None], dict[str, Any]],
+    agents: Callable[[], list[str]],
     download: Callable[[str], dict[str, Any]],
     wall_clock: Callable[[], float],
     schedule_id: str,
 ) -> list[AgentSchedule]:
     """The agent schedules of the query `key`: collected from the book when it holds that query, else
-    asked (`ask` posts the query, `download` GETs a result's download URL, `wall_clock` dates it)."""
+    asked (`ask(userIds)` posts the query, None for the whole management unit; `agents` lists the
+    management unit's agents; `download` GETs a result's download URL; `wall_clock` dates it)."""
     pending = book.pending_query(key)
+    if pending is not None and pending.status == UNANSWERED:
+        return _in_parts(ask, agents(), download, schedule_id)
     if pending is not None:
         if wall_clock() - pending.started_at < PENDING_QUERY_MAX_AGE or pending.download_url:
             return _collect(book, key, pending, download)
-        book.end_query(key)  # lost: ask again
-    answer = ask()
+        book.mark_unanswered(key, wall_clock())  # its result never came: ask in parts, now and from now on
+        return _in_parts(ask, agents(), download, schedule_id)
+    answer = ask(None)
+    found = _answered(answer, download, schedule_id)
+    if found is not None:
+        return found
+    pending = book.begin_query(key, str(answer["operationId"]), wall_clock())
+    return _collect(book, key, pending, download)
+
+
+def _answered(
+    answer: dict[str, Any], download: Callable[[str], dict[str, Any]], schedule_id: str
+) -> list[AgentSchedule] | None:
+    """A query's answer: the schedules when Complete (its result, or downloaded from its downloadUrl),
+    None when Processing (the result comes later), an error when it ended otherwise."""
     status = str(answer.get("status") or "Complete")
     if status == "Complete":
         if answer.get("result") is not None:
@@ -57,11 +83,36 @@ def query_agent_schedules(
             return agent_schedules_of(download(str(answer["downloadUrl"])))
         return []
     if status == "Processing" and answer.get("operationId"):
-        pending = book.begin_query(key, str(answer["operationId"]), wall_clock())
-        return _collect(book, key, pending, download)
+        return None
     raise GenesysServerError(
         f"agent schedule query for {schedule_id} ended {status}", path=AGENT_SCHEDULES_QUERY
     )
+
+
+def _in_parts(
+    ask: Callable[[list[str] | None], dict[str, Any]],
+    agents: list[str],
+    download: Callable[[str], dict[str, Any]],
+    schedule_id: str,
+) -> list[AgentSchedule]:
+    """The agents asked QUERY_PART at a time; a part that still answers Processing is asked again in
+    halves. One agent whose query answers Processing leaves nothing to split: the error says so."""
+    found: list[AgentSchedule] = []
+    parts = [agents[i : i + QUERY_PART] for i in range(0, len(agents), QUERY_PART)]
+    while parts:
+        part = parts.pop(0)
+        schedules = _answered(ask(part), download, schedule_id)
+        if schedules is not None:
+            found += schedules
+        elif len(part) > 1:
+            parts[:0] = [part[: len(part) // 2], part[len(part) // 2 :]]
+        else:
+            raise GenesysServerError(
+                f"agent schedule query for {schedule_id}: a one-agent query answers Processing and no "
+                "result notification arrives (the EventBridge integration's query result topic)",
+                path=AGENT_SCHEDULES_QUERY,
+            )
+    return found
 
 
 def _collect(
@@ -91,10 +142,13 @@ class MemoryQueryBook:
         self._keys: dict[str, tuple[str, float]] = {}
         self._results: dict[str, str | None] = {}  # operation id -> downloadUrl
         self.outcomes: dict[str, OperationOutcome] = {}
+        self._unanswered: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def pending_query(self, key: str) -> PendingQuery | None:
         with self._lock:
+            if key in self._unanswered:
+                return PendingQuery("", self._unanswered[key], UNANSWERED)
             held = self._keys.get(key)
             if held is None:
                 return None
@@ -112,6 +166,10 @@ class MemoryQueryBook:
             held = self._keys.pop(key, None)
             if held is not None:
                 self._results.pop(held[0], None)
+
+    def mark_unanswered(self, key: str, at: float) -> None:
+        with self._lock:
+            self._unanswered[key] = at
 
     def record_query_result(self, operation_id: str, download_url: str | None, at: float) -> bool:
         with self._lock:

@@ -34,11 +34,13 @@ __all__ = [
     "SCHEDULES_TOPIC",
     "SITE",
     "SITES",
+    "SITE_OUTBOUND_ROUTES",
     "TRUNK",
     "TRUNKS",
     "TRUNK_BASES",
     "TRUNK_BASE_SETTINGS",
     "TRUNK_METRICS",
+    "UNANSWERED",
     "UPDATE",
     "UPLOAD_URL",
     "WFM",
@@ -51,6 +53,8 @@ __all__ = [
     "LineDistribution",
     "LinesAllocated",
     "LinesReserved",
+    "MaxCalls",
+    "OutboundRoute",
     "OutboundSettings",
     "PendingQuery",
     "QueryBook",
@@ -88,6 +92,7 @@ TRUNK_BASES = EDGES + "/trunkbasesettings"
 TRUNK_BASE_SETTINGS = TRUNK_BASES + "/{trunkBaseId}"
 SITES = EDGES + "/sites"
 SITE = SITES + "/{siteId}"
+SITE_OUTBOUND_ROUTES = SITE + "/outboundroutes"
 CAMPAIGNS = "/api/v2/outbound/campaigns"
 CAMPAIGN = CAMPAIGNS + "/{campaignId}"
 LINE_DISTRIBUTION = CAMPAIGN + "/linedistribution"
@@ -95,7 +100,9 @@ OUTBOUND_SETTINGS = "/api/v2/outbound/settings"
 QUEUE_MEMBERS = "/api/v2/routing/queues/{queueId}/members"
 OAUTH = "/oauth/token"
 
-MAX_CONCURRENT_CALLS_KEY = "trunk_max_concurrent_calls"  # the simulator's key; configuration in prod
+# Genesys does not document the trunk-base property key of "Max Calls" / "Max Concurrent Calls": it is
+# configuration (TRUNK_MAX_CALLS_PROPERTY); this default is the simulator's.
+MAX_CONCURRENT_CALLS_KEY = "trunk_max_concurrent_calls"
 # Asynchronous outcomes arrive on notification topics (Genesys's EventBridge integration).
 SCHEDULES_TOPIC = "v2.workforcemanagement.businessunits.{id}.schedules"
 QUERY_RESULT_TOPIC = "v2.workforcemanagement.users.{id}.schedules.query"
@@ -210,7 +217,10 @@ class QueryResultNotice(Lenient):
 
 
 class SoftwareStatus(Lenient):
-    """DomainEdgeSoftwareUpdateDto: the Edge's software update, if any."""
+    """DomainEdgeSoftwareUpdateDto: "Details about an in-progress or recently in-progress Edge software
+    upgrade. This node appears only if a software upgrade was recently initiated for this Edge" (SDK
+    `Edge.softwareStatus`). `status` is one of NONE, INIT, IN_PROGRESS, EXPIRED, EXCEPTION, ABORTED,
+    FAILED, SUCCEEDED, DELETE: a node that is still there may describe an update that ended days ago."""
 
     status: str | None = None
     execute_start_time: str | None = None
@@ -237,6 +247,13 @@ class ConnectedStatus(Lenient):
 
 
 class Trunk(Lenient):
+    """A trunk instance (SDK model `Trunk`). Two switches that read alike and are not:
+
+    - `inService`: "True if this trunk is in-service. This comes from the trunk_enabled property of the
+      referenced trunk base": an admin's switch (Admin > Telephony > Trunks, the trunk's State).
+    - `enabled`: "True if the Edge used by this trunk is in-service": the Edge's state, not the trunk's.
+    """
+
     id: str
     name: str | None = None
     state: str | None = None
@@ -250,6 +267,16 @@ class Trunk(Lenient):
     edge_group: Ref | None = None
     trunk_base: Ref | None = None
 
+    @property
+    def switched_off(self) -> bool:
+        """An admin switched it off (its trunk base's trunk_enabled): on purpose, not a change to wait for."""
+        return self.in_service is False
+
+    @property
+    def edge_out_of_service(self) -> bool:
+        """Its Edge is out of service: it carries no calls until the Edge is back."""
+        return self.enabled is False
+
 
 class TrunkCalls(Lenient):
     inbound_call_count: int = 0
@@ -260,13 +287,45 @@ class TrunkCalls(Lenient):
         return self.inbound_call_count + self.outbound_call_count
 
 
+@dataclass(frozen=True)
+class MaxCalls:
+    """A trunk base's maximum concurrent calls, as Genesys' "Configure maximum call settings" describes
+    it (https://help.mypurecloud.com/articles/configure-maximum-call-settings/): on BYOC Premises
+    (External SIP) "Max Calls", where 0 means unlimited (bounded by the Edges' own concurrent call
+    capacity); on BYOC Cloud (BYOC Carrier, BYOC PBX) "Max Concurrent Calls", Unlimited (the default,
+    and Genesys' recommendation) or Limited to a value. `limit` None: no limit, or none could be read."""
+
+    limit: int | None
+    state: str  # "limited" | "unlimited" | "unreadable"
+    why: str | None = None  # unreadable: what was missing
+
+    @classmethod
+    def limited(cls, limit: int) -> MaxCalls:
+        return cls(limit, "limited")
+
+    @classmethod
+    def unlimited(cls) -> MaxCalls:
+        return cls(None, "unlimited")
+
+    @classmethod
+    def unreadable(cls, why: str) -> MaxCalls:
+        return cls(None, "unreadable", why)
+
+
 class TrunkBaseSettings(Lenient):
+    """SDK model `TrunkBase`, from `GET /api/v2/telephony/providers/edges/trunkbasesettings/{id}`:
+    "Managed properties will not be returned unless the user is assigned the internal:trunk:edit
+    permission" (the SDK's `get_telephony_providers_edges_trunkbasesetting`), so a managed base (Genesys
+    Cloud Voice) may answer without the property that holds its Max Calls."""
+
     id: str
     name: str | None = None
     state: str | None = None
     trunk_type: str | None = None
     version: int | None = None
     date_modified: str | None = None
+    managed: bool | None = None
+    trunk_metabase: Ref | None = None
     properties: dict[str, Any] = Field(default_factory=dict)
 
     def property_value(self, key: str) -> Any:
@@ -275,15 +334,29 @@ class TrunkBaseSettings(Lenient):
         value = prop.get("value") if isinstance(prop, dict) else None
         return value.get("instance") if isinstance(value, dict) else None
 
-    def max_concurrent_calls(self, key: str = MAX_CONCURRENT_CALLS_KEY) -> int | None:
-        """The trunk base's Max Concurrent Calls (the property key is configuration)."""
+    @property
+    def switched_off(self) -> bool:
+        """`trunk_enabled` false: every trunk of this base is out of service by an admin's choice."""
+        return self.property_value("trunk_enabled") is False
+
+    def max_calls(self, key: str = MAX_CONCURRENT_CALLS_KEY) -> MaxCalls:
+        """The base's Max Calls under the configured property key: 0 is unlimited; a property that is
+        absent (hidden on a managed base, or another key in this org) is unreadable, never zero lines."""
+        if key not in self.properties:
+            hidden = (
+                " (a managed trunk base: its properties need internal:trunk:edit)" if self.managed else ""
+            )
+            return MaxCalls.unreadable(f"no property {key!r}{hidden}")
         value = self.property_value(key)
-        if isinstance(value, bool) or value is None:
-            return None
+        if value is None:
+            return MaxCalls.unreadable(f"{key!r} has no value")
+        if isinstance(value, bool):
+            return MaxCalls.unreadable(f"{key!r} is a boolean")
         try:
-            return int(value)
+            limit = int(value)
         except (TypeError, ValueError):
-            return None
+            return MaxCalls.unreadable(f"{key!r} is not a number")
+        return MaxCalls.unlimited() if limit <= 0 else MaxCalls.limited(limit)
 
 
 class Site(Lenient):
@@ -293,6 +366,19 @@ class Site(Lenient):
     edges: list[Ref] = Field(default_factory=list)
     media_model: str | None = None
     managed: bool | None = None
+
+
+class OutboundRoute(Lenient):
+    """SDK model `OutboundRouteBase` (`GET …/sites/{siteId}/outboundroutes`): how a site's calls leave.
+    `externalTrunkBases`: "Trunk base settings of trunkType EXTERNAL" that the route sends calls to. On a
+    Cloud media site (BYOC Cloud, Genesys Cloud Voice) there may be no premises Edge at all: these trunk
+    bases and their trunks are the telephony its campaigns dial through."""
+
+    id: str
+    name: str | None = None
+    state: str | None = None
+    enabled: bool | None = None
+    external_trunk_bases: list[Ref] = Field(default_factory=list)
 
 
 class Campaign(Lenient):
@@ -349,13 +435,17 @@ def agent_schedules_of(result: dict[str, Any]) -> list[AgentSchedule]:
 # --- pending agent-schedule queries ---------------------------------------------------------------
 
 
+UNANSWERED = "Unanswered"  # PendingQuery.status of a key whose query result never came
+
+
 @dataclass(frozen=True)
 class PendingQuery:
     """An agent-schedule query Genesys answered `Processing`; its result comes by notification."""
 
     operation_id: str
     started_at: float  # epoch seconds
-    status: str = "Processing"  # then Complete | Error | Canceled, from the query result notification
+    # then Complete | Error | Canceled, from the query result notification; "Unanswered": it never came
+    status: str = "Processing"
     download_url: str | None = None
 
 
@@ -366,3 +456,4 @@ class QueryBook(Protocol):
     def pending_query(self, key: str) -> PendingQuery | None: ...
     def begin_query(self, key: str, operation_id: str, started_at: float) -> PendingQuery: ...
     def end_query(self, key: str) -> None: ...
+    def mark_unanswered(self, key: str, at: float) -> None: ...

@@ -21,7 +21,7 @@ from wfm_publish.errors import (
 from wfm_publish.models import Job, JobMessage, Joiner, PublishRequest, Step, ValidationMode
 from wfm_publish.queues import Queue, QueueSender
 from wfm_publish.store import JobStore
-from wfm_publish.store_items import IdempotencyStatus
+from wfm_publish.store_items import IdempotencyStatus, JoinNote
 
 LOCK_SECONDS = 30.0  # a request still "in progress" after this was lost with its Lambda
 JOIN_ROUNDS = 3  # a job that keeps ending under a join this often: the caller retries
@@ -67,6 +67,15 @@ class Intake:
     def accept(self, request: PublishRequest, idempotency_key: str) -> Accepted:
         digest = body_hash(request)
         now = self._clock.now()
+        # What this key already did, read before anything is written: a request refused here writes
+        # nothing (a lock taken and released could stay behind, and refuse the key's own body later).
+        earlier = Earlier(
+            self._store.get_job(job_id_for(idempotency_key)), self._store.joined(idempotency_key)
+        )
+        if earlier.other_body(digest):
+            raise IdempotencyKeyReused(
+                f"Idempotency-Key {idempotency_key!r} was already used with a different body"
+            )
         token = uuid.uuid4().hex  # this request's mark on the key's lock
         deadline_at = start_of(request, now) + job_deadline(request, self._deadline_seconds)
         try:
@@ -83,7 +92,7 @@ class Intake:
                 f"a request with Idempotency-Key {idempotency_key!r} is in progress"
             ) from taken
         try:
-            answer = self._start_or_join(request, idempotency_key, now, deadline_at)
+            answer = self._start_or_join(request, idempotency_key, now, deadline_at, earlier)
             self._store.complete_idempotency(idempotency_key, digest, token, answer, deadline_at)
         except IdempotencyTaken as taken:
             # We were slow: a retry of this request took over our expired lock. Its answer stands if
@@ -98,15 +107,19 @@ class Intake:
         return Accepted(answer)
 
     def _start_or_join(
-        self, request: PublishRequest, key: str, now: float, deadline_at: float
+        self, request: PublishRequest, key: str, now: float, deadline_at: float, earlier: Earlier
     ) -> dict[str, Any]:
         job_id = job_id_for(key)
+        if earlier.job is not None:
+            # This request was accepted before (its answer, or the key's record, was lost): the job its
+            # key names is the answer, however far it got. Never a second job, nor a claim, for it.
+            return _started_answer(earlier.job)
         if request.dry_run:
             # A dry run publishes nothing: it takes no claim, so it never blocks or joins a real publish.
             return self._start(job_id, request, key, now, deadline_at)
-        earlier = self._joined_before(key)
-        if earlier is not None:
-            return earlier
+        joined = self._joined_before(key, earlier.joined)
+        if joined is not None:
+            return joined
         for _ in range(JOIN_ROUNDS):
             active = self._store.claim_schedule(request.schedule_id, job_id, now, deadline_at)
             if active is None:
@@ -133,20 +146,18 @@ class Intake:
         try:
             self._store.create_job(job)
         except JobAlreadyExists:
-            # This request was accepted before (its answer, or the key's record, was lost): the job
-            # its key names is the answer, however far it got. Never a second job for one request.
+            # Written since this request looked (accept's first read): a request with the same key,
+            # whose job is the answer if it has our body. With another body, the claim just taken here
+            # names a job of another schedule: it goes, before the refusal.
             earlier = self._store.get_job(job_id)
             if earlier is None or body_hash(earlier.request) != body_hash(request):
+                if not request.dry_run and (earlier is None or earlier.schedule_id != request.schedule_id):
+                    self._store.release_schedule(request.schedule_id, job_id)
                 raise IdempotencyKeyReused(
                     f"Idempotency-Key {key!r} was already used with a different body"
                 ) from None
             job = earlier
-        return {
-            "publishId": job_id,
-            "status": job.status.value,
-            "scheduleId": request.schedule_id,
-            "joined": False,
-        }
+        return _started_answer(job)
 
     def _join(self, active: str, request: PublishRequest, key: str, now: float) -> dict[str, Any] | None:
         """Join the job in flight, keeping this request's callback. None: it ended meanwhile."""
@@ -169,19 +180,19 @@ class Intake:
             )
         told = [current.request.callback, *(j.callback for j in current.joiners)]
         if request.callback is not None and key != current.idempotency_key and request.callback not in told:
-            # Noted first: a retry of this request finds the join it made (_joined_before).
-            self._store.note_join(key, active, current.deadline_at)
+            # Noted first, with the body: a retry of this request finds the join it made (_joined_before);
+            # the key with another body is refused.
+            self._store.note_join(key, active, current.deadline_at, body_hash(request))
             try:
                 self._store.add_joiner(active, Joiner(key=key, callback=request.callback, at=now))
             except JobEnded:
                 return None
         return _joined_answer(current, request.schedule_id)
 
-    def _joined_before(self, key: str) -> dict[str, Any] | None:
+    def _joined_before(self, key: str, note: JoinNote | None) -> dict[str, Any] | None:
         """This request's earlier attempt joined a job (its answer lost): that join is the answer, even
         once the job has ended; its callback hears that job's end, and no other."""
-        job_id = self._store.joined(key)
-        job = self._store.get_job(job_id) if job_id is not None else None
+        job = self._store.get_job(note.job_id) if note is not None else None
         if job is None or key not in {j.key for j in job.joiners}:
             return None  # it noted the join and died before making it
         return _joined_answer(job, job.schedule_id)
@@ -203,6 +214,30 @@ class Intake:
         )
         job.record(now, "accepted", firstCheckInSeconds=round(first_delay(request, now), 1))
         return job
+
+
+@dataclass(frozen=True)
+class Earlier:
+    """What a key already did before this request: the job it started (its id derives from the key),
+    the join it noted."""
+
+    job: Job | None
+    joined: JoinNote | None
+
+    def other_body(self, digest: str) -> bool:
+        """The key was used with another body: its job's, or the one its join was noted with."""
+        if self.job is not None and body_hash(self.job.request) != digest:
+            return True
+        return self.joined is not None and self.joined.body_hash not in {"", digest}
+
+
+def _started_answer(job: Job) -> dict[str, Any]:
+    return {
+        "publishId": job.job_id,
+        "status": job.status.value,
+        "scheduleId": job.schedule_id,
+        "joined": False,
+    }
 
 
 def _joined_answer(job: Job, schedule_id: str) -> dict[str, Any]:
@@ -267,7 +302,7 @@ def job_view(job: Job) -> dict[str, Any]:
 
 
 def telephony_view(job: Job) -> dict[str, Any]:
-    """The telephony scope the job watches, and the capacity report (issue 4): bounded, for a person."""
+    """The telephony scope the job watches, and the capacity report: bounded, for a person."""
     view: dict[str, Any] = {}
     if job.scope is not None:
         view["telephonyScope"] = {

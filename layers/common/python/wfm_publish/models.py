@@ -88,7 +88,7 @@ PUBLISH_TIME_HORIZON_DAYS = 366
 
 
 class PublishRequest(Wire):
-    """The ServiceNow REST message body, accepted verbatim (shared/DESIGN.md)."""
+    """The ServiceNow REST message body, accepted verbatim (docs/servicenow.md)."""
 
     schedule_id: str = Field(
         description="Genesys Cloud WFM schedule id", json_schema_extra={"pattern": _ID.pattern}
@@ -201,12 +201,12 @@ class TimelineEntry(Wire):
 TIMELINE_LIMIT = 200  # keeps a job item far below DynamoDB's 400 KB
 # The look at telephony that found it still changing, repeated for as long as a change lasts: counted
 # in one entry ("telephony not settled x 87, 10:02-15:58", the last blockers), so a job item and each
-# write of it stay the same size however long the wait (issue 12).
+# write of it stay the same size however long the wait.
 NOT_SETTLED = "telephony not settled"
 COALESCED = frozenset({NOT_SETTLED})
 
 
-# --- the telephony a schedule depends on, and whether its trunks can carry it (issue 4) ----------
+# --- the telephony a schedule depends on, and whether its trunks can carry it ----------------------
 
 
 class ScopePool(Wire):
@@ -216,9 +216,23 @@ class ScopePool(Wire):
     kind: str  # "site" | "edgeGroup"
     id: str
     name: str | None = None
+    # A site's Site.mediaModel: "Premises" (Edges on site: BYOC Premises) or "Cloud" (BYOC Cloud,
+    # Genesys Cloud Voice: trunks found through the site's outbound routes). None: an edge group.
+    media_model: str | None = None
     edges: list[str] = Field(default_factory=list)
     trunks: list[str] = Field(default_factory=list)
     trunk_bases: list[str] = Field(default_factory=list)
+
+    def rests_on(self) -> str:
+        """What readiness reads for this pool, in words (the job's scope says it)."""
+        if self.media_model == "Cloud":
+            return (
+                f"{self.key}: a Cloud media site; its outbound routes' trunks and trunk bases"
+                f" ({len(self.trunks)} trunks, {len(self.edges)} cloud media Edges)"
+            )
+        if not self.edges:
+            return f"{self.key}: no Edges listed, so no trunks: nothing to wait for and no lines"
+        return f"{self.key}: {len(self.edges)} Edges and their {len(self.trunks)} EXTERNAL trunks"
 
 
 class ScopeCampaign(Wire):
@@ -250,6 +264,7 @@ class TelephonyScope(Wire):
             "pools": [p.key for p in self.pools],
             "edges": sum(len(p.edges) for p in self.pools),
             "trunks": sum(len(p.trunks) for p in self.pools),
+            "readsFrom": [p.rests_on() for p in self.pools],
         }
 
 
@@ -285,14 +300,29 @@ class PoolCapacity(Wire):
 
     pool: str
     name: str | None = None
-    lines_available: int
+    lines_available: int | None  # None: no limit could be read, none applied (see the report's notes)
+    # Which bound decided: "lineDistribution" (the dialer's maxOutboundLineCount), "trunks" (Σ Max
+    # Calls), "edges" (premises Edges' configured capacity), or "none".
+    bound: str = "lineDistribution"
     max_outbound_line_count: int | None = None  # the line distribution's
-    trunk_max_concurrent_calls: int | None = None  # sum over the connected EXTERNAL trunks in scope
+    trunk_max_concurrent_calls: int | None = (
+        None  # Σ Max Calls over the trunks that carry calls, if all limited
+    )
+    trunk_max_calls: str | None = (
+        None  # "limited" | "unlimited" | "unreadable" | "none" (no trunk carries calls)
+    )
+    edge_capacity: int | None = None  # premises Edges carrying calls times the configured capacity per Edge
     max_line_utilization: float
     reserved_lines: int = 0  # agentless campaigns outside this schedule
     peak_needed: int = 0
     peak_at: str | None = None
     intervals_over: int = 0
+    needed_runs: str | None = Field(
+        default=None,
+        description="lines needed in every interval from weekStart, run-length encoded: `lines*intervals` "
+        "(`*1` left out) joined by commas, e.g. `0*32,9*18,18*14` (what the chart draws; absent in "
+        "reports made before it was kept)",
+    )
 
 
 class CapacityReport(Wire):
@@ -410,7 +440,7 @@ class Job(Wire):
 
 
 class GenesysErrorBody(Lenient):
-    """Genesys Cloud's error body (shared/GENESYS_API.md)."""
+    """Genesys Cloud's error body (docs/genesys-api.md)."""
 
     message: str | None = None
     code: str | None = None
@@ -437,7 +467,7 @@ class JobMessage(Wire):
     version: int | None = None
     early: int = 0  # how often it arrived before its write and was sent back
     # Looks at telephony since the job's last write that found the same blockers: a quiet look sends
-    # the next one with the same ticket and writes nothing; the next write counts them (issue 12).
+    # the next one with the same ticket and writes nothing; the next write counts them.
     quiet: int = 0
     looked_at: float | None = None  # when the quiet look that sent this one read telephony
     not_before: float | None = None  # set on waits longer than one SQS delay (900 s)

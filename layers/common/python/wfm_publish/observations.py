@@ -1,4 +1,4 @@
-"""Reading through the observations other jobs made a moment ago (issue 4): the job table's
+"""Reading through the observations other jobs made a moment ago: the job table's
 `observation#<key>` items (a conditional write, so an older look never replaces a newer one, and a
 short TTL). A job looking within `max_age` seconds of another's read reuses it instead of calling
 Genesys; after its first look it reuses no telephony state read before the move that sent its step

@@ -36,7 +36,7 @@ from wfm_publish.models import (
 )
 from wfm_publish.queues import Queue, QueueSender
 from wfm_publish.store import JobStore
-from wfm_publish.transitions import Transitions, may_still_land
+from wfm_publish.transitions import Transitions, may_still_land, move_on
 from wfm_publish.validation import ValidationStep
 from wfm_publish.waiting import Timing
 
@@ -249,7 +249,8 @@ class Pipeline(ValidationStep, ConflictStep):
             )
             return
         now = self.clock.now()
-        refused = {"pending_base_version": job.pending_base_version}  # restored if Genesys says no
+        # Restored if Genesys says no: an earlier update of ours that may still land stays the one pending.
+        refused = {"pending_base_version": job.pending_base_version, "operation_id": job.operation_id}
         # The confirm message is queued before the update is posted: a crash mid-upload is noticed.
         # From here until Genesys answers, this update may land: its base is pending.
         job = self.transitions.move(
@@ -350,7 +351,7 @@ class Pipeline(ValidationStep, ConflictStep):
         now = self.clock.now()
         words = f"Genesys ended schedule update {outcome.operation_id} with status {outcome.status}"
         if outcome.status == "Error":
-            words += " and no detail"  # Error carries nothing but the operation id (shared/GENESYS_EVENTS.md)
+            words += " and no detail"  # Error carries nothing but the operation id
         cleared = job.model_copy(deep=True, update={"pending_base_version": None, "operation_id": None})
         if job.publish_attempts > job.request.telephony_sync.retry_count:
             self.transitions.finish(
@@ -367,17 +368,46 @@ class Pipeline(ValidationStep, ConflictStep):
         self._publish(cleared)
 
     def abandon(self, message: JobMessage, why: str) -> bool:
-        """A message that kept failing reached its DLQ: end the job FAILED rather than leave it
-        waiting forever. Only the job's current message can do this, like any other step."""
+        """A message that kept failing reached its DLQ (the dead-letter sweep). Only the job's current
+        message can do anything, like any other step. With nothing of ours out, the job ends FAILED
+        (PROCESSING_FAILED) rather than wait forever. An update of ours may have landed
+        (may_still_land): never FAILED without finding out, as the deadline path decides. Past the
+        deadline, its own look ends the job; before it, one read of the schedule: landed, PUBLISHED;
+        not (yet), or Genesys unreadable now, the job moves on with a fresh ticket to the step that
+        finds out (move_on: confirm), which its deadline bounds. True: the letter did its work (the
+        job ended or moved on); False: it was obsolete."""
         job = self.store.get_job(message.job_id)
         if job is None or job.status.terminal or job.ticket != message.ticket:
             return False
         try:
-            step = {"step": message.step.value}
-            self.transitions.finish(job, JobStatus.FAILED, ReasonCode.PROCESSING_FAILED, why, step)
+            if not may_still_land(job):
+                step = {"step": message.step.value}
+                self.transitions.finish(job, JobStatus.FAILED, ReasonCode.PROCESSING_FAILED, why, step)
+            elif self.clock.now() >= job.deadline_at:
+                self._at_deadline(job)
+            else:
+                self._find_out(job, message, why)
         except StaleJob:
             return False  # it moved on after all: not ours to end
         return True
+
+    def _find_out(self, job: Job, message: JobMessage, why: str) -> None:
+        """A dead letter's job whose update may have landed, before its deadline: read the schedule."""
+        try:
+            bu, week = job.place()
+            if self._landed(job, self.genesys.schedule(bu, week, job.schedule_id)):
+                return
+            seen = "not applied yet"
+        except GenesysError as error:
+            seen = f"the schedule could not be read: {error}"
+        move_on(
+            self.transitions,
+            job,
+            "dead letter: moved on to find out whether the update landed",
+            step=message.step.value,
+            why=why,
+            update=seen,
+        )
 
     # --- helpers ---------------------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ and tests/unit/test_api_router.py holds the two to the same answer for every req
 from __future__ import annotations
 
 import base64
+import inspect
 import json
 import re
 import typing
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar
 from urllib.parse import parse_qs
 
 from aws_lambda_powertools import Logger
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver
@@ -43,8 +44,9 @@ _UNSAFE_URI = r"%<> \[\]{}|^"
 _DYNAMIC = re.compile(r"(<\w+>)")
 _SEGMENT = rf"(?P\1[{_SAFE_URI}{_UNSAFE_URI}\\w]+)"  # a re.sub template, as Powertools'
 
-M = TypeVar("M", bound=BaseModel)
+M = TypeVar("M")  # a model, or a union of one with `str` for a route that may answer text (SVG)
 F = TypeVar("F", bound=Callable[..., Any])
+REQUIRED: Any = inspect.Parameter.empty
 
 
 # --- what a route declares ---------------------------------------------------------------------------
@@ -71,13 +73,23 @@ class Header:
 
 
 @dataclass(frozen=True)
+class Query:
+    """A query parameter: its name when not the argument's, its description (Powertools' `Query`)."""
+
+    alias: str | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True)
 class Body:
     """The JSON body, validated as a whole against the parameter's model (Powertools' `Body`)."""
 
 
 @dataclass
 class Answer(Generic[M]):
-    """A route's answer with its own status and headers (Powertools' `Response[M]`)."""
+    """A route's answer with its own status and headers (Powertools' `Response[M]`). A body that
+    validates as `str` (a route declared `Answer[Model | str]`) is sent as it is, with the Content-Type
+    the headers give."""
 
     status: int
     body: M
@@ -123,10 +135,11 @@ class NotFound(Exception):
 @dataclass
 class _Param:
     name: str
-    where: str  # "path" | "header" | "body"
+    where: str  # "path" | "query" | "header" | "body"
     alias: str
-    marker: Path | Header | Body
+    marker: Path | Query | Header | Body
     annotation: Any
+    default: Any = REQUIRED  # a parameter with a default may be absent
 
     @cached_property
     def adapter(self) -> TypeAdapter[Any]:
@@ -134,8 +147,8 @@ class _Param:
         if isinstance(self.marker, Body):
             return TypeAdapter(self.annotation)
         constraints = Field(
-            min_length=self.marker.min_length,
-            max_length=self.marker.max_length,
+            min_length=getattr(self.marker, "min_length", None),
+            max_length=getattr(self.marker, "max_length", None),
             pattern=getattr(self.marker, "pattern", None),
         )
         constrained: Any = Annotated[self.annotation, constraints]
@@ -149,7 +162,7 @@ class _Route:
     regex: re.Pattern[str]
     func: Callable[..., Any]
     params: list[_Param]
-    answer: type[BaseModel]
+    answer: Any  # the model (or `Model | str`) the answer validates against
     openapi: dict[str, Any]
 
     @property
@@ -185,7 +198,8 @@ class Router:
             regex = re.compile(f"^{_DYNAMIC.sub(_SEGMENT, rule_)}/*$")
             hints = typing.get_type_hints(func, include_extras=True)
             answer = hints.pop("return")
-            params = [_param(name, hint) for name, hint in hints.items()]
+            defaults = inspect.signature(func).parameters
+            params = [_param(name, hint, defaults[name].default) for name, hint in hints.items()]
             model = typing.get_args(answer)[0] if typing.get_origin(answer) is Answer else answer
             self._routes.append(_Route(method.upper(), rule_, regex, func, params, model, openapi))
             return func
@@ -223,7 +237,9 @@ class Router:
                 valid = adapter.validate_python(answer.body, from_attributes=True)
             except ValidationError as invalid:
                 raise ResponseValidationError(_located(invalid, ("response",))) from None
-            body = json.dumps(adapter.dump_python(valid, mode="json", by_alias=True), separators=(",", ":"))
+            dumped = adapter.dump_python(valid, mode="json", by_alias=True)
+            # Text (an SVG) goes as it is; anything else as compact JSON, as Powertools serializes.
+            body = dumped if isinstance(dumped, str) else json.dumps(dumped, separators=(",", ":"))
             return _proxy(answer.status, body, answer.headers)
         except Exception as error:
             return self._answer_exception(error)
@@ -246,8 +262,6 @@ class Router:
     def resolver(self) -> APIGatewayRestResolver:
         """These routes, handlers and answers on `APIGatewayRestResolver(enable_validation=True)`: the
         source of the OpenAPI document, and the reference this router is tested against."""
-        import inspect
-
         from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
         from aws_lambda_powertools.event_handler.exceptions import NotFoundError
         from aws_lambda_powertools.event_handler.openapi import exceptions as pt
@@ -275,16 +289,17 @@ class Router:
             else:
                 app.exception_handler(kind)(handle(kind, lambda exc: exc))
 
-        def powertools(marker: Path | Header | Body) -> Any:
+        def powertools(marker: Path | Query | Header | Body) -> Any:
             kwargs = {k: v for k, v in asdict(marker).items() if v is not None}
-            kind = {Path: params.Path, Header: params.Header, Body: params.Body}[type(marker)]
-            return kind(**kwargs)
+            kind = {Path: params.Path, Query: params.Query, Header: params.Header, Body: params.Body}
+            return kind[type(marker)](**kwargs)
 
         for route in self._routes:
             declared = [
                 inspect.Parameter(
                     p.name,
                     inspect.Parameter.KEYWORD_ONLY,
+                    default=p.default,
                     annotation=Annotated[p.annotation, powertools(p.marker)],
                 )
                 for p in route.params
@@ -308,36 +323,33 @@ class Router:
         return app
 
 
-def _param(name: str, hint: Any) -> _Param:
+def _param(name: str, hint: Any, default: Any = REQUIRED) -> _Param:
     if typing.get_origin(hint) is not Annotated:
-        raise TypeError(f"route parameter {name!r} needs Annotated[type, Path|Header|Body]")
+        raise TypeError(f"route parameter {name!r} needs Annotated[type, Path|Query|Header|Body]")
     annotation, *extras = typing.get_args(hint)
-    marker = next(e for e in extras if isinstance(e, Path | Header | Body))
+    marker = next(e for e in extras if isinstance(e, Path | Query | Header | Body))
     if isinstance(marker, Body):
         return _Param(name, "body", name, marker, annotation)
-    if isinstance(marker, Header):
-        return _Param(name, "header", marker.alias.lower(), marker, annotation)  # lower-cased, as Powertools
+    if isinstance(marker, Header):  # lower-cased, as Powertools
+        return _Param(name, "header", marker.alias.lower(), marker, annotation, default)
+    if isinstance(marker, Query):
+        return _Param(name, "query", marker.alias or name, marker, annotation, default)
     return _Param(name, "path", name, marker, annotation)
 
 
 def _arguments(route: _Route, event: dict[str, Any], path_args: dict[str, str]) -> dict[str, Any]:
-    """The route's arguments, validated in Powertools' order: path, headers, then the body (whose
+    """The route's arguments, validated in Powertools' order: path, query, headers, then the body (whose
     unreadable JSON or unknown content type ends the checks at once)."""
     values: dict[str, Any] = {}
     errors: list[Any] = []
-    headers, multi = _headers(event)
     for param in route.params:
         if param.where == "path":
             _validate(param, path_args.get(param.alias), ("path", param.alias), values, errors)
-    for param in route.params:
-        if param.where == "header":
-            value = (headers or {}).get(param.alias)
-            if isinstance(value, list):
-                if len(value) > 1 and param.alias not in multi and all(isinstance(v, str) for v in value):
-                    value = ",".join(value)  # a single header split on commas, joined again
-                elif len(value) == 1:
-                    value = value[0]
-            _validate(param, value, ("header", param.alias), values, errors)
+    for where, (given, multi) in (("query", _query(event)), ("header", _headers(event))):
+        for param in route.params:
+            if param.where == where:
+                value = _scalar((given or {}).get(param.alias), param.alias in multi)
+                _validate(param, value, (where, param.alias), values, errors)
     for param in route.params:
         if param.where == "body":
             body = _body(event)
@@ -349,10 +361,24 @@ def _arguments(route: _Route, event: dict[str, Any], path_args: dict[str, str]) 
     return values
 
 
+def _scalar(value: Any, multi: bool) -> Any:
+    """A parameter's value as Powertools hands it to validation: one value alone; a single value split
+    on commas joined again; several values given as such, a list."""
+    if isinstance(value, list):
+        if len(value) > 1 and not multi and all(isinstance(v, str) for v in value):
+            return ",".join(value)
+        if len(value) == 1:
+            return value[0]
+    return value
+
+
 def _validate(
     param: _Param, value: Any, loc: tuple[str, ...], values: dict[str, Any], errors: list[Any]
 ) -> None:
     if value is None:
+        if param.default is not REQUIRED:
+            values[param.name] = param.default
+            return
         errors.append({"type": "missing", "loc": loc, "msg": "Field required", "input": None})
         return
     try:
@@ -363,6 +389,14 @@ def _validate(
 
 def _located(invalid: ValidationError, loc: tuple[str, ...]) -> list[Any]:
     return [{**error, "loc": loc + tuple(error.get("loc", ()))} for error in invalid.errors()]
+
+
+def _query(event: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
+    """The query by name, as Powertools resolves a REST event's: the single values split on commas, the
+    multi-value ones over them; and the names that came as multi-value parameters."""
+    single = {str(k): str(v).split(",") for k, v in (event.get("queryStringParameters") or {}).items()}
+    multi = {str(k): v for k, v in (event.get("multiValueQueryStringParameters") or {}).items()}
+    return {**single, **multi}, set(multi)
 
 
 def _headers(event: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:

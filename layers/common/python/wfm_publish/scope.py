@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from wfm_publish import readiness
 from wfm_publish.errors import GenesysNotFound
-from wfm_publish.genesys_wire import MAX_CONCURRENT_CALLS_KEY, Campaign, Schedule
+from wfm_publish.genesys_wire import MAX_CONCURRENT_CALLS_KEY, Campaign, Schedule, Site
 from wfm_publish.models import ScopeCampaign, ScopePool, TelephonyScope
 from wfm_publish.observations import OBSERVATION_MAX_AGE, REFERENCE_MAX_AGE, Observer
 
@@ -30,7 +30,10 @@ ON_QUEUE_ACTIVITY_CODES = frozenset({"0"})
 class TelephonyOptions:
     """How telephony is read and judged (the settle window lives in `waiting.Timing`)."""
 
-    max_calls_key: str = MAX_CONCURRENT_CALLS_KEY  # the trunk-base property holding Max Concurrent Calls
+    max_calls_key: str = MAX_CONCURRENT_CALLS_KEY  # the trunk-base property holding Max Calls
+    # Concurrent calls one premises Edge carries: Genesys publishes it per Edge model (Resource Center,
+    # "Concurrent call capacity for Edge models"), not in the API. 0: not known, no Edge bound applied.
+    edge_call_capacity: int = 0
     on_queue_codes: frozenset[str] = ON_QUEUE_ACTIVITY_CODES  # activity codes that put an agent on queue
     observation_max_age: float = OBSERVATION_MAX_AGE  # share telephony reads this long
     reference_max_age: float = REFERENCE_MAX_AGE  # share campaigns / members / settings
@@ -42,6 +45,7 @@ class ScopeReader(readiness.TelephonyReader, Protocol):
     ) -> Schedule: ...
     def campaigns(self) -> list[Campaign]: ...
     def queue_members(self, queue_id: str) -> list[str]: ...
+    def site(self, site_id: str) -> Site: ...
 
 
 def pool_of(campaign: Campaign) -> tuple[str, str] | None:
@@ -69,6 +73,26 @@ def queue_members(reader: ScopeReader, observer: Observer, queue_id: str, max_ag
 
     members: list[str] = observer.get(f"queue:{queue_id}", max_age, read)
     return members
+
+
+def site_of(
+    reader: ScopeReader, observer: Observer, kind: str, pool_id: str, max_age: float
+) -> tuple[str | None, str | None]:
+    """A site's `mediaModel` ("Media model for the site": Premises or Cloud) and name; (None, None) for
+    an edge group. Reference data, shared between jobs for minutes: a site keeps its media model."""
+    if kind != "site":
+        return None, None
+
+    def read() -> dict[str, Any]:
+        try:
+            site = reader.site(pool_id)
+        except GenesysNotFound:
+            return {}
+        return {"mediaModel": site.media_model, "name": site.name}
+
+    found = observer.get(f"siteMedia:{pool_id}", max_age, read)
+    media, name = found.get("mediaModel"), found.get("name")
+    return (str(media) if media else None), (str(name) if name else None)
 
 
 def compute(
@@ -100,7 +124,9 @@ def compute(
             continue
         kind, pool_id = where
         key = f"{kind}:{pool_id}"
-        pools.setdefault(key, ScopePool(key=key, kind=kind, id=pool_id))
+        if key not in pools:
+            media, name = site_of(reader, observer, kind, pool_id, options.reference_max_age)
+            pools[key] = ScopePool(key=key, kind=kind, id=pool_id, name=name, media_model=media)
         in_scope.append(
             ScopeCampaign(
                 id=c.id,
@@ -123,6 +149,7 @@ def compute(
                 pool.id,
                 max_age=options.observation_max_age,
                 max_calls_key=options.max_calls_key,
+                media=pool.media_model,
             ),
         )
         for pool in pools.values()

@@ -138,6 +138,7 @@ class Services:
         codes = frozenset(c.strip() for c in self.settings.on_queue_activity_codes.split(",") if c.strip())
         return TelephonyOptions(
             max_calls_key=self.settings.trunk_max_calls_property,
+            edge_call_capacity=self.settings.edge_call_capacity,
             on_queue_codes=codes or frozenset({"0"}),
             observation_max_age=self.settings.observation_max_age_seconds,
         )
@@ -161,6 +162,11 @@ class Services:
     @property
     def weekly_starts_per_minute(self) -> float:
         return self.settings.weekly_starts_per_minute
+
+    @property
+    def weekly_business_units(self) -> tuple[str, ...]:
+        """WEEKLY_BUSINESS_UNITS as a list: the business units (ids or names) the weekly run is limited to."""
+        return tuple(n.strip() for n in self.settings.weekly_business_units.split(",") if n.strip())
 
     def _credentials(self) -> Credentials:
         """The OAuth client from Secrets Manager. The client asks for it only when it fetches a token
@@ -241,3 +247,6 @@ class _TableQueries:
 
     def end_query(self, key: str) -> None:
         self._services.store.end_query(key)
+
+    def mark_unanswered(self, key: str, at: float) -> None:
+        self._services.store.mark_unanswered(key, at)

@@ -1,21 +1,27 @@
 """Request signatures: ServiceNow signs every request to the publish API with a shared secret.
 
     X-Signature-Timestamp: 1698415200                      (unix seconds, when the request was signed)
-    X-Signature: v2=<hex HMAC-SHA256(secret, "<timestamp>\\n<METHOD>\\n<path>\\n<query>\\n<raw body>")>
+    X-Signature: v3=<hex HMAC-SHA256(secret,
+                     "<timestamp>\\n<METHOD>\\n<path>\\n<query>\\n<idempotency key>\\n<raw body>")>
 
 The signed string names the request, not only its body: the method (upper case), the path as the API
 routes it (the resource path without the stage: `/publishes/abc/cancel`, API Gateway's `event["path"]`
-on the execute-api URL, and the local front's), and the canonical query string (each `key=value`
-percent-encoded, then sorted, joined with `&`; empty without a query). So a captured signed GET
-cannot be replayed on `POST /publishes/{id}/cancel` within the window. Newlines separate the parts:
-none of them can contain one once canonical (`.` could, and `/a.b` + `k=v` would then read as `/a` +
-`b.k=v`).
+on the execute-api URL, and the local front's), the canonical query string (each `key=value`
+percent-encoded, then sorted, joined with `&`; empty without a query) and the idempotency key the
+request carries (its `Idempotency-Key` header, else its `X-Request-Id`, which stands in for it; empty
+when it sends neither, as a GET or a cancel). So a captured signed GET cannot be replayed on
+`POST /publishes/{id}/cancel` within the window, and a captured `POST /publishes` cannot be sent again
+under another key to start a second job: replayed as it was, it replays the first answer. Newlines
+separate the parts: none of them can contain one once canonical (`.` could, and `/a.b` + `k=v` would
+then read as `/a` + `b.k=v`; an HTTP header cannot hold a newline).
 
-Only `v2` is accepted. `v1` (timestamp and body only) is refused by name: it is the replayable one.
+Only `v3` is accepted. `v1` (timestamp and body) and `v2` (without the key) are refused by name: each
+is replayable. A client moving from v2 sends both (`v3=…, v2=…`): a server before v3 reads the v2
+value, this one the v3 value.
 
 The timestamp must be within five minutes of the server's clock, so a captured request cannot be
 replayed later. Comparisons are constant-time. During a secret rotation the server accepts the current
-and the previous secret, and a client may send several `v2=` values separated by commas.
+and the previous secret, and a client may send several `v3=` values separated by commas.
 """
 
 from __future__ import annotations
@@ -31,11 +37,13 @@ from wfm_publish.errors import ConfigurationError, SignatureRejected
 
 SIGNATURE_HEADER = "X-Signature"
 TIMESTAMP_HEADER = "X-Signature-Timestamp"
-SCHEME = "v2"
+KEY_HEADER = "Idempotency-Key"
+REQUEST_ID_HEADER = "X-Request-Id"  # stands in for a missing Idempotency-Key
+SCHEME = "v3"
 TOLERANCE_SECONDS = 300
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
-_SIGNATURE = re.compile(r"v2=([0-9a-fA-F]{64})")
-_RETIRED = re.compile(r"v1=[0-9a-fA-F]*")
+_SIGNATURE = re.compile(r"v3=([0-9a-fA-F]{64})")
+_RETIRED = re.compile(r"(v1|v2)=[0-9a-fA-F]*")
 _METHOD = re.compile(r"[A-Za-z]{1,16}")
 
 Query = str | Mapping[str, str | Sequence[str]] | Iterable[tuple[str, str]] | None
@@ -72,24 +80,54 @@ def canonical_query(query: Query) -> str:
     return "&".join(f"{k}={v}" for k, v in sorted((_encode(k), _encode(v)) for k, v in pairs))
 
 
-def string_to_sign(timestamp: int | str, method: str, path: str, query: Query, body: bytes | str) -> bytes:
+def string_to_sign(
+    timestamp: int | str, method: str, path: str, query: Query, body: bytes | str, key: str | None = None
+) -> bytes:
     raw = body.encode() if isinstance(body, str) else body
-    head = f"{timestamp}\n{method.upper()}\n{canonical_path(path)}\n{canonical_query(query)}\n"
+    head = f"{timestamp}\n{method.upper()}\n{canonical_path(path)}\n{canonical_query(query)}\n{key or ''}\n"
     return head.encode() + raw
 
 
-def sign(secret: str, timestamp: int | str, method: str, path: str, query: Query, body: bytes | str) -> str:
-    """The X-Signature value for the request `method path?query` with `body`, sent at `timestamp`."""
-    signed = string_to_sign(timestamp, method, path, query, body)
+def sign(
+    secret: str,
+    timestamp: int | str,
+    method: str,
+    path: str,
+    query: Query,
+    body: bytes | str,
+    key: str | None = None,
+) -> str:
+    """The X-Signature value for the request `method path?query` with `body` and the idempotency key
+    `key` (None or empty: it sends none), sent at `timestamp`."""
+    signed = string_to_sign(timestamp, method, path, query, body, key)
     return f"{SCHEME}={hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()}"
 
 
 def signed_headers(
-    secret: str, method: str, path: str, body: bytes | str, now: float, query: Query = None
+    secret: str,
+    method: str,
+    path: str,
+    body: bytes | str,
+    now: float,
+    query: Query = None,
+    key: str | None = None,
 ) -> dict[str, str]:
-    """The two headers a client adds to a request (the demo, the tests and the docs' example use it)."""
+    """The two headers a client adds to a request (the demo, the tests and the docs' example use it);
+    `key` is the Idempotency-Key (or X-Request-Id) the request sends."""
     timestamp = str(int(now))
-    return {TIMESTAMP_HEADER: timestamp, SIGNATURE_HEADER: sign(secret, timestamp, method, path, query, body)}
+    return {
+        TIMESTAMP_HEADER: timestamp,
+        SIGNATURE_HEADER: sign(secret, timestamp, method, path, query, body, key),
+    }
+
+
+def request_key(headers: Mapping[str, str]) -> str:
+    """The idempotency key a request carries, exactly as the API takes it (not stripped: the key intake
+    stores is the key signed): Idempotency-Key when present, else X-Request-Id, else empty."""
+    lower = {str(name).lower(): value for name, value in headers.items()}
+    if KEY_HEADER.lower() in lower:
+        return str(lower[KEY_HEADER.lower()])
+    return str(lower.get(REQUEST_ID_HEADER.lower()) or "")
 
 
 def verify(
@@ -121,23 +159,26 @@ def verify(
     parts = [part.strip() for part in signature.split(",")]
     offered = [m.group(1).lower() for part in parts if (m := _SIGNATURE.fullmatch(part))]
     if not offered:
-        if any(_RETIRED.fullmatch(part) for part in parts):
+        retired = next((m.group(1) for part in parts if (m := _RETIRED.fullmatch(part))), None)
+        if retired is not None:
             raise SignatureRejected(
-                f"v1 signatures are no longer accepted: sign with v2 (method, path, query and body;"
-                f" docs/servicenow.md) in {SIGNATURE_HEADER}"
+                f"{retired} signatures are no longer accepted: sign with v3 (method, path, query,"
+                f" Idempotency-Key and body; docs/servicenow.md) in {SIGNATURE_HEADER}"
             )
-        raise SignatureRejected(f"{SIGNATURE_HEADER} must be v2=<64 hex digits>")
+        raise SignatureRejected(f"{SIGNATURE_HEADER} must be v3=<64 hex digits>")
     if not _METHOD.fullmatch(method or ""):
         raise SignatureRejected("the request has no method to check the signature against")
+    key = request_key(headers)
     matched = False
     for secret in secrets:
-        expected = sign(secret, timestamp, method, path, query, body).split("=", 1)[1]
+        expected = sign(secret, timestamp, method, path, query, body, key).split("=", 1)[1]
         for candidate in offered:
             # No early exit: the time taken does not depend on which secret or value matched.
             matched |= hmac.compare_digest(expected.encode(), candidate.encode())
     if not matched:
         raise SignatureRejected(
-            "the signature does not match this request (method, path, query, body) and timestamp"
+            "the signature does not match this request (method, path, query, Idempotency-Key, body)"
+            " and timestamp"
         )
 
 

@@ -37,6 +37,7 @@ from wfm_publish.models import Job, JobStatus, Joiner
 from wfm_publish.store_items import (
     DUE_SHARD,
     IdempotencyStatus,
+    JoinNote,
     idempotency_from,
     job_from_item,
     job_item,
@@ -58,14 +59,19 @@ class JobStore(Protocol):
     def get_job(self, job_id: str) -> Job | None: ...
     def save_job(self, job: Job) -> Job: ...
     def add_joiner(self, job_id: str, joiner: Joiner) -> None: ...
-    def note_join(self, key: str, job_id: str, until: float) -> None: ...
-    def joined(self, key: str) -> str | None: ...
+    def note_join(self, key: str, job_id: str, until: float, body_hash: str) -> None: ...
+    def joined(self, key: str) -> JoinNote | None: ...
     def overdue_jobs(self, before: float, most: int) -> list[str]: ...
     def watch(self, job_id: str, entity_ids: list[str], until: float) -> None: ...
+    def heard(self, entity_ids: list[str]) -> dict[str, float]: ...
     def claim_schedule(
         self, schedule_id: str, job_id: str, now: float, needed_until: float
     ) -> str | None: ...
     def release_schedule(self, schedule_id: str, job_id: str) -> None: ...
+    def claim_telling(
+        self, job_id: str, teller: str, now: float, lease: float, needed_until: float
+    ) -> str | None: ...
+    def release_telling(self, job_id: str, teller: str) -> None: ...
     def lock_idempotency(
         self, key: str, body_hash: str, token: str, now: float, lock_seconds: float, needed_until: float
     ) -> None: ...
@@ -75,6 +81,9 @@ class JobStore(Protocol):
     def release_idempotency(self, key: str, token: str) -> None: ...
     def get_observation(self, key: str) -> tuple[float, Any] | None: ...
     def put_observation(self, key: str, observed_at: float, data: Any, ttl_seconds: float) -> bool: ...
+
+
+HEARD_KEPT = 7 * DAY  # a heard# item outlives any job that could read it (deadlines are hours)
 
 
 class DynamoJobStore(GenesysOperations, Table):
@@ -140,16 +149,23 @@ class DynamoJobStore(GenesysOperations, Table):
     # that request (its answer, or its key's record, lost) meets the join it already made instead of
     # starting a job of its own once the joined one ended, which would tell its callback twice.
 
-    def note_join(self, key: str, job_id: str, until: float) -> None:
+    def note_join(self, key: str, job_id: str, until: float, body_hash: str) -> None:
         self._call(
             self._db.put_item,
             TableName=self._table,
-            Item={"pk": {"S": f"joined#{key}"}, "job": {"S": job_id}, **self._expiry(until)},
+            Item={
+                "pk": {"S": f"joined#{key}"},
+                "job": {"S": job_id},
+                "bodyHash": {"S": body_hash},  # the key with another body is refused, on every path
+                **self._expiry(until),
+            },
         )
 
-    def joined(self, key: str) -> str | None:
+    def joined(self, key: str) -> JoinNote | None:
         item = self._get(f"joined#{key}")
-        return str(item["job"]["S"]) if item else None
+        if not item:
+            return None
+        return JoinNote(str(item["job"]["S"]), str(item.get("bodyHash", {}).get("S", "")))
 
     def overdue_jobs(self, before: float, most: int = 100) -> list[str]:
         """Jobs not ended whose next step was due before `before`, oldest first (the due index)."""
@@ -224,9 +240,10 @@ class DynamoJobStore(GenesysOperations, Table):
             holder = str(held["jobId"]["S"])
             if holder == job_id:
                 return None  # our own claim, whose answer was lost
-            if self._still_active(holder, float(held.get("claimedAt", {}).get("N", "0")), now):
+            if self._still_active(schedule_id, holder, float(held.get("claimedAt", {}).get("N", "0")), now):
                 return holder
-            # The holder ended (its release was lost) or never got written: take over from exactly it.
+            # The holder ended (its release was lost), never got written, or is another schedule's job:
+            # take over from exactly it.
             try:
                 self._put(item, "#j = :holder", {"#j": "jobId"}, {":holder": {"S": holder}})
                 return None
@@ -236,12 +253,14 @@ class DynamoJobStore(GenesysOperations, Table):
                 # Released or taken by another request since: look again.
         raise StoreError(f"the claim on schedule {schedule_id} kept changing hands; try again")
 
-    def _still_active(self, holder: str, claimed_at: float, now: float) -> bool:
+    def _still_active(self, schedule_id: str, holder: str, claimed_at: float, now: float) -> bool:
         active = self.get_job(holder)
         if active is None:
             # Intake claims the schedule a moment before it writes the job: a fresh claim is in flight.
             return now - claimed_at < CLAIM_GRACE_SECONDS
-        return not active.status.terminal
+        # A claim naming a job of another schedule was left by a start whose write never landed (its
+        # key then started that job for another schedule): it holds nothing here.
+        return active.schedule_id == schedule_id and not active.status.terminal
 
     def active_job(self, schedule_id: str) -> tuple[str, float] | None:
         """Read only: the job the `schedule#<id>` item names and when it claimed the schedule, if any.
@@ -260,6 +279,48 @@ class DynamoJobStore(GenesysOperations, Table):
                 ConditionExpression="#j = :job",
                 ExpressionAttributeNames={"#j": "jobId"},
                 ExpressionAttributeValues={":job": {"S": job_id}},
+            )
+
+    # --- who tells a job's callback records -------------------------------------------------------------
+    # `notify#<jobId>` -> `teller`, `until`: the one notifier telling the job's callback records right now
+    # (the stream's, or an operator's `ops notify`), so two never both read "not told" and both PATCH.
+    # A lease: a teller that died holding it is replaced once `until` has passed; a teller renews it
+    # before each record, lets go of it when its attempt fails, and its own retry (the same teller)
+    # goes on at once.
+
+    def claim_telling(
+        self, job_id: str, teller: str, now: float, lease: float, needed_until: float
+    ) -> str | None:
+        """Hold the telling of `job_id`'s records until `now + lease`. Returns the other teller holding
+        it (None: it is ours)."""
+        item = {
+            "pk": {"S": f"notify#{job_id}"},
+            "teller": {"S": teller},
+            "until": {"N": f"{now + lease:.3f}"},
+            **self._expiry(max(needed_until, now)),
+        }
+        try:
+            self._put(
+                item,
+                "attribute_not_exists(pk) OR #t = :me OR #u < :now",
+                {"#t": "teller", "#u": "until"},
+                {":me": {"S": teller}, ":now": {"N": f"{now:.3f}"}},
+            )
+        except ConditionFailed as failed:
+            return str((failed.item or {}).get("teller", {}).get("S", "another notifier"))
+        return None
+
+    def release_telling(self, job_id: str, teller: str) -> None:
+        """Let go of the telling (a teller whose attempt failed: the next may go on at once); only our
+        own hold, never another teller's."""
+        with contextlib.suppress(ConditionFailed):
+            self._call(
+                self._db.delete_item,
+                TableName=self._table,
+                Key={"pk": {"S": f"notify#{job_id}"}},
+                ConditionExpression="#t = :me",
+                ExpressionAttributeNames={"#t": "teller"},
+                ExpressionAttributeValues={":me": {"S": teller}},
             )
 
     # --- idempotency ---------------------------------------------------------------------------------
@@ -333,7 +394,7 @@ class DynamoJobStore(GenesysOperations, Table):
                 },
             )
 
-    # --- shared observations (issue 4) ---------------------------------------------------------------
+    # --- shared observations -------------------------------------------------------------------------
     # `observation#<key>`: what one job read of telephony (a site, an Edge) or of slow-moving reference
     # data (campaigns, queue members), reused by jobs that look a few seconds later. Freshness is judged
     # by the reader on `observedAt`; `expiresAt` only lets DynamoDB clean the item up.
@@ -364,29 +425,67 @@ class DynamoJobStore(GenesysOperations, Table):
             return False
         return True
 
-    # --- telephony watches (issue 10) --------------------------------------------------------------------
+    # --- telephony watches ------------------------------------------------------------------------------
     # `watch#<entityId>` -> `jobs`, a string set: the jobs whose telephony scope holds that Edge or trunk.
     # Written once per job when its scope is computed (ADD: a retry or a lost answer adds nothing
     # twice), read by the genesys_events function when that entity changes: one GetItem per event,
     # however many jobs or entities there are. Ended jobs are pruned by the reader (DELETE) and the
-    # item expires a day after the last job added to it is due to end.
+    # item expires a day after the latest deadline of the jobs added to it (never sooner).
 
     def watch(self, job_id: str, entity_ids: list[str], until: float) -> None:
+        """Add `job_id` to each entity's watch. Its expiry only ever grows: a job due to end sooner never
+        shortens the watch of one due later (the add and the longer expiry in one write; when the watch
+        already lives longer, the add alone)."""
+        job = {":job": {"SS": [job_id]}}
         for entity_id in dict.fromkeys(entity_ids):
-            self._call(
-                self._db.update_item,
-                TableName=self._table,
-                Key={"pk": {"S": f"watch#{entity_id}"}},
-                UpdateExpression="ADD jobs :job SET expiresAt = :exp",
-                ExpressionAttributeValues={
-                    ":job": {"SS": [job_id]},
-                    ":exp": {"N": str(int(until + DAY))},
-                },
-            )
+            key = {"S": f"watch#{entity_id}"}
+            try:
+                self._update(
+                    key,
+                    "ADD jobs :job SET #e = :exp",
+                    "attribute_not_exists(#e) OR #e < :exp",
+                    {"#e": "expiresAt"},
+                    job | {":exp": {"N": str(int(until + DAY))}},
+                )
+            except ConditionFailed:
+                self._call(
+                    self._db.update_item,
+                    TableName=self._table,
+                    Key={"pk": key},
+                    UpdateExpression="ADD jobs :job",
+                    ExpressionAttributeValues=job,
+                )
 
     def watchers(self, entity_id: str) -> list[str]:
         item = self._get(f"watch#{entity_id}") or {}
         return sorted(item.get("jobs", {}).get("SS", []))
+
+    # --- telephony events heard ------------------------------------------------------------------------
+    # `heard#<entityId>` -> `heardAt`: when the latest telephony event for that Edge or trunk was sent
+    # (by Genesys' clock). Written by the genesys_events function for every telephony event, watched or
+    # not (a change can start before any job watches it); read by a job waiting on that entity, to
+    # trust events to wake it only for changes an event announced (validation.py). Only ever moves
+    # forward; expires HEARD_KEPT after the event.
+
+    def hear(self, entity_id: str, at: float) -> None:
+        stamp = {"N": repr(float(at))}
+        with contextlib.suppress(ConditionFailed):  # a later event is recorded already
+            self._update(
+                {"S": f"heard#{entity_id}"},
+                "SET #h = :at, expiresAt = :exp",
+                "attribute_not_exists(#h) OR #h < :at",
+                {"#h": "heardAt"},
+                {":at": stamp, ":exp": {"N": str(int(at + HEARD_KEPT))}},
+            )
+
+    def heard(self, entity_ids: list[str]) -> dict[str, float]:
+        """entity id -> when its latest telephony event was sent, for those with one."""
+        out: dict[str, float] = {}
+        for entity_id in dict.fromkeys(entity_ids):
+            item = self._get(f"heard#{entity_id}")
+            if item and "heardAt" in item:
+                out[entity_id] = float(item["heardAt"]["N"])
+        return out
 
     def unwatch(self, entity_id: str, job_ids: list[str]) -> None:
         if job_ids:

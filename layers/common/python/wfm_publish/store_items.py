@@ -30,6 +30,15 @@ class IdempotencyRecord:
     token: str = ""
 
 
+@dataclass(frozen=True)
+class JoinNote:
+    """`joined#<key>`: the job a request joined, and the hash of the body it joined with ("" in notes
+    written before the hash was kept)."""
+
+    job_id: str
+    body_hash: str = ""
+
+
 def job_item(job: Job, write_id: str, retention: float) -> dict[str, Any]:
     """`job#<id>`: the job as a document, plus the attributes conditions and indexes read."""
     item: dict[str, Any] = {

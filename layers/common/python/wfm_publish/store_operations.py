@@ -2,7 +2,8 @@
 store.DynamoJobStore:
 
 `querykey#<bu|week|schedule|mu>` -> the operation id of the agent-schedule query Genesys answered
-`Processing` for it; `query#<operationId>` -> where its result is (`downloadUrl`, from the query
+`Processing` for it, or `unanswered` once such a query's result never came (asked in parts from then
+on); `query#<operationId>` -> where its result is (`downloadUrl`, from the query
 result notification); `operation#<operationId>` -> how a schedule update ended (the schedules
 topic). Conditional puts: two containers asking at once share one query, and a duplicate or late
 notification changes nothing.
@@ -24,11 +25,13 @@ if TYPE_CHECKING:
 
 class GenesysOperations(Table):
     def pending_query(self, key: str) -> PendingQuery | None:
-        from wfm_publish.genesys_wire import PendingQuery
+        from wfm_publish.genesys_wire import UNANSWERED, PendingQuery
 
         held = self._get(f"querykey#{key}")
         if not held:
             return None
+        if "unanswered" in held:
+            return PendingQuery("", float(held["startedAt"]["N"]), UNANSWERED)
         operation_id = held["operationId"]["S"]
         started_at = float(held["startedAt"]["N"])
         result = self._get(f"query#{operation_id}") or {}
@@ -54,6 +57,19 @@ class GenesysOperations(Table):
     def end_query(self, key: str) -> None:
         """Forget the query for `key` (collected, failed or lost); its result item expires by TTL."""
         self._call(self._db.delete_item, TableName=self._table, Key={"pk": {"S": f"querykey#{key}"}})
+
+    def mark_unanswered(self, key: str, at: float) -> None:
+        """A query for `key` answered Processing and its result never came (genesys_queries)."""
+        self._call(
+            self._db.put_item,
+            TableName=self._table,
+            Item={
+                "pk": {"S": f"querykey#{key}"},
+                "unanswered": {"BOOL": True},
+                "startedAt": {"N": f"{at:.3f}"},
+                **self._expiry(at),
+            },
+        )
 
     def record_query_result(self, operation_id: str, download_url: str | None, at: float) -> bool:
         """The query result notification: once per operation (False: a duplicate)."""

@@ -20,6 +20,7 @@ from aws_lambda_powertools import Logger
 
 from wfm_publish import waiting
 from wfm_publish.clock import Clock
+from wfm_publish.errors import JobEnded
 from wfm_publish.models import GenesysErrorBody, Job, JobMessage, JobStatus, ReasonCode, Step
 from wfm_publish.queues import Queue, QueueSender
 from wfm_publish.store import JobStore
@@ -140,6 +141,28 @@ class Transitions:
         changed = job.model_copy(deep=True, update=update)
         changed.record(now, event, **detail)
         return self.store.save_job(changed)
+
+
+def step_for(job: Job) -> Step:
+    """The step that carries a job on: an update of ours may be out, so confirm it (a read); otherwise
+    look at telephony again, which publishes when ready (a re-read of the schedule first notices an
+    update of ours that landed)."""
+    return Step.CONFIRM if job.status is JobStatus.PUBLISHING else Step.VALIDATE
+
+
+def move_on(transitions: Transitions, job: Job, event: str, /, **detail: Any) -> Job:
+    """Give a job that is not ended a fresh message for its next step, now, through the one transition
+    path: the operator's DLQ redrive, and the dead-letter sweep for a job whose update may have landed
+    (never a stale message sent again, whose ticket would do nothing). Raises StaleJob when the job
+    moved meanwhile; JobEnded when it ended."""
+    if job.status.terminal:
+        raise JobEnded(job.job_id)
+    step = step_for(job)
+    # At the step's due time: now for an overdue job, later for a redriven letter whose job waits for
+    # its publishTime (a hop of a long wait that kept failing).
+    now = transitions.clock.now()
+    delay = max(0.0, (job.due_at if job.due_at is not None else now) - now)
+    return transitions.move(job, job.status, step, delay, event, queue=Queue.VALIDATION, **detail)
 
 
 def may_still_land(job: Job) -> bool:

@@ -7,7 +7,7 @@ publishing, and ends a dry run with its report.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from wfm_publish import waiting
 from wfm_publish.errors import GenesysError, GenesysRateLimited, GenesysTransient
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from wfm_publish.clock import Clock
     from wfm_publish.genesys_wire import Schedule
     from wfm_publish.ports import PipelineGenesys
+    from wfm_publish.readiness import Readiness
     from wfm_publish.scope import TelephonyOptions
     from wfm_publish.store import JobStore
     from wfm_publish.transitions import Transitions
@@ -132,7 +133,7 @@ class ValidationStep:
         Polling (no telephony events), a look that finds the same blockers as the job's last write is
         quiet: it sends the next look and writes nothing, as long as the job's due time (the bound its
         last write set) covers that next look. So a job writes once per QUIET_WINDOW while a change
-        lasts, not once per look (issue 12); the write counts the quiet looks."""
+        lasts, not once per look; the write counts the quiet looks."""
         from wfm_publish import readiness
 
         seen = readiness.check(
@@ -157,17 +158,24 @@ class ValidationStep:
             "checked_at": seen.read_at if seen.read_at is not None else now,
         }
         if not seen.ready:
-            # Events stand in for polling only for what was read once they could find the job: a
-            # change between a read made before the watch and the watch itself wakes nobody.
+            # Events stand in for polling only for what was read once they could find the job (a
+            # change between a read made before the watch and the watch itself wakes nobody), and only
+            # for changes an event announced: an integration that delivers no telephony topic (not
+            # documented either way for a client-credentials one) must not leave the job waiting on
+            # events that never come.
             watched = seen.read_at is None or watched_at is None or seen.read_at >= watched_at
+            trusted = self.timing.events and watched and self._announced(seen)
             delay = waiting.next_check_delay(
                 seen,
                 waited=now - first_check_at,
                 now=now,
                 deadline_at=job.deadline_at,
-                poll=self.timing.safety_poll if self.timing.events and watched else None,
+                poll=self.timing.safety_poll if trusted else None,
             )
-            polling = not self.timing.events and seen.settles_at is None
+            polling = not trusted and seen.settles_at is None
+            heard: dict[str, Any] = (
+                {"events": "trusted" if trusted else "not heard: polling"} if self.timing.events else {}
+            )
             same = job.readiness_checks > 0 and list(seen.blocked_by) == job.blocked_by
             if polling and same and job.due_at is not None and now + delay + QUIET_MARGIN <= job.due_at:
                 self.transitions.look_again(job, delay, quiet + 1, now)
@@ -181,12 +189,29 @@ class ValidationStep:
                 changes=changes,
                 write_by=now + QUIET_WINDOW if polling else None,
                 **seen.summary(),
+                **heard,
                 nextCheckInSeconds=round(delay, 1),
             )
             return None
         settled = job.model_copy(deep=True, update=changes)
         settled.record(now, "telephony settled", **seen.summary())
         return settled
+
+    def _announced(self, seen: Readiness) -> bool:
+        """Every Edge and trunk holding the job has had a telephony event since its current state began
+        (`heard#`, by Genesys' clock, within CLOCK_MARGIN): its next change will wake the job too. Else
+        the integration is silent for it (topics not delivered, or this one lost): poll, until events
+        are heard again. A trunk base has no topic: a job held by one polls."""
+        from wfm_publish.wake import CLOCK_MARGIN
+
+        holding = [o for o in seen.observations if o.ref in seen.blocked_by]
+        if not holding or any(o.kind not in ("edge", "trunk") for o in holding):
+            return False
+        heard = self.store.heard([o.id for o in holding])
+        return all(
+            o.id in heard and (o.changed_at is None or heard[o.id] >= o.changed_at - CLOCK_MARGIN)
+            for o in holding
+        )
 
     def _capacity(self, job: Job, telephony: TelephonyScope, observer: Observer) -> CapacityReport:
         from wfm_publish import capacity

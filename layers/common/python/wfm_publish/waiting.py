@@ -102,6 +102,21 @@ def after_telephony_conflict(
     return within_deadline(min(delay, longest), now, deadline_at)
 
 
+UNEXPLAINED_FLOOR = 30.0  # a 409 nothing readable explains: the first wait before publishing again
+
+
+def after_unexplained_conflict(
+    conflicts: int, settle_window: float, *, now: float, deadline_at: float
+) -> float:
+    """A 409 that neither the schedule, an update of ours nor the scope's telephony explains (telephony
+    readiness cannot see, another writer's update still running): wait as after a telephony conflict,
+    but at least UNEXPLAINED_FLOOR the first time, so a short settle window does not spend the attempt
+    budget in seconds. Doubles with each such conflict."""
+    return after_telephony_conflict(
+        conflicts, max(settle_window, UNEXPLAINED_FLOOR), now=now, deadline_at=deadline_at
+    )
+
+
 def in_progress_delay(waited: float, floor: float, *, now: float, deadline_at: float) -> float:
     """Another update of the schedule is running: look at the schedule again (a cheap read) after a
     quarter of the time it has been running so far, at least `floor`, at most IN_PROGRESS_CAP."""

@@ -1,11 +1,11 @@
-"""Telephony events wake the jobs waiting on them (issue 10).
+"""Telephony events wake the jobs waiting on them.
 
 Genesys Cloud sends an event when an Edge, an Edge's software update or a trunk changes
-(shared/GENESYS_EVENTS.md). The jobs whose telephony scope holds that entity are listed in its
-`watch#<entityId>` item (written when each job's scope is computed: store.watch), so finding them is
-one read per event. Each such job that waits on telephony is moved, through the one transition path,
-to a readiness check at once: the check then sees the change (and when its settle window closes)
-without waiting for the next poll.
+(docs/architecture.md, "Genesys Cloud as it really is"). The jobs whose telephony scope holds that
+entity are listed in its `watch#<entityId>` item (written when each job's scope is computed:
+store.watch), so finding them is one read per event. Each such job that waits on telephony is moved,
+through the one transition path, to a readiness check at once: the check then sees the change (and when
+its settle window closes) without waiting for the next poll.
 
 Delivery is at least once and unordered, so an event does nothing to a job that has seen it:
 - its last check read telephony after the event's time (`checked_at`, the time of the oldest state it
@@ -30,6 +30,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from wfm_publish.errors import StaleJob
+from wfm_publish.genesys_events import topic_of
 from wfm_publish.models import NOT_SETTLED, Job, JobStatus, Step
 from wfm_publish.store import DynamoJobStore
 from wfm_publish.transitions import Transitions
@@ -61,10 +62,7 @@ class Wake:
 
 def telephony_entity(event: dict[str, Any]) -> tuple[str, str] | None:
     """(topic, entity id) of a telephony event, or None for any other topic."""
-    detail = event.get("detail")
-    topic = str(
-        (detail if isinstance(detail, dict) else {}).get("topicName") or event.get("detail-type") or ""
-    )
+    topic = topic_of(event)
     for pattern in TELEPHONY_TOPICS:
         if found := pattern.match(topic):
             return topic, found.group(1)
@@ -72,11 +70,16 @@ def telephony_entity(event: dict[str, Any]) -> tuple[str, str] | None:
 
 
 def event_time(event: dict[str, Any], now: float) -> float:
-    """When the change happened (the envelope's time); `now` if it does not say."""
-    try:
-        return datetime.fromisoformat(str(event["time"]).replace("Z", "+00:00")).timestamp()
-    except (KeyError, ValueError):
-        return now
+    """When the change happened: the notification's own `detail.timestamp` (milliseconds), else the
+    envelope's `time` (whole seconds); `now` if neither says."""
+    detail = event.get("detail")
+    stamps = [(detail if isinstance(detail, dict) else {}).get("timestamp"), event.get("time")]
+    for stamp in stamps:
+        try:
+            return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            continue
+    return now
 
 
 def has_seen(job: Job, at: float, now: float) -> bool | None:
@@ -108,6 +111,7 @@ def on_telephony(
         return None
     topic, entity_id = found
     at = event_time(event, now)
+    store.hear(entity_id, at)  # events flow for this entity: jobs waiting on it may trust them
     wake = Wake(topic, entity_id)
     for job_id in store.watchers(entity_id):
         wake.skipped[job_id] = _wake_one(job_id, store, transitions, topic, entity_id, at, now)

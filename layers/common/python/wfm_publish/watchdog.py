@@ -17,16 +17,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 from aws_lambda_powertools import Logger
 
 from wfm_publish.clock import Clock
-from wfm_publish.errors import JobEnded, StaleJob
-from wfm_publish.models import Job, JobMessage, JobStatus, ReasonCode, Step
-from wfm_publish.queues import Queue
+from wfm_publish.errors import StaleJob
+from wfm_publish.models import JobMessage, JobStatus, ReasonCode
 from wfm_publish.store import JobStore
-from wfm_publish.transitions import Transitions, may_still_land
+from wfm_publish.transitions import Transitions, may_still_land, move_on, step_for
 
 logger = Logger(child=True)
 
@@ -41,27 +39,6 @@ class Rescue:
     found: int = 0  # overdue in the index
     moved: int = 0  # its step sent again (or, past its deadline, ended)
     raced: int = 0  # moved by someone else meanwhile: nothing to do
-
-
-def step_for(job: Job) -> Step:
-    """The step that carries a job on: an update of ours may be out, so confirm it (a read); otherwise
-    look at telephony again, which publishes when ready (a re-read of the schedule first notices an
-    update of ours that landed)."""
-    return Step.CONFIRM if job.status is JobStatus.PUBLISHING else Step.VALIDATE
-
-
-def move_on(transitions: Transitions, job: Job, event: str, /, **detail: Any) -> Job:
-    """Give a job that is not ended a fresh message for its next step, now, through the one transition
-    path: the watchdog's rescue and the operator's DLQ redrive (never a stale message sent again, whose
-    ticket would do nothing). Raises StaleJob when the job moved meanwhile; JobEnded when it ended."""
-    if job.status.terminal:
-        raise JobEnded(job.job_id)
-    step = step_for(job)
-    # At the step's due time: now for an overdue job, later for a redriven letter whose job waits for
-    # its publishTime (a hop of a long wait that kept failing).
-    now = transitions.clock.now()
-    delay = max(0.0, (job.due_at if job.due_at is not None else now) - now)
-    return transitions.move(job, job.status, step, delay, event, queue=Queue.VALIDATION, **detail)
 
 
 def rescue_overdue(

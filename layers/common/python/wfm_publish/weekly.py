@@ -4,16 +4,17 @@ The EventBridge Scheduler event (template.yaml, `Weekly`) names the business uni
 and how many weeks ahead; it carries the time the run was due (`scheduledTime`), so a retried
 delivery hours later works out the same weeks.
 
-**Fan-out** (`fan_out`, PublishTriggerFunction): lists the business units (one paged listing), and
-sends one `WeeklyUnit` message per business unit to WeeklyQueue, ten per SendMessageBatch. Nothing
-else is read: no business unit, no schedule. The messages are paced with SQS delays, business unit i
-due at `startedAt + i / startsPerMinute`, so the Genesys calls of the whole run (the unit's two reads
-and its job's pipeline) stay under the rate limit instead of bursting into 429s. A start further
+**Fan-out** (`fan_out`, PublishTriggerFunction): lists the business units (one paged listing), keeps
+those the stack is limited to (WEEKLY_BUSINESS_UNITS, ids or names; a name not found is logged and
+skipped), and sends one `WeeklyUnit` message per business unit to WeeklyQueue, ten per SendMessageBatch.
+Nothing else is read: no business unit, no schedule. The messages are paced with SQS delays, business
+unit i due at `startedAt + i / startsPerMinute`, so the Genesys calls of the whole run (the unit's two
+reads and its job's pipeline) stay under the rate limit instead of bursting into 429s. A start further
 off than SQS's 15-minute delay carries `notBefore` and hops. Progress is checkpointed on a
 `weeklyrun#<run>` item (the last business unit sent, in sorted order, every 100 and at the end): a
-re-delivered event re-sends only the business units after the checkpoint, and a complete run's
-re-delivery sends nothing and reads nothing from Genesys. A concurrent duplicate delivery may send
-some messages twice; that is harmless, because of the key below.
+re-delivered event re-sends only the business units after the checkpoint, and a complete run's re-delivery
+sends nothing and reads nothing from Genesys. A concurrent duplicate delivery may send some messages
+twice; that is harmless, because of the key below.
 
 **Per business unit** (`take_units`, WeeklyUnitFunction, fed by WeeklyQueue):
 
@@ -192,15 +193,42 @@ def _modified(entry: dict[str, Any]) -> float:
 # --- the fan-out -------------------------------------------------------------------------------------
 
 
-def run_id(event: WeeklyEvent, due: datetime) -> str:
-    """One run per due time, weeks ahead and set of business units: its deliveries share progress."""
+def run_id(event: WeeklyEvent, due: datetime, only: Sequence[str] = ()) -> str:
+    """One run per due time, weeks ahead and set of business units (and the stack's limit to some,
+    WEEKLY_BUSINESS_UNITS): its deliveries share progress."""
     units = event.business_unit_ids
-    who = "all" if units == "all" else hashlib.sha256(",".join(sorted(set(units))).encode()).hexdigest()[:16]
+    named = "all" if units == "all" else ",".join(sorted(set(units)))
+    if only:
+        named += "|only:" + ",".join(sorted(set(only)))
+    who = "all" if named == "all" else hashlib.sha256(named.encode()).hexdigest()[:16]
     return f"{due.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}/{event.weeks_ahead}/{who}"
 
 
-def fan_out(parts: WeeklyParts, event: dict[str, Any]) -> dict[str, Any]:
-    """The scheduled event -> one paced WeeklyQueue message per business unit not yet sent."""
+def limit_to(listed: Sequence[HasId], only: Sequence[str]) -> tuple[set[str], list[str]]:
+    """The ids of the business units `only` names (by id, or by name regardless of case), and the names
+    in `only` that match none of `listed`."""
+    by_name: dict[str, set[str]] = {}
+    for bu in listed:
+        name = getattr(bu, "name", None)
+        if name:
+            by_name.setdefault(str(name).casefold(), set()).add(bu.id)
+    ids = {bu.id for bu in listed}
+    allowed: set[str] = set()
+    unknown: list[str] = []
+    for wanted in only:
+        found = {wanted} if wanted in ids else by_name.get(wanted.casefold(), set())
+        if found:
+            allowed |= found
+        else:
+            unknown.append(wanted)
+    return allowed, unknown
+
+
+def fan_out(parts: WeeklyParts, event: dict[str, Any], *, only: Sequence[str] = ()) -> dict[str, Any]:
+    """The scheduled event -> one paced WeeklyQueue message per business unit not yet sent.
+
+    `only` (the stack's WEEKLY_BUSINESS_UNITS: ids or names) limits the run to those business units;
+    a name Genesys does not list is logged and skipped, never fatal: the others are published."""
     try:
         weekly = WeeklyEvent.model_validate(event)
     except ValidationError as exc:
@@ -209,16 +237,12 @@ def fan_out(parts: WeeklyParts, event: dict[str, Any]) -> dict[str, Any]:
         return {"sent": 0, "rejected": field_errors(exc)}
     now = parts.clock.now()
     due = weekly.scheduled_time or datetime.fromtimestamp(now, UTC)
-    run = run_id(weekly, due)
+    run = run_id(weekly, due, only)
     progress = parts.weekly_runs.progress(run)
     if progress is not None and progress.complete:
         logger.info("weekly run already fanned out", extra={"run": run, "businessUnits": progress.total})
         return {"run": run, "businessUnits": progress.total, "sent": 0, "alreadySent": progress.total}
-    if weekly.business_unit_ids == "all":
-        listed = [bu.id for bu in parts.genesys.business_units()]  # raises: the scheduler retries
-    else:
-        listed = list(weekly.business_unit_ids)
-    bu_ids = sorted(set(listed))  # a stable order, so a checkpoint names a place in it
+    bu_ids, unknown = _units_of_run(parts, weekly, only, run)
     progress = progress or RunProgress(started_at=now)
     progress.total = len(bu_ids)
     through = progress.sent_through
@@ -251,10 +275,35 @@ def fan_out(parts: WeeklyParts, event: dict[str, Any]) -> dict[str, Any]:
     if not pending:  # everything was sent before the last checkpoint: only the end was not noted
         progress.complete = True
         parts.weekly_runs.record(run, progress, now)
-    result = {"run": run, "businessUnits": len(bu_ids), "sent": len(pending)}
+    result: dict[str, Any] = {"run": run, "businessUnits": len(bu_ids), "sent": len(pending)}
     result["alreadySent"] = len(bu_ids) - len(pending)
+    if unknown:
+        result["notFound"] = unknown
     logger.info("weekly run fanned out", extra=result | {"weeksAhead": weekly.weeks_ahead})
     return result
+
+
+def _units_of_run(
+    parts: WeeklyParts, weekly: WeeklyEvent, only: Sequence[str], run: str
+) -> tuple[list[str], list[str]]:
+    """The run's business unit ids, sorted (a stable order, so a checkpoint names a place in it), and
+    the names in `only` that Genesys does not list."""
+    # One listing, for "all" or to read the names `only` may give (it raises: the scheduler retries).
+    units = parts.genesys.business_units() if weekly.business_unit_ids == "all" or only else []
+    listed = [bu.id for bu in units] if weekly.business_unit_ids == "all" else list(weekly.business_unit_ids)
+    unknown: list[str] = []
+    if only:
+        allowed, unknown = limit_to(units, only)
+        if unknown:
+            logger.warning(
+                "weekly business units not found: skipped",
+                extra={"run": run, "unknown": unknown, "known": len(units)},
+            )
+        left_out = sorted(set(listed) - allowed)
+        if left_out and weekly.business_unit_ids != "all":
+            logger.warning("weekly business units outside WEEKLY_BUSINESS_UNITS", extra={"skipped": left_out})
+        listed = [bu for bu in listed if bu in allowed]
+    return sorted(set(listed)), unknown
 
 
 def sqs_delay(seconds: float) -> int:

@@ -1,4 +1,4 @@
-"""A chaos run on the real local stack (issue 9): many publish jobs under faults, then the invariants.
+"""A chaos run on the real local stack: many publish jobs under faults, then the invariants.
 
     python -m wfm_publish_local.chaos.stack --jobs 1000 --seed 7
 

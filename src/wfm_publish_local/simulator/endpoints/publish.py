@@ -175,6 +175,8 @@ class Publishing:
     def _conflict(self, kind: str, t: float, detail: str) -> None:
         self.org.conflicts[kind] += 1
         self.org.log(t, f"conflict.{kind}", detail)
+        if self.org.scenario.conflict_bodies == "bare":
+            raise ApiError(409, "conflict", "Conflict")
 
     def _finish_update(self, op_id: str, t: float) -> None:
         op = self.org.operations[op_id]

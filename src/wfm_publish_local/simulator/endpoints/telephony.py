@@ -14,6 +14,8 @@ class TelephonyApi:
         self.org = org
 
     def edge_list(self, req: SimRequest) -> SimResponse:
+        """Edges, filtered by site or edge group. The org's Edges are all premises ones (a Cloud media
+        site lists none), so `showCloudMedia` changes nothing here."""
         m = self.org.moment(self.org.elapsed())
         site, group = req.arg("site.id"), req.arg("edgeGroup.id")
         edges = [
@@ -55,21 +57,26 @@ class TelephonyApi:
 
     def trunk_base_get(self, req: SimRequest) -> SimResponse:
         base = found(self.org.topology.trunk_bases, req.params["trunkBaseId"], "trunk base settings")
-        view = self.org.telephony.trunk_base(
-            base, self.org.moment(self.org.elapsed()), "properties" in req.expand()
-        )
+        view = self.org.telephony.trunk_base(base, self.org.moment(self.org.elapsed()), self._permissions())
         return self.org.ok(view)
 
     def trunk_base_list(self, req: SimRequest) -> SimResponse:
         m = self.org.moment(self.org.elapsed())
         name = req.arg("name")
-        with_properties = "properties" in req.expand()
         bases = [
-            self.org.telephony.trunk_base(b, m, with_properties)
+            self.org.telephony.trunk_base(b, m, self._permissions())
             for b in self.org.topology.trunk_bases.values()
             if name is None or (b.name or b.id) == name
         ]
         return self.org.ok(page(req, bases))
+
+    def _permissions(self) -> frozenset[str]:
+        return frozenset(self.org.scenario.credentials.permissions)
+
+    def outbound_routes(self, req: SimRequest) -> SimResponse:
+        site = found(self.org.topology.sites, req.params["siteId"], "site")
+        routes = [self.org.telephony.outbound_route(site, r) for r in self.org.topology.site_routes(site)]
+        return self.org.ok(page(req, routes))
 
     def site_list(self, req: SimRequest) -> SimResponse:
         name = req.arg("name")

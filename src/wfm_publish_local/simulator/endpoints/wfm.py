@@ -213,6 +213,22 @@ class Schedules:
             "agentSchedules": [self._agent_schedule(sid, st, a) for a in agents],
             "businessUnitTimeZone": bu.time_zone,
         }
+        large = self.org.scenario.download_agent_query_over
+        if large is not None and len(agents) > large:
+            # Complete at once, the result too large to pass directly: at its downloadUrl.
+            op = Operation(
+                self.org.new_id(),
+                "AgentSchedulesQuery",
+                sid,
+                self.org.elapsed(),
+                business_unit_id=bu.id,
+                status="Complete",
+                client_id=req.client_id,
+                result=result,
+            )
+            op.download_url = f"{req.base_url}/__downloads/{op.id}"
+            self.org.operations[op.id] = op
+            return self.org.ok({"status": "Complete", "operationId": op.id, "downloadUrl": op.download_url})
         threshold = self.org.scenario.async_agent_query_over
         if threshold is None or len(agents) <= threshold:
             return self.org.ok({"status": "Complete", "result": result})
