@@ -179,7 +179,7 @@ def test_jobs_and_joiners_answer_alike(twin: Twin) -> None:
     twin.call("join", lambda s: s.add_joiner("job-1", joiner))
     twin.call("join again (its own write)", lambda s: s.add_joiner("job-1", joiner))
     twin.call("join a job that is not there", lambda s: s.add_joiner("job-none", joiner))  # JobEnded
-    twin.call("note a join", lambda s: s.note_join("k-join", "job-1", NOW + 60))
+    twin.call("note a join", lambda s: s.note_join("k-join", "job-1", NOW + 60, "hash-1"))
     twin.call("read a join", lambda s: s.joined("k-join"))
     twin.call("read no join", lambda s: s.joined("k-none"))
     done = ended(Job.model_validate(current))
@@ -224,6 +224,16 @@ def test_schedule_claims_answer_alike(twin: Twin) -> None:
     twin.call("release nothing", lambda s: s.release_schedule("sched-1", "job-3"))
 
 
+def test_telling_leases_answer_alike(twin: Twin) -> None:
+    twin.call("claim the telling", lambda s: s.claim_telling("job-1", "stream", NOW, 60, NOW + 3600))
+    twin.call("claim it again (ours)", lambda s: s.claim_telling("job-1", "stream", NOW + 5, 60, NOW + 3600))
+    twin.call("held by another", lambda s: s.claim_telling("job-1", "ops", NOW + 10, 60, NOW + 3600))
+    twin.call("after its lease", lambda s: s.claim_telling("job-1", "ops", NOW + 120, 60, NOW + 3600))
+    twin.call("release another's", lambda s: s.release_telling("job-1", "stream"))
+    twin.call("release ours", lambda s: s.release_telling("job-1", "ops"))
+    twin.call("release nothing", lambda s: s.release_telling("job-1", "ops"))
+
+
 def test_idempotency_answers_alike(twin: Twin) -> None:
     lock = "idem-lock"
     twin.call("lock a new key", lambda s: s.lock_idempotency("k", "h1", "tok-1", NOW, 30, NOW + 3600))
@@ -259,6 +269,13 @@ def test_observations_watches_and_operations_answer_alike(twin: Twin) -> None:
     twin.call("unwatch", lambda s: s.unwatch("e1", ["job-1", "job-2"]))
     twin.call("nobody watches", lambda s: s.watchers("e1"))
     twin.call("unwatch nothing", lambda s: s.unwatch("e2", []))
+    twin.call("a shorter watch", lambda s: s.watch("job-3", ["e2"], NOW + 60))
+    twin.call("a longer watch", lambda s: s.watch("job-4", ["e2"], NOW + 7200))
+    twin.call("hear", lambda s: s.hear("e1", NOW + 0.25))
+    twin.call("hear an older event", lambda s: s.hear("e1", NOW - 3))
+    twin.call("hear a newer event", lambda s: s.hear("e1", NOW + 9.5))
+    twin.call("heard", lambda s: s.heard(["e1", "e2", "e1"]))
+    twin.call("an unanswered query", lambda s: s.mark_unanswered("q9", NOW))
     twin.call("begin a query", lambda s: s.begin_query("q1", "op-1", NOW))
     twin.call("another container begins it", lambda s: s.begin_query("q1", "op-2", NOW + 1))
     twin.call("its result", lambda s: s.record_query_result("op-1", "https://download", NOW + 2))
@@ -359,6 +376,18 @@ class SameAnswers(RuleBasedStateMachine):
     @rule(job_id=JOBS, entity=st.sampled_from(["e1", "e2"]), until=MOMENTS)
     def watch(self, job_id: str, entity: str, until: float) -> None:
         self.twin.call("watch", lambda s: s.watch(job_id, [entity], until))
+
+    @rule(job_id=JOBS, teller=st.sampled_from(["stream", "ops"]), now=MOMENTS)
+    def tell(self, job_id: str, teller: str, now: float) -> None:
+        self.twin.call("claim telling", lambda s: s.claim_telling(job_id, teller, now, 60, now + 3600))
+
+    @rule(job_id=JOBS, teller=st.sampled_from(["stream", "ops"]))
+    def told(self, job_id: str, teller: str) -> None:
+        self.twin.call("release telling", lambda s: s.release_telling(job_id, teller))
+
+    @rule(entity=st.sampled_from(["e1", "e2"]), at=MOMENTS)
+    def hear(self, entity: str, at: float) -> None:
+        self.twin.call("hear", lambda s: s.hear(entity, at))
 
     @rule(job_id=JOBS, entity=st.sampled_from(["e1", "e2"]))
     def unwatch(self, job_id: str, entity: str) -> None:
