@@ -924,8 +924,12 @@ class World:
         if item["status"]["S"] != JobStatus.WAITING.value:
             return
         job = job_from_item(item)
-        if job.timeline[-1].event == NOT_SETTLED and job.checked_at is not None and job.due_at:
-            self.telephony_waits.append((job_id, self.clock.now(), job.checked_at, job.due_at))
+        last = job.timeline[-1]
+        if last.event == NOT_SETTLED and job.checked_at is not None and job.due_at:
+            # Its next check: the wait it wrote (a polling job's due time is its quiet looks' bound).
+            wait = last.detail.get("nextCheckInSeconds")
+            due = self.clock.now() + float(wait) if isinstance(wait, int | float) else job.due_at
+            self.telephony_waits.append((job_id, self.clock.now(), job.checked_at, due))
 
     # --- what the world looks like ---------------------------------------------------------------------
 
