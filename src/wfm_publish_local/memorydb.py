@@ -3,14 +3,18 @@ semantics it relies on, so the benchmark and the fault harness run the one real 
 
 It speaks the low-level client's shapes (attribute values as {"S": …} / {"N": …} / {"M": …}), evaluates
 the condition and update expressions the store writes (a small grammar: comparisons, IN, AND / OR /
-NOT, attribute_exists / attribute_not_exists, SET and REMOVE on names and map paths, ADD and DELETE
-on string sets), answers a failed condition with botocore's ConditionalCheckFailedException carrying
-the item (ALL_OLD), and serves the table's global secondary indexes from template.yaml's key schema
-(sparse: an item without the index's keys is not in it). Nothing else of DynamoDB is emulated.
+NOT, attribute_exists / attribute_not_exists, SET (with if_not_exists) and REMOVE on names and map
+paths, ADD and DELETE on string sets), answers a failed condition with botocore's
+ConditionalCheckFailedException carrying the item (ALL_OLD), serves the table's global secondary
+indexes from template.yaml's key schema (sparse: an item without the index's keys is not in it; pages
+by Limit, LastEvaluatedKey and ExclusiveStartKey), and removes items past their TTL when asked
+(`expire`, as DynamoDB's background deletion does). Nothing else of DynamoDB is emulated.
+tests/integration/test_memorydb_differential.py holds it to moto, operation by operation.
 """
 
 from __future__ import annotations
 
+import functools
 import operator
 import re
 from collections.abc import Callable
@@ -20,6 +24,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 Item = dict[str, Any]
+TTL_ATTRIBUTE = "expiresAt"  # template.yaml's TimeToLiveSpecification
 _TOKEN = re.compile(
     r"\s*(?:(?P<op><>|<=|>=|=|<|>|\(|\)|,)|(?P<word>[#:]?[A-Za-z_][A-Za-z0-9_]*(?:\.[#]?[A-Za-z_][A-Za-z0-9_]*)*))"
 )
@@ -107,13 +112,36 @@ class MemoryDynamoDB:
             and (index.range_key is None or index.range_key in item)
             and _evaluate(KeyConditionExpression, item, names, values)
         ]
-        if index.range_key is not None:
-            matches.sort(key=lambda i: _plain(i[index.range_key]))  # type: ignore[index]
+        if index.range_key is not None:  # ties in the range key: by the table's key, as moto orders them
+            matches.sort(key=lambda i: (_plain(i[index.range_key]), i["pk"]["S"]))  # type: ignore[index]
         if kwargs.get("ScanIndexForward") is False:
             matches.reverse()
-        if Limit is not None:
+        start = kwargs.get("ExclusiveStartKey")
+        if start is not None:  # the page after the item the last one ended on
+            after = [i for i, item in enumerate(matches) if item["pk"] == start["pk"]]
+            matches = matches[after[0] + 1 :] if after else []
+        answer: dict[str, Any] = {}
+        if Limit is not None and len(matches) > Limit:
             matches = matches[:Limit]
-        return {"Items": _copy(matches), "Count": len(matches)}
+            last = matches[-1]
+            keys = ["pk", index.hash_key] + ([index.range_key] if index.range_key else [])
+            answer["LastEvaluatedKey"] = {k: _copy(last[k]) for k in keys}
+        return answer | {"Items": _copy(matches), "Count": len(matches)}
+
+    def expire(self, table: str, before: float) -> int:
+        """DynamoDB's TTL: remove every item whose `expiresAt` (epoch seconds) is before `before`, as
+        the background deletion does some time after an item expires (a stream REMOVE each).
+        Returns how many were removed."""
+        items = self._table(table)
+        gone = [
+            key
+            for key, item in items.items()
+            if "N" in item.get(TTL_ATTRIBUTE, {}) and float(item[TTL_ATTRIBUTE]["N"]) < before
+        ]
+        for key in gone:
+            old = items.pop(key)
+            self._written(table, old, None)
+        return len(gone)
 
     # --- plumbing ------------------------------------------------------------------------------------
 
@@ -167,7 +195,9 @@ def _plain(value: dict[str, Any]) -> Any:
 # --- expressions -------------------------------------------------------------------------------------
 
 
-def _tokens(text: str) -> list[str]:
+@functools.lru_cache(maxsize=4096)
+def _tokens(text: str) -> tuple[str, ...]:
+    """An expression's tokens (the store writes a few dozen distinct expressions: kept once read)."""
     out: list[str] = []
     position = 0
     text = text.strip()
@@ -179,7 +209,7 @@ def _tokens(text: str) -> list[str]:
         position = match.end()
         while position < len(text) and text[position].isspace():
             position += 1
-    return out
+    return tuple(out)
 
 
 def _path(word: str, names: dict[str, str]) -> list[str]:
@@ -286,10 +316,12 @@ def _evaluate(text: str, item: Item, names: dict[str, str], values: dict[str, An
 
 
 def _apply_update(item: Item, text: str, names: dict[str, str], kwargs: dict[str, Any]) -> None:
-    """SET a = :v, m.#k = :w ... REMOVE b, c ... ADD s :ss ... DELETE s :ss (the clauses the store
-    writes; ADD and DELETE on string sets only)."""
+    """SET a = :v, m.#k = :w, c = if_not_exists(c, :x) ... REMOVE b, c ... ADD s :ss ... DELETE s :ss
+    (the clauses the store and the weekly run log write; ADD and DELETE on string sets only)."""
     values = kwargs.get("ExpressionAttributeValues", {})
     tokens = _tokens(text)
+    # Every operand reads the item as it was before this update.
+    before = _copy(item) if "if_not_exists" in tokens else item
     clause = None
     position = 0
     while position < len(tokens):
@@ -308,8 +340,8 @@ def _apply_update(item: Item, text: str, names: dict[str, str], kwargs: dict[str
         if clause == "SET":
             if tokens[position + 1] != "=":
                 raise ValueError(f"SET {word} needs '='")
-            parent[path[-1]] = _copy(values[tokens[position + 2]])
-            position += 3
+            value, position = _operand(tokens, position + 2, before, names, values)
+            parent[path[-1]] = _copy(value)
         elif clause == "REMOVE":
             parent.pop(path[-1], None)
             position += 1
@@ -324,3 +356,15 @@ def _apply_update(item: Item, text: str, names: dict[str, str], kwargs: dict[str
             position += 2
         else:
             raise ValueError(f"unsupported update expression {text!r}")
+
+
+def _operand(
+    tokens: tuple[str, ...], position: int, before: Item, names: dict[str, str], values: dict[str, Any]
+) -> tuple[Any, int]:
+    """A SET's value at `position`: `:v`, or `if_not_exists(path, :v)` read from the item as it was
+    before the update; and where the clause goes on."""
+    if tokens[position] == "if_not_exists":
+        _, _, held, _, value, _ = tokens[position : position + 6]
+        found = _lookup(before, _path(held, names))
+        return (found if found is not None else values[value]), position + 6
+    return values[tokens[position]], position + 1

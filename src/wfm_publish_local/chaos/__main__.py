@@ -1,14 +1,16 @@
 """`python -m wfm_publish_local.chaos --seeds 10000 --workers 2`: seeded fault schedules in virtual time
-through the real core; prints the figures and, for every violation, the seed and a short trace."""
+through the real core; prints the figures, the violations by kind with the first seeds that show each,
+and for the first seeds their violations and a short trace (`World(seed).run()` replays one)."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import multiprocessing
+import re
 import sys
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 TRACE_LINES = 40
@@ -76,10 +78,17 @@ def report(results: list[SeedResult], seconds: float) -> int:
         f" requests {sum(r.requests for r in results)},"
         f" virtual time {sum(r.virtual_seconds for r in results) / 3600:.0f} h"
     )
-    print(f"  faults injected: {sum(counts.values())}")
+    print(f"  faults injected and paths driven: {sum(counts.values())}")
     for what, n in sorted(counts.items(), key=lambda kv: -kv[1]):
         print(f"    {n:8d}  {what}")
     print(f"  violations: {sum(len(r.violations) for r in bad)} in {len(bad)} seed(s)")
+    kinds: defaultdict[str, list[int]] = defaultdict(list)
+    for r in bad:
+        for kind in dict.fromkeys(kind_of(v) for v in r.violations):
+            kinds[kind].append(r.seed)
+    for kind, seeds in sorted(kinds.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        first = ", ".join(map(str, seeds[:8]))
+        print(f"    {len(seeds):6d} seed(s)  {kind}\n              first seeds: {first}")
     for r in bad[:10]:
         print(f"\n  seed {r.seed}:")
         for v in r.violations:
@@ -88,6 +97,18 @@ def report(results: list[SeedResult], seconds: float) -> int:
         for line in r.trace:
             print(f"      {line}")
     return 1 if bad else 0
+
+
+def kind_of(violation: str) -> str:
+    """A violation without its ids, records, keys and numbers: what kind of promise broke."""
+    kind = re.sub(r"[0-9a-f]{32}", "<job>", violation)
+    kind = re.sub(r"\b[a-z_]+/[0-9a-f]{6}\b", "<record>", kind)
+    kind = re.sub(r"\bk-\d+(/[ab])?", "<key>", kind)
+    kind = re.sub(r"\bsched-[a-c]\b", "<schedule>", kind)
+    kind = re.sub(r"\b(edge|trunk)-\d\b", "<entity>", kind)
+    rule, _, rest = kind.partition("] ")
+    rest = re.sub(r"-?\d+(\.\d+)?", "N", rest)
+    return f"{rule}] {rest}"[:140]
 
 
 def main(argv: list[str] | None = None) -> int:
