@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from wfm_publish import weekly
 from wfm_publish.clock import VirtualClock
 from wfm_publish.errors import (
     ConfigurationError,
@@ -117,6 +118,7 @@ class FakeGenesys:
     failing: set[str] = field(default_factory=set)
     missing: set[str] = field(default_factory=set)
     limited: int = 0  # the next n business unit reads answer 429
+    retry_after: float = 7.0  # ... with this Retry-After
     calls: list[str] = field(default_factory=list)
     listings: int = 0
     extra: list[str] = field(default_factory=list)  # more business units (UTC, Monday, no schedule)
@@ -129,7 +131,7 @@ class FakeGenesys:
         self.calls.append(bu_id)
         if self.limited:
             self.limited -= 1
-            raise GenesysRateLimited("429 from Genesys", retry_after=7, status=429)
+            raise GenesysRateLimited("429 from Genesys", retry_after=self.retry_after, status=429)
         if bu_id in self.failing:
             raise GenesysTransient("503 from Genesys", status=503)
         if bu_id in self.missing:
@@ -362,6 +364,30 @@ def test_a_429_puts_the_rest_of_the_batch_back_delayed_by_retry_after() -> None:
     assert [d for _, d in deferred] == [7, 7, 7]
     services.drain()
     assert len(services.store.jobs) == 2
+
+
+@pytest.mark.parametrize("retry_after", [float("inf"), 86_400.0 * 365, 1e300])
+def test_a_429_whose_retry_after_is_absurd_waits_at_most_the_cap_and_the_batch_still_answers(
+    retry_after: float,
+) -> None:
+    """Genesys' Retry-After may say anything (infinity, a year): the batch answers every record (no
+    OverflowError failing it whole on every receive), and each business unit waits at most
+    RATE_LIMIT_WAIT_CAP, hopping past SQS's 15 minutes, then is taken."""
+    genesys = org()
+    genesys.retry_after = retry_after
+    services = FakeServices(genesys)
+    services.weekly_starts_per_minute = 6000  # all due at once: one batch
+    fire(services)
+    genesys.limited = 1
+    batch = services.weekly_queue.take()
+    assert take_units(services, batch) == {"batchItemFailures": []}  # type: ignore[arg-type]
+    deferred = services.weekly_queue.sent[3:]
+    assert len(deferred) == 3 and all(0 < d <= 900 for _, d in deferred)
+    resumes = [json.loads(body).get("notBefore") for body, _ in deferred]
+    assert all(r is not None and r - services.clock.now() <= weekly.RATE_LIMIT_WAIT_CAP for r in resumes)
+    services.clock.advance(weekly.RATE_LIMIT_WAIT_CAP + 1)
+    services.drain()
+    assert len(services.store.jobs) == 2  # taken after the wait, as with any 429
 
 
 def test_an_unreadable_message_fails_for_the_dlq() -> None:

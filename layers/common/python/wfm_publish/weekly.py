@@ -65,6 +65,7 @@ KEY_PREFIX = "weekly:"
 SQS_BATCH = 10  # SendMessageBatch's limit
 CHECKPOINT_EVERY = 100  # business units sent between two progress writes
 MAX_DELAY = 900  # SQS's longest DelaySeconds; a later start hops
+RATE_LIMIT_WAIT_CAP = 3600.0  # a 429's Retry-After is waited at most this long (the unit hops past 900 s)
 DAY = 86400
 
 BusinessUnitId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
@@ -353,8 +354,11 @@ def _take(parts: WeeklyParts, body: str, resume_at: float | None) -> Outcome:
         return one_unit(parts, unit)
     except GenesysRateLimited as limited:
         logger.info("weekly unit rate limited", extra={"businessUnitId": unit.business_unit_id})
-        deferred = _defer(parts, unit, limited.retry_after, now)
-        return Outcome(deferred.kind, deferred.entry | {"resumeAt": now + limited.retry_after})
+        # Retry-After may say anything (infinity, a year, a date long past): wait what it says, at most
+        # the cap; a 429 after that defers the unit again.
+        wait = min(limited.retry_after, RATE_LIMIT_WAIT_CAP)
+        deferred = _defer(parts, unit, wait, now)
+        return Outcome(deferred.kind, deferred.entry | {"resumeAt": now + wait})
 
 
 def _defer(parts: WeeklyParts, unit: WeeklyUnit, wait: float, now: float) -> Outcome:
