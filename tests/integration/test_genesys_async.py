@@ -15,7 +15,7 @@ from tests.support.genesys import Org, contract_org, serving
 from wfm_publish import genesys as g
 from wfm_publish import genesys_events
 from wfm_publish.errors import GenesysPending
-from wfm_publish.genesys_events import OperationOutcome
+from wfm_publish.genesys_wire import OperationOutcome
 from wfm_publish.store import DynamoJobStore
 
 pytestmark = pytest.mark.integration

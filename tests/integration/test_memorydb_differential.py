@@ -25,7 +25,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from tests.conftest import ROOT
 from wfm_publish import store as store_module
 from wfm_publish.errors import IdempotencyTaken, JobAlreadyExists, JobEnded, StaleJob
-from wfm_publish.genesys_events import OperationOutcome
+from wfm_publish.genesys_wire import OperationOutcome
 from wfm_publish.models import Callback, Job, JobStatus, Joiner, PublishRequest, ReasonCode
 from wfm_publish.store import DynamoJobStore
 from wfm_publish.weekly import DynamoRunLog, RunProgress

@@ -7,9 +7,8 @@ import uuid
 import pytest
 
 from wfm_publish.errors import IdempotencyTaken, JobAlreadyExists, StaleJob
-from wfm_publish.models import Job, JobStatus, PublishRequest
+from wfm_publish.models import IdempotencyStatus, Job, JobStatus, PublishRequest
 from wfm_publish.store import DynamoJobStore
-from wfm_publish.store_items import IdempotencyStatus
 
 NOW = 1_700_000_000.0
 LATER = NOW + 3600

@@ -21,10 +21,10 @@ import pytest
 from tests.support.handlers import loaded_handler
 from wfm_publish import api, errors
 from wfm_publish.answers import PublishAccepted
-from wfm_publish.cancel import Cancelled, Refusal
+from wfm_publish.cancel import Cancelled
 from wfm_publish.clock import VirtualClock
 from wfm_publish.intake import Accepted
-from wfm_publish.models import Job, Joiner
+from wfm_publish.models import Job, Joiner, Refusal
 from wfm_publish.router import Answer, Body, Header, Router
 from wfm_publish.signature import request_key, signed_headers
 from wfm_publish_local.demo import SERVICENOW_BODY

@@ -8,9 +8,9 @@ import pytest
 
 from tests.support import virtual
 from tests.support.faults import FaultyDynamoDB, on_item
-from wfm_publish.cancel import Refusal, cancel
+from wfm_publish.cancel import cancel
 from wfm_publish.errors import CancelRefused, PublishNotFound, StoreError
-from wfm_publish.models import Job, JobStatus, ReasonCode
+from wfm_publish.models import Job, JobStatus, ReasonCode, Refusal
 from wfm_publish.notifier import Notifier
 from wfm_publish.queues import QueueSender
 from wfm_publish.transitions import Transitions

@@ -22,10 +22,10 @@ from tests.support.virtual import (
     virtual_run,
 )
 from tests.support.virtual import quiet_demo as demo
-from wfm_publish.cancel import Refusal, cancel
+from wfm_publish.cancel import cancel
 from wfm_publish.errors import CancelRefused, IdempotencyKeyReused, JobEnded, StoreError
 from wfm_publish.intake import LOCK_SECONDS, job_id_for
-from wfm_publish.models import JobMessage, JobStatus, PublishRequest, ReasonCode, Step
+from wfm_publish.models import JobMessage, JobStatus, PublishRequest, ReasonCode, Refusal, Step
 from wfm_publish.watchdog import OVERDUE_AFTER, Redrive, move_on, redrive_letter, rescue_overdue
 from wfm_publish_local.memorydb import MemoryDynamoDB
 from wfm_publish_local.virtual import JOBS_TABLE, MemoryJobStore, VirtualRun, _indexes

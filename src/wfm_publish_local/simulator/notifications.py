@@ -17,7 +17,7 @@ from typing import Any
 
 from wfm_publish import genesys_events
 from wfm_publish.clock import iso
-from wfm_publish.genesys import MemoryQueryBook, PendingQuery
+from wfm_publish.genesys import MemoryQueryBook, OperationOutcome, PendingQuery
 
 EVENT_SOURCE = "aws.partner/genesys.com/cloud/{org}/wfm-publish"
 SCHEDULES_TOPIC = "v2.workforcemanagement.businessunits.{id}.schedules"
@@ -102,6 +102,6 @@ class DeliveredQueryBook(MemoryQueryBook):
         self._pump()
         return super().pending_query(key)
 
-    def operation_outcome(self, operation_id: str) -> genesys_events.OperationOutcome | None:
+    def operation_outcome(self, operation_id: str) -> OperationOutcome | None:
         self._pump()
         return super().operation_outcome(operation_id)

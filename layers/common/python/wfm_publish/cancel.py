@@ -17,22 +17,16 @@ schedule that ends up published.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
 from aws_lambda_powertools import Logger
 
 from wfm_publish.errors import CancelContended, CancelRefused, PublishNotFound, StaleJob
-from wfm_publish.models import Job, JobStatus, ReasonCode
+from wfm_publish.models import Job, JobStatus, ReasonCode, Refusal
 from wfm_publish.store import JobStore
 from wfm_publish.transitions import Transitions, may_still_land
 
 logger = Logger(child=True)
 ATTEMPTS = 5  # conditional-write races lost in a row before giving up (each one re-reads the job)
-
-
-class Refusal(StrEnum):
-    ALREADY_ENDED = "ALREADY_ENDED"
-    PUBLISH_IN_PROGRESS = "PUBLISH_IN_PROGRESS"
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ import zoneinfo
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from wfm_publish import capacity_report, readiness, scope
 from wfm_publish.genesys_wire import AgentSchedule, LineDistribution, OutboundSettings
@@ -53,6 +53,9 @@ from wfm_publish.models import (
     TelephonyScope,
 )
 from wfm_publish.observations import Observer
+
+if TYPE_CHECKING:
+    from wfm_publish.ports import CapacityReader
 
 INTERVAL_SECONDS = 900
 ON_QUEUE_ACTIVITY_CODES = scope.ON_QUEUE_ACTIVITY_CODES
@@ -354,15 +357,6 @@ def evaluate(
 
 
 # --- reading what it needs from Genesys ------------------------------------------------------------
-
-
-class CapacityReader(scope.ScopeReader, Protocol):
-    def business_unit(self, bu_id: str) -> dict[str, Any]: ...
-    def agent_schedules(
-        self, bu_id: str, week_id: str, schedule_id: str, management_unit_id: str
-    ) -> list[AgentSchedule]: ...
-    def line_distribution(self, campaign_id: str) -> LineDistribution: ...
-    def outbound_settings(self) -> OutboundSettings: ...
 
 
 def assess(

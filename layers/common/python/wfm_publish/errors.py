@@ -6,9 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from wfm_publish.cancel import Refusal
-    from wfm_publish.models import GenesysErrorBody, Job
-    from wfm_publish.store_items import IdempotencyRecord
+    from wfm_publish.models import GenesysErrorBody, IdempotencyRecord, Job, Refusal
 
 
 class WfmPublishError(Exception):

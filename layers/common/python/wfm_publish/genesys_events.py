@@ -25,27 +25,10 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from wfm_publish.genesys_wire import QueryResultNotice, ScheduleNotice
+from wfm_publish.genesys_wire import OperationOutcome, QueryResultNotice, ScheduleNotice
 
 SCHEDULES_TOPIC = re.compile(r"^v2\.workforcemanagement\.businessunits\.([^.]+)\.schedules$")
 QUERY_RESULT_TOPIC = re.compile(r"^v2\.workforcemanagement\.users\.([^.]+)\.schedules\.query$")
-TERMINAL = frozenset({"Complete", "Error", "Canceled"})
-
-
-@dataclass(frozen=True)
-class OperationOutcome:
-    """What the schedules topic said about one asynchronous operation (the latest that counts)."""
-
-    operation_id: str
-    status: str  # Processing | Complete | Error | Canceled
-    event_type: str | None
-    business_unit_id: str | None
-    result: dict[str, Any] | None
-    at: float
-
-    @property
-    def ended(self) -> bool:
-        return self.status in TERMINAL
 
 
 class EventSink(Protocol):
@@ -92,9 +75,3 @@ def handle(event: dict[str, Any], sink: EventSink, now: float) -> Handled:
     except ValidationError:
         return Handled(topic)
     return Handled(topic)
-
-
-def supersedes(new: OperationOutcome, held: OperationOutcome | None) -> bool:
-    """Whether `new` may replace what is recorded: nothing yet, or Processing replaced by an end.
-    An end is final: a duplicate or a late Processing never moves it."""
-    return held is None or (not held.ended and new.ended)

@@ -20,11 +20,11 @@ from collections.abc import Callable
 from typing import Any
 
 from wfm_publish.errors import GenesysPending, GenesysServerError
-from wfm_publish.genesys_events import OperationOutcome, supersedes
 from wfm_publish.genesys_wire import (
     AGENT_SCHEDULES_QUERY,
     UNANSWERED,
     AgentSchedule,
+    OperationOutcome,
     PendingQuery,
     QueryBook,
     agent_schedules_of,
@@ -180,7 +180,7 @@ class MemoryQueryBook:
 
     def record_operation(self, outcome: OperationOutcome) -> bool:
         with self._lock:
-            if not supersedes(outcome, self.outcomes.get(outcome.operation_id)):
+            if not outcome.supersedes(self.outcomes.get(outcome.operation_id)):
                 return False
             self.outcomes[outcome.operation_id] = outcome
             return True

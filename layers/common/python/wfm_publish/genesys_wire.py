@@ -54,6 +54,7 @@ __all__ = [
     "LinesAllocated",
     "LinesReserved",
     "MaxCalls",
+    "OperationOutcome",
     "OutboundRoute",
     "OutboundSettings",
     "PendingQuery",
@@ -205,6 +206,31 @@ class ScheduleNotice(Lenient):
     status: str  # Processing | Complete | Canceled | Error
     event_type: str | None = None  # Update | Import | Copy | Delete
     result: dict[str, Any] | None = None  # the schedule's metadata when Complete
+
+
+OPERATION_ENDS = frozenset({"Complete", "Error", "Canceled"})
+
+
+@dataclass(frozen=True)
+class OperationOutcome:
+    """What the schedules topic said about one asynchronous operation (the latest that counts): kept by
+    the genesys_events function, read by the confirm step."""
+
+    operation_id: str
+    status: str  # Processing | Complete | Error | Canceled
+    event_type: str | None
+    business_unit_id: str | None
+    result: dict[str, Any] | None
+    at: float
+
+    @property
+    def ended(self) -> bool:
+        return self.status in OPERATION_ENDS
+
+    def supersedes(self, held: OperationOutcome | None) -> bool:
+        """Whether this may replace what is recorded: nothing yet, or Processing replaced by an end.
+        An end is final: a duplicate or a late Processing never moves it."""
+        return held is None or (not held.ended and self.ended)
 
 
 class QueryResultNotice(Lenient):

@@ -18,10 +18,18 @@ from wfm_publish.errors import (
     RequestInProgress,
     ScheduleBeingAccepted,
 )
-from wfm_publish.models import Job, JobMessage, Joiner, PublishRequest, Step, ValidationMode
+from wfm_publish.models import (
+    IdempotencyStatus,
+    Job,
+    JobMessage,
+    Joiner,
+    PublishRequest,
+    Step,
+    ValidationMode,
+)
 from wfm_publish.queues import Queue, QueueSender
 from wfm_publish.store import JobStore
-from wfm_publish.store_items import IdempotencyStatus, JoinNote
+from wfm_publish.store_items import JoinNote
 
 LOCK_SECONDS = 30.0  # a request still "in progress" after this was lost with its Lambda
 JOIN_ROUNDS = 3  # a job that keeps ending under a join this often: the caller retries

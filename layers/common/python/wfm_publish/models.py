@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
@@ -480,3 +481,30 @@ def field_errors(exc: ValidationError) -> list[dict[str, str]]:
         {"field": ".".join(str(part) for part in err["loc"]) or "body", "problem": err["msg"]}
         for err in exc.errors()
     ]
+
+
+# --- idempotency and cancel: what the store reads back and what a refused cancel says ---------------
+
+
+class IdempotencyStatus(StrEnum):
+    IN_PROGRESS = "IN_PROGRESS"
+    COMPLETED = "COMPLETED"
+
+
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    """`idem#<key>` as the store reads it back (store_items lays it out)."""
+
+    key: str
+    status: IdempotencyStatus
+    body_hash: str
+    locked_until: float
+    response: dict[str, Any] | None = None
+    token: str = ""
+
+
+class Refusal(StrEnum):
+    """Why a cancel is refused (cancel.py)."""
+
+    ALREADY_ENDED = "ALREADY_ENDED"
+    PUBLISH_IN_PROGRESS = "PUBLISH_IN_PROGRESS"

@@ -43,8 +43,7 @@ from wfm_publish.waiting import Timing
 if TYPE_CHECKING:
     # Imported where a step needs them: a stale, early or confirmed message and the dead-letter sweep
     # never read telephony, and the Genesys client brings `requests` and the wire models.
-    from wfm_publish.genesys_events import OperationOutcome
-    from wfm_publish.genesys_wire import Schedule
+    from wfm_publish.genesys_wire import OperationOutcome, Schedule
     from wfm_publish.ports import PipelineGenesys
     from wfm_publish.scope import TelephonyOptions
 

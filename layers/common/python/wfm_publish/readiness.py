@@ -35,7 +35,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 
@@ -44,12 +44,14 @@ from wfm_publish.genesys_wire import (
     MAX_CONCURRENT_CALLS_KEY,
     Edge,
     MaxCalls,
-    OutboundRoute,
     Trunk,
     TrunkBaseSettings,
 )
 from wfm_publish.models import ScopePool, TelephonyScope
 from wfm_publish.observations import OBSERVATION_MAX_AGE, Observer
+
+if TYPE_CHECKING:
+    from wfm_publish.ports import TelephonyReader
 
 logger = Logger(child=True)
 
@@ -62,21 +64,6 @@ BLOCKERS_SHOWN = 5  # the timeline lists this many blockers, then "... and N mor
 KIND_ORDER = {"edge": 0, "trunkBase": 1, "trunk": 2}  # an Edge down takes its trunks with it
 SWITCHED_OFF = "switched off by an admin"
 EDGE_OUT = "its Edge is out of service"
-
-
-class TelephonyReader(Protocol):
-    def edges(self, *, site_id: str | None = None, edge_group_id: str | None = None) -> list[Edge]: ...
-    def edge(self, edge_id: str) -> Edge: ...
-    def trunks(
-        self,
-        *,
-        edge_id: str | None = None,
-        trunk_type: str | None = "EXTERNAL",
-        trunk_base_id: str | None = None,
-    ) -> list[Trunk]: ...
-    def trunk(self, trunk_id: str) -> Trunk: ...
-    def trunk_base_settings(self, trunk_base_id: str) -> TrunkBaseSettings: ...
-    def outbound_routes(self, site_id: str) -> list[OutboundRoute]: ...
 
 
 # --- what one read saw ---------------------------------------------------------------------------------

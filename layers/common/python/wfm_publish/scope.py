@@ -13,13 +13,16 @@ observations (`observations.Observer`), so a burst of schedules on the same camp
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from wfm_publish import readiness
 from wfm_publish.errors import GenesysNotFound
-from wfm_publish.genesys_wire import MAX_CONCURRENT_CALLS_KEY, Campaign, Schedule, Site
+from wfm_publish.genesys_wire import MAX_CONCURRENT_CALLS_KEY, Campaign
 from wfm_publish.models import ScopeCampaign, ScopePool, TelephonyScope
 from wfm_publish.observations import OBSERVATION_MAX_AGE, REFERENCE_MAX_AGE, Observer
+
+if TYPE_CHECKING:
+    from wfm_publish.ports import ScopeReader
 
 # Genesys's default "On Queue Work" activity code is "0"; breaks, meals, meetings, training and
 # off-queue work have other codes. Only on-queue time needs outbound lines (capacity.py).
@@ -37,15 +40,6 @@ class TelephonyOptions:
     on_queue_codes: frozenset[str] = ON_QUEUE_ACTIVITY_CODES  # activity codes that put an agent on queue
     observation_max_age: float = OBSERVATION_MAX_AGE  # share telephony reads this long
     reference_max_age: float = REFERENCE_MAX_AGE  # share campaigns / members / settings
-
-
-class ScopeReader(readiness.TelephonyReader, Protocol):
-    def schedule(
-        self, bu_id: str, week_id: str, schedule_id: str, *, with_agents: bool = False
-    ) -> Schedule: ...
-    def campaigns(self) -> list[Campaign]: ...
-    def queue_members(self, queue_id: str) -> list[str]: ...
-    def site(self, site_id: str) -> Site: ...
 
 
 def pool_of(campaign: Campaign) -> tuple[str, str] | None:

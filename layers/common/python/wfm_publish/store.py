@@ -33,10 +33,9 @@ from wfm_publish.errors import (
     StaleJob,
     StoreError,
 )
-from wfm_publish.models import Job, JobStatus, Joiner
+from wfm_publish.models import IdempotencyStatus, Job, JobStatus, Joiner
 from wfm_publish.store_items import (
     DUE_SHARD,
-    IdempotencyStatus,
     JoinNote,
     idempotency_from,
     job_from_item,

@@ -6,28 +6,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
-from wfm_publish.models import Job, Joiner
+from wfm_publish.models import IdempotencyRecord, IdempotencyStatus, Job, Joiner
 from wfm_publish.store_table import expiry
 
 DUE_SHARD = "due"  # the due index's one hash key: only jobs that are not terminal carry it
-
-
-class IdempotencyStatus(StrEnum):
-    IN_PROGRESS = "IN_PROGRESS"
-    COMPLETED = "COMPLETED"
-
-
-@dataclass(frozen=True)
-class IdempotencyRecord:
-    key: str
-    status: IdempotencyStatus
-    body_hash: str
-    locked_until: float
-    response: dict[str, Any] | None = None
-    token: str = ""
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,7 @@ from typing import TYPE_CHECKING, Any
 from wfm_publish.store_table import ConditionFailed, Table
 
 if TYPE_CHECKING:
-    from wfm_publish.genesys_events import OperationOutcome
-    from wfm_publish.genesys_wire import PendingQuery
+    from wfm_publish.genesys_wire import OperationOutcome, PendingQuery
 
 
 class GenesysOperations(Table):
@@ -100,7 +99,7 @@ class GenesysOperations(Table):
             "doc": {"S": json.dumps(dataclasses.asdict(outcome), separators=(",", ":"))},
             **self._expiry(outcome.at),
         }
-        # Only an end replaces a Processing; nothing replaces an end (genesys_events.supersedes).
+        # Only an end replaces a Processing; nothing replaces an end (OperationOutcome.supersedes).
         condition = "attribute_not_exists(pk)" + (" OR #s = :processing" if outcome.ended else "")
         names, values = (
             ({"#s": "status"}, {":processing": {"S": "Processing"}}) if outcome.ended else ({}, {})
@@ -112,7 +111,7 @@ class GenesysOperations(Table):
         return True
 
     def operation_outcome(self, operation_id: str) -> OperationOutcome | None:
-        from wfm_publish.genesys_events import OperationOutcome
+        from wfm_publish.genesys_wire import OperationOutcome
 
         item = self._get(f"operation#{operation_id}")
         return OperationOutcome(**json.loads(item["doc"]["S"])) if item else None
