@@ -232,3 +232,13 @@ def test_a_change_before_the_watch_is_found_by_polling_not_left_to_the_safety_po
     assert job.status is JobStatus.PUBLISHED, [e.event for e in job.timeline]
     first = next(e for e in job.timeline if e.event == NOT_SETTLED)
     assert first.detail["nextCheckInSeconds"] < Timing().safety_poll
+
+
+def test_a_check_that_knows_when_telephony_settles_waits_for_that_not_for_events() -> None:
+    """Inside the settle window readiness knows the moment: the wait is exactly that, whatever the
+    events, so the check neither reads heard# nor says anything of them."""
+    run, job_id = start(demo(events=[CHANGE]), events=True)
+    job = run.run(job_id)
+    assert job.status is JobStatus.PUBLISHED
+    settling = [e for e in job.timeline if e.event == NOT_SETTLED and "settlesInSeconds" in e.detail]
+    assert settling and all("events" not in e.detail for e in settling)

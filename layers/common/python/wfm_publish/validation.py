@@ -164,7 +164,8 @@ class ValidationStep:
             # documented either way for a client-credentials one) must not leave the job waiting on
             # events that never come.
             watched = seen.read_at is None or watched_at is None or seen.read_at >= watched_at
-            trusted = self.timing.events and watched and self._announced(seen)
+            changing = seen.settles_at is None  # else readiness knows when it settles: no event to wait for
+            trusted = self.timing.events and watched and changing and self._announced(seen)
             delay = waiting.next_check_delay(
                 seen,
                 waited=now - first_check_at,
@@ -172,9 +173,11 @@ class ValidationStep:
                 deadline_at=job.deadline_at,
                 poll=self.timing.safety_poll if trusted else None,
             )
-            polling = not trusted and seen.settles_at is None
+            polling = not trusted and changing
             heard: dict[str, Any] = (
-                {"events": "trusted" if trusted else "not heard: polling"} if self.timing.events else {}
+                {"events": "trusted" if trusted else "not heard: polling"}
+                if self.timing.events and changing
+                else {}
             )
             same = job.readiness_checks > 0 and list(seen.blocked_by) == job.blocked_by
             if polling and same and job.due_at is not None and now + delay + QUIET_MARGIN <= job.due_at:
