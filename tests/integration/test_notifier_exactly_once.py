@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 
+from tests.support import callbacks
 from tests.support.callbacks import BASIC, OWN, client, faulty, snow, told
 from tests.support.faults import WorkerDied, on_item
 from tests.support.handlers import loaded_handler
 from wfm_publish.clock import VirtualClock
-from wfm_publish.models import Callback, Job, JobStatus, Joiner, PublishRequest, ReasonCode
+from wfm_publish.models import Callback, Job, JobStatus, Joiner, ReasonCode
 from wfm_publish.notifier import Notifier, Outcome
 from wfm_publish.servicenow import ServiceNowClient
 from wfm_publish.store import DynamoJobStore
@@ -31,21 +32,8 @@ QUIET = "c" * 32  # a joined request's record that did not ask for progress
 
 
 def new_job(store: DynamoJobStore, *, progress: bool | None = True) -> Job:
-    now = time.time()
-    request = PublishRequest(
-        schedule_id="sched-1", callback=Callback(table="change_request", sys_id=OWN, progress=progress)
-    )
-    job = Job(
-        job_id=f"job-{now:.6f}",
-        schedule_id="sched-1",
-        request=request,
-        ticket="t0",
-        created_at=now,
-        updated_at=now,
-        deadline_at=now + 3600,
-    )
-    store.create_job(job)
-    return job
+    """A job just accepted whose request asked for progress (unless told otherwise)."""
+    return callbacks.new_job(store, progress=progress)
 
 
 def join(store: DynamoJobStore, job: Job, key: str, sys_id: str, *, progress: bool | None = True) -> Job:

@@ -4,16 +4,15 @@ holding it is resumed by its own retry, or by another teller once the lease has 
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
 
-from tests.support.callbacks import BASIC, OWN, client, faulty, snow, told
+from tests.support.callbacks import BASIC, client, faulty, new_job, snow, told
 from tests.support.faults import WorkerDied, on_item
 from wfm_publish.clock import VirtualClock
 from wfm_publish.errors import NotifyContended
-from wfm_publish.models import Callback, Job, JobStatus, PublishRequest, ReasonCode
+from wfm_publish.models import Job, JobStatus, ReasonCode
 from wfm_publish.notifier import LEASE_SECONDS, Notifier, Outcome
 from wfm_publish.servicenow import ServiceNowClient
 from wfm_publish.store import DynamoJobStore
@@ -26,18 +25,7 @@ __all__ = ["snow"]  # the fixture, shared
 
 def ended_job(store: DynamoJobStore, status: JobStatus = JobStatus.PUBLISHED) -> Job:
     """A job that has just ended, with a callback: what the stream's end record carries."""
-    now = time.time()
-    request = PublishRequest(schedule_id="sched-1", callback=Callback(table="change_request", sys_id=OWN))
-    job = Job(
-        job_id=f"job-{now:.6f}",
-        schedule_id="sched-1",
-        request=request,
-        ticket="t0",
-        created_at=now,
-        updated_at=now,
-        deadline_at=now + 3600,
-    )
-    store.create_job(job)
+    job = new_job(store)
     reason = ReasonCode.PUBLISHED if status is JobStatus.PUBLISHED else ReasonCode.CANCELLED
     saved = store.save_job(job.model_copy(update={"status": status, "reason_code": reason, "ticket": "t1"}))
     return saved
